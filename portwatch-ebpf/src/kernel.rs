@@ -1,0 +1,76 @@
+//! The one place that reads kernel structures. Offsets come from `maps::OFFSETS`, which the daemon
+//! fills from the running kernel's BTF; sizes were checked there too, so the widths used here
+//! (u16 family/port/protocol/type, u32 IPv4 address, 16-byte IPv6 address) are the kernel's.
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use portwatch_common::{AF_INET, AF_INET6, FLAG_SOCK, RawEvent};
+
+use crate::maps::offset;
+
+/// A kernel read failed or a pointer did not lead where it should.
+pub struct ReadError;
+
+#[inline(always)]
+fn read<T>(ptr: *const u8) -> Result<T, ReadError> {
+    unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) }.map_err(|_| ReadError)
+}
+
+/// Follows the current task's file descriptor `fd` to its `struct sock`:
+/// task_struct.files → files_struct.fdt → fdtable.fd[fd] → file.private_data (struct socket)
+/// → socket.sk. Fails unless the file really is a socket (`socket.file` points back to it).
+#[inline(always)]
+pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
+    if fd < 0 {
+        return Err(ReadError);
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let files: *const u8 = read(task.wrapping_add(offset!(task_files)))?;
+    let fdt: *const u8 = read(files.wrapping_add(offset!(files_fdt)))?;
+    let max_fds: u32 = read(fdt.wrapping_add(offset!(fdtable_max_fds)))?;
+    if fd as u32 >= max_fds {
+        return Err(ReadError);
+    }
+    let fd_array: *const u8 = read(fdt.wrapping_add(offset!(fdtable_fd)))?;
+    let file: *const u8 = read(fd_array.wrapping_add(fd as usize * 8))?;
+    if file.is_null() {
+        return Err(ReadError);
+    }
+    let socket: *const u8 = read(file.wrapping_add(offset!(file_private_data)))?;
+    let back: *const u8 = read(socket.wrapping_add(offset!(socket_file)))?;
+    if back != file {
+        return Err(ReadError);
+    }
+    let sk: *const u8 = read(socket.wrapping_add(offset!(socket_sk)))?;
+    if sk.is_null() {
+        return Err(ReadError);
+    }
+    Ok(sk)
+}
+
+/// Copies family, protocol, type and both endpoints of `sk` into `ev`, and sets `FLAG_SOCK`.
+#[inline(always)]
+pub fn fill_from_sock(sk: *const u8, ev: &mut RawEvent) -> Result<(), ReadError> {
+    let family: u16 = read(sk.wrapping_add(offset!(sk_family)))?;
+    ev.family = family as u8;
+    ev.protocol = read(sk.wrapping_add(offset!(sk_protocol)))?;
+    ev.sock_type = read(sk.wrapping_add(offset!(sk_type)))?;
+    ev.local_port = read(sk.wrapping_add(offset!(sk_num)))?;
+    if ev.local_port == 0 {
+        // A listener that closes has already given its port back (inet_put_port zeroes
+        // inet_num before the state change is traced); inet_sport still holds it.
+        let sport: u16 = read(sk.wrapping_add(offset!(sk_sport)))?;
+        ev.local_port = u16::from_be(sport);
+    }
+    let dport: u16 = read(sk.wrapping_add(offset!(sk_dport)))?;
+    ev.remote_port = u16::from_be(dport);
+    if family == AF_INET {
+        let local: [u8; 4] = read(sk.wrapping_add(offset!(sk_rcv_saddr)))?;
+        let remote: [u8; 4] = read(sk.wrapping_add(offset!(sk_daddr)))?;
+        ev.local_addr[..4].copy_from_slice(&local);
+        ev.remote_addr[..4].copy_from_slice(&remote);
+    } else if family == AF_INET6 {
+        ev.local_addr = read(sk.wrapping_add(offset!(sk_v6_rcv_saddr)))?;
+        ev.remote_addr = read(sk.wrapping_add(offset!(sk_v6_daddr)))?;
+    }
+    ev.flags |= FLAG_SOCK;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Maps and globals shared by all programs (names are the ABI in portwatch-common).
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use portwatch_common::{KernelOffsets, Pending, counters};
+
+/// Event records to the daemon. The daemon resizes it at load time (`--ring-buffer-size`).
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Per-CPU event and error counters, indexed by `portwatch_common::counters`.
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
+
+/// Syscalls in flight, keyed by `bpf_get_current_pid_tgid()`; every exit hook removes its entry.
+#[map(name = "PENDING")]
+pub static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+/// Set by the daemon before load (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
+
+/// Reads one offset; volatile so the compiler cannot fold the load-time value into a zero.
+macro_rules! offset {
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        let value = unsafe { core::ptr::read_volatile(&raw const $crate::maps::OFFSETS.$field) };
+        value as usize
+    }};
+}
+pub(crate) use offset;
+
+pub fn offsets_valid() -> bool {
+    unsafe { core::ptr::read_volatile(&raw const OFFSETS.valid) != 0 }
+}
+
+pub fn bump(index: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // Per-CPU slot: no other writer while this program runs on this CPU.
+        unsafe { *slot += 1 };
+    }
+}

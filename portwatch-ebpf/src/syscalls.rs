@@ -1,0 +1,190 @@
+//! bind(2), listen(2), accept(2) and accept4(2) through the `syscalls` tracepoints.
+//!
+//! The enter hook of bind and listen stores the arguments under the thread id; the exit hook takes
+//! them back, adds the result and what the socket looks like after the call (the port the kernel
+//! picked for a port-0 bind or an unbound listen), and sends one record. accept needs no enter
+//! hook: its return value is the new descriptor, from which both endpoints are read.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use portwatch_common::{
+    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, RawEvent, counters,
+};
+
+use crate::{
+    emit::{concerns_inet, new_event, send},
+    kernel::{fill_from_sock, sock_of_fd},
+    maps::{PENDING, bump, offset, offsets_valid},
+};
+
+// --- bind ---------------------------------------------------------------------------------------
+
+/// match-proto: int bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
+#[tracepoint]
+pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_bind(&ctx);
+    0
+}
+
+fn try_enter_bind(ctx: &TracePointContext) -> Result<(), i64> {
+    if !offsets_valid() {
+        return Ok(());
+    }
+    let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
+    let uaddr: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg1)) }.map_err(i64::from)?;
+    let addrlen: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg2)) }.map_err(i64::from)?;
+
+    let mut pending: Pending = unsafe { core::mem::zeroed() };
+    pending.kind = EventKind::Bind as u8;
+    pending.fd = fd as i32;
+    if uaddr != 0 && addrlen >= 2 {
+        let uaddr = uaddr as *const u8;
+        // A sockaddr we cannot read (EFAULT) still gets its exit event, from the socket alone.
+        if let Ok(family) = unsafe { bpf_probe_read_user(uaddr.cast::<u16>()) } {
+            match family {
+                // struct sockaddr_in: family, port (be16), address at +4
+                AF_INET if addrlen >= 8 => {
+                    let addr: [u8; 4] = read_user(uaddr.wrapping_add(4))?;
+                    pending.req_addr[..4].copy_from_slice(&addr);
+                }
+                // struct sockaddr_in6: family, port (be16), flowinfo, address at +8
+                AF_INET6 if addrlen >= 24 => {
+                    pending.req_addr = read_user(uaddr.wrapping_add(8))?;
+                }
+                // Not an IPv4/IPv6 bind (unix, netlink, ...): not ours.
+                AF_INET | AF_INET6 => {}
+                _ => return Ok(()),
+            }
+            let port: u16 = read_user(uaddr.wrapping_add(2))?;
+            pending.req_port = u16::from_be(port);
+            pending.req_family = family as u8;
+            pending.flags |= FLAG_REQ_ADDR;
+        }
+    }
+    remember(&pending, EventKind::Bind);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
+    let _ = try_exit(&ctx, EventKind::Bind);
+    0
+}
+
+// --- listen -------------------------------------------------------------------------------------
+
+/// match-proto: int listen(int fd, int backlog)
+#[tracepoint]
+pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_listen(&ctx);
+    0
+}
+
+fn try_enter_listen(ctx: &TracePointContext) -> Result<(), i64> {
+    if !offsets_valid() {
+        return Ok(());
+    }
+    let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
+    let backlog: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg1)) }.map_err(i64::from)?;
+    let mut pending: Pending = unsafe { core::mem::zeroed() };
+    pending.kind = EventKind::Listen as u8;
+    pending.fd = fd as i32;
+    pending.backlog = backlog as u32;
+    remember(&pending, EventKind::Listen);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
+    let _ = try_exit(&ctx, EventKind::Listen);
+    0
+}
+
+// --- accept -------------------------------------------------------------------------------------
+
+/// match-proto: int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_accept(&ctx);
+    0
+}
+
+/// match-proto: int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+#[tracepoint]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_accept(&ctx);
+    0
+}
+
+fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
+    if !offsets_valid() {
+        return Ok(());
+    }
+    let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
+    // Failed accepts (EAGAIN on non-blocking listeners above all) are not connections.
+    if ret < 0 {
+        return Ok(());
+    }
+    let mut ev = new_event(EventKind::Accept);
+    ev.fd = ret as i32;
+    read_socket(&mut ev);
+    if concerns_inet(&ev) {
+        send(&ev, EventKind::Accept);
+    }
+    Ok(())
+}
+
+// --- shared -------------------------------------------------------------------------------------
+
+fn read_user<T>(ptr: *const u8) -> Result<T, i64> {
+    unsafe { bpf_probe_read_user(ptr.cast::<T>()) }.map_err(i64::from)
+}
+
+fn remember(pending: &Pending, kind: EventKind) {
+    if PENDING.insert(bpf_get_current_pid_tgid(), pending, 0).is_err() {
+        bump(counters::pending_full(kind));
+    }
+}
+
+/// Fills the socket fields from `ev.fd`; a socket that a successful call used but that cannot be
+/// read is counted (the record still goes out, without socket fields).
+#[inline(always)]
+fn read_socket(ev: &mut RawEvent) {
+    let ok = match sock_of_fd(ev.fd) {
+        Ok(sk) => fill_from_sock(sk, ev).is_ok(),
+        Err(_) => false,
+    };
+    if !ok && ev.errno == 0 {
+        bump(counters::SOCK_READ_FAILED);
+    }
+}
+
+/// The exit side of bind and listen: takes the stored arguments and sends the record.
+fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    // Copy out and remove first, so every path below leaves the map clean.
+    let Some(pending) = (unsafe { PENDING.get(id) }).copied() else {
+        return Ok(()); // enter happened before we attached, or was not ours
+    };
+    let _ = PENDING.remove(id);
+    if pending.kind != kind as u8 || !offsets_valid() {
+        return Ok(());
+    }
+    let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
+
+    let mut ev = new_event(kind);
+    ev.fd = pending.fd;
+    ev.errno = if ret < 0 { (-ret) as i32 } else { 0 };
+    ev.backlog = pending.backlog;
+    ev.flags = pending.flags;
+    ev.req_family = pending.req_family;
+    ev.req_port = pending.req_port;
+    ev.req_addr = pending.req_addr;
+    read_socket(&mut ev);
+    if concerns_inet(&ev) {
+        send(&ev, kind);
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Command-line interface.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::hooks::Forced;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portwatch",
+    version,
+    about = "Watch the kernel for sockets that bind, listen, accept and close; one JSON line per event",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream socket events from the whole host as JSON lines on stdout (needs root).
+    ///
+    /// Every bind(2) (TCP and UDP, IPv4 and IPv6, successes and failures), every TCP socket that
+    /// starts listening, every accepted connection and every listener that closes, with the pid,
+    /// thread id, uid, gid and command of the process that did it. The first line is a `start`
+    /// record saying which kernel attach type each hook got; losses are reported as `loss`
+    /// records, and a `stop` record with totals ends the stream on SIGINT or SIGTERM.
+    /// The record format is documented in the README and in schema/portwatch.schema.json.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Kernel ring buffer size in bytes: a power of two, at least 4096.
+    /// Bigger absorbs longer bursts before events are lost (and counted).
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_ring_size, value_name = "BYTES")]
+    pub ring_buffer_size: u32,
+
+    /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+
+    /// Use attach type TYPE for HOOK instead of the best one the kernel accepts,
+    /// e.g. `--attach close=tracepoint`. Repeatable. Hooks: bind, listen, accept, close;
+    /// types: tp_btf, tracepoint.
+    #[arg(long, value_name = "HOOK=TYPE")]
+    pub attach: Vec<Forced>,
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!("{n} is not a power of two of at least 4096"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_size_must_be_a_power_of_two() {
+        assert_eq!(parse_ring_size("65536"), Ok(65536));
+        assert!(parse_ring_size("1000").is_err());
+        assert!(parse_ring_size("2048").is_err());
+        assert!(parse_ring_size("lots").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

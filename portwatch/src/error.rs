@@ -1,0 +1,71 @@
+//! Every way portwatch can fail, each message naming the cause and the fix on one line.
+use std::{io, path::PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "missing privileges: {0}; run portwatch as root (sudo portwatch ...) or give it CAP_BPF and CAP_PERFMON"
+    )]
+    Privileges(String),
+
+    #[error(
+        "no kernel BTF at {}: {reason}; portwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (or a BTF file for this kernel passed with --btf)",
+        path.display()
+    )]
+    NoBtf { path: PathBuf, reason: String },
+
+    #[error(
+        "tracefs is not mounted (no /sys/kernel/tracing/events); mount it with `mount -t tracefs tracefs /sys/kernel/tracing`"
+    )]
+    NoTracefs,
+
+    #[error(
+        "this kernel's layout is not supported: {0}; please report it with the output of `uname -r`"
+    )]
+    Layout(String),
+
+    #[error("cannot load portwatch's kernel programs: {0}")]
+    Load(String),
+
+    #[error("cannot attach the `{hook}` hook ({attempts}); {fix}")]
+    Hook {
+        hook: &'static str,
+        attempts: String,
+        fix: &'static str,
+    },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("cannot write events: {0}")]
+    Output(io::Error),
+
+    /// stdout was closed by its reader (`portwatch watch | head -1`): not a failure.
+    #[error("stdout closed")]
+    StdoutClosed,
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn from_output(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Self::StdoutClosed
+        } else {
+            Self::Output(e)
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

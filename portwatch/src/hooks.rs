@@ -1,0 +1,417 @@
+//! The hook table: for each thing portwatch watches, the ways of attaching to it in order of
+//! preference, and the choice of the best one the running kernel accepts.
+//!
+//! Only attach types whose programs exist are listed. On this tree that is the tracepoint family,
+//! which loads on every supported kernel including locked-down ones (no kprobes, fentry refused);
+//! fentry/kprobe variants of bind, listen and accept slot in as earlier entries of the same lists.
+use std::{fmt, str::FromStr};
+
+use aya::{
+    Btf, Ebpf,
+    programs::{BtfTracePoint, ProgramError, TracePoint},
+};
+use portwatch_common::names;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// How a program is attached, best first when listed in a hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachType {
+    /// BTF-enabled raw tracepoint: typed kernel arguments, no tracefs record to copy.
+    TpBtf,
+    /// Classic tracepoint: stable record fields, the most widely available.
+    Tracepoint,
+}
+
+impl AttachType {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TpBtf => "tp_btf",
+            Self::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+impl fmt::Display for AttachType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for AttachType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tp_btf" => Ok(Self::TpBtf),
+            "tracepoint" => Ok(Self::Tracepoint),
+            other => Err(format!("unknown attach type `{other}` (known: tp_btf, tracepoint)")),
+        }
+    }
+}
+
+/// Where one program goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    Tracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    BtfTracepoint {
+        name: &'static str,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tracepoint { category, name } => write!(f, "{category}/{name}"),
+            Self::BtfTracepoint { name } => f.write_str(name),
+        }
+    }
+}
+
+/// One program of an attach option.
+#[derive(Clone, Copy, Debug)]
+pub struct Program {
+    pub program: &'static str,
+    pub target: Target,
+}
+
+/// One way of implementing a hook: all its programs attach, or none do.
+#[derive(Clone, Copy, Debug)]
+pub struct AttachOption {
+    pub attach: AttachType,
+    pub programs: &'static [Program],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Hook {
+    pub name: &'static str,
+    /// A required hook that cannot attach stops start-up; an optional one is reported and skipped.
+    pub required: bool,
+    pub options: &'static [AttachOption],
+}
+
+const fn syscall(program: &'static str) -> Program {
+    Program {
+        program,
+        target: Target::Tracepoint {
+            category: "syscalls",
+            name: program,
+        },
+    }
+}
+
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        name: "bind",
+        required: true,
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[syscall(names::BIND_ENTER), syscall(names::BIND_EXIT)],
+        }],
+    },
+    Hook {
+        name: "listen",
+        required: true,
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[syscall(names::LISTEN_ENTER), syscall(names::LISTEN_EXIT)],
+        }],
+    },
+    Hook {
+        name: "accept",
+        required: true,
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[syscall(names::ACCEPT_EXIT), syscall(names::ACCEPT4_EXIT)],
+        }],
+    },
+    Hook {
+        name: "close",
+        required: true,
+        options: &[
+            AttachOption {
+                attach: AttachType::TpBtf,
+                programs: &[Program {
+                    program: names::CLOSE_TP_BTF,
+                    target: Target::BtfTracepoint {
+                        name: "inet_sock_set_state",
+                    },
+                }],
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[Program {
+                    program: names::CLOSE_TRACEPOINT,
+                    target: Target::Tracepoint {
+                        category: "sock",
+                        name: "inet_sock_set_state",
+                    },
+                }],
+            },
+        ],
+    },
+];
+
+/// `--attach HOOK=TYPE`: use TYPE for HOOK instead of the best one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forced {
+    pub hook: &'static str,
+    pub attach: AttachType,
+}
+
+impl FromStr for Forced {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (hook, attach) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected HOOK=TYPE, got `{s}`"))?;
+        let hook = HOOKS
+            .iter()
+            .find(|h| h.name == hook)
+            .ok_or_else(|| format!("unknown hook `{hook}` (known: bind, listen, accept, close)"))?;
+        let attach: AttachType = attach.parse()?;
+        if !hook.options.iter().any(|o| o.attach == attach) {
+            let have: Vec<_> = hook.options.iter().map(|o| o.attach.name()).collect();
+            return Err(format!(
+                "hook `{}` has no {attach} variant (it has: {})",
+                hook.name,
+                have.join(", ")
+            ));
+        }
+        Ok(Self {
+            hook: hook.name,
+            attach,
+        })
+    }
+}
+
+/// What start-up chose for one hook, reported in the `start` record.
+#[derive(Clone, Debug, Serialize)]
+pub struct Chosen {
+    pub hook: &'static str,
+    /// None when an optional hook could not attach at all.
+    pub attach: Option<AttachType>,
+    pub targets: Vec<String>,
+    /// Better attach types that were tried and refused, with the kernel's reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Refusal {
+    pub attach: AttachType,
+    pub error: String,
+}
+
+/// Picks, for every hook, the first option (or the forced one) that `try_attach` accepts.
+/// `try_attach` must leave nothing attached when it fails.
+pub fn choose<F>(hooks: &[Hook], forced: &[Forced], mut try_attach: F) -> Result<Vec<Chosen>>
+where
+    F: FnMut(&AttachOption) -> Result<(), String>,
+{
+    let mut chosen = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let force = forced.iter().find(|f| f.hook == hook.name).map(|f| f.attach);
+        let mut refused = Vec::new();
+        let mut picked = None;
+        for option in hook.options {
+            if force.is_some_and(|f| f != option.attach) {
+                continue;
+            }
+            match try_attach(option) {
+                Ok(()) => {
+                    picked = Some(option);
+                    break;
+                }
+                Err(error) => refused.push(Refusal {
+                    attach: option.attach,
+                    error,
+                }),
+            }
+        }
+        if picked.is_none() && hook.required {
+            let attempts: Vec<String> = refused
+                .iter()
+                .map(|r| format!("{}: {}", r.attach, r.error))
+                .collect();
+            return Err(Error::Hook {
+                hook: hook.name,
+                attempts: attempts.join("; "),
+                fix: "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted",
+            });
+        }
+        chosen.push(Chosen {
+            hook: hook.name,
+            attach: picked.map(|o| o.attach),
+            targets: picked
+                .map(|o| o.programs.iter().map(|p| p.target.to_string()).collect())
+                .unwrap_or_default(),
+            refused,
+        });
+    }
+    Ok(chosen)
+}
+
+/// Attaches every hook in `HOOKS` to the loaded object.
+pub fn attach_all(ebpf: &mut Ebpf, btf: &Btf, forced: &[Forced]) -> Result<Vec<Chosen>> {
+    choose(HOOKS, forced, |option| attach_option(ebpf, btf, option))
+}
+
+fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<(), String> {
+    for (i, p) in option.programs.iter().enumerate() {
+        if let Err(e) = attach_program(ebpf, btf, p) {
+            // All or nothing: unload what this option already attached.
+            for done in &option.programs[..i] {
+                if let Some(prog) = ebpf.program_mut(done.program) {
+                    let _ = match prog {
+                        aya::programs::Program::TracePoint(t) => t.unload(),
+                        aya::programs::Program::BtfTracePoint(t) => t.unload(),
+                        _ => Ok(()),
+                    };
+                }
+            }
+            return Err(format!("{}: {e}", p.target));
+        }
+    }
+    Ok(())
+}
+
+fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String> {
+    let prog = ebpf
+        .program_mut(p.program)
+        .ok_or_else(|| format!("program {} is not in the object", p.program))?;
+    let describe = |e: ProgramError| describe_program_error(&e);
+    match p.target {
+        Target::Tracepoint { category, name } => {
+            let tp: &mut TracePoint = prog.try_into().map_err(describe)?;
+            tp.load().map_err(describe)?;
+            tp.attach(category, name).map(drop).map_err(describe)
+        }
+        Target::BtfTracepoint { name } => {
+            let tp: &mut BtfTracePoint = prog.try_into().map_err(describe)?;
+            tp.load(name, btf).map_err(describe)?;
+            tp.attach().map(drop).map_err(describe)
+        }
+    }
+}
+
+/// One line for a program error, with the verifier's last words when it rejected the program.
+fn describe_program_error(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if last.is_empty() {
+                format!("load failed: {io_error}")
+            } else {
+                format!("load failed: {io_error} (verifier: {last})")
+            }
+        }
+        other => {
+            let mut msg = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            msg
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_WAYS: &[Hook] = &[Hook {
+        name: "close",
+        required: true,
+        options: &[
+            AttachOption {
+                attach: AttachType::TpBtf,
+                programs: &[],
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[],
+            },
+        ],
+    }];
+
+    #[test]
+    fn picks_the_first_option_that_attaches() {
+        let chosen = choose(TWO_WAYS, &[], |_| Ok(())).unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::TpBtf));
+        assert!(chosen[0].refused.is_empty());
+    }
+
+    #[test]
+    fn falls_back_and_says_why() {
+        let chosen = choose(TWO_WAYS, &[], |o| match o.attach {
+            AttachType::TpBtf => Err("EPERM".into()),
+            AttachType::Tracepoint => Ok(()),
+        })
+        .unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));
+        assert_eq!(chosen[0].refused[0].attach, AttachType::TpBtf);
+        assert_eq!(chosen[0].refused[0].error, "EPERM");
+    }
+
+    #[test]
+    fn forced_type_is_the_only_one_tried() {
+        let forced = [Forced {
+            hook: "close",
+            attach: AttachType::Tracepoint,
+        }];
+        let mut tried = Vec::new();
+        let chosen = choose(TWO_WAYS, &forced, |o| {
+            tried.push(o.attach);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(tried, vec![AttachType::Tracepoint]);
+        assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));
+    }
+
+    #[test]
+    fn required_hook_that_never_attaches_is_an_error_naming_it() {
+        let err = choose(TWO_WAYS, &[], |_| Err("nope".into())).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`close`"), "{msg}");
+        assert!(msg.contains("tp_btf: nope") && msg.contains("tracepoint: nope"), "{msg}");
+    }
+
+    #[test]
+    fn optional_hook_is_skipped_and_reported() {
+        const OPTIONAL: &[Hook] = &[Hook {
+            name: "x",
+            required: false,
+            options: TWO_WAYS[0].options,
+        }];
+        let chosen = choose(OPTIONAL, &[], |_| Err("nope".into())).unwrap();
+        assert_eq!(chosen[0].attach, None);
+        assert_eq!(chosen[0].refused.len(), 2);
+    }
+
+    #[test]
+    fn parses_forced_attach() {
+        assert_eq!(
+            "close=tracepoint".parse::<Forced>().unwrap(),
+            Forced {
+                hook: "close",
+                attach: AttachType::Tracepoint
+            }
+        );
+        assert!("close".parse::<Forced>().is_err());
+        assert!("nosuch=tracepoint".parse::<Forced>().is_err());
+        assert!("bind=tp_btf".parse::<Forced>().unwrap_err().contains("no tp_btf"));
+    }
+}

@@ -1,0 +1,323 @@
+//! Where things are in the running kernel: struct member offsets from its BTF and record field
+//! offsets from tracefs format files. This is the only place that knows kernel layouts; the kernel
+//! programs get the result as the `OFFSETS` global before they load.
+use std::{fs, path::Path};
+
+use btf_rs::{Btf, BtfType, Struct, Type};
+use portwatch_common::KernelOffsets;
+
+use crate::error::{Error, Result};
+
+/// A member's position and width in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub offset: u32,
+    pub size: usize,
+}
+
+pub struct KernelTypes {
+    btf: Btf,
+}
+
+impl KernelTypes {
+    pub fn open(path: &Path) -> Result<Self> {
+        let btf = Btf::from_file(path).map_err(|e| Error::NoBtf {
+            path: path.to_path_buf(),
+            reason: format!("unreadable BTF ({e})"),
+        })?;
+        Ok(Self { btf })
+    }
+
+    fn strukt(&self, name: &str) -> Result<Struct> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|_| Error::Layout(format!("BTF has no type `{name}`")))?;
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) if !s.members.is_empty() => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Layout(format!("BTF has no struct `{name}`")))
+    }
+
+    /// Offset and size of `path` (e.g. `__sk_common.skc_num`) inside `struct strukt`, looking
+    /// through anonymous unions and structs as C does.
+    pub fn field(&self, strukt: &str, path: &str) -> Result<Field> {
+        let missing = || Error::Layout(format!("struct {strukt} has no member `{path}`"));
+        let mut current = self.strukt(strukt)?;
+        let mut bits = 0u32;
+        let mut size = 0usize;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (offset, member_type) = self.find_member(&current, part)?.ok_or_else(missing)?;
+            bits += offset;
+            size = self.size_of(&member_type).ok_or_else(missing)?;
+            if parts.peek().is_some() {
+                current = match member_type {
+                    Type::Struct(s) | Type::Union(s) => s,
+                    _ => return Err(missing()),
+                };
+            }
+        }
+        if bits % 8 != 0 {
+            return Err(Error::Layout(format!("{strukt}.{path} is a bitfield")));
+        }
+        Ok(Field {
+            offset: bits / 8,
+            size,
+        })
+    }
+
+    /// (bit offset, resolved type) of member `name`, searching anonymous members recursively.
+    fn find_member(&self, s: &Struct, name: &str) -> Result<Option<(u32, Type)>> {
+        let btf_err = |e: btf_rs::Error| Error::Layout(format!("malformed BTF: {e}"));
+        for m in &s.members {
+            if m.bitfield_size().is_some_and(|b| b != 0) && self.name(m)? == name {
+                return Err(Error::Layout(format!("member `{name}` is a bitfield")));
+            }
+            let ty = self.strip(self.btf.resolve_chained_type(m).map_err(btf_err)?)?;
+            let member_name = self.name(m)?;
+            if member_name == name {
+                return Ok(Some((m.bit_offset(), ty)));
+            }
+            if member_name.is_empty() {
+                if let Type::Struct(inner) | Type::Union(inner) = &ty {
+                    if let Some((off, t)) = self.find_member(inner, name)? {
+                        return Ok(Some((m.bit_offset() + off, t)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn name(&self, t: &dyn BtfType) -> Result<String> {
+        self.btf
+            .resolve_name(t)
+            .map_err(|e| Error::Layout(format!("malformed BTF: {e}")))
+    }
+
+    /// Follows typedefs and qualifiers to the type that has a layout.
+    fn strip(&self, mut t: Type) -> Result<Type> {
+        for _ in 0..32 {
+            t = match &t {
+                Type::Typedef(x) => self.chained(x)?,
+                Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => self.chained(x)?,
+                Type::TypeTag(x) => self.chained(x)?,
+                _ => return Ok(t),
+            };
+        }
+        Err(Error::Layout("BTF type chain too deep".into()))
+    }
+
+    fn chained(&self, t: &dyn BtfType) -> Result<Type> {
+        self.btf
+            .resolve_chained_type(t)
+            .map_err(|e| Error::Layout(format!("malformed BTF: {e}")))
+    }
+
+    fn size_of(&self, t: &Type) -> Option<usize> {
+        match t {
+            Type::Int(i) => Some(i.size()),
+            Type::Enum(e) => Some(e.size()),
+            Type::Enum64(e) => Some(e.size()),
+            Type::Ptr(_) => Some(8),
+            Type::Struct(s) | Type::Union(s) => Some(s.size()),
+            Type::Array(a) => {
+                let elem = self.strip(self.chained(a).ok()?).ok()?;
+                Some(a.len() * self.size_of(&elem)?)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A field of a tracepoint record, from its tracefs `format` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TpField {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+}
+
+/// Parses a tracefs `format` file into its fields.
+pub fn parse_format(text: &str) -> Vec<TpField> {
+    text.lines()
+        .filter_map(|line| {
+            let mut decl = None;
+            let mut offset = None;
+            let mut size = None;
+            for part in line.trim().split(';') {
+                let part = part.trim();
+                if let Some(v) = part.strip_prefix("field:") {
+                    decl = Some(v);
+                } else if let Some(v) = part.strip_prefix("offset:") {
+                    offset = v.parse().ok();
+                } else if let Some(v) = part.strip_prefix("size:") {
+                    size = v.parse().ok();
+                }
+            }
+            let name = decl?.split_whitespace().last()?;
+            let name = name.split('[').next()?.trim_start_matches('*');
+            Some(TpField {
+                name: name.to_owned(),
+                offset: offset?,
+                size: size?,
+            })
+        })
+        .collect()
+}
+
+struct Tracepoint {
+    id: String,
+    fields: Vec<TpField>,
+}
+
+impl Tracepoint {
+    fn read(tracefs: &Path, category: &str, name: &str) -> Result<Self> {
+        let path = tracefs.join("events").join(category).join(name).join("format");
+        let text = fs::read_to_string(&path).map_err(|e| {
+            Error::Layout(format!(
+                "tracepoint {category}/{name} is missing ({}: {e})",
+                path.display()
+            ))
+        })?;
+        Ok(Self {
+            id: format!("{category}/{name}"),
+            fields: parse_format(&text),
+        })
+    }
+
+    /// Offset of `name`, checking its size.
+    fn offset(&self, name: &str, size: u32) -> Result<u32> {
+        let f = self
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| Error::Layout(format!("tracepoint {} has no field `{name}`", self.id)))?;
+        if f.size != size {
+            return Err(Error::Layout(format!(
+                "tracepoint {} field `{name}` is {} bytes, expected {size}",
+                self.id, f.size
+            )));
+        }
+        Ok(f.offset)
+    }
+}
+
+/// Reads every offset the kernel programs need, checking that each has the width they read.
+pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffsets> {
+    let f = |strukt: &str, path: &str, size: usize| -> Result<u32> {
+        let field = types.field(strukt, path)?;
+        if field.size != size {
+            return Err(Error::Layout(format!(
+                "{strukt}.{path} is {} bytes, expected {size}",
+                field.size
+            )));
+        }
+        Ok(field.offset)
+    };
+    let sk = |path: &str, size: usize| f("sock", path, size);
+
+    let bind_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_bind")?;
+    let listen_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_listen")?;
+    let (arg0, arg1, arg2) = (
+        bind_enter.offset("fd", 8)?,
+        bind_enter.offset("umyaddr", 8)?,
+        bind_enter.offset("addrlen", 8)?,
+    );
+    // The programs read listen's arguments at bind's argument slots: check that holds.
+    if listen_enter.offset("fd", 8)? != arg0 || listen_enter.offset("backlog", 8)? != arg1 {
+        return Err(Error::Layout(
+            "sys_enter_listen's arguments are not where sys_enter_bind's are".into(),
+        ));
+    }
+    let ret = Tracepoint::read(tracefs, "syscalls", "sys_exit_bind")?.offset("ret", 8)?;
+    for exit in ["sys_exit_listen", "sys_exit_accept", "sys_exit_accept4"] {
+        if Tracepoint::read(tracefs, "syscalls", exit)?.offset("ret", 8)? != ret {
+            return Err(Error::Layout(format!("{exit}'s `ret` is not where sys_exit_bind's is")));
+        }
+    }
+    let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
+
+    Ok(KernelOffsets {
+        valid: 1,
+        task_files: f("task_struct", "files", 8)?,
+        files_fdt: f("files_struct", "fdt", 8)?,
+        fdtable_max_fds: f("fdtable", "max_fds", 4)?,
+        fdtable_fd: f("fdtable", "fd", 8)?,
+        file_private_data: f("file", "private_data", 8)?,
+        socket_file: f("socket", "file", 8)?,
+        socket_sk: f("socket", "sk", 8)?,
+        sk_family: sk("__sk_common.skc_family", 2)?,
+        sk_num: sk("__sk_common.skc_num", 2)?,
+        sk_sport: {
+            if types.field("inet_sock", "sk")?.offset != 0 {
+                return Err(Error::Layout("struct inet_sock does not start with its sock".into()));
+            }
+            f("inet_sock", "inet_sport", 2)?
+        },
+        sk_dport: sk("__sk_common.skc_dport", 2)?,
+        sk_daddr: sk("__sk_common.skc_daddr", 4)?,
+        sk_rcv_saddr: sk("__sk_common.skc_rcv_saddr", 4)?,
+        sk_v6_daddr: sk("__sk_common.skc_v6_daddr", 16)?,
+        sk_v6_rcv_saddr: sk("__sk_common.skc_v6_rcv_saddr", 16)?,
+        sk_protocol: sk("sk_protocol", 2)?,
+        sk_type: sk("sk_type", 2)?,
+        tp_enter_arg0: arg0,
+        tp_enter_arg1: arg1,
+        tp_enter_arg2: arg2,
+        tp_exit_ret: ret,
+        tp_iss_oldstate: iss.offset("oldstate", 4)?,
+        tp_iss_newstate: iss.offset("newstate", 4)?,
+        tp_iss_sport: iss.offset("sport", 2)?,
+        tp_iss_family: iss.offset("family", 2)?,
+        tp_iss_protocol: iss.offset("protocol", 2)?,
+        tp_iss_saddr: iss.offset("saddr", 4)?,
+        tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMAT: &str = "name: inet_sock_set_state\nID: 2287\nformat:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
+\tfield:__u8 saddr_v6[16];\toffset:40;\tsize:16;\tsigned:0;\n\
+\tfield:struct sockaddr * umyaddr;\toffset:24;\tsize:8;\tsigned:0;\n\
+\nprint fmt: \"family=%s\", REC->family\n";
+
+    #[test]
+    fn parses_tracefs_format() {
+        let fields = parse_format(FORMAT);
+        let get = |n: &str| fields.iter().find(|f| f.name == n).cloned();
+        assert_eq!(fields.len(), 4);
+        assert_eq!(get("skaddr").map(|f| (f.offset, f.size)), Some((8, 8)));
+        assert_eq!(get("saddr_v6").map(|f| (f.offset, f.size)), Some((40, 16)));
+        assert_eq!(get("umyaddr").map(|f| (f.offset, f.size)), Some((24, 8)));
+        assert_eq!(get("common_type").map(|f| (f.offset, f.size)), Some((0, 2)));
+    }
+
+    /// The running kernel's BTF resolves every member the programs read (and anonymous unions).
+    #[test]
+    fn resolves_members_from_running_kernel() {
+        let path = Path::new(crate::preflight::DEFAULT_BTF);
+        if !path.exists() {
+            panic!("{} is missing: these tests need a kernel with BTF", path.display());
+        }
+        let types = KernelTypes::open(path).expect("vmlinux BTF parses");
+        let num = types.field("sock", "__sk_common.skc_num").unwrap();
+        assert_eq!(num.size, 2);
+        let dport = types.field("sock", "__sk_common.skc_dport").unwrap();
+        // skc_dport and skc_num share one 32-bit word (skc_portpair).
+        assert_eq!(dport.offset + 2, num.offset);
+        let v6 = types.field("sock", "__sk_common.skc_v6_rcv_saddr").unwrap();
+        assert_eq!(v6.size, 16);
+        assert!(types.field("sock", "no_such_member").is_err());
+        assert!(types.field("no_such_struct", "x").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! portwatch: an eBPF tracer for sockets that bind, listen, accept and close.
+//!
+//! Start-up: `preflight` checks privileges, BTF and tracefs; `kernel_layout` reads this kernel's
+//! struct and tracepoint offsets; `loader` loads the kernel programs with them; `hooks` attaches
+//! each hook with the best attach type available. Then `watch` reads records from the ring buffer,
+//! `decode` checks and types them, `record` shapes them for output and `output` writes JSON lines.
+pub mod cli;
+pub mod clock;
+pub mod counters;
+pub mod decode;
+pub mod error;
+pub mod hooks;
+pub mod kernel_layout;
+pub mod loader;
+pub mod output;
+pub mod preflight;
+pub mod record;
+pub mod watch;

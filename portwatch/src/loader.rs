@@ -1,0 +1,50 @@
+//! Loading the embedded kernel programs with this kernel's offsets and the chosen ring size.
+use std::path::Path;
+
+use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness};
+use portwatch_common::{KernelOffsets, names};
+
+use crate::error::{Error, Result};
+
+/// The kernel programs, built by build.rs for the BPF target.
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/portwatch-probes"));
+
+pub fn load(offsets: &KernelOffsets, ring_buffer_bytes: u32, btf_path: &Path) -> Result<(Ebpf, Btf)> {
+    raise_memlock_limit();
+    let btf = Btf::parse_file(btf_path, Endianness::default()).map_err(|e| Error::NoBtf {
+        path: btf_path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .override_global(names::OFFSETS_GLOBAL, offsets, true)
+        .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)
+        .load(PROGRAMS)
+        .map_err(describe)?;
+    Ok((ebpf, btf))
+}
+
+fn describe(e: EbpfError) -> Error {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if msg.contains("Operation not permitted") {
+        return Error::Privileges(format!("the kernel refused to create BPF maps ({msg})"));
+    }
+    Error::Load(msg)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones ignore it.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall on a valid struct; failure only matters on old kernels, where the
+    // map creation that follows reports it.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}

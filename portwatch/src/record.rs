@@ -1,0 +1,308 @@
+//! The JSON records portwatch writes, one per line. These types are the output schema
+//! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
+//! kept apart from the kernel's `RawEvent` so either can change without the other.
+use portwatch_common::EventKind;
+use serde::Serialize;
+
+use crate::{
+    clock::Clock,
+    decode::SocketEvent,
+    hooks::Chosen,
+};
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    Start(StartRecord),
+    Bind(SocketRecord),
+    Listen(SocketRecord),
+    Accept(SocketRecord),
+    Close(SocketRecord),
+    Loss(LossRecord),
+    Stop(StopRecord),
+}
+
+#[derive(Debug, Serialize)]
+pub struct StartRecord {
+    pub time: String,
+    pub version: &'static str,
+    /// The kernel release (`uname -r`).
+    pub kernel: String,
+    /// portwatch's own process id.
+    pub pid: u32,
+    pub ring_buffer_bytes: u32,
+    /// The attach type each hook got.
+    pub hooks: Vec<Chosen>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SocketRecord {
+    pub time: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno_code: Option<i32>,
+}
+
+/// Per-kind counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindCounts {
+    pub bind: u64,
+    pub listen: u64,
+    pub accept: u64,
+    pub close: u64,
+}
+
+impl KindCounts {
+    pub fn from_array(a: [u64; 4]) -> Self {
+        Self {
+            bind: a[0],
+            listen: a[1],
+            accept: a[2],
+            close: a[3],
+        }
+    }
+
+    pub const fn total(&self) -> u64 {
+        self.bind + self.listen + self.accept + self.close
+    }
+}
+
+/// Everything counted as lost or damaged since start-up (cumulative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LossCounts {
+    /// Events that never reached userspace or could not be decoded.
+    pub lost_total: u64,
+    /// Events dropped in the kernel because the ring buffer was full.
+    pub ring_buffer_full: KindCounts,
+    /// Syscalls whose arguments could not be stored (in-flight table full): their event is lost.
+    pub in_flight_table_full: KindCounts,
+    /// Records that reached userspace but could not be decoded.
+    pub decode_errors: u64,
+    /// Events sent without their socket fields because the kernel could not read the socket.
+    pub socket_read_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LossRecord {
+    pub time: String,
+    #[serde(flatten)]
+    pub counts: LossCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StopRecord {
+    pub time: String,
+    /// Why portwatch stopped: `SIGINT` or `SIGTERM`.
+    pub reason: &'static str,
+    /// Event records written.
+    pub events: u64,
+    #[serde(flatten)]
+    pub counts: LossCounts,
+}
+
+/// Protocol name for an IP protocol number.
+pub fn protocol_name(protocol: u16) -> String {
+    match protocol {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        132 => "sctp".into(),
+        136 => "udplite".into(),
+        255 => "raw".into(),
+        262 => "mptcp".into(),
+        n => format!("ip-proto-{n}"),
+    }
+}
+
+/// `EADDRINUSE` for 98, ...; numbers the platform does not name stay numeric.
+pub fn errno_name(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => format!("E{errno}"),
+        e => format!("{e:?}"),
+    }
+}
+
+fn family(addr: &std::net::SocketAddr) -> &'static str {
+    if addr.is_ipv4() { "ipv4" } else { "ipv6" }
+}
+
+impl SocketRecord {
+    pub fn new(e: &SocketEvent, clock: &Clock) -> Self {
+        let mut r = Self {
+            time: clock.format(e.boot_ns),
+            pid: e.pid,
+            tid: e.tid,
+            uid: e.uid,
+            gid: e.gid,
+            comm: String::from_utf8_lossy(&e.comm).into_owned(),
+            fd: e.fd,
+            backlog: e.backlog,
+            ..Self::default()
+        };
+        if let Some(s) = &e.socket {
+            r.protocol = Some(protocol_name(s.protocol));
+            r.family = Some(family(&s.local));
+            r.address = Some(s.local.ip().to_string());
+            r.port = Some(s.local.port());
+            if let Some(remote) = s.remote {
+                r.remote_address = Some(remote.ip().to_string());
+                r.remote_port = Some(remote.port());
+            }
+        }
+        if let Some(req) = e.requested {
+            r.requested_address = Some(req.ip().to_string());
+            r.requested_port = Some(req.port());
+            r.family.get_or_insert(family(&req));
+            // A failed bind bound nothing: the port it is about is the one it asked for.
+            if e.errno != 0 || e.socket.is_none() {
+                r.address = r.requested_address.clone();
+                r.port = r.requested_port;
+            }
+        }
+        if matches!(e.kind, EventKind::Bind | EventKind::Listen) {
+            r.success = Some(e.errno == 0);
+            if e.errno != 0 {
+                r.errno = Some(errno_name(e.errno));
+                r.errno_code = Some(e.errno);
+            }
+        }
+        r
+    }
+}
+
+impl Record {
+    pub fn socket(e: &SocketEvent, clock: &Clock) -> Self {
+        let r = SocketRecord::new(e, clock);
+        match e.kind {
+            EventKind::Bind => Self::Bind(r),
+            EventKind::Listen => Self::Listen(r),
+            EventKind::Accept => Self::Accept(r),
+            EventKind::Close => Self::Close(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{SocketInfo, decode, tests::{bytes, raw_event}};
+    use serde_json::{Value, json};
+
+    const CLOCK: Clock = Clock::fixed(1_767_225_600 * 1_000_000_000);
+
+    fn to_json(r: &Record) -> Value {
+        serde_json::to_value(r).unwrap()
+    }
+
+    fn event(kind: EventKind) -> SocketEvent {
+        decode(&bytes(&raw_event(kind))).unwrap()
+    }
+
+    #[test]
+    fn failed_bind_reports_errno_by_name_and_requested_port() {
+        let mut e = event(EventKind::Bind);
+        e.errno = 98;
+        e.requested = Some("0.0.0.0:8080".parse().unwrap());
+        e.socket = Some(SocketInfo {
+            protocol: 6,
+            sock_type: 1,
+            local: "0.0.0.0:0".parse().unwrap(),
+            remote: None,
+        });
+        let v = to_json(&Record::socket(&e, &CLOCK));
+        assert_eq!(
+            v,
+            json!({
+                "event": "bind", "time": "2026-01-01T00:00:05Z", "pid": 42, "tid": 43,
+                "uid": 1000, "gid": 100, "comm": "python3", "protocol": "tcp", "family": "ipv4",
+                "address": "0.0.0.0", "port": 8080, "requested_address": "0.0.0.0",
+                "requested_port": 8080, "fd": 3, "success": false, "errno": "EADDRINUSE",
+                "errno_code": 98
+            })
+        );
+    }
+
+    #[test]
+    fn successful_port_zero_bind_reports_the_real_port() {
+        let mut e = event(EventKind::Bind);
+        e.requested = Some("[::]:0".parse().unwrap());
+        e.socket = Some(SocketInfo {
+            protocol: 17,
+            sock_type: 2,
+            local: "[::]:41234".parse().unwrap(),
+            remote: None,
+        });
+        let v = to_json(&Record::socket(&e, &CLOCK));
+        assert_eq!(v["port"], 41234);
+        assert_eq!(v["requested_port"], 0);
+        assert_eq!(v["protocol"], "udp");
+        assert_eq!(v["family"], "ipv6");
+        assert_eq!(v["success"], true);
+        assert!(v.get("errno").is_none());
+    }
+
+    #[test]
+    fn accept_has_remote_and_no_success_field() {
+        let mut e = event(EventKind::Accept);
+        e.socket = Some(SocketInfo {
+            protocol: 6,
+            sock_type: 1,
+            local: "[::ffff:127.0.0.1]:8080".parse().unwrap(),
+            remote: Some("[::ffff:127.0.0.1]:50000".parse().unwrap()),
+        });
+        let v = to_json(&Record::socket(&e, &CLOCK));
+        assert_eq!(v["event"], "accept");
+        assert_eq!(v["address"], "::ffff:127.0.0.1");
+        assert_eq!(v["remote_address"], "::ffff:127.0.0.1");
+        assert_eq!(v["remote_port"], 50000);
+        assert!(v.get("success").is_none());
+    }
+
+    #[test]
+    fn non_utf8_comm_stays_valid_json() {
+        let mut e = event(EventKind::Listen);
+        e.comm = vec![b'a', 0xff, b'"', b'\n'];
+        let line = serde_json::to_string(&Record::socket(&e, &CLOCK)).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["comm"], "a\u{fffd}\"\n");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn names_errnos_and_protocols() {
+        assert_eq!(errno_name(98), "EADDRINUSE");
+        assert_eq!(errno_name(13), "EACCES");
+        assert_eq!(errno_name(4000), "E4000");
+        assert_eq!(protocol_name(6), "tcp");
+        assert_eq!(protocol_name(99), "ip-proto-99");
+    }
+}
