@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "event": "bind", "time": "2026-01-01T00:00:05Z", "pid": 42, "tid": 43,
+                "event": "bind", "time": "2026-01-01T00:00:05.000000000Z", "pid": 42, "tid": 43,
                 "uid": 1000, "gid": 100, "comm": "python3", "protocol": "tcp", "family": "ipv4",
                 "address": "0.0.0.0", "port": 8080, "requested_address": "0.0.0.0",
                 "requested_port": 8080, "fd": 3, "success": false, "errno": "EADDRINUSE",

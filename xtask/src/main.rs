@@ -1,1 +1,99 @@
-fn main(){}
+//! `cargo xtask`: developer and CI tasks.
+//!
+//! - `setup`: installs what building the kernel programs needs, if it is missing (idempotent);
+//! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
+//! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root).
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "portwatch developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the eBPF toolchain if it is missing (Debian's rustc-web + BPF core, bpf-linker).
+    Setup,
+    /// Build portwatch (release) and run it; arguments go to portwatch (default: `watch`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: unit tests, then the real-kernel integration tests (as root).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.task {
+        Task::Setup => setup::ensure(),
+        Task::Run { args } => {
+            setup::ensure()?;
+            cargo(&root, &["build", "--release", "--package", "portwatch"])?;
+            let args = if args.is_empty() { vec!["watch".to_owned()] } else { args };
+            let bin = root.join("target/release/portwatch");
+            eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
+            // The daemon handles SIGINT itself; xtask waits and passes its exit status on.
+            let status = Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            if !status.success() {
+                bail!("portwatch exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test { args } => {
+            setup::ensure()?;
+            setup::require_root("the integration tests load eBPF programs")?;
+            let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
+            test.extend(args.iter().map(String::as_str));
+            cargo(&root, &test)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .context("starting cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

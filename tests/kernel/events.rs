@@ -1,0 +1,310 @@
+//! One test per event case: the socket call is made from the test thread and the event for this
+//! thread's pid and tid is checked field by field.
+use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener},
+    os::fd::AsRawFd,
+};
+
+use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::harness::{Daemon, ours, thread_comm};
+
+fn tcp(domain: Domain) -> Socket {
+    Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).expect("tcp socket")
+}
+
+fn udp(domain: Domain) -> Socket {
+    Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).expect("udp socket")
+}
+
+fn v4(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+fn v6(port: u16) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0))
+}
+
+fn local(s: &Socket) -> SocketAddr {
+    s.local_addr().expect("local addr").as_socket().expect("inet")
+}
+
+/// Fields every event from this thread must carry.
+fn assert_ours(ev: &Value) {
+    assert_eq!(ev["pid"], std::process::id(), "{ev}");
+    assert_eq!(ev["uid"], 0, "{ev}");
+    assert_eq!(ev["gid"], 0, "{ev}");
+    assert_eq!(ev["comm"], thread_comm(), "{ev}");
+}
+
+fn port_of(v: &Value) -> Option<u16> {
+    v["port"].as_u64().and_then(|p| u16::try_from(p).ok())
+}
+
+#[test]
+fn tcp_v4_bind_and_listen() {
+    let mut d = Daemon::start(&[]);
+    let s = tcp(Domain::IPV4);
+    s.bind(&v4(0).into()).unwrap();
+    let port = local(&s).port();
+    s.listen(37).unwrap();
+
+    let bind = d.expect("tcp v4 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    assert_ours(&bind);
+    assert_eq!(bind["protocol"], "tcp");
+    assert_eq!(bind["family"], "ipv4");
+    assert_eq!(bind["address"], "127.0.0.1");
+    assert_eq!(bind["requested_address"], "127.0.0.1");
+    assert_eq!(bind["requested_port"], 0, "port 0 was requested: {bind}");
+    assert_eq!(bind["success"], true);
+    assert_eq!(bind["fd"], s.as_raw_fd());
+    assert!(bind.get("errno").is_none(), "{bind}");
+
+    let listen = d.expect("tcp v4 listen", |v| ours("listen")(v) && port_of(v) == Some(port));
+    assert_ours(&listen);
+    assert_eq!(listen["protocol"], "tcp");
+    assert_eq!(listen["family"], "ipv4");
+    assert_eq!(listen["address"], "127.0.0.1");
+    assert_eq!(listen["backlog"], 37);
+    assert_eq!(listen["success"], true);
+    assert_eq!(listen["fd"], s.as_raw_fd());
+}
+
+#[test]
+fn tcp_v6_listen() {
+    let mut d = Daemon::start(&[]);
+    let s = tcp(Domain::IPV6);
+    s.set_only_v6(true).unwrap();
+    s.bind(&v6(0).into()).unwrap();
+    let port = local(&s).port();
+    s.listen(5).unwrap();
+
+    let listen = d.expect("tcp v6 listen", |v| ours("listen")(v) && port_of(v) == Some(port));
+    assert_ours(&listen);
+    assert_eq!(listen["protocol"], "tcp");
+    assert_eq!(listen["family"], "ipv6");
+    assert_eq!(listen["address"], "::1");
+    assert_eq!(listen["backlog"], 5);
+    assert_eq!(listen["success"], true);
+}
+
+#[test]
+fn udp_v4_bind() {
+    let mut d = Daemon::start(&[]);
+    let s = udp(Domain::IPV4);
+    s.bind(&v4(0).into()).unwrap();
+    let port = local(&s).port();
+
+    let bind = d.expect("udp v4 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    assert_ours(&bind);
+    assert_eq!(bind["protocol"], "udp");
+    assert_eq!(bind["family"], "ipv4");
+    assert_eq!(bind["address"], "127.0.0.1");
+    assert_eq!(bind["requested_port"], 0);
+    assert_eq!(bind["success"], true);
+}
+
+#[test]
+fn udp_v6_bind() {
+    let mut d = Daemon::start(&[]);
+    let s = udp(Domain::IPV6);
+    s.bind(&v6(0).into()).unwrap();
+    let port = local(&s).port();
+
+    let bind = d.expect("udp v6 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    assert_ours(&bind);
+    assert_eq!(bind["protocol"], "udp");
+    assert_eq!(bind["family"], "ipv6");
+    assert_eq!(bind["address"], "::1");
+    assert_eq!(bind["requested_address"], "::1");
+    assert_eq!(bind["success"], true);
+}
+
+#[test]
+fn bind_failing_with_eaddrinuse() {
+    let mut d = Daemon::start(&[]);
+    let first = tcp(Domain::IPV4);
+    first.bind(&v4(0).into()).unwrap();
+    let port = local(&first).port();
+    let second = tcp(Domain::IPV4);
+    let err = second.bind(&v4(port).into()).expect_err("second bind must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+
+    let failed = d.expect("failed bind", |v| {
+        ours("bind")(v) && v["success"] == false && port_of(v) == Some(port)
+    });
+    assert_ours(&failed);
+    assert_eq!(failed["errno"], "EADDRINUSE");
+    assert_eq!(failed["errno_code"], libc::EADDRINUSE);
+    assert_eq!(failed["requested_port"], port);
+    assert_eq!(failed["address"], "127.0.0.1");
+    assert_eq!(failed["protocol"], "tcp");
+    assert_eq!(failed["fd"], second.as_raw_fd());
+}
+
+#[test]
+fn listen_without_bind_reports_the_port_the_kernel_picked() {
+    let mut d = Daemon::start(&[]);
+    let s = tcp(Domain::IPV4);
+    s.listen(12).unwrap();
+    let port = local(&s).port();
+    assert_ne!(port, 0);
+
+    let listen = d.expect("listen without bind", |v| {
+        ours("listen")(v) && v["fd"] == s.as_raw_fd() && port_of(v) == Some(port)
+    });
+    assert_ours(&listen);
+    assert_eq!(listen["address"], "0.0.0.0");
+    assert_eq!(listen["backlog"], 12);
+    assert_eq!(listen["success"], true);
+    // No bind(2) was made on this socket.
+    assert!(!d.seen.iter().any(|v| ours("bind")(v) && port_of(v) == Some(port)));
+}
+
+#[test]
+fn listen_failure_reports_errno() {
+    let mut d = Daemon::start(&[]);
+    // listen(2) on a UDP socket is not supported.
+    let s = udp(Domain::IPV4);
+    let err = s.listen(1).expect_err("listen on UDP must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP));
+
+    let failed = d.expect("failed listen", |v| ours("listen")(v) && v["fd"] == s.as_raw_fd());
+    assert_eq!(failed["success"], false);
+    assert_eq!(failed["errno"], "EOPNOTSUPP");
+    assert_eq!(failed["protocol"], "udp");
+}
+
+#[test]
+fn accept_reports_the_clients_port_as_remote_port() {
+    let mut d = Daemon::start(&[]);
+    let listener = TcpListener::bind(v4(0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = std::net::TcpStream::connect(v4(port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    let (conn, peer) = listener.accept().unwrap();
+    assert_eq!(peer.port(), client_port);
+
+    let accept = d.expect("accept", |v| ours("accept")(v) && v["remote_port"] == client_port);
+    assert_ours(&accept);
+    assert_eq!(accept["protocol"], "tcp");
+    assert_eq!(accept["family"], "ipv4");
+    assert_eq!(accept["address"], "127.0.0.1");
+    assert_eq!(accept["port"], port);
+    assert_eq!(accept["remote_address"], "127.0.0.1");
+    assert_eq!(accept["fd"], conn.as_raw_fd());
+}
+
+#[test]
+fn accept_on_dual_stack_socket_shows_ipv4_mapped_peer() {
+    let mut d = Daemon::start(&[]);
+    let s = tcp(Domain::IPV6);
+    s.set_only_v6(false).unwrap();
+    s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0).into()).unwrap();
+    s.listen(4).unwrap();
+    let port = local(&s).port();
+    let client = std::net::TcpStream::connect(v4(port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    let (_conn, _) = s.accept().unwrap();
+
+    let accept = d.expect("accept", |v| ours("accept")(v) && v["remote_port"] == client_port);
+    assert_eq!(accept["family"], "ipv6");
+    assert_eq!(accept["address"], "::ffff:127.0.0.1");
+    assert_eq!(accept["remote_address"], "::ffff:127.0.0.1");
+    assert_eq!(accept["port"], port);
+}
+
+fn close_of_listener(args: &[&str], expected_attach: &str) {
+    let mut d = Daemon::start(args);
+    let close_hook = d.start_record()["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hook"] == "close")
+        .cloned()
+        .unwrap();
+    assert_eq!(close_hook["attach"], expected_attach, "{close_hook}");
+
+    // One listener bound explicitly, one given its port by listen(2): both ports must be named.
+    let bound = tcp(Domain::IPV6);
+    bound.bind(&v6(0).into()).unwrap();
+    bound.listen(3).unwrap();
+    let bound_port = local(&bound).port();
+    let unbound = tcp(Domain::IPV4);
+    unbound.listen(3).unwrap();
+    let unbound_port = local(&unbound).port();
+    drop(bound);
+    drop(unbound);
+
+    for (port, family, address) in [(bound_port, "ipv6", "::1"), (unbound_port, "ipv4", "0.0.0.0")] {
+        let close = d.expect("close", |v| ours("close")(v) && port_of(v) == Some(port));
+        assert_ours(&close);
+        assert_eq!(close["protocol"], "tcp");
+        assert_eq!(close["family"], family);
+        assert_eq!(close["address"], address);
+    }
+}
+
+#[test]
+fn close_of_listener_via_btf_tracepoint() {
+    close_of_listener(&[], "tp_btf");
+}
+
+#[test]
+fn close_of_listener_via_classic_tracepoint() {
+    close_of_listener(&["--attach", "close=tracepoint"], "tracepoint");
+}
+
+#[test]
+fn failed_listen_is_not_reported_as_a_close() {
+    let mut d = Daemon::start(&[]);
+    // Two sockets bound to one port with SO_REUSEADDR: the second listen(2) fails inside the
+    // kernel's listen start, which briefly puts the socket in LISTEN and back to CLOSE.
+    let a = tcp(Domain::IPV4);
+    a.set_reuse_address(true).unwrap();
+    a.bind(&v4(0).into()).unwrap();
+    let port = local(&a).port();
+    let b = tcp(Domain::IPV4);
+    b.set_reuse_address(true).unwrap();
+    b.bind(&v4(port).into()).unwrap();
+    a.listen(1).unwrap();
+    let err = b.listen(1).expect_err("second listen must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+
+    let failed = d.expect("failed listen", |v| {
+        ours("listen")(v) && v["success"] == false && v["fd"] == b.as_raw_fd()
+    });
+    assert_eq!(failed["errno"], "EADDRINUSE");
+    assert_eq!(failed["port"], port);
+    // Closing the real listener afterwards gives exactly one close for the port.
+    drop(a);
+    d.expect("close", |v| ours("close")(v) && port_of(v) == Some(port));
+    let closes = d
+        .seen
+        .iter()
+        .filter(|v| ours("close")(v) && port_of(v) == Some(port))
+        .count();
+    assert_eq!(closes, 1, "{:#?}", d.seen);
+}
+
+#[test]
+fn unix_and_netlink_binds_are_not_reported() {
+    let mut d = Daemon::start(&[]);
+    let dir = std::env::temp_dir().join(format!("portwatch-test-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // A marker event after the unix bind: once it is seen, the unix bind would have been too.
+    let marker = udp(Domain::IPV4);
+    marker.bind(&v4(0).into()).unwrap();
+    let port = local(&marker).port();
+    d.expect("marker bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    assert!(
+        !d.seen.iter().any(|v| (ours("bind")(v) || ours("listen")(v)) && v["fd"] == unix.as_raw_fd()),
+        "{:#?}",
+        d.seen
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

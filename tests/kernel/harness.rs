@@ -1,0 +1,210 @@
+//! Runs the real `portwatch watch` against the running kernel and waits for its records.
+//!
+//! Every line the daemon prints is parsed and validated against schema/portwatch.schema.json.
+//! Waiting is always bounded: `expect` returns the first record that matches or fails the test
+//! after `EVENT_TIMEOUT`, listing what it did see from the test's own process.
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portwatch");
+/// Loading BTF and attaching every hook: generous for a debug build on a busy 2-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// A kernel event reaches stdout within milliseconds; this only bounds a failing test.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn require_root() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("the kernel tests load eBPF programs: run them as root (`sudo -E cargo xtask test`)");
+    }
+}
+
+pub fn gettid() -> u32 {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// The calling thread's command name as the kernel reports it.
+pub fn thread_comm() -> String {
+    std::fs::read_to_string("/proc/thread-self/comm")
+        .expect("read /proc/thread-self/comm")
+        .trim_end()
+        .to_owned()
+}
+
+fn validator() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/portwatch.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read schema"))
+        .expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
+/// Reads JSON lines from `stdout`, validating each, and sends them (or the reason they are bad).
+fn pump(stdout: ChildStdout) -> Receiver<Result<Value, String>> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let schema = validator();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let record = serde_json::from_str::<Value>(&line)
+                .map_err(|e| format!("not JSON ({e}): {line}"))
+                .and_then(|v| match schema.validate(&v) {
+                    Ok(()) => Ok(v),
+                    Err(e) => Err(format!("violates the schema ({e}): {line}")),
+                });
+            if tx.send(record).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub struct Daemon {
+    child: Child,
+    records: Receiver<Result<Value, String>>,
+    /// Every record received so far.
+    pub seen: Vec<Value>,
+}
+
+impl Daemon {
+    pub fn start(args: &[&str]) -> Self {
+        require_root();
+        let mut child = Command::new(BIN)
+            .arg("watch")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portwatch");
+        let records = pump(child.stdout.take().expect("stdout"));
+        let mut daemon = Self { child, records, seen: Vec::new() };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match daemon.next(deadline) {
+                Some(r) if r["event"] == "start" => break,
+                Some(_) => {}
+                None => {
+                    let _ = daemon.child.kill();
+                    let mut err = String::new();
+                    if let Some(mut s) = daemon.child.stderr.take() {
+                        let _ = s.read_to_string(&mut err);
+                    }
+                    panic!("portwatch did not start within {START_TIMEOUT:?}: {err}");
+                }
+            }
+        }
+        daemon
+    }
+
+    pub fn start_record(&self) -> &Value {
+        &self.seen[0]
+    }
+
+    /// The next record before `deadline`, or None when the daemon went away or time ran out.
+    fn next(&mut self, deadline: Instant) -> Option<Value> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.records.recv_timeout(left) {
+            Ok(Ok(v)) => {
+                self.seen.push(v.clone());
+                Some(v)
+            }
+            Ok(Err(bad)) => panic!("portwatch printed a bad line: {bad}"),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for the first record (including ones already seen) that `pred` accepts.
+    pub fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        while let Some(v) = self.next(deadline) {
+            if pred(&v) {
+                return v;
+            }
+        }
+        let pid = u64::from(std::process::id());
+        let ours: Vec<String> = self
+            .seen
+            .iter()
+            .filter(|v| v["pid"] == pid)
+            .map(Value::to_string)
+            .collect();
+        panic!(
+            "no {what} within {EVENT_TIMEOUT:?}; records from this test process:\n{}",
+            ours.join("\n")
+        );
+    }
+
+    /// Sends `signal`, waits (bounded) for exit, and returns the status and all records.
+    pub fn stop_with(mut self, signal: i32) -> (ExitStatus, Vec<Value>, Duration) {
+        let started = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = started + EVENT_TIMEOUT;
+        while self.next(deadline).is_some() {}
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("portwatch did not exit within {EVENT_TIMEOUT:?} of signal {signal}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        (status, std::mem::take(&mut self.seen), started.elapsed())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A matcher for socket events from this thread.
+pub fn ours(kind: &'static str) -> impl Fn(&Value) -> bool {
+    let pid = u64::from(std::process::id());
+    let tid = u64::from(gettid());
+    move |v: &Value| v["event"] == kind && v["pid"] == pid && v["tid"] == tid
+}
+
+/// Runs portwatch with `args` to completion (bounded) and returns (exit code, stdout, stderr).
+pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not exit within {START_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("read stderr");
+    (status.code().unwrap_or(-1), out, err)
+}
