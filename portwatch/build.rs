@@ -27,20 +27,31 @@ fn sysroot(toolchain: &str) -> Option<String> {
 /// (toolchain, has a prebuilt BPF `core`)
 fn pick_toolchain() -> anyhow::Result<(String, bool)> {
     println!("cargo:rerun-if-env-changed=PORTWATCH_BPF_TOOLCHAIN");
-    let prebuilt = |root: &str| Path::new(root).join("lib/rustlib/bpfel-unknown-none").is_dir();
+    let prebuilt = |root: &str| {
+        Path::new(root)
+            .join("lib/rustlib/bpfel-unknown-none")
+            .is_dir()
+    };
     if let Ok(name) = env::var("PORTWATCH_BPF_TOOLCHAIN") {
-        let root = sysroot(&name).ok_or_else(|| anyhow!("rustup toolchain `{name}` (PORTWATCH_BPF_TOOLCHAIN) does not run"))?;
+        let root = sysroot(&name).ok_or_else(|| {
+            anyhow!("rustup toolchain `{name}` (PORTWATCH_BPF_TOOLCHAIN) does not run")
+        })?;
         return Ok((name, prebuilt(&root)));
     }
     if sysroot("portwatch-bpf").is_some_and(|root| prebuilt(&root)) {
         return Ok(("portwatch-bpf".into(), true));
     }
     if let Some(root) = sysroot("nightly") {
-        if Path::new(&root).join("lib/rustlib/src/rust/library/core").is_dir() {
+        if Path::new(&root)
+            .join("lib/rustlib/src/rust/library/core")
+            .is_dir()
+        {
             return Ok(("nightly".into(), false));
         }
     }
-    Err(anyhow!("no toolchain here can build portwatch's eBPF programs: {SETUP_HINT}"))
+    Err(anyhow!(
+        "no toolchain here can build portwatch's eBPF programs: {SETUP_HINT}"
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,7 +68,11 @@ fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../portwatch-ebpf");
     let root = root.to_str().context("non-UTF-8 path to portwatch-ebpf")?;
     aya_build::build_ebpf(
-        [Package { name: "portwatch-ebpf", root_dir: root, ..Default::default() }],
+        [Package {
+            name: "portwatch-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         Toolchain::Custom(&toolchain),
     )
 }
@@ -65,8 +80,12 @@ fn main() -> anyhow::Result<()> {
 fn which_bpf_linker() -> Option<()> {
     let path = env::var_os("PATH")?;
     let mut dirs: Vec<_> = env::split_paths(&path).collect();
-    if let Some(home) = env::var_os("CARGO_HOME").or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into())) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into()))
+    {
         dirs.push(Path::new(&home).join("bin"));
     }
-    dirs.iter().any(|d| d.join("bpf-linker").is_file()).then_some(())
+    dirs.iter()
+        .any(|d| d.join("bpf-linker").is_file())
+        .then_some(())
 }

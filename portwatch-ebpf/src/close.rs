@@ -12,9 +12,7 @@ use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use portwatch_common::{
-    EventKind, FLAG_SOCK, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN, counters,
-};
+use portwatch_common::{EventKind, FLAG_SOCK, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN, counters};
 
 use crate::{
     emit::{new_event, send},

@@ -9,9 +9,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use portwatch_common::{
-    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, RawEvent, counters,
-};
+use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, RawEvent, counters};
 
 use crate::{
     emit::{concerns_inet, new_event, send},
@@ -143,7 +141,10 @@ fn read_user<T>(ptr: *const u8) -> Result<T, i64> {
 }
 
 fn remember(pending: &Pending, kind: EventKind) {
-    if PENDING.insert(bpf_get_current_pid_tgid(), pending, 0).is_err() {
+    if PENDING
+        .insert(bpf_get_current_pid_tgid(), pending, 0)
+        .is_err()
+    {
         bump(counters::pending_full(kind));
     }
 }

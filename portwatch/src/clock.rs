@@ -56,7 +56,10 @@ mod tests {
     fn converts_boot_time_to_rfc3339() {
         // Booted at 2026-01-01T00:00:00Z.
         let clock = Clock::fixed(1_767_225_600 * 1_000_000_000);
-        assert_eq!(clock.format(1_500_000_001), "2026-01-01T00:00:01.500000001Z");
+        assert_eq!(
+            clock.format(1_500_000_001),
+            "2026-01-01T00:00:01.500000001Z"
+        );
     }
 
     #[test]

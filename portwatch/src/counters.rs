@@ -3,7 +3,10 @@
 use aya::maps::{MapData, PerCpuArray};
 use portwatch_common::{EventKind, counters};
 
-use crate::{error::{Error, Result}, record::{KindCounts, LossCounts}};
+use crate::{
+    error::{Error, Result},
+    record::{KindCounts, LossCounts},
+};
 
 pub struct KernelCounters {
     map: PerCpuArray<MapData, u64>,

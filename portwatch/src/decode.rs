@@ -126,10 +126,8 @@ pub(crate) mod tests {
 
     pub(crate) fn bytes(r: &RawEvent) -> Vec<u8> {
         // SAFETY: reading a POD value's bytes.
-        unsafe {
-            std::slice::from_raw_parts((r as *const RawEvent).cast::<u8>(), RAW_EVENT_SIZE)
-        }
-        .to_vec()
+        unsafe { std::slice::from_raw_parts((r as *const RawEvent).cast::<u8>(), RAW_EVENT_SIZE) }
+            .to_vec()
     }
 
     #[test]

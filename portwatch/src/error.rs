@@ -45,10 +45,7 @@ pub enum Error {
     StdoutClosed,
 
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: io::Error,
-    },
+    Io { context: String, source: io::Error },
 }
 
 impl Error {

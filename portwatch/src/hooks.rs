@@ -46,7 +46,9 @@ impl FromStr for AttachType {
         match s {
             "tp_btf" => Ok(Self::TpBtf),
             "tracepoint" => Ok(Self::Tracepoint),
-            other => Err(format!("unknown attach type `{other}` (known: tp_btf, tracepoint)")),
+            other => Err(format!(
+                "unknown attach type `{other}` (known: tp_btf, tracepoint)"
+            )),
         }
     }
 }
@@ -215,7 +217,10 @@ where
 {
     let mut chosen = Vec::with_capacity(hooks.len());
     for hook in hooks {
-        let force = forced.iter().find(|f| f.hook == hook.name).map(|f| f.attach);
+        let force = forced
+            .iter()
+            .find(|f| f.hook == hook.name)
+            .map(|f| f.attach);
         let mut refused = Vec::new();
         let mut picked = None;
         for option in hook.options {
@@ -307,7 +312,11 @@ fn describe_program_error(e: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             if last.is_empty() {
                 format!("load failed: {io_error}")
             } else {
@@ -386,7 +395,10 @@ mod tests {
         let err = choose(TWO_WAYS, &[], |_| Err("nope".into())).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`close`"), "{msg}");
-        assert!(msg.contains("tp_btf: nope") && msg.contains("tracepoint: nope"), "{msg}");
+        assert!(
+            msg.contains("tp_btf: nope") && msg.contains("tracepoint: nope"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -412,6 +424,11 @@ mod tests {
         );
         assert!("close".parse::<Forced>().is_err());
         assert!("nosuch=tracepoint".parse::<Forced>().is_err());
-        assert!("bind=tp_btf".parse::<Forced>().unwrap_err().contains("no tp_btf"));
+        assert!(
+            "bind=tp_btf"
+                .parse::<Forced>()
+                .unwrap_err()
+                .contains("no tp_btf")
+        );
     }
 }

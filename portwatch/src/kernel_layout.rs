@@ -177,7 +177,11 @@ struct Tracepoint {
 
 impl Tracepoint {
     fn read(tracefs: &Path, category: &str, name: &str) -> Result<Self> {
-        let path = tracefs.join("events").join(category).join(name).join("format");
+        let path = tracefs
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
         let text = fs::read_to_string(&path).map_err(|e| {
             Error::Layout(format!(
                 "tracepoint {category}/{name} is missing ({}: {e})",
@@ -192,11 +196,9 @@ impl Tracepoint {
 
     /// Offset of `name`, checking its size.
     fn offset(&self, name: &str, size: u32) -> Result<u32> {
-        let f = self
-            .fields
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| Error::Layout(format!("tracepoint {} has no field `{name}`", self.id)))?;
+        let f = self.fields.iter().find(|f| f.name == name).ok_or_else(|| {
+            Error::Layout(format!("tracepoint {} has no field `{name}`", self.id))
+        })?;
         if f.size != size {
             return Err(Error::Layout(format!(
                 "tracepoint {} field `{name}` is {} bytes, expected {size}",
@@ -237,7 +239,9 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
     let ret = Tracepoint::read(tracefs, "syscalls", "sys_exit_bind")?.offset("ret", 8)?;
     for exit in ["sys_exit_listen", "sys_exit_accept", "sys_exit_accept4"] {
         if Tracepoint::read(tracefs, "syscalls", exit)?.offset("ret", 8)? != ret {
-            return Err(Error::Layout(format!("{exit}'s `ret` is not where sys_exit_bind's is")));
+            return Err(Error::Layout(format!(
+                "{exit}'s `ret` is not where sys_exit_bind's is"
+            )));
         }
     }
     let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
@@ -255,7 +259,9 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         sk_num: sk("__sk_common.skc_num", 2)?,
         sk_sport: {
             if types.field("inet_sock", "sk")?.offset != 0 {
-                return Err(Error::Layout("struct inet_sock does not start with its sock".into()));
+                return Err(Error::Layout(
+                    "struct inet_sock does not start with its sock".into(),
+                ));
             }
             f("inet_sock", "inet_sport", 2)?
         },
@@ -307,7 +313,10 @@ mod tests {
     fn resolves_members_from_running_kernel() {
         let path = Path::new(crate::preflight::DEFAULT_BTF);
         if !path.exists() {
-            panic!("{} is missing: these tests need a kernel with BTF", path.display());
+            panic!(
+                "{} is missing: these tests need a kernel with BTF",
+                path.display()
+            );
         }
         let types = KernelTypes::open(path).expect("vmlinux BTF parses");
         let num = types.field("sock", "__sk_common.skc_num").unwrap();

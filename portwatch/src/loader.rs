@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 /// The kernel programs, built by build.rs for the BPF target.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/portwatch-probes"));
 
-pub fn load(offsets: &KernelOffsets, ring_buffer_bytes: u32, btf_path: &Path) -> Result<(Ebpf, Btf)> {
+pub fn load(
+    offsets: &KernelOffsets,
+    ring_buffer_bytes: u32,
+    btf_path: &Path,
+) -> Result<(Ebpf, Btf)> {
     raise_memlock_limit();
     let btf = Btf::parse_file(btf_path, Endianness::default()).map_err(|e| Error::NoBtf {
         path: btf_path.to_path_buf(),

@@ -4,11 +4,7 @@
 use portwatch_common::EventKind;
 use serde::Serialize;
 
-use crate::{
-    clock::Clock,
-    decode::SocketEvent,
-    hooks::Chosen,
-};
+use crate::{clock::Clock, decode::SocketEvent, hooks::Chosen};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -214,7 +210,10 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{SocketInfo, decode, tests::{bytes, raw_event}};
+    use crate::decode::{
+        SocketInfo, decode,
+        tests::{bytes, raw_event},
+    };
     use serde_json::{Value, json};
 
     const CLOCK: Clock = Clock::fixed(1_767_225_600 * 1_000_000_000);

@@ -22,11 +22,17 @@ fn start_record_names_the_attach_type_of_every_hook() {
     let get = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
     // What this kernel (tracepoints and tp_btf allowed, no kprobes/fentry) must give.
     assert_eq!(get("bind")["attach"], "tracepoint");
-    assert_eq!(get("bind")["targets"], serde_json::json!(["syscalls/sys_enter_bind", "syscalls/sys_exit_bind"]));
+    assert_eq!(
+        get("bind")["targets"],
+        serde_json::json!(["syscalls/sys_enter_bind", "syscalls/sys_exit_bind"])
+    );
     assert_eq!(get("listen")["attach"], "tracepoint");
     assert_eq!(get("accept")["attach"], "tracepoint");
     assert_eq!(get("close")["attach"], "tp_btf");
-    assert_eq!(get("close")["targets"], serde_json::json!(["inet_sock_set_state"]));
+    assert_eq!(
+        get("close")["targets"],
+        serde_json::json!(["inet_sock_set_state"])
+    );
 }
 
 fn d_pid(d: &Daemon) -> Value {
@@ -37,7 +43,8 @@ fn orderly_stop(signal: i32, name: &str) {
     let mut d = Daemon::start(&[]);
     // An event in flight when the signal arrives still comes out before the stop record.
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-    s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+    s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
     d.expect("bind", ours("bind"));
     let (status, records, took) = d.stop_with(signal);
     assert_eq!(status.code(), Some(0), "exit status after {name}");
@@ -70,7 +77,9 @@ fn closed_stdout_ends_it_quietly() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     assert!(first.contains("\"event\":\"start\""), "{first}");
     // The reader was dropped with the BufReader: the pipe has no reader any more.
     let deadline = Instant::now() + EVENT_TIMEOUT;
@@ -78,13 +87,19 @@ fn closed_stdout_ends_it_quietly() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "portwatch kept running with stdout closed");
+        assert!(
+            Instant::now() < deadline,
+            "portwatch kept running with stdout closed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {err}");
-    assert!(!err.contains("error") && !err.contains("panicked"), "stderr: {err}");
+    assert!(
+        !err.contains("error") && !err.contains("panicked"),
+        "stderr: {err}"
+    );
 }
 
 #[test]
@@ -94,7 +109,8 @@ fn full_ring_buffer_is_counted_and_reported() {
     const BURST: usize = 20_000;
     for _ in 0..BURST {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
     }
     let loss = d.expect("loss record", |v| {
         v["event"] == "loss" && v["ring_buffer_full"]["bind"].as_u64().unwrap_or(0) > 0
@@ -108,13 +124,22 @@ fn full_ring_buffer_is_counted_and_reported() {
     // Every bind of the burst was either delivered or counted lost (the counter also holds
     // other processes' binds, so it can only be more).
     let seen = records.iter().filter(|v| ours("bind")(v)).count() as u64;
-    assert!(seen + lost >= BURST as u64, "seen {seen} + lost {lost} < {BURST}");
-    assert!(seen < BURST as u64, "a 4 KiB ring cannot have held the whole burst");
+    assert!(
+        seen + lost >= BURST as u64,
+        "seen {seen} + lost {lost} < {BURST}"
+    );
+    assert!(
+        seen < BURST as u64,
+        "a 4 KiB ring cannot have held the whole burst"
+    );
 }
 
 fn lost_total(v: &Value) -> u64 {
     let kinds = |k: &str| -> u64 {
-        ["bind", "listen", "accept", "close"].iter().map(|e| v[k][e].as_u64().unwrap()).sum()
+        ["bind", "listen", "accept", "close"]
+            .iter()
+            .map(|e| v[k][e].as_u64().unwrap())
+            .sum()
     };
     kinds("ring_buffer_full") + kinds("in_flight_table_full") + v["decode_errors"].as_u64().unwrap()
 }
@@ -126,7 +151,10 @@ fn assert_fails(cmd: &mut Command, cause: &str) {
     assert_eq!(err.lines().count(), 1, "one line expected: {err}");
     assert!(err.starts_with("portwatch: error: "), "{err}");
     assert!(err.contains(cause), "expected `{cause}` in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
     assert!(out.is_empty(), "nothing on stdout: {out}");
 }
 

@@ -27,7 +27,10 @@ fn v6(port: u16) -> SocketAddr {
 }
 
 fn local(s: &Socket) -> SocketAddr {
-    s.local_addr().expect("local addr").as_socket().expect("inet")
+    s.local_addr()
+        .expect("local addr")
+        .as_socket()
+        .expect("inet")
 }
 
 /// Fields every event from this thread must carry.
@@ -50,7 +53,9 @@ fn tcp_v4_bind_and_listen() {
     let port = local(&s).port();
     s.listen(37).unwrap();
 
-    let bind = d.expect("tcp v4 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    let bind = d.expect("tcp v4 bind", |v| {
+        ours("bind")(v) && port_of(v) == Some(port)
+    });
     assert_ours(&bind);
     assert_eq!(bind["protocol"], "tcp");
     assert_eq!(bind["family"], "ipv4");
@@ -61,7 +66,9 @@ fn tcp_v4_bind_and_listen() {
     assert_eq!(bind["fd"], s.as_raw_fd());
     assert!(bind.get("errno").is_none(), "{bind}");
 
-    let listen = d.expect("tcp v4 listen", |v| ours("listen")(v) && port_of(v) == Some(port));
+    let listen = d.expect("tcp v4 listen", |v| {
+        ours("listen")(v) && port_of(v) == Some(port)
+    });
     assert_ours(&listen);
     assert_eq!(listen["protocol"], "tcp");
     assert_eq!(listen["family"], "ipv4");
@@ -80,7 +87,9 @@ fn tcp_v6_listen() {
     let port = local(&s).port();
     s.listen(5).unwrap();
 
-    let listen = d.expect("tcp v6 listen", |v| ours("listen")(v) && port_of(v) == Some(port));
+    let listen = d.expect("tcp v6 listen", |v| {
+        ours("listen")(v) && port_of(v) == Some(port)
+    });
     assert_ours(&listen);
     assert_eq!(listen["protocol"], "tcp");
     assert_eq!(listen["family"], "ipv6");
@@ -96,7 +105,9 @@ fn udp_v4_bind() {
     s.bind(&v4(0).into()).unwrap();
     let port = local(&s).port();
 
-    let bind = d.expect("udp v4 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    let bind = d.expect("udp v4 bind", |v| {
+        ours("bind")(v) && port_of(v) == Some(port)
+    });
     assert_ours(&bind);
     assert_eq!(bind["protocol"], "udp");
     assert_eq!(bind["family"], "ipv4");
@@ -112,7 +123,9 @@ fn udp_v6_bind() {
     s.bind(&v6(0).into()).unwrap();
     let port = local(&s).port();
 
-    let bind = d.expect("udp v6 bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    let bind = d.expect("udp v6 bind", |v| {
+        ours("bind")(v) && port_of(v) == Some(port)
+    });
     assert_ours(&bind);
     assert_eq!(bind["protocol"], "udp");
     assert_eq!(bind["family"], "ipv6");
@@ -128,7 +141,9 @@ fn bind_failing_with_eaddrinuse() {
     first.bind(&v4(0).into()).unwrap();
     let port = local(&first).port();
     let second = tcp(Domain::IPV4);
-    let err = second.bind(&v4(port).into()).expect_err("second bind must fail");
+    let err = second
+        .bind(&v4(port).into())
+        .expect_err("second bind must fail");
     assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
 
     let failed = d.expect("failed bind", |v| {
@@ -159,7 +174,11 @@ fn listen_without_bind_reports_the_port_the_kernel_picked() {
     assert_eq!(listen["backlog"], 12);
     assert_eq!(listen["success"], true);
     // No bind(2) was made on this socket.
-    assert!(!d.seen.iter().any(|v| ours("bind")(v) && port_of(v) == Some(port)));
+    assert!(
+        !d.seen
+            .iter()
+            .any(|v| ours("bind")(v) && port_of(v) == Some(port))
+    );
 }
 
 #[test]
@@ -170,7 +189,9 @@ fn listen_failure_reports_errno() {
     let err = s.listen(1).expect_err("listen on UDP must fail");
     assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP));
 
-    let failed = d.expect("failed listen", |v| ours("listen")(v) && v["fd"] == s.as_raw_fd());
+    let failed = d.expect("failed listen", |v| {
+        ours("listen")(v) && v["fd"] == s.as_raw_fd()
+    });
     assert_eq!(failed["success"], false);
     assert_eq!(failed["errno"], "EOPNOTSUPP");
     assert_eq!(failed["protocol"], "udp");
@@ -186,7 +207,9 @@ fn accept_reports_the_clients_port_as_remote_port() {
     let (conn, peer) = listener.accept().unwrap();
     assert_eq!(peer.port(), client_port);
 
-    let accept = d.expect("accept", |v| ours("accept")(v) && v["remote_port"] == client_port);
+    let accept = d.expect("accept", |v| {
+        ours("accept")(v) && v["remote_port"] == client_port
+    });
     assert_ours(&accept);
     assert_eq!(accept["protocol"], "tcp");
     assert_eq!(accept["family"], "ipv4");
@@ -201,14 +224,17 @@ fn accept_on_dual_stack_socket_shows_ipv4_mapped_peer() {
     let mut d = Daemon::start(&[]);
     let s = tcp(Domain::IPV6);
     s.set_only_v6(false).unwrap();
-    s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0).into()).unwrap();
+    s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0).into())
+        .unwrap();
     s.listen(4).unwrap();
     let port = local(&s).port();
     let client = std::net::TcpStream::connect(v4(port)).unwrap();
     let client_port = client.local_addr().unwrap().port();
     let (_conn, _) = s.accept().unwrap();
 
-    let accept = d.expect("accept", |v| ours("accept")(v) && v["remote_port"] == client_port);
+    let accept = d.expect("accept", |v| {
+        ours("accept")(v) && v["remote_port"] == client_port
+    });
     assert_eq!(accept["family"], "ipv6");
     assert_eq!(accept["address"], "::ffff:127.0.0.1");
     assert_eq!(accept["remote_address"], "::ffff:127.0.0.1");
@@ -237,7 +263,10 @@ fn close_of_listener(args: &[&str], expected_attach: &str) {
     drop(bound);
     drop(unbound);
 
-    for (port, family, address) in [(bound_port, "ipv6", "::1"), (unbound_port, "ipv4", "0.0.0.0")] {
+    for (port, family, address) in [
+        (bound_port, "ipv6", "::1"),
+        (unbound_port, "ipv4", "0.0.0.0"),
+    ] {
         let close = d.expect("close", |v| ours("close")(v) && port_of(v) == Some(port));
         assert_ours(&close);
         assert_eq!(close["protocol"], "tcp");
@@ -300,9 +329,13 @@ fn unix_and_netlink_binds_are_not_reported() {
     let marker = udp(Domain::IPV4);
     marker.bind(&v4(0).into()).unwrap();
     let port = local(&marker).port();
-    d.expect("marker bind", |v| ours("bind")(v) && port_of(v) == Some(port));
+    d.expect("marker bind", |v| {
+        ours("bind")(v) && port_of(v) == Some(port)
+    });
     assert!(
-        !d.seen.iter().any(|v| (ours("bind")(v) || ours("listen")(v)) && v["fd"] == unix.as_raw_fd()),
+        !d.seen
+            .iter()
+            .any(|v| (ours("bind")(v) || ours("listen")(v)) && v["fd"] == unix.as_raw_fd()),
         "{:#?}",
         d.seen
     );

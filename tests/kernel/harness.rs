@@ -23,7 +23,9 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 pub fn require_root() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        panic!("the kernel tests load eBPF programs: run them as root (`sudo -E cargo xtask test`)");
+        panic!(
+            "the kernel tests load eBPF programs: run them as root (`sudo -E cargo xtask test`)"
+        );
     }
 }
 
@@ -89,7 +91,11 @@ impl Daemon {
             .spawn()
             .expect("spawn portwatch");
         let records = pump(child.stdout.take().expect("stdout"));
-        let mut daemon = Self { child, records, seen: Vec::new() };
+        let mut daemon = Self {
+            child,
+            records,
+            seen: Vec::new(),
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match daemon.next(deadline) {
@@ -204,7 +210,17 @@ pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
     };
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
-    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("read stderr");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
     (status.code().unwrap_or(-1), out, err)
 }

@@ -54,7 +54,11 @@ fn run(cli: Cli) -> Result<()> {
         Task::Run { args } => {
             setup::ensure()?;
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            let args = if args.is_empty() { vec!["watch".to_owned()] } else { args };
+            let args = if args.is_empty() {
+                vec!["watch".to_owned()]
+            } else {
+                args
+            };
             let bin = root.join("target/release/portwatch");
             eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
             // The daemon handles SIGINT itself; xtask waits and passes its exit status on.

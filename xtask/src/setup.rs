@@ -76,7 +76,14 @@ fn install_debian_toolchain() -> Result<()> {
         eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} built against LLVM 22");
         let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         run(Command::new(cargo)
-            .args(["install", "--locked", "--force", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "--locked",
+                "--force",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
             // Without it, llvm-sys finds an older llvm-config first and fails to link.
@@ -152,7 +159,10 @@ fn mount_tracefs() {
         return;
     }
     eprintln!("xtask: mounting tracefs on {}", path.display());
-    if let Err(e) = run(Command::new("mount").args(["-t", "tracefs", "tracefs"]).arg(path)) {
+    if let Err(e) = run(Command::new("mount")
+        .args(["-t", "tracefs", "tracefs"])
+        .arg(path))
+    {
         eprintln!("xtask: warning: could not mount tracefs: {e:#}");
     }
 }
