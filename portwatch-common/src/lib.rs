@@ -205,3 +205,31 @@ mod user {
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::KernelOffsets {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_round_trip_and_reject_unknown_values() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::try_from(kind as u8), Ok(kind));
+        }
+        assert_eq!(EventKind::try_from(0), Err(0));
+        assert_eq!(EventKind::try_from(5), Err(5));
+    }
+
+    #[test]
+    fn counter_slots_are_distinct_and_in_range() {
+        let mut slots: [u32; 9] = [0; 9];
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            slots[i] = counters::lost(kind);
+            slots[4 + i] = counters::pending_full(kind);
+        }
+        slots[8] = counters::SOCK_READ_FAILED;
+        for (i, a) in slots.iter().enumerate() {
+            assert!(*a < counters::COUNT);
+            assert!(slots[i + 1..].iter().all(|b| b != a), "slot {a} used twice");
+        }
+    }
+}
