@@ -61,7 +61,7 @@ impl KernelTypes {
                 };
             }
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             return Err(Error::Layout(format!("{strukt}.{path} is a bitfield")));
         }
         Ok(Field {

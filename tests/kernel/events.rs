@@ -98,40 +98,31 @@ fn tcp_v6_listen() {
     assert_eq!(listen["success"], true);
 }
 
-#[test]
-fn udp_v4_bind() {
+fn udp_bind(domain: Domain, addr: SocketAddr, family: &str) {
     let mut d = Daemon::start(&[]);
-    let s = udp(Domain::IPV4);
-    s.bind(&v4(0).into()).unwrap();
+    let s = udp(domain);
+    s.bind(&addr.into()).unwrap();
     let port = local(&s).port();
 
-    let bind = d.expect("udp v4 bind", |v| {
-        ours("bind")(v) && port_of(v) == Some(port)
-    });
+    let bind = d.expect("udp bind", |v| ours("bind")(v) && port_of(v) == Some(port));
     assert_ours(&bind);
     assert_eq!(bind["protocol"], "udp");
-    assert_eq!(bind["family"], "ipv4");
-    assert_eq!(bind["address"], "127.0.0.1");
-    assert_eq!(bind["requested_port"], 0);
+    assert_eq!(bind["family"], family);
+    assert_eq!(bind["address"], addr.ip().to_string());
+    assert_eq!(bind["requested_address"], addr.ip().to_string());
+    assert_eq!(bind["requested_port"], 0, "port 0 was requested: {bind}");
     assert_eq!(bind["success"], true);
+    assert_eq!(bind["fd"], s.as_raw_fd());
+}
+
+#[test]
+fn udp_v4_bind() {
+    udp_bind(Domain::IPV4, v4(0), "ipv4");
 }
 
 #[test]
 fn udp_v6_bind() {
-    let mut d = Daemon::start(&[]);
-    let s = udp(Domain::IPV6);
-    s.bind(&v6(0).into()).unwrap();
-    let port = local(&s).port();
-
-    let bind = d.expect("udp v6 bind", |v| {
-        ours("bind")(v) && port_of(v) == Some(port)
-    });
-    assert_ours(&bind);
-    assert_eq!(bind["protocol"], "udp");
-    assert_eq!(bind["family"], "ipv6");
-    assert_eq!(bind["address"], "::1");
-    assert_eq!(bind["requested_address"], "::1");
-    assert_eq!(bind["success"], true);
+    udp_bind(Domain::IPV6, v6(0), "ipv6");
 }
 
 #[test]
@@ -174,6 +165,7 @@ fn listen_without_bind_reports_the_port_the_kernel_picked() {
     assert_eq!(listen["backlog"], 12);
     assert_eq!(listen["success"], true);
     // No bind(2) was made on this socket.
+    d.sync();
     assert!(
         !d.seen
             .iter()
@@ -308,7 +300,7 @@ fn failed_listen_is_not_reported_as_a_close() {
     assert_eq!(failed["port"], port);
     // Closing the real listener afterwards gives exactly one close for the port.
     drop(a);
-    d.expect("close", |v| ours("close")(v) && port_of(v) == Some(port));
+    d.sync();
     let closes = d
         .seen
         .iter()

@@ -155,6 +155,15 @@ impl Daemon {
         );
     }
 
+    /// Returns once every event this thread caused so far has been received: records from one
+    /// thread reach the ring buffer in order, so seeing a marker bind made now is enough.
+    pub fn sync(&mut self) {
+        let marker = std::net::UdpSocket::bind("127.0.0.1:0").expect("marker bind");
+        let port = marker.local_addr().expect("marker addr").port();
+        let is_marker = ours("bind");
+        self.expect("marker bind", |v| is_marker(v) && v["port"] == port);
+    }
+
     /// Sends `signal`, waits (bounded) for exit, and returns the status and all records.
     pub fn stop_with(mut self, signal: i32) -> (ExitStatus, Vec<Value>, Duration) {
         let started = Instant::now();
