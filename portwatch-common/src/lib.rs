@@ -21,6 +21,8 @@ pub mod names {
     pub const ACCEPT4_EXIT: &str = "sys_exit_accept4";
     pub const CLOSE_TP_BTF: &str = "close_tp_btf";
     pub const CLOSE_TRACEPOINT: &str = "close_tracepoint";
+    pub const PROCESS_EXEC: &str = "process_exec";
+    pub const PROCESS_EXIT: &str = "process_exit";
 }
 
 /// What a record is about. Values are part of the ABI.
@@ -31,10 +33,21 @@ pub enum EventKind {
     Listen = 2,
     Accept = 3,
     Close = 4,
+    /// A process image was replaced (execve): the daemon's process table learns exe and args.
+    Exec = 5,
+    /// A process ended: the daemon's process table can forget it.
+    Exit = 6,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [Self::Bind, Self::Listen, Self::Accept, Self::Close];
+    pub const ALL: [EventKind; 6] = [
+        Self::Bind,
+        Self::Listen,
+        Self::Accept,
+        Self::Close,
+        Self::Exec,
+        Self::Exit,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -42,6 +55,8 @@ impl EventKind {
             Self::Listen => "listen",
             Self::Accept => "accept",
             Self::Close => "close",
+            Self::Exec => "exec",
+            Self::Exit => "exit",
         }
     }
 }
@@ -54,15 +69,23 @@ impl TryFrom<u8> for EventKind {
             2 => Ok(Self::Listen),
             3 => Ok(Self::Accept),
             4 => Ok(Self::Close),
+            5 => Ok(Self::Exec),
+            6 => Ok(Self::Exit),
             other => Err(other),
         }
     }
 }
 
-/// `RawEvent::flags`: the socket was read (family, protocol, type, local and remote endpoint).
+/// `SockEvent::flags`: the socket was read (family, protocol, type, local and remote endpoint).
 pub const FLAG_SOCK: u8 = 1 << 0;
-/// `RawEvent::flags`: the sockaddr passed to bind(2) was read (req_family, req_addr, req_port).
+/// `SockEvent::flags`: the sockaddr passed to bind(2) was read (req_family, req_addr, req_port).
 pub const FLAG_REQ_ADDR: u8 = 1 << 1;
+/// `ExecEvent::flags`: the argument list was longer than `ARGS_LEN` and was cut.
+pub const FLAG_ARGS_TRUNCATED: u8 = 1 << 2;
+/// `TaskInfo::flags`: the audit login uid was read (the kernel has CONFIG_AUDIT).
+pub const TASK_LOGINUID: u8 = 1 << 0;
+/// `TaskInfo::flags`: the task structure could be read (parent, start time, network namespace).
+pub const TASK_READ: u8 = 1 << 1;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -71,14 +94,31 @@ pub const TCP_CLOSE: i32 = 7;
 pub const TCP_LISTEN: i32 = 10;
 
 pub const TASK_COMM_LEN: usize = 16;
+/// Bytes of the exec'd file name kept (as passed to execve).
+pub const FILENAME_LEN: usize = 256;
+/// Bytes of the NUL-separated argument list kept; a power of two (the kernel masks with it).
+pub const ARGS_LEN: usize = 1024;
+/// An offset the running kernel does not have (e.g. `loginuid` without CONFIG_AUDIT).
+pub const ABSENT: u32 = u32::MAX;
 
-/// One fixed-size record per socket event, written by the kernel into the ring buffer.
-///
-/// Addresses are in network byte order as the kernel stores them; an IPv4 address fills the first
-/// four bytes. Ports are in host byte order.
+/// First bytes of every ring-buffer record: the kind says which struct follows.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct RawEvent {
+pub struct RecordHeader {
+    /// An `EventKind` value.
+    pub kind: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: u16,
+    /// 0 on success, else the positive errno the syscall returned.
+    pub errno: i32,
+}
+
+/// Who did it: captured in the kernel at the moment of the event, so it is exact even for
+/// processes that are gone by the time userspace reads the record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskInfo {
     /// CLOCK_BOOTTIME nanoseconds (`bpf_ktime_get_boot_ns`).
     pub ts_ns: u64,
     /// Thread-group id (what userspace calls the pid).
@@ -87,36 +127,83 @@ pub struct RawEvent {
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    /// An `EventKind` value.
-    pub kind: u8,
-    /// Socket family (AF_INET / AF_INET6) when `FLAG_SOCK` is set.
-    pub family: u8,
-    /// Family of the sockaddr given to bind(2) when `FLAG_REQ_ADDR` is set.
-    pub req_family: u8,
+    /// Thread-group id of the parent (real_parent).
+    pub ppid: u32,
+    /// Audit login uid (`TASK_LOGINUID`); u32::MAX when unset, as the kernel reports it.
+    pub loginuid: u32,
+    /// Process start, CLOCK_BOOTTIME ns (the thread-group leader's `start_boottime`):
+    /// with `pid`, it names a process for good, even after the pid is reused.
+    pub start_ns: u64,
+    /// The parent's start time, naming the parent the same way.
+    pub parent_start_ns: u64,
+    /// cgroup v2 id (`bpf_get_current_cgroup_id`): the inode of the cgroup's directory.
+    pub cgroup_id: u64,
+    /// Inode of the task's network namespace (as in /proc/PID/ns/net).
+    pub netns: u32,
+    /// `TASK_*` bits.
     pub flags: u8,
-    /// IP protocol number (6 TCP, 17 UDP, 262 MPTCP, ...) when `FLAG_SOCK` is set.
-    pub protocol: u16,
-    /// SOCK_STREAM, SOCK_DGRAM, ... when `FLAG_SOCK` is set.
-    pub sock_type: u16,
-    /// 0 on success, else the positive errno the syscall returned.
-    pub errno: i32,
+    pub _pad: [u8; 3],
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// One socket event (bind, listen, accept, close).
+///
+/// Addresses are in network byte order as the kernel stores them; an IPv4 address fills the first
+/// four bytes. Ports are in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SockEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
     /// The file descriptor the syscall worked on (for accept: the new one), -1 if none.
     pub fd: i32,
     /// listen(2)'s backlog argument.
     pub backlog: u32,
+    /// IP protocol number (6 TCP, 17 UDP, 262 MPTCP, ...) when `FLAG_SOCK` is set.
+    pub protocol: u16,
+    /// SOCK_STREAM, SOCK_DGRAM, ... when `FLAG_SOCK` is set.
+    pub sock_type: u16,
+    /// Socket family (AF_INET / AF_INET6) when `FLAG_SOCK` is set.
+    pub family: u8,
+    /// Family of the sockaddr given to bind(2) when `FLAG_REQ_ADDR` is set.
+    pub req_family: u8,
     pub local_port: u16,
     pub remote_port: u16,
     pub req_port: u16,
-    pub _pad1: u16,
-    pub _pad2: u32,
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
     pub req_addr: [u8; 16],
-    pub comm: [u8; TASK_COMM_LEN],
+    pub _pad: u32,
 }
 
-pub const RAW_EVENT_SIZE: usize = 120;
-const _: () = assert!(core::mem::size_of::<RawEvent>() == RAW_EVENT_SIZE);
+/// A successful execve: the new image's file name and arguments, as the kernel saw them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+    /// Bytes used in `filename` (without the NUL).
+    pub filename_len: u16,
+    /// Bytes used in `args`: NUL-separated, as in /proc/PID/cmdline.
+    pub args_len: u16,
+    pub _pad: u32,
+    pub filename: [u8; FILENAME_LEN],
+    pub args: [u8; ARGS_LEN],
+}
+
+/// A process (thread group leader) exiting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+}
+
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 8);
+const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 160);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1376);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
 
 /// A syscall in flight, stored by the enter hook under the thread id, taken by the exit hook.
 #[repr(C)]
@@ -138,13 +225,17 @@ const _: () = assert!(core::mem::size_of::<Pending>() == 32);
 pub mod counters {
     use super::EventKind;
 
+    /// Slots per event kind in each per-kind range (kind values are 1..=KIND_SLOTS).
+    pub const KIND_SLOTS: u32 = 8;
     /// Ring buffer full: one slot per event kind (`LOST_BASE + kind - 1`).
     pub const LOST_BASE: u32 = 0;
     /// Enter hook could not store its in-flight syscall (map full): the exit event is lost.
-    pub const PENDING_FULL_BASE: u32 = 4;
-    /// Reading a kernel structure failed; the event was sent without the socket fields.
-    pub const SOCK_READ_FAILED: u32 = 8;
-    pub const COUNT: u32 = 9;
+    pub const PENDING_FULL_BASE: u32 = KIND_SLOTS;
+    /// Reading a socket failed; the event was sent without the socket fields.
+    pub const SOCK_READ_FAILED: u32 = 2 * KIND_SLOTS;
+    /// Reading the task failed; the event was sent without parent, start time or netns.
+    pub const TASK_READ_FAILED: u32 = 2 * KIND_SLOTS + 1;
+    pub const COUNT: u32 = 2 * KIND_SLOTS + 2;
 
     pub const fn lost(kind: EventKind) -> u32 {
         LOST_BASE + kind as u32 - 1
@@ -163,8 +254,22 @@ pub mod counters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
     pub valid: u32,
-    // struct task_struct / files_struct / fdtable / file / socket
+    // struct task_struct: files, process identity, namespaces, memory map
     pub task_files: u32,
+    pub task_tgid: u32,
+    pub task_group_leader: u32,
+    pub task_real_parent: u32,
+    pub task_start_boottime: u32,
+    /// `ABSENT` without CONFIG_AUDIT.
+    pub task_loginuid: u32,
+    pub task_nsproxy: u32,
+    pub nsproxy_net_ns: u32,
+    /// struct net.ns.inum
+    pub net_ns_inum: u32,
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    // struct files_struct / fdtable / file / socket
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,
     pub fdtable_fd: u32,
@@ -196,12 +301,16 @@ pub struct KernelOffsets {
     pub tp_iss_protocol: u32,
     pub tp_iss_saddr: u32,
     pub tp_iss_saddr_v6: u32,
+    // sched/sched_process_exec tracepoint record
+    pub tp_exec_filename: u32,
 }
 
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain-old-data: repr(C), only integers and byte arrays, no implicit padding.
-    unsafe impl aya::Pod for super::RawEvent {}
+    unsafe impl aya::Pod for super::SockEvent {}
+    unsafe impl aya::Pod for super::ExecEvent {}
+    unsafe impl aya::Pod for super::ExitEvent {}
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::KernelOffsets {}
 }
@@ -216,17 +325,18 @@ mod tests {
             assert_eq!(EventKind::try_from(kind as u8), Ok(kind));
         }
         assert_eq!(EventKind::try_from(0), Err(0));
-        assert_eq!(EventKind::try_from(5), Err(5));
+        assert_eq!(EventKind::try_from(7), Err(7));
     }
 
     #[test]
     fn counter_slots_are_distinct_and_in_range() {
-        let mut slots: [u32; 9] = [0; 9];
+        let mut slots = [0u32; 14];
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             slots[i] = counters::lost(kind);
-            slots[4 + i] = counters::pending_full(kind);
+            slots[6 + i] = counters::pending_full(kind);
         }
-        slots[8] = counters::SOCK_READ_FAILED;
+        slots[12] = counters::SOCK_READ_FAILED;
+        slots[13] = counters::TASK_READ_FAILED;
         for (i, a) in slots.iter().enumerate() {
             assert!(*a < counters::COUNT);
             assert!(slots[i + 1..].iter().all(|b| b != a), "slot {a} used twice");

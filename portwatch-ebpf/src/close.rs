@@ -52,6 +52,8 @@ pub fn close_tracepoint(ctx: TracePointContext) -> u32 {
     0
 }
 
+// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+#[inline(always)]
 fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
         return Ok(());
@@ -77,7 +79,7 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     } else {
         ev.local_addr = unsafe { ctx.read_at(offset!(tp_iss_saddr_v6)) }.map_err(i64::from)?;
     }
-    ev.flags |= FLAG_SOCK;
+    ev.header.flags |= FLAG_SOCK;
     send(&ev, EventKind::Close);
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The one place that reads kernel structures. Offsets come from `maps::OFFSETS`, which the daemon
 //! fills from the running kernel's BTF; sizes were checked there too, so the widths used here
-//! (u16 family/port/protocol/type, u32 IPv4 address, 16-byte IPv6 address) are the kernel's.
+//! (u16 family/port/protocol/type, u32 IPv4 address, 16-byte IPv6 address, ...) are the kernel's.
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use portwatch_common::{AF_INET, AF_INET6, FLAG_SOCK, RawEvent};
+use portwatch_common::{ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TaskInfo};
 
 use crate::maps::offset;
 
@@ -10,8 +10,50 @@ use crate::maps::offset;
 pub struct ReadError;
 
 #[inline(always)]
-fn read<T>(ptr: *const u8) -> Result<T, ReadError> {
+pub fn read<T>(ptr: *const u8) -> Result<T, ReadError> {
     unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) }.map_err(|_| ReadError)
+}
+
+#[inline(always)]
+fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+/// Parent, process start times, login uid and network namespace of the current task.
+#[inline(always)]
+pub fn read_task(t: &mut TaskInfo) -> Result<(), ReadError> {
+    let task = current_task();
+    let leader: *const u8 = read(task.wrapping_add(offset!(task_group_leader)))?;
+    t.start_ns = read(leader.wrapping_add(offset!(task_start_boottime)))?;
+    let parent: *const u8 = read(leader.wrapping_add(offset!(task_real_parent)))?;
+    let ppid: i32 = read(parent.wrapping_add(offset!(task_tgid)))?;
+    t.ppid = ppid as u32;
+    let parent_leader: *const u8 = read(parent.wrapping_add(offset!(task_group_leader)))?;
+    t.parent_start_ns = read(parent_leader.wrapping_add(offset!(task_start_boottime)))?;
+    if offset!(task_loginuid) != ABSENT as usize {
+        t.loginuid = read(task.wrapping_add(offset!(task_loginuid)))?;
+        t.flags |= TASK_LOGINUID;
+    }
+    // nsproxy is gone only in the last steps of exit; the namespace is then simply unknown (0).
+    let nsproxy: *const u8 = read(task.wrapping_add(offset!(task_nsproxy)))?;
+    if !nsproxy.is_null() {
+        let net: *const u8 = read(nsproxy.wrapping_add(offset!(nsproxy_net_ns)))?;
+        t.netns = read(net.wrapping_add(offset!(net_ns_inum)))?;
+    }
+    Ok(())
+}
+
+/// Start and end of the current process's argument strings (mm->arg_start, mm->arg_end).
+#[inline(always)]
+pub fn args_range() -> Result<(u64, u64), ReadError> {
+    let mm: *const u8 = read(current_task().wrapping_add(offset!(task_mm)))?;
+    if mm.is_null() {
+        return Err(ReadError);
+    }
+    Ok((
+        read(mm.wrapping_add(offset!(mm_arg_start)))?,
+        read(mm.wrapping_add(offset!(mm_arg_end)))?,
+    ))
 }
 
 /// Follows the current task's file descriptor `fd` to its `struct sock`:
@@ -22,7 +64,7 @@ pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
     if fd < 0 {
         return Err(ReadError);
     }
-    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let task = current_task();
     let files: *const u8 = read(task.wrapping_add(offset!(task_files)))?;
     let fdt: *const u8 = read(files.wrapping_add(offset!(files_fdt)))?;
     let max_fds: u32 = read(fdt.wrapping_add(offset!(fdtable_max_fds)))?;
@@ -48,7 +90,7 @@ pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
 
 /// Copies family, protocol, type and both endpoints of `sk` into `ev`, and sets `FLAG_SOCK`.
 #[inline(always)]
-pub fn fill_from_sock(sk: *const u8, ev: &mut RawEvent) -> Result<(), ReadError> {
+pub fn fill_from_sock(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError> {
     let family: u16 = read(sk.wrapping_add(offset!(sk_family)))?;
     ev.family = family as u8;
     ev.protocol = read(sk.wrapping_add(offset!(sk_protocol)))?;
@@ -71,6 +113,6 @@ pub fn fill_from_sock(sk: *const u8, ev: &mut RawEvent) -> Result<(), ReadError>
         ev.local_addr = read(sk.wrapping_add(offset!(sk_v6_rcv_saddr)))?;
         ev.remote_addr = read(sk.wrapping_add(offset!(sk_v6_daddr)))?;
     }
-    ev.flags |= FLAG_SOCK;
+    ev.header.flags |= FLAG_SOCK;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod close;
 mod emit;
 mod kernel;
 mod maps;
+mod process;
 mod syscalls;
 
 #[cfg(not(test))]

@@ -9,7 +9,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, RawEvent, counters};
+use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, SockEvent, counters};
 
 use crate::{
     emit::{concerns_inet, new_event, send},
@@ -26,6 +26,8 @@ pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
     0
 }
 
+// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+#[inline(always)]
 fn try_enter_bind(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
         return Ok(());
@@ -80,6 +82,8 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     0
 }
 
+// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+#[inline(always)]
 fn try_enter_listen(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
         return Ok(());
@@ -116,6 +120,8 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
     0
 }
 
+// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+#[inline(always)]
 fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
         return Ok(());
@@ -152,17 +158,19 @@ fn remember(pending: &Pending, kind: EventKind) {
 /// Fills the socket fields from `ev.fd`; a socket that a successful call used but that cannot be
 /// read is counted (the record still goes out, without socket fields).
 #[inline(always)]
-fn read_socket(ev: &mut RawEvent) {
+fn read_socket(ev: &mut SockEvent) {
     let ok = match sock_of_fd(ev.fd) {
         Ok(sk) => fill_from_sock(sk, ev).is_ok(),
         Err(_) => false,
     };
-    if !ok && ev.errno == 0 {
+    if !ok && ev.header.errno == 0 {
         bump(counters::SOCK_READ_FAILED);
     }
 }
 
 /// The exit side of bind and listen: takes the stored arguments and sends the record.
+// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+#[inline(always)]
 fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     // Copy out and remove first, so every path below leaves the map clean.
@@ -177,9 +185,9 @@ fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
 
     let mut ev = new_event(kind);
     ev.fd = pending.fd;
-    ev.errno = if ret < 0 { (-ret) as i32 } else { 0 };
+    ev.header.errno = if ret < 0 { (-ret) as i32 } else { 0 };
+    ev.header.flags = pending.flags;
     ev.backlog = pending.backlog;
-    ev.flags = pending.flags;
     ev.req_family = pending.req_family;
     ev.req_port = pending.req_port;
     ev.req_addr = pending.req_addr;

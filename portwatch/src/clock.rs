@@ -7,7 +7,12 @@ pub struct Clock {
     boot_epoch_ns: i128,
 }
 
-fn boottime_ns() -> i128 {
+/// CLOCK_BOOTTIME now, in ns (the kernel's event clock).
+pub fn boottime_ns() -> u64 {
+    u64::try_from(boottime_ns_wide()).unwrap_or(0)
+}
+
+fn boottime_ns_wide() -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -24,7 +29,7 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
         Self {
-            boot_epoch_ns: wall - boottime_ns(),
+            boot_epoch_ns: wall - boottime_ns_wide(),
         }
     }
 
@@ -44,7 +49,7 @@ impl Clock {
     }
 
     pub fn format_now(&self) -> String {
-        self.format(u64::try_from(boottime_ns()).unwrap_or(0))
+        self.format(boottime_ns())
     }
 }
 
@@ -65,7 +70,7 @@ mod tests {
     #[test]
     fn now_is_close_to_system_time() {
         let clock = Clock::now();
-        let a = clock.wall(u64::try_from(boottime_ns()).unwrap());
+        let a = clock.wall(boottime_ns());
         let b = SystemTime::now();
         let diff = b.duration_since(a).unwrap_or_else(|e| e.duration());
         assert!(diff < Duration::from_secs(1), "{diff:?}");

@@ -26,7 +26,7 @@ impl KernelCounters {
     }
 
     fn per_kind(&self, index: fn(EventKind) -> u32) -> Result<KindCounts> {
-        let mut a = [0u64; 4];
+        let mut a = [0u64; EventKind::ALL.len()];
         for (slot, kind) in a.iter_mut().zip(EventKind::ALL) {
             *slot = self.sum(index(kind))?;
         }
@@ -43,6 +43,7 @@ impl KernelCounters {
             in_flight_table_full,
             decode_errors,
             socket_read_errors: self.sum(counters::SOCK_READ_FAILED)?,
+            task_read_errors: self.sum(counters::TASK_READ_FAILED)?,
         })
     }
 }

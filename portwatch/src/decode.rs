@@ -1,19 +1,52 @@
-//! Turning ring-buffer bytes into typed events, defensively: exact length, known kind, known
-//! address family. Nothing here trusts the record's bytes beyond what it checks.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+//! Turning ring-buffer bytes into typed records, defensively: a known kind in the first byte, the
+//! exact length of that kind's struct, known address families. Nothing here trusts the record's
+//! bytes beyond what it checks.
+use std::{
+    mem::size_of,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
 
 use portwatch_common::{
-    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, FLAG_SOCK, RAW_EVENT_SIZE, RawEvent,
+    AF_INET, AF_INET6, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR,
+    FLAG_SOCK, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
 };
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("record is {got} bytes, expected {RAW_EVENT_SIZE}")]
-    Length { got: usize },
-    #[error("unknown event kind {0}")]
+    #[error("empty record")]
+    Empty,
+    #[error("{kind} record is {got} bytes, expected {want}")]
+    Length {
+        kind: &'static str,
+        got: usize,
+        want: usize,
+    },
+    #[error("unknown record kind {0}")]
     Kind(u8),
     #[error("unknown address family {0}")]
     Family(u8),
+}
+
+/// Who caused a record, as the kernel saw it at that moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Task {
+    /// CLOCK_BOOTTIME nanoseconds of the event.
+    pub boot_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The thread's command name, as the kernel keeps it (up to 15 bytes, maybe not UTF-8).
+    pub comm: Vec<u8>,
+    pub cgroup_id: u64,
+    /// None when the kernel could not read the task (counted as `task_read_errors`).
+    pub ppid: Option<u32>,
+    pub parent_start_ns: Option<u64>,
+    /// Process start (CLOCK_BOOTTIME ns): with `pid`, the process's lasting identity.
+    pub start_ns: Option<u64>,
+    pub netns: Option<u32>,
+    /// None when the kernel has no audit support; Some(u32::MAX) means "unset".
+    pub loginuid: Option<u32>,
 }
 
 /// What the socket looked like when the event happened.
@@ -27,17 +60,19 @@ pub struct SocketInfo {
     pub remote: Option<SocketAddr>,
 }
 
+/// The socket event kinds (the kernel's record kinds minus process tracking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockKind {
+    Bind,
+    Listen,
+    Accept,
+    Close,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocketEvent {
-    pub kind: EventKind,
-    /// CLOCK_BOOTTIME nanoseconds.
-    pub boot_ns: u64,
-    pub pid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// The thread's command name, as the kernel keeps it (up to 15 bytes, maybe not UTF-8).
-    pub comm: Vec<u8>,
+    pub kind: SockKind,
+    pub task: Task,
     pub fd: Option<i32>,
     /// 0 on success, else the positive errno.
     pub errno: i32,
@@ -48,22 +83,81 @@ pub struct SocketEvent {
     pub requested: Option<SocketAddr>,
 }
 
-/// Reads a record. The length check makes the unaligned read sound; every bit pattern is a valid
-/// `RawEvent` (integers and byte arrays only).
-pub fn raw(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
-    if bytes.len() != RAW_EVENT_SIZE {
-        return Err(DecodeError::Length { got: bytes.len() });
-    }
-    // SAFETY: length checked above; RawEvent is plain old data.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) })
+/// A new program image: execve's file name and the argument list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub task: Task,
+    pub filename: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
+    pub args_truncated: bool,
 }
 
-pub fn decode(bytes: &[u8]) -> Result<SocketEvent, DecodeError> {
-    let r = raw(bytes)?;
-    let kind = EventKind::try_from(r.kind).map_err(DecodeError::Kind)?;
-    let socket = if r.flags & FLAG_SOCK != 0 {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelRecord {
+    Socket(SocketEvent),
+    Exec(ExecRecord),
+    Exit(Task),
+}
+
+/// Reads a `T` from exactly `size_of::<T>()` bytes.
+///
+/// Only for the ABI's plain-old-data records (integers and byte arrays): every bit pattern is a
+/// valid value, so the length check is all that soundness needs.
+fn pod<T: Copy>(kind: EventKind, bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() != size_of::<T>() {
+        return Err(DecodeError::Length {
+            kind: kind.name(),
+            got: bytes.len(),
+            want: size_of::<T>(),
+        });
+    }
+    // SAFETY: length checked; T is one of the ABI's POD records (see callers).
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+    let &first = bytes.first().ok_or(DecodeError::Empty)?;
+    let kind = EventKind::try_from(first).map_err(DecodeError::Kind)?;
+    match kind {
+        EventKind::Bind => sock(SockKind::Bind, kind, bytes),
+        EventKind::Listen => sock(SockKind::Listen, kind, bytes),
+        EventKind::Accept => sock(SockKind::Accept, kind, bytes),
+        EventKind::Close => sock(SockKind::Close, kind, bytes),
+        EventKind::Exec => Ok(KernelRecord::Exec(exec(&pod::<ExecEvent>(kind, bytes)?))),
+        EventKind::Exit => Ok(KernelRecord::Exit(task(
+            &pod::<ExitEvent>(kind, bytes)?.task,
+        ))),
+    }
+}
+
+fn sock(sk: SockKind, kind: EventKind, bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+    socket(sk, &pod::<SockEvent>(kind, bytes)?).map(KernelRecord::Socket)
+}
+
+fn task(t: &TaskInfo) -> Task {
+    let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
+    let read = t.flags & TASK_READ != 0;
+    Task {
+        boot_ns: t.ts_ns,
+        pid: t.pid,
+        tid: t.tid,
+        uid: t.uid,
+        gid: t.gid,
+        comm: t.comm[..comm_len].to_vec(),
+        cgroup_id: t.cgroup_id,
+        ppid: read.then_some(t.ppid),
+        parent_start_ns: read.then_some(t.parent_start_ns),
+        start_ns: read.then_some(t.start_ns),
+        netns: (read && t.netns != 0).then_some(t.netns),
+        loginuid: (read && t.flags & TASK_LOGINUID != 0).then_some(t.loginuid),
+    }
+}
+
+fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
+    let flags = r.header.flags;
+    let socket = if flags & FLAG_SOCK != 0 {
         let local = endpoint(r.family, &r.local_addr, r.local_port)?;
-        let remote = (kind == EventKind::Accept)
+        let remote = (kind == SockKind::Accept)
             .then(|| endpoint(r.family, &r.remote_addr, r.remote_port))
             .transpose()?;
         Some(SocketInfo {
@@ -75,26 +169,31 @@ pub fn decode(bytes: &[u8]) -> Result<SocketEvent, DecodeError> {
     } else {
         None
     };
-    let requested = if r.flags & FLAG_REQ_ADDR != 0 {
+    let requested = if flags & FLAG_REQ_ADDR != 0 {
         Some(endpoint(r.req_family, &r.req_addr, r.req_port)?)
     } else {
         None
     };
-    let comm_len = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
     Ok(SocketEvent {
         kind,
-        boot_ns: r.ts_ns,
-        pid: r.pid,
-        tid: r.tid,
-        uid: r.uid,
-        gid: r.gid,
-        comm: r.comm[..comm_len].to_vec(),
+        task: task(&r.task),
         fd: (r.fd >= 0).then_some(r.fd),
-        errno: r.errno,
-        backlog: (kind == EventKind::Listen).then_some(r.backlog),
+        errno: r.header.errno,
+        backlog: (kind == SockKind::Listen).then_some(r.backlog),
         socket,
         requested,
     })
+}
+
+fn exec(r: &ExecEvent) -> ExecRecord {
+    let filename = &r.filename[..usize::from(r.filename_len).min(r.filename.len())];
+    let args = &r.args[..usize::from(r.args_len).min(r.args.len())];
+    ExecRecord {
+        task: task(&r.task),
+        filename: filename.to_vec(),
+        args: crate::procfs::split_args(args),
+        args_truncated: r.header.flags & FLAG_ARGS_TRUNCATED != 0,
+    }
 }
 
 fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, DecodeError> {
@@ -110,30 +209,40 @@ fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, Decode
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn raw_event(kind: EventKind) -> RawEvent {
-        // SAFETY: all-zero is a valid RawEvent.
-        let mut r: RawEvent = unsafe { std::mem::zeroed() };
-        r.kind = kind as u8;
-        r.ts_ns = 5_000_000_000;
-        r.pid = 42;
-        r.tid = 43;
-        r.uid = 1000;
-        r.gid = 100;
+    /// The bytes of a POD record.
+    pub(crate) fn bytes<T: Copy>(r: &T) -> Vec<u8> {
+        // SAFETY: reading a POD value's bytes.
+        unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    pub(crate) fn sock_event(kind: EventKind) -> SockEvent {
+        // SAFETY: all-zero is a valid SockEvent.
+        let mut r: SockEvent = unsafe { std::mem::zeroed() };
+        r.header.kind = kind as u8;
+        r.task.ts_ns = 5_000_000_000;
+        r.task.pid = 42;
+        r.task.tid = 43;
+        r.task.uid = 1000;
+        r.task.gid = 100;
+        r.task.ppid = 1;
+        r.task.start_ns = 4_000_000_000;
+        r.task.flags = TASK_READ;
         r.fd = 3;
-        r.comm[..7].copy_from_slice(b"python3");
+        r.task.comm[..7].copy_from_slice(b"python3");
         r
     }
 
-    pub(crate) fn bytes(r: &RawEvent) -> Vec<u8> {
-        // SAFETY: reading a POD value's bytes.
-        unsafe { std::slice::from_raw_parts((r as *const RawEvent).cast::<u8>(), RAW_EVENT_SIZE) }
-            .to_vec()
+    fn socket_of(r: &SockEvent) -> SocketEvent {
+        match decode(&bytes(r)).unwrap() {
+            KernelRecord::Socket(s) => s,
+            other => panic!("not a socket record: {other:?}"),
+        }
     }
 
     #[test]
     fn decodes_an_ipv4_bind_with_request() {
-        let mut r = raw_event(EventKind::Bind);
-        r.flags = FLAG_SOCK | FLAG_REQ_ADDR;
+        let mut r = sock_event(EventKind::Bind);
+        r.header.flags = FLAG_SOCK | FLAG_REQ_ADDR;
         r.family = AF_INET as u8;
         r.protocol = 17;
         r.sock_type = 2;
@@ -141,10 +250,12 @@ pub(crate) mod tests {
         r.local_port = 40000;
         r.req_family = AF_INET as u8;
         r.req_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        r.req_port = 0;
-        let e = decode(&bytes(&r)).unwrap();
-        assert_eq!(e.kind, EventKind::Bind);
-        assert_eq!(e.comm, b"python3");
+        let e = socket_of(&r);
+        assert_eq!(e.kind, SockKind::Bind);
+        assert_eq!(e.task.comm, b"python3");
+        assert_eq!(e.task.ppid, Some(1));
+        assert_eq!(e.task.start_ns, Some(4_000_000_000));
+        assert_eq!(e.task.loginuid, None);
         let s = e.socket.unwrap();
         assert_eq!(s.local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(s.remote, None);
@@ -154,53 +265,107 @@ pub(crate) mod tests {
 
     #[test]
     fn decodes_an_ipv6_accept_with_peer() {
-        let mut r = raw_event(EventKind::Accept);
-        r.flags = FLAG_SOCK;
+        let mut r = sock_event(EventKind::Accept);
+        r.header.flags = FLAG_SOCK;
         r.family = AF_INET6 as u8;
         r.protocol = 6;
         r.local_addr = Ipv6Addr::LOCALHOST.octets();
         r.local_port = 8080;
         r.remote_addr = "::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets();
         r.remote_port = 51000;
-        let e = decode(&bytes(&r)).unwrap();
-        let s = e.socket.unwrap();
+        let s = socket_of(&r).socket.unwrap();
         assert_eq!(s.local, "[::1]:8080".parse().unwrap());
         assert_eq!(s.remote, Some("[::ffff:10.1.2.3]:51000".parse().unwrap()));
     }
 
     #[test]
-    fn rejects_wrong_length() {
-        let r = raw_event(EventKind::Bind);
-        let b = bytes(&r);
-        assert_eq!(decode(&b[..10]), Err(DecodeError::Length { got: 10 }));
+    fn rejects_wrong_length_for_the_kind() {
+        let b = bytes(&sock_event(EventKind::Bind));
+        assert_eq!(
+            decode(&b[..10]),
+            Err(DecodeError::Length {
+                kind: "bind",
+                got: 10,
+                want: 160
+            })
+        );
         let mut longer = b.clone();
         longer.push(0);
-        assert_eq!(decode(&longer), Err(DecodeError::Length { got: 121 }));
-        assert_eq!(decode(&[]), Err(DecodeError::Length { got: 0 }));
+        assert!(matches!(
+            decode(&longer),
+            Err(DecodeError::Length { got: 161, .. })
+        ));
+        assert_eq!(decode(&[]), Err(DecodeError::Empty));
+        // A socket-sized record claiming to be an exec record.
+        let mut wrong = b;
+        wrong[0] = EventKind::Exec as u8;
+        assert!(matches!(
+            decode(&wrong),
+            Err(DecodeError::Length { kind: "exec", .. })
+        ));
     }
 
     #[test]
     fn rejects_unknown_kind_and_family() {
-        let mut r = raw_event(EventKind::Bind);
-        r.kind = 99;
+        let mut r = sock_event(EventKind::Bind);
+        r.header.kind = 99;
         assert_eq!(decode(&bytes(&r)), Err(DecodeError::Kind(99)));
-        let mut r = raw_event(EventKind::Listen);
-        r.flags = FLAG_SOCK;
+        let mut r = sock_event(EventKind::Listen);
+        r.header.flags = FLAG_SOCK;
         r.family = 1; // AF_UNIX never reaches userspace; if it does, it is an error
         assert_eq!(decode(&bytes(&r)), Err(DecodeError::Family(1)));
     }
 
     #[test]
-    fn comm_without_nul_and_missing_socket() {
-        let mut r = raw_event(EventKind::Listen);
-        r.comm = *b"0123456789abcdef";
-        r.errno = 98;
+    fn comm_without_nul_missing_socket_and_unread_task() {
+        let mut r = sock_event(EventKind::Listen);
+        r.task.comm = *b"0123456789abcdef";
+        r.task.flags = 0;
+        r.header.errno = 98;
         r.fd = -1;
-        let e = decode(&bytes(&r)).unwrap();
-        assert_eq!(e.comm.len(), 16);
+        let e = socket_of(&r);
+        assert_eq!(e.task.comm.len(), 16);
+        assert_eq!(e.task.ppid, None);
+        assert_eq!(e.task.start_ns, None);
         assert_eq!(e.socket, None);
         assert_eq!(e.fd, None);
         assert_eq!(e.errno, 98);
         assert_eq!(e.backlog, Some(0));
+    }
+
+    pub(crate) fn exec_event(filename: &[u8], args: &[u8]) -> ExecEvent {
+        // SAFETY: all-zero is a valid ExecEvent.
+        let mut r: ExecEvent = unsafe { std::mem::zeroed() };
+        r.header.kind = EventKind::Exec as u8;
+        r.task = sock_event(EventKind::Exec).task;
+        r.filename[..filename.len()].copy_from_slice(filename);
+        r.filename_len = filename.len() as u16;
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = args.len() as u16;
+        r
+    }
+
+    #[test]
+    fn decodes_exec_arguments_including_non_utf8_and_empty_ones() {
+        let r = exec_event(b"/usr/bin/printf", b"printf\0\0a\xffb\0");
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap() else {
+            panic!("not an exec record")
+        };
+        assert_eq!(e.filename, b"/usr/bin/printf");
+        assert_eq!(
+            e.args,
+            vec![b"printf".to_vec(), b"".to_vec(), b"a\xffb".to_vec()]
+        );
+        assert!(!e.args_truncated);
+        // Garbage lengths are clamped to the buffers.
+        let mut r = exec_event(b"x", b"");
+        r.filename_len = u16::MAX;
+        r.args_len = u16::MAX;
+        r.header.flags = FLAG_ARGS_TRUNCATED;
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap() else {
+            panic!("not an exec record")
+        };
+        assert_eq!(e.filename.len(), portwatch_common::FILENAME_LEN);
+        assert!(e.args_truncated);
     }
 }

@@ -156,6 +156,36 @@ pub const HOOKS: &[Hook] = &[
             },
         ],
     },
+    // Process life cycle, for exact executables and arguments of short-lived processes. Optional:
+    // without them portwatch still reports every socket event, with the process read from /proc.
+    Hook {
+        name: "exec",
+        required: false,
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[Program {
+                program: names::PROCESS_EXEC,
+                target: Target::Tracepoint {
+                    category: "sched",
+                    name: "sched_process_exec",
+                },
+            }],
+        }],
+    },
+    Hook {
+        name: "exit",
+        required: false,
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[Program {
+                program: names::PROCESS_EXIT,
+                target: Target::Tracepoint {
+                    category: "sched",
+                    name: "sched_process_exit",
+                },
+            }],
+        }],
+    },
 ];
 
 /// `--attach HOOK=TYPE`: use TYPE for HOOK instead of the best one.
@@ -171,10 +201,9 @@ impl FromStr for Forced {
         let (hook, attach) = s
             .split_once('=')
             .ok_or_else(|| format!("expected HOOK=TYPE, got `{s}`"))?;
-        let hook = HOOKS
-            .iter()
-            .find(|h| h.name == hook)
-            .ok_or_else(|| format!("unknown hook `{hook}` (known: bind, listen, accept, close)"))?;
+        let hook = HOOKS.iter().find(|h| h.name == hook).ok_or_else(|| {
+            format!("unknown hook `{hook}` (known: bind, listen, accept, close, exec, exit)")
+        })?;
         let attach: AttachType = attach.parse()?;
         if !hook.options.iter().any(|o| o.attach == attach) {
             let have: Vec<_> = hook.options.iter().map(|o| o.attach.name()).collect();
@@ -312,10 +341,15 @@ fn describe_program_error(e: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            if std::env::var_os("PORTWATCH_VERIFIER_LOG").is_some() {
+                eprintln!("{log}");
+            }
+            // The verifier ends with statistics; the reason is the last line before them.
             let last = log
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .filter(|l| !l.trim().is_empty())
+                .find(|l| !l.starts_with("processed ") && !l.starts_with("verification time"))
                 .unwrap_or("");
             if last.is_empty() {
                 format!("load failed: {io_error}")

@@ -4,7 +4,7 @@
 use std::{fs, path::Path};
 
 use btf_rs::{Btf, BtfType, Struct, Type};
-use portwatch_common::KernelOffsets;
+use portwatch_common::{ABSENT, KernelOffsets};
 
 use crate::error::{Error, Result};
 
@@ -245,10 +245,33 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         }
     }
     let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
+    let exec = Tracepoint::read(tracefs, "sched", "sched_process_exec")?;
+    // Without CONFIG_AUDIT there is no login uid: records then say so instead of guessing.
+    let loginuid = match types.field("task_struct", "loginuid") {
+        Ok(field) if field.size == 4 => field.offset,
+        Ok(field) => {
+            return Err(Error::Layout(format!(
+                "task_struct.loginuid is {} bytes, expected 4",
+                field.size
+            )));
+        }
+        Err(_) => ABSENT,
+    };
 
     Ok(KernelOffsets {
         valid: 1,
         task_files: f("task_struct", "files", 8)?,
+        task_tgid: f("task_struct", "tgid", 4)?,
+        task_group_leader: f("task_struct", "group_leader", 8)?,
+        task_real_parent: f("task_struct", "real_parent", 8)?,
+        task_start_boottime: f("task_struct", "start_boottime", 8)?,
+        task_loginuid: loginuid,
+        task_nsproxy: f("task_struct", "nsproxy", 8)?,
+        nsproxy_net_ns: f("nsproxy", "net_ns", 8)?,
+        net_ns_inum: f("net", "ns.inum", 4)?,
+        task_mm: f("task_struct", "mm", 8)?,
+        mm_arg_start: f("mm_struct", "arg_start", 8)?,
+        mm_arg_end: f("mm_struct", "arg_end", 8)?,
         files_fdt: f("files_struct", "fdt", 8)?,
         fdtable_max_fds: f("fdtable", "max_fds", 4)?,
         fdtable_fd: f("fdtable", "fd", 8)?,
@@ -283,6 +306,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         tp_iss_protocol: iss.offset("protocol", 2)?,
         tp_iss_saddr: iss.offset("saddr", 4)?,
         tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
+        tp_exec_filename: exec.offset("filename", 4)?,
     })
 }
 

@@ -3,16 +3,22 @@
 //! Start-up: `preflight` checks privileges, BTF and tracefs; `kernel_layout` reads this kernel's
 //! struct and tracepoint offsets; `loader` loads the kernel programs with them; `hooks` attaches
 //! each hook with the best attach type available. Then `watch` reads records from the ring buffer,
-//! `decode` checks and types them, `record` shapes them for output and `output` writes JSON lines.
+//! `decode` checks and types them, `enrich` adds who did it (with `proctable`, `procfs`, `users`
+//! and `cgroup`), `record` shapes them for output and `output` writes JSON lines.
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod counters;
 pub mod decode;
+pub mod enrich;
 pub mod error;
 pub mod hooks;
 pub mod kernel_layout;
 pub mod loader;
 pub mod output;
 pub mod preflight;
+pub mod procfs;
+pub mod proctable;
 pub mod record;
+pub mod users;
 pub mod watch;

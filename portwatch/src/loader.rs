@@ -1,7 +1,7 @@
 //! Loading the embedded kernel programs with this kernel's offsets and the chosen ring size.
 use std::path::Path;
 
-use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness};
+use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness, VerifierLogLevel};
 use portwatch_common::{KernelOffsets, names};
 
 use crate::error::{Error, Result};
@@ -19,7 +19,12 @@ pub fn load(
         path: btf_path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    if std::env::var_os("PORTWATCH_VERIFIER_LOG").is_some() {
+        // Debugging aid for kernel-program changes: the full verifier log of a rejected program.
+        loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
+    }
+    let ebpf = loader
         .btf(Some(&btf))
         .override_global(names::OFFSETS_GLOBAL, offsets, true)
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)

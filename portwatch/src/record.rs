@@ -1,10 +1,16 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
-//! kept apart from the kernel's `RawEvent` so either can change without the other.
-use portwatch_common::EventKind;
+//! kept apart from the kernel's records (portwatch-common) so either can change without the other.
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::{clock::Clock, decode::SocketEvent, hooks::Chosen};
+use crate::{
+    cgroup::Container,
+    clock::Clock,
+    decode::{SockKind, SocketEvent},
+    hooks::Chosen,
+};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -65,29 +71,94 @@ pub struct SocketRecord {
     pub errno: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errno_code: Option<i32>,
+    #[serde(flatten)]
+    pub process: ProcessContext,
 }
 
-/// Per-kind counts.
+/// Who did it, beyond pid/tid/uid/gid/comm: see `enrich`.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// When the process started (with `pid`, its lasting identity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Audit login uid: the user who logged in, whatever su/sudo did since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loginuid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_truncated: bool,
+    pub cgroup_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRecord>,
+    /// Fields that could not be known, each with the reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gaps: BTreeMap<&'static str, String>,
+}
+
+impl ProcessContext {
+    pub fn gap(&mut self, field: &'static str, why: impl Into<String>) {
+        self.gaps.insert(field, why.into());
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ParentRecord {
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// Why comm and exe are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<&'static str>,
+}
+
+/// Per-kind counts (exec and exit are the process-tracking records).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KindCounts {
     pub bind: u64,
     pub listen: u64,
     pub accept: u64,
     pub close: u64,
+    pub exec: u64,
+    pub exit: u64,
 }
 
 impl KindCounts {
-    pub fn from_array(a: [u64; 4]) -> Self {
+    /// From counts in `EventKind::ALL` order.
+    pub fn from_array(a: [u64; 6]) -> Self {
+        let [bind, listen, accept, close, exec, exit] = a;
         Self {
-            bind: a[0],
-            listen: a[1],
-            accept: a[2],
-            close: a[3],
+            bind,
+            listen,
+            accept,
+            close,
+            exec,
+            exit,
         }
     }
 
     pub const fn total(&self) -> u64 {
-        self.bind + self.listen + self.accept + self.close
+        self.bind + self.listen + self.accept + self.close + self.exec + self.exit
     }
 }
 
@@ -104,6 +175,8 @@ pub struct LossCounts {
     pub decode_errors: u64,
     /// Events sent without their socket fields because the kernel could not read the socket.
     pub socket_read_errors: u64,
+    /// Records sent without parent, start time and namespace because the task was unreadable.
+    pub task_read_errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,14 +225,16 @@ fn family(addr: &std::net::SocketAddr) -> &'static str {
 }
 
 impl SocketRecord {
-    pub fn new(e: &SocketEvent, clock: &Clock) -> Self {
+    pub fn new(e: &SocketEvent, process: ProcessContext, clock: &Clock) -> Self {
+        let t = &e.task;
         let mut r = Self {
-            time: clock.format(e.boot_ns),
-            pid: e.pid,
-            tid: e.tid,
-            uid: e.uid,
-            gid: e.gid,
-            comm: String::from_utf8_lossy(&e.comm).into_owned(),
+            time: clock.format(t.boot_ns),
+            pid: t.pid,
+            tid: t.tid,
+            uid: t.uid,
+            gid: t.gid,
+            comm: String::from_utf8_lossy(&t.comm).into_owned(),
+            process,
             fd: e.fd,
             backlog: e.backlog,
             ..Self::default()
@@ -184,7 +259,7 @@ impl SocketRecord {
                 r.port = r.requested_port;
             }
         }
-        if matches!(e.kind, EventKind::Bind | EventKind::Listen) {
+        if matches!(e.kind, SockKind::Bind | SockKind::Listen) {
             r.success = Some(e.errno == 0);
             if e.errno != 0 {
                 r.errno = Some(errno_name(e.errno));
@@ -196,13 +271,13 @@ impl SocketRecord {
 }
 
 impl Record {
-    pub fn socket(e: &SocketEvent, clock: &Clock) -> Self {
-        let r = SocketRecord::new(e, clock);
+    pub fn socket(e: &SocketEvent, process: ProcessContext, clock: &Clock) -> Self {
+        let r = SocketRecord::new(e, process, clock);
         match e.kind {
-            EventKind::Bind => Self::Bind(r),
-            EventKind::Listen => Self::Listen(r),
-            EventKind::Accept => Self::Accept(r),
-            EventKind::Close => Self::Close(r),
+            SockKind::Bind => Self::Bind(r),
+            SockKind::Listen => Self::Listen(r),
+            SockKind::Accept => Self::Accept(r),
+            SockKind::Close => Self::Close(r),
         }
     }
 }
@@ -211,9 +286,10 @@ impl Record {
 mod tests {
     use super::*;
     use crate::decode::{
-        SocketInfo, decode,
-        tests::{bytes, raw_event},
+        KernelRecord, SocketInfo, decode,
+        tests::{bytes, sock_event},
     };
+    use portwatch_common::EventKind;
     use serde_json::{Value, json};
 
     const CLOCK: Clock = Clock::fixed(1_767_225_600 * 1_000_000_000);
@@ -223,7 +299,14 @@ mod tests {
     }
 
     fn event(kind: EventKind) -> SocketEvent {
-        decode(&bytes(&raw_event(kind))).unwrap()
+        match decode(&bytes(&sock_event(kind))).unwrap() {
+            KernelRecord::Socket(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn socket(e: &SocketEvent) -> Record {
+        Record::socket(e, ProcessContext::default(), &CLOCK)
     }
 
     #[test]
@@ -237,7 +320,7 @@ mod tests {
             local: "0.0.0.0:0".parse().unwrap(),
             remote: None,
         });
-        let v = to_json(&Record::socket(&e, &CLOCK));
+        let v = to_json(&socket(&e));
         assert_eq!(
             v,
             json!({
@@ -245,7 +328,7 @@ mod tests {
                 "uid": 1000, "gid": 100, "comm": "python3", "protocol": "tcp", "family": "ipv4",
                 "address": "0.0.0.0", "port": 8080, "requested_address": "0.0.0.0",
                 "requested_port": 8080, "fd": 3, "success": false, "errno": "EADDRINUSE",
-                "errno_code": 98
+                "errno_code": 98, "cgroup_id": 0
             })
         );
     }
@@ -260,7 +343,7 @@ mod tests {
             local: "[::]:41234".parse().unwrap(),
             remote: None,
         });
-        let v = to_json(&Record::socket(&e, &CLOCK));
+        let v = to_json(&socket(&e));
         assert_eq!(v["port"], 41234);
         assert_eq!(v["requested_port"], 0);
         assert_eq!(v["protocol"], "udp");
@@ -278,7 +361,7 @@ mod tests {
             local: "[::ffff:127.0.0.1]:8080".parse().unwrap(),
             remote: Some("[::ffff:127.0.0.1]:50000".parse().unwrap()),
         });
-        let v = to_json(&Record::socket(&e, &CLOCK));
+        let v = to_json(&socket(&e));
         assert_eq!(v["event"], "accept");
         assert_eq!(v["address"], "::ffff:127.0.0.1");
         assert_eq!(v["remote_address"], "::ffff:127.0.0.1");
@@ -289,8 +372,8 @@ mod tests {
     #[test]
     fn non_utf8_comm_stays_valid_json() {
         let mut e = event(EventKind::Listen);
-        e.comm = vec![b'a', 0xff, b'"', b'\n'];
-        let line = serde_json::to_string(&Record::socket(&e, &CLOCK)).unwrap();
+        e.task.comm = vec![b'a', 0xff, b'"', b'\n'];
+        let line = serde_json::to_string(&socket(&e)).unwrap();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["comm"], "a\u{fffd}\"\n");
         assert!(!line.contains('\n'));

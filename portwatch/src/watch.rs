@@ -14,9 +14,10 @@ use tokio::{
 
 use crate::{
     cli::WatchArgs,
-    clock::Clock,
+    clock::{self, Clock},
     counters::KernelCounters,
-    decode,
+    decode::{self, KernelRecord},
+    enrich::Enricher,
     error::{Error, Result},
     hooks, kernel_layout, loader,
     output::JsonLines,
@@ -40,6 +41,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     };
     let (mut ebpf, btf) = loader::load(&offsets, args.ring_buffer_size, &machine.btf)?;
     let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach)?;
+    // From now on every execve is traced (if the exec hook attached); what ran before is read
+    // from /proc once.
+    let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
+    let mut enricher = Enricher::new(exec_traced.then(clock::boottime_ns));
+    enricher.processes.seed_from_proc();
 
     let mut map = |name: &str| {
         ebpf.take_map(name)
@@ -73,6 +79,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     let mut state = Stream {
         out,
+        enricher,
         counters,
         reported: LossCounts::default(),
         decode_errors: 0,
@@ -90,6 +97,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             }
             _ = tick.tick() => {
                 clock = Clock::now();
+                state.enricher.processes.maintain();
                 state.report_loss(&clock)?;
                 state.out.flush()?;
                 if stdout_closed() {
@@ -115,6 +123,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
 struct Stream<W: Write> {
     out: JsonLines<W>,
+    enricher: Enricher,
     counters: KernelCounters,
     reported: LossCounts,
     decode_errors: u64,
@@ -124,7 +133,12 @@ impl<W: Write> Stream<W> {
     fn drain(&mut self, ring: &mut RingBuf<MapData>, clock: &Clock) -> Result<()> {
         while let Some(item) = ring.next() {
             match decode::decode(&item) {
-                Ok(event) => self.out.write(&Record::socket(&event, clock))?,
+                Ok(KernelRecord::Socket(event)) => {
+                    let process = self.enricher.context(&event.task, clock);
+                    self.out.write(&Record::socket(&event, process, clock))?;
+                }
+                Ok(KernelRecord::Exec(exec)) => self.enricher.on_exec(&exec),
+                Ok(KernelRecord::Exit(task)) => self.enricher.on_exit(&task),
                 Err(_) => self.decode_errors += 1,
             }
         }

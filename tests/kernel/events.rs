@@ -8,7 +8,7 @@ use std::{
 use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::harness::{Daemon, ours, thread_comm};
+use crate::harness::{Daemon, ours, parse_time, proc_self, thread_comm};
 
 fn tcp(domain: Domain) -> Socket {
     Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).expect("tcp socket")
@@ -33,12 +33,32 @@ fn local(s: &Socket) -> SocketAddr {
         .expect("inet")
 }
 
-/// Fields every event from this thread must carry.
+/// Fields every event from this thread must carry: the task as the kernel saw it and the
+/// process context the daemon added, each compared with what /proc says about this process.
 fn assert_ours(ev: &Value) {
     assert_eq!(ev["pid"], std::process::id(), "{ev}");
     assert_eq!(ev["uid"], 0, "{ev}");
     assert_eq!(ev["gid"], 0, "{ev}");
+    assert_eq!(ev["user"], "root", "{ev}");
+    assert_eq!(ev["group"], "root", "{ev}");
     assert_eq!(ev["comm"], thread_comm(), "{ev}");
+    let me = proc_self();
+    assert_eq!(ev["ppid"], me.ppid, "{ev}");
+    assert_eq!(ev["exe"], me.exe, "{ev}");
+    assert_eq!(ev["args"], serde_json::json!(me.args), "{ev}");
+    assert_eq!(ev["netns"], me.netns, "{ev}");
+    assert_eq!(ev["cgroup_id"], me.cgroup_id, "{ev}");
+    assert_eq!(ev["parent"]["pid"], me.ppid, "{ev}");
+    assert_eq!(ev["parent"]["exe"], me.parent_exe, "{ev}");
+    // start_time is the kernel's boot-clock start mapped to wall time: /proc/self/stat has the
+    // same instant in clock ticks, so they agree to within a tick (plus clock mapping jitter).
+    let start = parse_time(ev["start_time"].as_str().expect("start_time"));
+    let diff = start.abs_diff(me.start_wall_ns);
+    assert!(diff < 50_000_000, "start_time off by {diff} ns: {ev}");
+    assert!(
+        ev.get("gaps").is_none(),
+        "nothing unknown about this process: {ev}"
+    );
 }
 
 fn port_of(v: &Value) -> Option<u16> {

@@ -233,3 +233,77 @@ pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
         .expect("read stderr");
     (status.code().unwrap_or(-1), out, err)
 }
+
+/// What /proc and sysfs say about this test process, to compare with the daemon's context.
+pub struct ProcSelf {
+    pub ppid: u32,
+    pub exe: String,
+    pub args: Vec<String>,
+    pub netns: u64,
+    pub cgroup_id: u64,
+    pub parent_exe: String,
+    /// Process start as wall-clock ns since the epoch.
+    pub start_wall_ns: u64,
+}
+
+pub fn proc_self() -> ProcSelf {
+    use std::os::unix::fs::MetadataExt;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ppid: u32 = fields[1].parse().unwrap();
+    let start_ticks: u64 = fields[19].parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let boot_now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    let wall_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let start_wall_ns = wall_now - boot_now + start_ticks * (1_000_000_000 / hz);
+    // The cgroup v2 id is the inode of the cgroup's directory in the v2 hierarchy.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2_root = mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
+        })
+        .expect("a cgroup2 mount");
+    let v2_path = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+        .expect("a cgroup v2 line");
+    let cgroup_dir = format!("{v2_root}{}", v2_path.trim_end_matches('/'));
+    ProcSelf {
+        ppid,
+        exe: std::env::current_exe()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        args: std::env::args().collect(),
+        netns: std::fs::metadata("/proc/self/ns/net").unwrap().ino(),
+        cgroup_id: std::fs::metadata(&cgroup_dir).unwrap().ino(),
+        parent_exe: std::fs::read_link(format!("/proc/{ppid}/exe"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        start_wall_ns,
+    }
+}
+
+/// RFC 3339 UTC with 9 fractional digits (portwatch's format) to ns since the epoch.
+pub fn parse_time(s: &str) -> u64 {
+    let t = humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("bad time {s}: {e}"));
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}

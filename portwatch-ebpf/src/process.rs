@@ -1,0 +1,94 @@
+//! Process life cycle, so the daemon knows every program's executable and arguments even when it
+//! exits within a millisecond: execve (new image) and exit (forget it).
+//!
+//! Both are classic `sched` tracepoints firing in the context of the process itself, so the task
+//! context comes from the current task like for socket events.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, generated},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use portwatch_common::{
+    ARGS_LEN, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, RecordHeader, counters,
+};
+
+use crate::{
+    emit::fill_task,
+    kernel::args_range,
+    maps::{EVENTS, bump, offset, offsets_valid},
+};
+
+const fn header(kind: EventKind) -> RecordHeader {
+    RecordHeader {
+        kind: kind as u8,
+        flags: 0,
+        _pad: 0,
+        errno: 0,
+    }
+}
+
+/// match-proto: trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+#[tracepoint]
+pub fn process_exec(ctx: TracePointContext) -> u32 {
+    if !offsets_valid() {
+        return 0;
+    }
+    // Too big for the 512-byte BPF stack: the record is built in place in the ring buffer.
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        bump(counters::lost(EventKind::Exec));
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        (*ev).header = header(EventKind::Exec);
+        (*ev).task = core::mem::zeroed();
+        fill_task(&mut (*ev).task);
+        (*ev).filename_len = 0;
+        (*ev).args_len = 0;
+        (*ev)._pad = 0;
+
+        // __data_loc field: low 16 bits offset of the string in the record, high 16 its length.
+        if let Ok(loc) = ctx.read_at::<u32>(offset!(tp_exec_filename)) {
+            let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+            if let Ok(name) = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename) {
+                (*ev).filename_len = name.len() as u16;
+            }
+        }
+
+        if let Ok((start, end)) = args_range() {
+            let mut len = end.saturating_sub(start);
+            if len > (ARGS_LEN - 1) as u64 {
+                len = (ARGS_LEN - 1) as u64;
+                (*ev).header.flags |= FLAG_ARGS_TRUNCATED;
+            }
+            // The mask proves the bound to the verifier.
+            let len = (len as u32) & (ARGS_LEN as u32 - 1);
+            let dst = (*ev).args.as_mut_ptr() as *mut c_void;
+            if generated::bpf_probe_read_user(dst, len, start as *const c_void) == 0 {
+                (*ev).args_len = len as u16;
+            }
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+/// match-proto: trace_sched_process_exit(struct task_struct *p, bool group_dead)
+#[tracepoint]
+pub fn process_exit(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // One record per process: when its thread-group leader exits.
+    if (pid_tgid >> 32) as u32 != pid_tgid as u32 || !offsets_valid() {
+        return 0;
+    }
+    let mut ev: ExitEvent = unsafe { core::mem::zeroed() };
+    ev.header = header(EventKind::Exit);
+    fill_task(&mut ev.task);
+    if EVENTS.output::<ExitEvent>(&ev, 0).is_err() {
+        bump(counters::lost(EventKind::Exit));
+    }
+    0
+}

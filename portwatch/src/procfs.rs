@@ -1,0 +1,145 @@
+//! Reading processes from /proc: used to seed the process table at start-up and as a fallback for
+//! processes the kernel hooks did not describe. Every read checks the process start time, so a
+//! pid that was reused in the meantime is never mistaken for the process asked about.
+use std::{fs, path::PathBuf};
+
+/// Nanoseconds per clock tick, the unit of /proc/PID/stat's start time.
+pub fn ns_per_tick() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
+}
+
+/// The fields of /proc/PID/stat portwatch uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    pub ppid: u32,
+    /// Start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+/// Parses /proc/PID/stat; the command name may itself contain spaces and parentheses.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    // After ") ": state(3) ppid(4) ... starttime(22); fields counted from 1 as in proc(5).
+    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    Some(Stat {
+        comm,
+        ppid: rest.get(1)?.parse().ok()?,
+        start_ticks: rest.get(19)?.parse().ok()?,
+    })
+}
+
+fn dir(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}"))
+}
+
+pub fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(dir(pid).join("stat")).ok()?)
+}
+
+/// What /proc says about a process, if it is still the one started at `start_ticks`.
+#[derive(Clone, Debug, Default)]
+pub struct ProcInfo {
+    pub exe: Option<String>,
+    pub args: Option<Vec<Vec<u8>>>,
+    pub comm: String,
+    pub ppid: u32,
+    pub cgroup: Option<String>,
+}
+
+pub fn read(pid: u32, start_ticks: Option<u64>) -> Option<ProcInfo> {
+    let before = stat(pid)?;
+    if start_ticks.is_some_and(|t| t != before.start_ticks) {
+        return None;
+    }
+    let d = dir(pid);
+    let exe = fs::read_link(d.join("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let args = fs::read(d.join("cmdline")).ok().map(|raw| split_args(&raw));
+    let cgroup = fs::read_to_string(d.join("cgroup"))
+        .ok()
+        .and_then(|t| crate::cgroup::preferred_path(&t));
+    // Still the same process after the reads? Otherwise they may describe its successor.
+    let after = stat(pid)?;
+    (after.start_ticks == before.start_ticks).then_some(ProcInfo {
+        exe,
+        args,
+        comm: before.comm,
+        ppid: before.ppid,
+        cgroup,
+    })
+}
+
+/// Splits a NUL-separated argument list (/proc/PID/cmdline or the kernel's copy).
+pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// Every numeric directory of /proc.
+pub fn pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_comm() {
+        let text = "1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
+                    1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                comm: "a) b (c".into(),
+                ppid: 77,
+                start_ticks: 98765
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let s = stat(me).unwrap();
+        let info = read(me, Some(s.start_ticks)).unwrap();
+        assert_eq!(
+            info.exe.unwrap(),
+            std::env::current_exe().unwrap().to_string_lossy()
+        );
+        assert_eq!(
+            read(me, Some(s.start_ticks + 1)).map(|_| ()),
+            None,
+            "wrong start time"
+        );
+    }
+
+    #[test]
+    fn splits_arguments() {
+        assert_eq!(
+            split_args(b"a\0\0b\0"),
+            vec![b"a".to_vec(), vec![], b"b".to_vec()]
+        );
+        assert_eq!(split_args(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(split_args(b"x"), vec![b"x".to_vec()]);
+    }
+}

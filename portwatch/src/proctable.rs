@@ -1,0 +1,380 @@
+//! The process table: which program each process runs, keyed by (pid, start time) so that a
+//! reused pid never inherits another process's identity.
+//!
+//! It learns from the kernel's exec records (exact, even for processes that live a millisecond),
+//! is seeded from /proc at start-up for processes already running, and falls back to /proc for
+//! anything else. Records arrive in the order the kernel produced them, so when a socket event is
+//! enriched, the table holds the image the process ran at that moment.
+//!
+//! Memory stays bounded: a process is forgotten a grace period after its exit record (late
+//! events such as the close of its listeners, which the kernel reports after the exit, still
+//! find it), and a periodic sweep drops processes whose exit was not seen.
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    decode::{ExecRecord, Task},
+    procfs,
+};
+
+/// How long an exited process stays known.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How often processes are checked against /proc for exits that were not seen.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Images kept per process (exec chains), enough for a fork child to find the image its parent
+/// ran when it was forked.
+const IMAGES_KEPT: usize = 4;
+
+/// How an image became known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// From the kernel at execve.
+    Exec,
+    /// From /proc (running before portwatch, or not otherwise seen).
+    Proc,
+    /// A child that has not exec'd since its fork runs its parent's image.
+    Inherited,
+}
+
+/// One program a process ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// CLOCK_BOOTTIME ns from which the process ran this image (0: unknown, before start-up).
+    pub since_ns: u64,
+    pub exe: Option<String>,
+    /// Why `exe` is missing or inexact.
+    pub exe_gap: Option<&'static str>,
+    pub args: Option<Vec<Vec<u8>>>,
+    pub args_truncated: bool,
+    pub comm: String,
+    /// cgroup path from /proc/PID/cgroup, used where the cgroup v2 id does not say more.
+    pub cgroup: Option<String>,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+struct Entry {
+    images: VecDeque<Image>,
+    exited: Option<Instant>,
+}
+
+impl Entry {
+    fn new(image: Image) -> Self {
+        Self {
+            images: VecDeque::from([image]),
+            exited: None,
+        }
+    }
+
+    fn push(&mut self, image: Image) {
+        if self.images.len() == IMAGES_KEPT {
+            self.images.pop_front();
+        }
+        self.images.push_back(image);
+    }
+
+    fn current(&self) -> &Image {
+        self.images.back().expect("an entry always has an image")
+    }
+
+    /// The image the process ran at `at_ns`.
+    fn at(&self, at_ns: u64) -> &Image {
+        self.images
+            .iter()
+            .rev()
+            .find(|i| i.since_ns <= at_ns)
+            .unwrap_or_else(|| self.current())
+    }
+}
+
+/// (pid, start time in clock ticks since boot): the unit of /proc/PID/stat, so entries seeded
+/// from /proc and entries from kernel records meet on the same key.
+pub type Key = (u32, u64);
+
+pub struct ProcessTable {
+    entries: HashMap<Key, Entry>,
+    ns_per_tick: u64,
+    /// Boot-clock ns since when every exec is traced: a process started after it and absent from
+    /// the table has not exec'd, so it runs its parent's image.
+    exec_traced_since: Option<u64>,
+    last_sweep: Instant,
+}
+
+impl ProcessTable {
+    /// `exec_traced_since`: when the exec hook was attached, if it was.
+    pub fn new(exec_traced_since: Option<u64>) -> Self {
+        Self {
+            entries: HashMap::new(),
+            ns_per_tick: procfs::ns_per_tick(),
+            exec_traced_since,
+            last_sweep: Instant::now(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn key(&self, pid: u32, start_ns: u64) -> Key {
+        (pid, start_ns / self.ns_per_tick)
+    }
+
+    /// Adds every process in /proc that the table does not know yet.
+    pub fn seed_from_proc(&mut self) {
+        for pid in procfs::pids() {
+            let Some(stat) = procfs::stat(pid) else {
+                continue;
+            };
+            let key = (pid, stat.start_ticks);
+            if self.entries.contains_key(&key) {
+                continue;
+            }
+            if let Some(image) = proc_image(pid, stat.start_ticks) {
+                self.entries.insert(key, Entry::new(image));
+            }
+        }
+    }
+
+    pub fn on_exec(&mut self, e: &ExecRecord) {
+        let Some(start_ns) = e.task.start_ns else {
+            return;
+        };
+        let key = self.key(e.task.pid, start_ns);
+        let filename = String::from_utf8_lossy(&e.filename).into_owned();
+        let proc_info = procfs::read(e.task.pid, Some(key.1));
+        let (exe, exe_gap) = if filename.starts_with('/') {
+            (Some(filename), None)
+        } else {
+            // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
+            match proc_info.as_ref().and_then(|p| p.exe.clone()) {
+                Some(exe) => (Some(exe), None),
+                None if filename.is_empty() => {
+                    (None, Some("the kernel could not read the file name"))
+                }
+                None => (
+                    Some(filename),
+                    Some(
+                        "relative path as given to execve: the process exited before /proc/PID/exe could be read",
+                    ),
+                ),
+            }
+        };
+        let image = Image {
+            since_ns: e.task.boot_ns,
+            exe,
+            exe_gap,
+            args: Some(e.args.clone()),
+            args_truncated: e.args_truncated,
+            comm: String::from_utf8_lossy(&e.task.comm).into_owned(),
+            cgroup: proc_info.and_then(|p| p.cgroup),
+            source: Source::Exec,
+        };
+        match self.entries.get_mut(&key) {
+            Some(entry) => entry.push(image),
+            None => {
+                self.entries.insert(key, Entry::new(image));
+            }
+        }
+    }
+
+    pub fn on_exit(&mut self, t: &Task) {
+        if let Some(start_ns) = t.start_ns {
+            let key = self.key(t.pid, start_ns);
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.exited = Some(Instant::now());
+            }
+        }
+    }
+
+    /// The image process (pid, start) ran at `at_ns`; `parent` is its parent's (pid, start ns).
+    pub fn image(
+        &mut self,
+        pid: u32,
+        start_ns: u64,
+        parent: Option<(u32, u64)>,
+        at_ns: u64,
+    ) -> Result<Image, &'static str> {
+        let key = self.key(pid, start_ns);
+        if let Some(entry) = self.entries.get(&key) {
+            return Ok(entry.at(at_ns).clone());
+        }
+        // Started while execs were traced and never exec'd: a fork running its parent's image.
+        if self.exec_traced_since.is_some_and(|t| start_ns > t) {
+            if let Some((ppid, pstart)) = parent {
+                let pkey = self.key(ppid, pstart);
+                if let Some(parent_entry) = self.entries.get(&pkey) {
+                    let mut image = parent_entry.at(start_ns).clone();
+                    image.since_ns = start_ns;
+                    image.source = Source::Inherited;
+                    self.entries.insert(key, Entry::new(image.clone()));
+                    return Ok(image);
+                }
+            }
+        }
+        match proc_image(pid, key.1) {
+            Some(image) => {
+                self.entries.insert(key, Entry::new(image.clone()));
+                Ok(image)
+            }
+            None => Err(
+                "the process exited before portwatch could read it from /proc, and no exec of it was traced",
+            ),
+        }
+    }
+
+    /// Forgets exited processes after the grace period; now and then, notices exits that were
+    /// not traced.
+    pub fn maintain(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = now;
+            for ((pid, start), entry) in &mut self.entries {
+                if entry.exited.is_none()
+                    && procfs::stat(*pid).is_none_or(|s| s.start_ticks != *start)
+                {
+                    entry.exited = Some(now);
+                }
+            }
+        }
+        self.entries
+            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXIT_GRACE));
+    }
+}
+
+fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
+    let info = procfs::read(pid, Some(start_ticks))?;
+    Some(Image {
+        since_ns: 0,
+        exe_gap: info
+            .exe
+            .is_none()
+            .then_some("/proc/PID/exe is unreadable (kernel thread, or the process is exiting)"),
+        exe: info.exe,
+        // Kernel threads have an empty command line: that is their true argument list.
+        args: info.args,
+        args_truncated: false,
+        comm: info.comm,
+        cgroup: info.cgroup,
+        source: Source::Proc,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(pid: u32, start_ns: u64, at_ns: u64, exe: &str, arg: &str) -> ExecRecord {
+        ExecRecord {
+            task: Task {
+                boot_ns: at_ns,
+                pid,
+                tid: pid,
+                comm: b"x".to_vec(),
+                start_ns: Some(start_ns),
+                ..Task::default()
+            },
+            filename: exe.as_bytes().to_vec(),
+            args: vec![arg.as_bytes().to_vec()],
+            args_truncated: false,
+        }
+    }
+
+    /// Pids far above pid_max, so /proc never knows them.
+    const PID: u32 = 4_000_000_001;
+
+    #[test]
+    fn a_reused_pid_gets_its_own_identity() {
+        let mut t = ProcessTable::new(Some(0));
+        t.on_exec(&exec(
+            PID,
+            1_000_000_000,
+            1_000_000_100,
+            "/bin/first",
+            "one",
+        ));
+        t.on_exec(&exec(
+            PID,
+            9_000_000_000,
+            9_000_000_100,
+            "/bin/second",
+            "two",
+        ));
+        let a = t.image(PID, 1_000_000_000, None, 2_000_000_000).unwrap();
+        let b = t.image(PID, 9_000_000_000, None, 9_500_000_000).unwrap();
+        assert_eq!(a.exe.as_deref(), Some("/bin/first"));
+        assert_eq!(b.exe.as_deref(), Some("/bin/second"));
+        assert_eq!(b.args, Some(vec![b"two".to_vec()]));
+    }
+
+    #[test]
+    fn a_fork_child_runs_the_image_its_parent_had_when_it_forked() {
+        let mut t = ProcessTable::new(Some(0));
+        let parent = (PID, 1_000_000_000);
+        t.on_exec(&exec(PID, parent.1, 1_000_000_100, "/bin/old", "a"));
+        // Child forked at 2 s; the parent exec'd something else at 3 s.
+        t.on_exec(&exec(PID, parent.1, 3_000_000_000, "/bin/new", "b"));
+        let child = t
+            .image(PID + 1, 2_000_000_000, Some(parent), 4_000_000_000)
+            .unwrap();
+        assert_eq!(child.exe.as_deref(), Some("/bin/old"));
+        assert_eq!(child.source, Source::Inherited);
+    }
+
+    #[test]
+    fn unknown_gone_process_is_an_explained_gap() {
+        let mut t = ProcessTable::new(None);
+        let err = t
+            .image(PID, 5_000_000_000, None, 6_000_000_000)
+            .unwrap_err();
+        assert!(err.contains("exited"), "{err}");
+    }
+
+    #[test]
+    fn relative_exec_path_of_a_gone_process_is_flagged() {
+        let mut t = ProcessTable::new(Some(0));
+        t.on_exec(&exec(PID, 1_000_000_000, 1_000_000_100, "./tool", "tool"));
+        let image = t.image(PID, 1_000_000_000, None, 1_000_000_200).unwrap();
+        assert_eq!(image.exe.as_deref(), Some("./tool"));
+        assert!(image.exe_gap.unwrap().contains("relative"));
+    }
+
+    #[test]
+    fn exited_processes_are_forgotten_after_the_grace_period() {
+        let mut t = ProcessTable::new(Some(0));
+        t.on_exec(&exec(PID, 1_000_000_000, 1_000_000_100, "/bin/x", "x"));
+        t.on_exit(&Task {
+            pid: PID,
+            start_ns: Some(1_000_000_000),
+            ..Task::default()
+        });
+        t.maintain();
+        assert_eq!(t.len(), 1, "kept during the grace period");
+        for e in t.entries.values_mut() {
+            e.exited = Some(Instant::now() - EXIT_GRACE);
+        }
+        t.maintain();
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn seeds_this_process_from_proc() {
+        let mut t = ProcessTable::new(None);
+        t.seed_from_proc();
+        let me = std::process::id();
+        let start = procfs::stat(me).unwrap().start_ticks;
+        let image = t
+            .image(me, start * procfs::ns_per_tick(), None, u64::MAX)
+            .unwrap();
+        assert_eq!(image.source, Source::Proc);
+        assert_eq!(
+            image.exe.as_deref(),
+            Some(&*std::env::current_exe().unwrap().to_string_lossy())
+        );
+    }
+}
