@@ -1,5 +1,7 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
+use std::sync::Arc;
+
 use crate::{
     cgroup::{self, CgroupPaths, Workload},
     clock::Clock,
@@ -16,10 +18,6 @@ pub struct Enricher {
     pub processes: ProcessTable,
     users: Users,
     cgroups: CgroupPaths,
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl Enricher {
@@ -93,7 +91,7 @@ impl Enricher {
                 c.gap("exe", why);
             }
             match &image.args {
-                Some(args) => c.args = Some(args.iter().map(|a| lossy(a)).collect()),
+                Some(args) => c.args = Some(Arc::clone(args)),
                 None => c.gap("args", "/proc/PID/cmdline was unreadable"),
             }
             c.args_truncated = image.args_truncated;

@@ -11,6 +11,7 @@
 //! find it), and a periodic sweep drops processes whose exit was not seen.
 use std::{
     collections::{HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -43,12 +44,14 @@ pub enum Source {
 pub struct Image {
     /// CLOCK_BOOTTIME ns from which the process ran this image (0: unknown, before start-up).
     pub since_ns: u64,
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     /// Why `exe` is missing or inexact.
     pub exe_gap: Option<&'static str>,
-    pub args: Option<Vec<Vec<u8>>>,
+    /// Converted to text once (bytes that are not UTF-8 become U+FFFD); shared, so handing an
+    /// image to every event of a process costs no copies.
+    pub args: Option<Arc<[String]>>,
     pub args_truncated: bool,
-    pub comm: String,
+    pub comm: Arc<str>,
     /// cgroup path from /proc/PID/cgroup, used where the cgroup v2 id does not say more.
     pub cgroup: Option<String>,
     pub source: Source,
@@ -149,16 +152,16 @@ impl ProcessTable {
         let filename = String::from_utf8_lossy(&e.filename).into_owned();
         let proc_info = procfs::read(e.task.pid, Some(key.1));
         let (exe, exe_gap) = if filename.starts_with('/') {
-            (Some(filename), None)
+            (Some(filename.into()), None)
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
             match proc_info.as_ref().and_then(|p| p.exe.clone()) {
-                Some(exe) => (Some(exe), None),
+                Some(exe) => (Some(exe.into()), None),
                 None if filename.is_empty() => {
                     (None, Some("the kernel could not read the file name"))
                 }
                 None => (
-                    Some(filename),
+                    Some(filename.into()),
                     Some(
                         "relative path as given to execve: the process exited before /proc/PID/exe could be read",
                     ),
@@ -169,9 +172,9 @@ impl ProcessTable {
             since_ns: e.task.boot_ns,
             exe,
             exe_gap,
-            args: Some(e.args.clone()),
+            args: Some(text_args(&e.args)),
             args_truncated: e.args_truncated,
-            comm: String::from_utf8_lossy(&e.task.comm).into_owned(),
+            comm: String::from_utf8_lossy(&e.task.comm).into(),
             cgroup: proc_info.and_then(|p| p.cgroup),
             source: Source::Exec,
         };
@@ -180,6 +183,14 @@ impl ProcessTable {
             None => {
                 self.entries.insert(key, Entry::new(image));
             }
+        }
+    }
+
+    /// Exec records were lost: a process absent from the table may have exec'd unseen, so only
+    /// processes started after `now_ns` may inherit their parent's image from now on.
+    pub fn exec_records_lost(&mut self, now_ns: u64) {
+        if self.exec_traced_since.is_some() {
+            self.exec_traced_since = Some(now_ns);
         }
     }
 
@@ -247,6 +258,12 @@ impl ProcessTable {
     }
 }
 
+fn text_args(args: &[Vec<u8>]) -> Arc<[String]> {
+    args.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
 fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
     let info = procfs::read(pid, Some(start_ticks))?;
     Some(Image {
@@ -255,11 +272,11 @@ fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
             .exe
             .is_none()
             .then_some("/proc/PID/exe is unreadable (kernel thread, or the process is exiting)"),
-        exe: info.exe,
+        exe: info.exe.map(Into::into),
         // Kernel threads have an empty command line: that is their true argument list.
-        args: info.args,
+        args: info.args.as_deref().map(text_args),
         args_truncated: false,
-        comm: info.comm,
+        comm: info.comm.into(),
         cgroup: info.cgroup,
         source: Source::Proc,
     })
@@ -309,7 +326,7 @@ mod tests {
         let b = t.image(PID, 9_000_000_000, None, 9_500_000_000).unwrap();
         assert_eq!(a.exe.as_deref(), Some("/bin/first"));
         assert_eq!(b.exe.as_deref(), Some("/bin/second"));
-        assert_eq!(b.args, Some(vec![b"two".to_vec()]));
+        assert_eq!(b.args.as_deref(), Some(&["two".to_owned()][..]));
     }
 
     #[test]
@@ -324,6 +341,24 @@ mod tests {
             .unwrap();
         assert_eq!(child.exe.as_deref(), Some("/bin/old"));
         assert_eq!(child.source, Source::Inherited);
+    }
+
+    #[test]
+    fn lost_exec_records_stop_inheritance_for_processes_started_before() {
+        let mut t = ProcessTable::new(Some(0));
+        let parent = (PID, 1_000_000_000);
+        t.on_exec(&exec(PID, parent.1, 1_000_000_100, "/bin/sh", "sh"));
+        t.exec_records_lost(3_000_000_000);
+        // Started at 2 s, before the loss was noticed: its exec may be the lost one.
+        assert!(
+            t.image(PID + 1, 2_000_000_000, Some(parent), 3_500_000_000)
+                .is_err()
+        );
+        // Started after: inheritance holds again.
+        assert!(
+            t.image(PID + 2, 4_000_000_000, Some(parent), 4_500_000_000)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 
@@ -91,9 +91,9 @@ pub struct ProcessContext {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<String>>,
+    pub args: Option<Arc<[String]>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub args_truncated: bool,
     pub cgroup_id: u64,
@@ -124,9 +124,9 @@ pub struct ParentRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub comm: Option<String>,
+    pub comm: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     /// Why comm and exe are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gap: Option<&'static str>,

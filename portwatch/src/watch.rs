@@ -83,6 +83,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         counters,
         reported: LossCounts::default(),
         decode_errors: 0,
+        exec_lost: 0,
     };
     let mut tick = tokio::time::interval(TICK);
     let reason = loop {
@@ -127,10 +128,20 @@ struct Stream<W: Write> {
     counters: KernelCounters,
     reported: LossCounts,
     decode_errors: u64,
+    exec_lost: u64,
 }
 
 impl<W: Write> Stream<W> {
     fn drain(&mut self, ring: &mut RingBuf<MapData>, clock: &Clock) -> Result<()> {
+        // Checked before each batch, so no record after a lost exec is enriched on the
+        // assumption that every exec was seen.
+        let exec_lost = self.counters.exec_lost()?;
+        if exec_lost > self.exec_lost {
+            self.exec_lost = exec_lost;
+            self.enricher
+                .processes
+                .exec_records_lost(clock::boottime_ns());
+        }
         while let Some(item) = ring.next() {
             match decode::decode(&item) {
                 Ok(KernelRecord::Socket(event)) => {

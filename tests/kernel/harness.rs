@@ -307,3 +307,22 @@ pub fn parse_time(s: &str) -> u64 {
     let t = humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("bad time {s}: {e}"));
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
+
+/// The C helper (tests/helpers/listen_once.c), compiled once per test run.
+pub fn listen_once_helper() -> &'static Path {
+    static HELPER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    HELPER.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/helpers/listen_once.c");
+        let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("pw-listen-once");
+        let status = Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run cc (gcc is needed for the helper)");
+        assert!(status.success(), "compiling {}", src.display());
+        out
+    })
+}

@@ -4,3 +4,4 @@
 mod daemon;
 mod events;
 mod harness;
+mod process;

@@ -2,7 +2,8 @@
 //!
 //! - `setup`: installs what building the kernel programs needs, if it is missing (idempotent);
 //! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
-//! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root).
+//! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root);
+//! - `bench`: per-event cost figures of the daemon's userspace path.
 mod setup;
 
 use std::{
@@ -29,6 +30,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure the daemon's per-event userspace cost (decode, enrich, format); prints figures.
+    Bench,
     /// Run every test: unit tests, then the real-kernel integration tests (as root).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -70,6 +73,13 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("portwatch exited with {status}");
             }
             Ok(())
+        }
+        Task::Bench => {
+            setup::ensure()?;
+            cargo(
+                &root,
+                &["bench", "--package", "portwatch", "--bench", "enrich"],
+            )
         }
         Task::Test { args } => {
             setup::ensure()?;
