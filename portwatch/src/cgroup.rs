@@ -37,6 +37,15 @@ pub fn preferred_path(proc_cgroup: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether this host uses cgroup v1 hierarchies (v1-only or hybrid), judged from our own
+/// /proc/self/cgroup: any line naming controllers is a v1 hierarchy.
+pub fn v1_in_use() -> bool {
+    fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split(':').nth(1).is_some_and(|c| !c.is_empty()))
+    })
+}
+
 /// A container runtime's workload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Container {

@@ -102,6 +102,8 @@ pub struct ProcessTable {
     /// Boot-clock ns since when every exec is traced: a process started after it and absent from
     /// the table has not exec'd, so it runs its parent's image.
     exec_traced_since: Option<u64>,
+    /// cgroup v1 hierarchies are mounted, so /proc/PID/cgroup is worth reading at exec.
+    read_v1_cgroups: bool,
     last_sweep: Instant,
 }
 
@@ -112,6 +114,7 @@ impl ProcessTable {
             entries: HashMap::new(),
             ns_per_tick: procfs::ns_per_tick(),
             exec_traced_since,
+            read_v1_cgroups: crate::cgroup::v1_in_use(),
             last_sweep: Instant::now(),
         }
     }
@@ -150,8 +153,13 @@ impl ProcessTable {
         };
         let key = self.key(e.task.pid, start_ns);
         let filename = String::from_utf8_lossy(&e.filename).into_owned();
-        let proc_info = procfs::read(e.task.pid, Some(key.1));
-        let (exe, exe_gap) = if filename.starts_with('/') {
+        // /proc is read only for what the record lacks: the absolute path of a relative execve,
+        // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
+        let relative = !filename.starts_with('/');
+        let proc_info = (relative || self.read_v1_cgroups)
+            .then(|| procfs::read(e.task.pid, Some(key.1)))
+            .flatten();
+        let (exe, exe_gap) = if !relative {
             (Some(filename.into()), None)
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.

@@ -171,12 +171,15 @@ fn a_reused_pid_gets_each_programs_own_identity() {
 }
 
 #[test]
-fn non_utf8_arguments_stay_valid_json() {
+fn non_utf8_arguments_and_paths_stay_valid_json() {
     use std::os::unix::ffi::OsStrExt;
     let helper = listen_once_helper();
+    // The same helper under a file name that is not UTF-8.
+    let odd = helper.with_file_name(std::ffi::OsStr::from_bytes(b"pw-\xff\xfeodd"));
+    std::fs::copy(helper, &odd).unwrap();
     let mut d = Daemon::start(&[]);
     let arg = std::ffi::OsStr::from_bytes(b"bad-\xff-\xfe\"quoted\"\ttag");
-    let mut child = Command::new(helper).arg(arg).spawn().unwrap();
+    let mut child = Command::new(&odd).arg(arg).spawn().unwrap();
     let pid = child.id();
     assert!(child.wait().unwrap().success());
     // The harness parses every line as JSON and validates it against the schema.
@@ -185,4 +188,7 @@ fn non_utf8_arguments_stay_valid_json() {
         ev["args"][1], "bad-\u{fffd}-\u{fffd}\"quoted\"\ttag",
         "{ev}"
     );
+    let exe = ev["exe"].as_str().unwrap();
+    assert!(exe.ends_with("/pw-\u{fffd}\u{fffd}odd"), "{ev}");
+    assert_eq!(ev["comm"], "pw-\u{fffd}\u{fffd}odd", "{ev}");
 }
