@@ -174,6 +174,8 @@ pub struct SockEvent {
     pub remote_addr: [u8; 16],
     pub req_addr: [u8; 16],
     pub _pad: u32,
+    /// The socket's inode number (as in /proc/PID/fd and sock_diag), 0 if unknown.
+    pub inode: u64,
 }
 
 /// A successful execve: the new image's file name and arguments, as the kernel saw them.
@@ -201,7 +203,7 @@ pub struct ExitEvent {
 
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 160);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 168);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1376);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
 
@@ -288,6 +290,12 @@ pub struct KernelOffsets {
     pub sk_v6_rcv_saddr: u32,
     pub sk_protocol: u32,
     pub sk_type: u32,
+    /// sock.sk_socket, and where the socket's inode number is from a `struct socket *`:
+    /// socket_alloc.vfs_inode.i_ino relative to socket_alloc.socket.
+    pub sk_socket: u32,
+    pub socket_alloc_socket: u32,
+    pub socket_alloc_inode: u32,
+    pub inode_ino: u32,
     // syscall tracepoint records
     pub tp_enter_arg0: u32,
     pub tp_enter_arg1: u32,
@@ -301,6 +309,7 @@ pub struct KernelOffsets {
     pub tp_iss_protocol: u32,
     pub tp_iss_saddr: u32,
     pub tp_iss_saddr_v6: u32,
+    pub tp_iss_skaddr: u32,
     // sched/sched_process_exec tracepoint record
     pub tp_exec_filename: u32,
 }

@@ -16,7 +16,7 @@ use portwatch_common::{EventKind, FLAG_SOCK, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN,
 
 use crate::{
     emit::{new_event, send},
-    kernel::fill_from_sock,
+    kernel::{fill_from_sock, socket_inode},
     maps::{PENDING, bump, offset, offsets_valid},
 };
 
@@ -80,6 +80,8 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
         ev.local_addr = unsafe { ctx.read_at(offset!(tp_iss_saddr_v6)) }.map_err(i64::from)?;
     }
     ev.header.flags |= FLAG_SOCK;
+    let sk: u64 = unsafe { ctx.read_at(offset!(tp_iss_skaddr)) }.map_err(i64::from)?;
+    ev.inode = socket_inode(sk as *const u8);
     send(&ev, EventKind::Close);
     Ok(())
 }

@@ -114,5 +114,21 @@ pub fn fill_from_sock(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError
         ev.remote_addr = read(sk.wrapping_add(offset!(sk_v6_daddr)))?;
     }
     ev.header.flags |= FLAG_SOCK;
+    ev.inode = socket_inode(sk);
     Ok(())
+}
+
+/// The inode number of `sk`'s socket (SOCK_INODE(sk->sk_socket)->i_ino), 0 if it has none.
+#[inline(always)]
+pub fn socket_inode(sk: *const u8) -> u64 {
+    let Ok(socket) = read::<*const u8>(sk.wrapping_add(offset!(sk_socket))) else {
+        return 0;
+    };
+    if socket.is_null() {
+        return 0;
+    }
+    let inode = socket
+        .wrapping_sub(offset!(socket_alloc_socket))
+        .wrapping_add(offset!(socket_alloc_inode));
+    read(inode.wrapping_add(offset!(inode_ino))).unwrap_or(0)
 }

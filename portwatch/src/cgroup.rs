@@ -190,6 +190,17 @@ impl Default for CgroupPaths {
     }
 }
 
+/// The cgroup v2 id (directory inode) of a live process, as `bpf_get_current_cgroup_id` gives it.
+pub fn v2_id_of(pid: u32) -> Option<u64> {
+    let path = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))?;
+    let root = cgroup2_mount()?;
+    let dir = root.join(path.trim_start_matches('/'));
+    fs::metadata(dir).ok().map(|m| m.ino())
+}
+
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `.../unified` on hybrid hosts).
 fn cgroup2_mount() -> Option<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -28,6 +28,20 @@ pub enum Command {
     /// records, and a `stop` record with totals ends the stream on SIGINT or SIGTERM.
     /// The record format is documented in the README and in schema/portwatch.schema.json.
     Watch(WatchArgs),
+
+    /// List the host's listening TCP sockets and bound UDP sockets, with the process, user,
+    /// executable, container and exposure of each (like `ss -ltnup`, with context).
+    ///
+    /// A readable table on a terminal; `--json` (or a pipe) gives one `listener` record per line,
+    /// the same records `watch` starts with. Needs root to see every process's sockets.
+    Ls(LsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -81,6 +81,8 @@ pub struct SocketEvent {
     pub socket: Option<SocketInfo>,
     /// The address passed to bind(2).
     pub requested: Option<SocketAddr>,
+    /// The socket's inode (as in /proc/PID/fd), when known.
+    pub inode: Option<u64>,
 }
 
 /// A new program image: execve's file name and the argument list.
@@ -182,6 +184,7 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
         backlog: (kind == SockKind::Listen).then_some(r.backlog),
         socket,
         requested,
+        inode: (r.inode != 0).then_some(r.inode),
     })
 }
 
@@ -286,14 +289,14 @@ pub(crate) mod tests {
             Err(DecodeError::Length {
                 kind: "bind",
                 got: 10,
-                want: 160
+                want: 168
             })
         );
         let mut longer = b.clone();
         longer.push(0);
         assert!(matches!(
             decode(&longer),
-            Err(DecodeError::Length { got: 161, .. })
+            Err(DecodeError::Length { got: 169, .. })
         ));
         assert_eq!(decode(&[]), Err(DecodeError::Empty));
         // A socket-sized record claiming to be an exec record.

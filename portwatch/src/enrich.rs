@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use crate::{
     cgroup::{self, CgroupPaths, Workload},
-    clock::Clock,
+    clock::{self, Clock},
     decode::{ExecRecord, Task},
+    inventory::Listener,
+    procfs,
     proctable::{Image, ProcessTable},
-    record::{ParentRecord, ProcessContext},
+    record::{ListenerRecord, ParentRecord, ProcessContext},
     users::Users,
 };
 
@@ -36,6 +38,50 @@ impl Enricher {
 
     pub fn on_exit(&mut self, t: &Task) {
         self.processes.on_exit(t);
+    }
+
+    /// A record for a listener found by the inventory, with its first owner's context.
+    pub fn listener(&mut self, l: &Listener, clock: &Clock) -> ListenerRecord {
+        let now = clock::boottime_ns();
+        let s = &l.socket;
+        let owner = l.owners.first().and_then(|&pid| procfs::task(pid, now));
+        let mut r = ListenerRecord {
+            time: clock.format(now),
+            protocol: s.proto.name(),
+            family: if s.local.is_ipv4() { "ipv4" } else { "ipv6" },
+            address: s.local.ip().to_string(),
+            port: s.local.port(),
+            scope: l.scope,
+            v6only: s.v6only,
+            inode: s.inode,
+            shared: l.shared,
+            owners: l.owners.clone(),
+            pid: None,
+            tid: None,
+            uid: None,
+            gid: None,
+            comm: None,
+            process: None,
+        };
+        match owner {
+            Some(task) => {
+                r.pid = Some(task.pid);
+                r.tid = Some(task.tid);
+                r.uid = Some(task.uid);
+                r.gid = Some(task.gid);
+                r.comm = Some(String::from_utf8_lossy(&task.comm).into_owned());
+                r.process = Some(self.context(&task, clock));
+            }
+            None => {
+                let mut c = ProcessContext::default();
+                c.gap(
+                    "pid",
+                    "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)",
+                );
+                r.process = Some(c);
+            }
+        }
+        r
     }
 
     pub fn context(&mut self, t: &Task, clock: &Clock) -> ProcessContext {

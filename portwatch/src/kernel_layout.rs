@@ -295,6 +295,10 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         sk_v6_rcv_saddr: sk("__sk_common.skc_v6_rcv_saddr", 16)?,
         sk_protocol: sk("sk_protocol", 2)?,
         sk_type: sk("sk_type", 2)?,
+        sk_socket: sk("sk_socket", 8)?,
+        socket_alloc_socket: types.field("socket_alloc", "socket")?.offset,
+        socket_alloc_inode: types.field("socket_alloc", "vfs_inode")?.offset,
+        inode_ino: f("inode", "i_ino", 8)?,
         tp_enter_arg0: arg0,
         tp_enter_arg1: arg1,
         tp_enter_arg2: arg2,
@@ -306,6 +310,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         tp_iss_protocol: iss.offset("protocol", 2)?,
         tp_iss_saddr: iss.offset("saddr", 4)?,
         tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
+        tp_iss_skaddr: iss.offset("skaddr", 8)?,
         tp_exec_filename: exec.offset("filename", 4)?,
     })
 }

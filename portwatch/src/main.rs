@@ -4,7 +4,7 @@ use clap::Parser as _;
 use portwatch::{
     cli::{Cli, Command},
     error::Error,
-    watch,
+    ls, watch,
 };
 
 /// Exit codes: 0 success (also when stdout's reader went away), 1 runtime error, 2 bad usage.
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Watch(args) => runtime.block_on(watch::run(args)),
+        Command::Ls(args) => ls::run(&args),
     };
     match result {
         Ok(()) | Err(Error::StdoutClosed) => ExitCode::SUCCESS,

@@ -143,3 +143,67 @@ mod tests {
         assert_eq!(split_args(b"x"), vec![b"x".to_vec()]);
     }
 }
+
+/// The task context of a live process, from /proc, shaped like the kernel's (for processes that
+/// were already running when portwatch started, such as the owners of existing listeners).
+pub fn task(pid: u32, boot_ns: u64) -> Option<crate::decode::Task> {
+    use std::os::unix::fs::MetadataExt;
+    let st = stat(pid)?;
+    let status = fs::read_to_string(dir(pid).join("status")).ok()?;
+    let first_id = |key: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let tick = ns_per_tick();
+    let parent = stat(st.ppid);
+    Some(crate::decode::Task {
+        boot_ns,
+        pid,
+        tid: pid,
+        uid: first_id("Uid:")?,
+        gid: first_id("Gid:")?,
+        comm: st.comm.clone().into_bytes(),
+        cgroup_id: crate::cgroup::v2_id_of(pid).unwrap_or(0),
+        ppid: Some(st.ppid),
+        parent_start_ns: parent.map(|p| p.start_ticks * tick),
+        start_ns: Some(st.start_ticks * tick),
+        netns: fs::metadata(dir(pid).join("ns/net"))
+            .ok()
+            .map(|m| m.ino() as u32),
+        loginuid: fs::read_to_string(dir(pid).join("loginuid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+    })
+}
+
+/// Socket inode → the processes holding it, from every /proc/PID/fd.
+pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
+    let mut owners: std::collections::HashMap<u64, Vec<u32>> = std::collections::HashMap::new();
+    for pid in pids() {
+        let Ok(fds) = fs::read_dir(dir(pid).join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse().ok())
+            {
+                let holders = owners.entry(inode).or_default();
+                if !holders.contains(&pid) {
+                    holders.push(pid);
+                }
+            }
+        }
+    }
+    owners
+}

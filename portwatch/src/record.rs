@@ -10,6 +10,7 @@ use crate::{
     clock::Clock,
     decode::{SockKind, SocketEvent},
     hooks::Chosen,
+    inventory::Scope,
 };
 
 #[derive(Debug, Serialize)]
@@ -20,8 +21,59 @@ pub enum Record {
     Listen(SocketRecord),
     Accept(SocketRecord),
     Close(SocketRecord),
+    /// A socket that was already listening (or bound, for UDP) when portwatch started.
+    Listener(ListenerRecord),
+    /// Every pre-existing listener has been reported; live events follow.
+    SnapshotComplete(SnapshotRecord),
     Loss(LossRecord),
     Stop(StopRecord),
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListenerRecord {
+    pub time: String,
+    pub protocol: &'static str,
+    pub family: &'static str,
+    pub address: String,
+    pub port: u16,
+    pub scope: Scope,
+    /// IPv6 sockets: whether it refuses IPv4 (false on a `::` socket means IPv4 reaches it too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v6only: Option<bool>,
+    pub inode: u64,
+    /// How many other sockets serve the same protocol and port on overlapping addresses.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shared: usize,
+    /// Every process holding the socket.
+    pub owners: Vec<u32>,
+    /// The first owner: pid, tid, uid, gid, comm and its process context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    #[serde(flatten)]
+    pub process: Option<ProcessContext>,
+}
+
+const fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+const fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotRecord {
+    pub time: String,
+    /// Listener records in the snapshot.
+    pub listeners: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +123,12 @@ pub struct SocketRecord {
     pub errno: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errno_code: Option<i32>,
+    /// Who can reach the port (bind, listen and close of a known socket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The socket's inode: the same number in /proc/PID/fd, `ss -e` and listener records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
     #[serde(flatten)]
     pub process: ProcessContext,
 }
@@ -96,6 +154,8 @@ pub struct ProcessContext {
     pub args: Option<Arc<[String]>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub args_truncated: bool,
+    /// 0 (omitted) only when there is no process to take it from.
+    #[serde(skip_serializing_if = "is_zero_u64")]
     pub cgroup_id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
@@ -239,7 +299,10 @@ impl SocketRecord {
             backlog: e.backlog,
             ..Self::default()
         };
+        r.inode = e.inode;
+        let mut shown = None;
         if let Some(s) = &e.socket {
+            shown = Some(s.local);
             r.protocol = Some(protocol_name(s.protocol));
             r.family = Some(family(&s.local));
             r.address = Some(s.local.ip().to_string());
@@ -257,7 +320,11 @@ impl SocketRecord {
             if e.errno != 0 || e.socket.is_none() {
                 r.address = r.requested_address.clone();
                 r.port = r.requested_port;
+                shown = Some(req);
             }
+        }
+        if e.kind != SockKind::Accept {
+            r.scope = shown.map(|a| Scope::of(&a));
         }
         if matches!(e.kind, SockKind::Bind | SockKind::Listen) {
             r.success = Some(e.errno == 0);
@@ -328,7 +395,7 @@ mod tests {
                 "uid": 1000, "gid": 100, "comm": "python3", "protocol": "tcp", "family": "ipv4",
                 "address": "0.0.0.0", "port": 8080, "requested_address": "0.0.0.0",
                 "requested_port": 8080, "fd": 3, "success": false, "errno": "EADDRINUSE",
-                "errno_code": 98, "cgroup_id": 0
+                "errno_code": 98, "scope": "all"
             })
         );
     }

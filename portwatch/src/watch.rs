@@ -1,5 +1,6 @@
 //! `portwatch watch`: start-up, then the event loop until SIGINT/SIGTERM or stdout closes.
 use std::{
+    collections::HashSet,
     io::{self, Write},
     os::fd::AsRawFd,
     time::Duration,
@@ -16,14 +17,16 @@ use crate::{
     cli::WatchArgs,
     clock::{self, Clock},
     counters::KernelCounters,
-    decode::{self, KernelRecord},
+    decode::{self, KernelRecord, SockKind, SocketEvent},
     enrich::Enricher,
     error::{Error, Result},
-    hooks, kernel_layout, loader,
+    hooks, inventory, kernel_layout, loader,
     output::JsonLines,
     preflight,
-    record::{LossCounts, LossRecord, Record, StartRecord, StopRecord},
+    record::{LossCounts, LossRecord, Record, SnapshotRecord, StartRecord, StopRecord},
 };
+
+const IPPROTO_UDP: u16 = 17;
 
 /// How often loss counters are checked (and the wall clock re-synchronised).
 const TICK: Duration = Duration::from_millis(200);
@@ -75,9 +78,23 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         ring_buffer_bytes: args.ring_buffer_size,
         hooks,
     }))?;
+    // The listeners that existed before: reported once, here; their live listen/bind records,
+    // queued since the hooks attached, are then skipped.
+    let listeners =
+        inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
+    let mut already_reported = HashSet::new();
+    for l in &listeners {
+        already_reported.insert(l.socket.inode);
+        out.write(&Record::Listener(enricher.listener(l, &clock)))?;
+    }
+    out.write(&Record::SnapshotComplete(SnapshotRecord {
+        time: clock.format_now(),
+        listeners: listeners.len(),
+    }))?;
     out.flush()?;
 
     let mut state = Stream {
+        already_reported,
         out,
         enricher,
         counters,
@@ -124,6 +141,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
 struct Stream<W: Write> {
     out: JsonLines<W>,
+    /// Inodes of snapshot listeners, until they close.
+    already_reported: HashSet<u64>,
     enricher: Enricher,
     counters: KernelCounters,
     reported: LossCounts,
@@ -145,6 +164,9 @@ impl<W: Write> Stream<W> {
         while let Some(item) = ring.next() {
             match decode::decode(&item) {
                 Ok(KernelRecord::Socket(event)) => {
+                    if self.in_snapshot(&event) {
+                        continue;
+                    }
                     let process = self.enricher.context(&event.task, clock);
                     self.out.write(&Record::socket(&event, process, clock))?;
                 }
@@ -154,6 +176,23 @@ impl<W: Write> Stream<W> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the snapshot already reported this event's listener (the event raced start-up).
+    fn in_snapshot(&mut self, e: &SocketEvent) -> bool {
+        let Some(inode) = e.inode else { return false };
+        match e.kind {
+            SockKind::Close => {
+                self.already_reported.remove(&inode);
+                false
+            }
+            SockKind::Listen => e.errno == 0 && self.already_reported.contains(&inode),
+            SockKind::Bind => {
+                let udp = e.socket.as_ref().is_some_and(|s| s.protocol == IPPROTO_UDP);
+                udp && e.errno == 0 && self.already_reported.contains(&inode)
+            }
+            SockKind::Accept => false,
+        }
     }
 
     /// Writes a `loss` record when any counter moved since the last one; returns the counts.

@@ -199,39 +199,34 @@ pub fn ours(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v["event"] == kind && v["pid"] == pid && v["tid"] == tid
 }
 
-/// Runs portwatch with `args` to completion (bounded) and returns (exit code, stdout, stderr).
+/// Runs a command to completion (bounded) and returns (exit code, stdout, stderr). Output is
+/// read while the command runs, so a large output cannot fill the pipe and stall it.
 pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + START_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
+    let pid = child.id() as i32;
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(out) => {
+            let out = out.expect("wait");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
+        Err(_) => {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("{cmd:?} did not exit within {START_TIMEOUT:?}");
         }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read stdout");
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("read stderr");
-    (status.code().unwrap_or(-1), out, err)
+    }
 }
 
 /// What /proc and sysfs say about this test process, to compare with the daemon's context.

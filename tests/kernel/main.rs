@@ -4,4 +4,5 @@
 mod daemon;
 mod events;
 mod harness;
+mod inventory;
 mod process;

@@ -1,0 +1,174 @@
+//! The listener inventory: the start-up snapshot and `portwatch ls`.
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::{TcpListener, UdpSocket},
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use serde_json::Value;
+
+use crate::harness::{BIN, Daemon, require_root, run_to_exit};
+
+fn inode_of(fd: i32) -> u64 {
+    std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        .unwrap()
+        .ino()
+}
+
+#[test]
+fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("[::]:0").unwrap();
+    let (tcp_port, udp_port) = (
+        tcp.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    );
+    let mut d = Daemon::start(&[]);
+    let marker = d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    let listeners: Vec<&Value> = d.seen.iter().filter(|v| v["event"] == "listener").collect();
+    assert_eq!(marker["listeners"], listeners.len());
+    let me = std::process::id();
+
+    let t = listeners
+        .iter()
+        .find(|v| v["protocol"] == "tcp" && v["port"] == tcp_port)
+        .expect("the TCP listener in the snapshot");
+    assert_eq!(t["pid"], me, "{t}");
+    assert_eq!(t["owners"], serde_json::json!([me]), "{t}");
+    assert_eq!(t["address"], "127.0.0.1");
+    assert_eq!(t["scope"], "loopback");
+    assert_eq!(t["inode"], inode_of(tcp.as_raw_fd()));
+    assert_eq!(
+        t["exe"],
+        std::env::current_exe().unwrap().to_str().unwrap(),
+        "{t}"
+    );
+    assert_eq!(t["user"], "root");
+
+    let u = listeners
+        .iter()
+        .find(|v| v["protocol"] == "udp" && v["port"] == udp_port)
+        .expect("the UDP socket in the snapshot");
+    assert_eq!(u["pid"], me, "{u}");
+    assert_eq!(u["family"], "ipv6");
+    assert_eq!(u["scope"], "all");
+    assert_eq!(u["v6only"], false, "a :: socket takes IPv4 too: {u}");
+    assert_eq!(u["inode"], inode_of(udp.as_raw_fd()));
+
+    // Listener records come before the marker, which comes before any live event.
+    let pos = |pred: &dyn Fn(&Value) -> bool| d.seen.iter().position(|v| pred(v)).unwrap();
+    let marker_at = pos(&|v| v["event"] == "snapshot_complete");
+    assert!(pos(&|v| v["event"] == "listener" && v["port"] == tcp_port) < marker_at);
+    d.sync();
+    let first_live = d.seen.iter().position(|v| {
+        ["bind", "listen", "accept", "close"].contains(&v["event"].as_str().unwrap_or(""))
+    });
+    assert!(first_live.is_none_or(|i| i > marker_at));
+}
+
+#[test]
+fn a_listener_opened_during_start_up_is_reported_exactly_once() {
+    require_root();
+    // Listeners keep appearing while the daemon attaches and takes its snapshot.
+    let stop = Arc::new(AtomicBool::new(false));
+    let opener = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            while !stop.load(Ordering::Relaxed) && kept.len() < 2000 {
+                kept.push(TcpListener::bind("127.0.0.1:0").unwrap());
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let tid = unsafe { libc::gettid() } as u32;
+            (kept, tid)
+        })
+    };
+    let mut d = Daemon::start(&[]);
+    d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    stop.store(true, Ordering::Relaxed);
+    let (kept, tid) = opener.join().unwrap();
+    // A marker event from the opener's own pid after all its listens: bind on this thread and
+    // wait for it (records of one process stay in order per thread; the opener has finished).
+    d.sync();
+    let mut reports: HashMap<u64, usize> = HashMap::new();
+    for v in &d.seen {
+        let ours = v["pid"] == std::process::id()
+            && (v["event"] == "listener" || (v["event"] == "listen" && v["tid"] == tid));
+        if ours {
+            *reports.entry(v["port"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    for l in &kept {
+        let port = u64::from(l.local_addr().unwrap().port());
+        assert_eq!(
+            reports.get(&port),
+            Some(&1),
+            "port {port} reported {:?} times",
+            reports.get(&port)
+        );
+    }
+    assert!(kept.len() > 5, "the opener ran during start-up");
+}
+
+fn tcp_ports_from_ls() -> BTreeSet<u16> {
+    let (code, out, err) = run_to_exit(Command::new(BIN).args(["ls", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "listener" && v["protocol"] == "tcp")
+        .map(|v| v["port"].as_u64().unwrap() as u16)
+        .collect()
+}
+
+#[test]
+fn ls_agrees_with_ss_on_listening_tcp_ports() {
+    require_root();
+    let mine = TcpListener::bind("0.0.0.0:0").unwrap();
+    let my_port = mine.local_addr().unwrap().port();
+    // Other tests open and close listeners concurrently: ports present in both ls runs must be
+    // in ss, and every ss port must be in one of the ls runs.
+    let before = tcp_ports_from_ls();
+    let (code, out, err) = run_to_exit(Command::new("ss").args(["-ltnH"]));
+    let after = tcp_ports_from_ls();
+    assert_eq!(code, 0, "{err}");
+    let ss: BTreeSet<u16> = out
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .rsplit_once(':')?
+                .1
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(ss.contains(&my_port) && before.contains(&my_port) && after.contains(&my_port));
+    let stable: BTreeSet<u16> = before.intersection(&after).copied().collect();
+    let seen: BTreeSet<u16> = before.union(&after).copied().collect();
+    assert!(stable.is_subset(&ss), "ls {stable:?} vs ss {ss:?}");
+    assert!(ss.is_subset(&seen), "ss {ss:?} vs ls {seen:?}");
+}
+
+#[test]
+fn ls_table_names_the_owner() {
+    require_root();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    // `script` gives ls a terminal, so it prints the table.
+    let cmd = format!("{BIN} ls");
+    let (code, out, err) = run_to_exit(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("PROTO") && header.contains("EXE"), "{out}");
+    let row = out
+        .lines()
+        .find(|r| r.contains(&format!("127.0.0.1:{port} ")))
+        .unwrap_or_else(|| panic!("no row for port {port}:\n{out}"));
+    assert!(row.contains(&std::process::id().to_string()), "{row}");
+    assert!(row.contains("loopback") && row.contains("root"), "{row}");
+}
