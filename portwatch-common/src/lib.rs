@@ -17,7 +17,9 @@ pub mod names {
     pub const BIND_EXIT: &str = "sys_exit_bind";
     pub const LISTEN_ENTER: &str = "sys_enter_listen";
     pub const LISTEN_EXIT: &str = "sys_exit_listen";
+    pub const ACCEPT_ENTER: &str = "sys_enter_accept";
     pub const ACCEPT_EXIT: &str = "sys_exit_accept";
+    pub const ACCEPT4_ENTER: &str = "sys_enter_accept4";
     pub const ACCEPT4_EXIT: &str = "sys_exit_accept4";
     pub const CLOSE_TP_BTF: &str = "close_tp_btf";
     pub const CLOSE_TRACEPOINT: &str = "close_tracepoint";
@@ -176,6 +178,8 @@ pub struct SockEvent {
     pub _pad: u32,
     /// The socket's inode number (as in /proc/PID/fd and sock_diag), 0 if unknown.
     pub inode: u64,
+    /// accept: the inode of the listening socket the connection came from, 0 if unknown.
+    pub listener_inode: u64,
 }
 
 /// A successful execve: the new image's file name and arguments, as the kernel saw them.
@@ -203,7 +207,7 @@ pub struct ExitEvent {
 
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 8);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 168);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 176);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1376);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
 

@@ -52,7 +52,7 @@ pub fn close_tracepoint(ctx: TracePointContext) -> u32 {
     0
 }
 
-// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+// Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {

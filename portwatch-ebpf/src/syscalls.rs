@@ -2,8 +2,9 @@
 //!
 //! The enter hook of bind and listen stores the arguments under the thread id; the exit hook takes
 //! them back, adds the result and what the socket looks like after the call (the port the kernel
-//! picked for a port-0 bind or an unbound listen), and sends one record. accept needs no enter
-//! hook: its return value is the new descriptor, from which both endpoints are read.
+//! picked for a port-0 bind or an unbound listen), and sends one record. accept's enter hook keeps
+//! the listening descriptor (to name the listener); its return value is the new descriptor, from
+//! which both endpoints are read.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     macros::tracepoint,
@@ -13,7 +14,7 @@ use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, Soc
 
 use crate::{
     emit::{concerns_inet, new_event, send},
-    kernel::{fill_from_sock, sock_of_fd},
+    kernel::{fill_from_sock, sock_of_fd, socket_inode},
     maps::{PENDING, bump, offset, offsets_valid},
 };
 
@@ -26,7 +27,7 @@ pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
     0
 }
 
-// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+// Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_enter_bind(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
@@ -82,7 +83,7 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     0
 }
 
-// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+// Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_enter_listen(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
@@ -108,6 +109,33 @@ pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
 
 /// match-proto: int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 #[tracepoint]
+pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_accept(&ctx);
+    0
+}
+
+/// match-proto: int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+#[tracepoint]
+pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_accept(&ctx);
+    0
+}
+
+/// Remembers the listening descriptor, so the connection can be counted against its listener.
+#[inline(always)]
+fn try_enter_accept(ctx: &TracePointContext) -> Result<(), i64> {
+    if !offsets_valid() {
+        return Ok(());
+    }
+    let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
+    let mut pending: Pending = unsafe { core::mem::zeroed() };
+    pending.kind = EventKind::Accept as u8;
+    pending.fd = fd as i32;
+    remember(&pending, EventKind::Accept);
+    Ok(())
+}
+
+#[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
     let _ = try_exit_accept(&ctx);
     0
@@ -120,12 +148,19 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
     0
 }
 
-// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+// Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if !offsets_valid() {
         return Ok(());
     }
+    // Take the listening fd first, so every path leaves the in-flight map clean.
+    let id = bpf_get_current_pid_tgid();
+    let listening_fd = match unsafe { PENDING.get(id) } {
+        Some(p) if p.kind == EventKind::Accept as u8 => Some(p.fd),
+        _ => None,
+    };
+    let _ = PENDING.remove(id);
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
     // Failed accepts (EAGAIN on non-blocking listeners above all) are not connections.
     if ret < 0 {
@@ -134,6 +169,11 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let mut ev = new_event(EventKind::Accept);
     ev.fd = ret as i32;
     read_socket(&mut ev);
+    if let Some(fd) = listening_fd {
+        if let Ok(sk) = sock_of_fd(fd) {
+            ev.listener_inode = socket_inode(sk);
+        }
+    }
     if concerns_inet(&ev) {
         send(&ev, EventKind::Accept);
     }
@@ -169,7 +209,7 @@ fn read_socket(ev: &mut SockEvent) {
 }
 
 /// The exit side of bind and listen: takes the stored arguments and sends the record.
-// Inlined: a BPF subprogram may not return a pointer into its caller\'s stack (sret).
+// Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();

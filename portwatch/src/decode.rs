@@ -83,6 +83,8 @@ pub struct SocketEvent {
     pub requested: Option<SocketAddr>,
     /// The socket's inode (as in /proc/PID/fd), when known.
     pub inode: Option<u64>,
+    /// accept: the listening socket's inode, when known.
+    pub listener_inode: Option<u64>,
 }
 
 /// A new program image: execve's file name and the argument list.
@@ -185,6 +187,7 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
         socket,
         requested,
         inode: (r.inode != 0).then_some(r.inode),
+        listener_inode: (r.listener_inode != 0).then_some(r.listener_inode),
     })
 }
 
@@ -289,14 +292,14 @@ pub(crate) mod tests {
             Err(DecodeError::Length {
                 kind: "bind",
                 got: 10,
-                want: 168
+                want: 176
             })
         );
         let mut longer = b.clone();
         longer.push(0);
         assert!(matches!(
             decode(&longer),
-            Err(DecodeError::Length { got: 169, .. })
+            Err(DecodeError::Length { got: 177, .. })
         ));
         assert_eq!(decode(&[]), Err(DecodeError::Empty));
         // A socket-sized record claiming to be an exec record.

@@ -128,7 +128,12 @@ pub const HOOKS: &[Hook] = &[
         required: true,
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
-            programs: &[syscall(names::ACCEPT_EXIT), syscall(names::ACCEPT4_EXIT)],
+            programs: &[
+                syscall(names::ACCEPT_ENTER),
+                syscall(names::ACCEPT_EXIT),
+                syscall(names::ACCEPT4_ENTER),
+                syscall(names::ACCEPT4_EXIT),
+            ],
         }],
     },
     Hook {

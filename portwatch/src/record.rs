@@ -11,6 +11,7 @@ use crate::{
     decode::{SockKind, SocketEvent},
     hooks::Chosen,
     inventory::Scope,
+    listeners::{Ended, Neighbour},
 };
 
 #[derive(Debug, Serialize)]
@@ -89,7 +90,7 @@ pub struct StartRecord {
     pub hooks: Vec<Chosen>,
 }
 
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize)]
 pub struct SocketRecord {
     pub time: String,
     pub pid: u32,
@@ -129,6 +130,18 @@ pub struct SocketRecord {
     /// The socket's inode: the same number in /proc/PID/fd, `ss -e` and listener records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
+    /// accept: the listening socket's inode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener_inode: Option<u64>,
+    /// A new listener on a port that other programs (other executables) already serve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<Vec<Neighbour>>,
+    /// close: why portwatch reports it (a UDP socket gone with its exited owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// close: how long the listener lived and how many connections it accepted.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
     #[serde(flatten)]
     pub process: ProcessContext,
 }
@@ -300,6 +313,7 @@ impl SocketRecord {
             ..Self::default()
         };
         r.inode = e.inode;
+        r.listener_inode = e.listener_inode;
         let mut shown = None;
         if let Some(s) = &e.socket {
             shown = Some(s.local);
@@ -339,8 +353,11 @@ impl SocketRecord {
 
 impl Record {
     pub fn socket(e: &SocketEvent, process: ProcessContext, clock: &Clock) -> Self {
-        let r = SocketRecord::new(e, process, clock);
-        match e.kind {
+        Self::from_socket(e.kind, SocketRecord::new(e, process, clock))
+    }
+
+    pub fn from_socket(kind: SockKind, r: SocketRecord) -> Self {
+        match kind {
             SockKind::Bind => Self::Bind(r),
             SockKind::Listen => Self::Listen(r),
             SockKind::Accept => Self::Accept(r),

@@ -303,21 +303,36 @@ pub fn parse_time(s: &str) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
-/// The C helper (tests/helpers/listen_once.c), compiled once per test run.
+/// A C helper from tests/helpers, compiled once per test run.
+fn c_helper(name: &'static str) -> &'static Path {
+    static HELPERS: std::sync::Mutex<Vec<(&'static str, &'static Path)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = HELPERS.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
+        return path;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/helpers/{name}.c"));
+    let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("pw-{}", name.replace('_', "-")));
+    let status = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc (gcc is needed for the helpers)");
+    assert!(status.success(), "compiling {}", src.display());
+    let path: &'static Path = Box::leak(out.into_boxed_path());
+    built.push((name, path));
+    path
+}
+
+/// tests/helpers/listen_once.c: listens on a loopback port and exits at once.
 pub fn listen_once_helper() -> &'static Path {
-    static HELPER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    HELPER.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/helpers/listen_once.c");
-        let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("pw-listen-once");
-        let status = Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run cc (gcc is needed for the helper)");
-        assert!(status.success(), "compiling {}", src.display());
-        out
-    })
+    c_helper("listen_once")
+}
+
+/// tests/helpers/hold_sockets.c: holds a TCP listener and a UDP socket until killed.
+pub fn hold_sockets_helper() -> &'static Path {
+    c_helper("hold_sockets")
 }

@@ -5,4 +5,5 @@ mod daemon;
 mod events;
 mod harness;
 mod inventory;
+mod lifecycle;
 mod process;

@@ -1,0 +1,251 @@
+//! The daemon's table of current listeners (listening TCP sockets, bound UDP sockets), keyed by
+//! socket inode: it gives a closing listener its lifetime and accepted-connection count, notices
+//! UDP sockets that disappear with their owner, and names other programs already serving a port.
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+};
+
+use serde::Serialize;
+
+use crate::sockdiag::Proto;
+
+/// Who held a listener, remembered for records written after the owner is gone.
+#[derive(Clone, Debug, Default)]
+pub struct Owner {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub exe: Option<Arc<str>>,
+    pub cgroup_id: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Live {
+    pub proto: Proto,
+    pub local: SocketAddr,
+    /// Boot-clock ns of the listen/bind, or of the snapshot for listeners older than portwatch.
+    pub since_ns: u64,
+    pub from_snapshot: bool,
+    pub accepted: u64,
+    pub owner: Owner,
+}
+
+/// How a listener ended, for its close record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ended {
+    /// Seconds from listen (or from portwatch's start, see `lifetime_since_start`) to close.
+    pub lifetime_s: f64,
+    /// The listener predates portwatch: `lifetime_s` counts from the snapshot (a lower bound).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lifetime_since_start: bool,
+    /// Connections accepted while portwatch watched (TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+}
+
+/// Another program serving the same port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Arc<str>>,
+}
+
+fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    let (x, y) = (a.ip(), b.ip());
+    // Without the v6only flag of live sockets, an IPv6 wildcard is taken to be dual-stack (the
+    // Linux default).
+    x == y
+        || (x.is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
+        || (y.is_unspecified() && (y.is_ipv6() || x.is_ipv4()))
+}
+
+#[derive(Default)]
+pub struct ListenerTable {
+    by_inode: HashMap<u64, Live>,
+    /// Owners that exited while holding a UDP socket: check sock_diag for what went with them.
+    udp_check_due: bool,
+}
+
+impl ListenerTable {
+    pub fn len(&self) -> usize {
+        self.by_inode.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_inode.is_empty()
+    }
+
+    pub fn insert(&mut self, inode: u64, live: Live) {
+        self.by_inode.insert(inode, live);
+    }
+
+    /// Programs other than `exe` already serving `proto` on an overlapping address and port.
+    pub fn neighbours(
+        &self,
+        inode: u64,
+        proto: Proto,
+        local: &SocketAddr,
+        exe: Option<&str>,
+    ) -> Vec<Neighbour> {
+        let mut out: Vec<Neighbour> = self
+            .by_inode
+            .iter()
+            .filter(|(i, l)| {
+                **i != inode
+                    && l.proto == proto
+                    && l.local.port() == local.port()
+                    && overlap(&l.local, local)
+                    && l.owner.exe.as_deref() != exe
+            })
+            .map(|(_, l)| Neighbour {
+                pid: l.owner.pid,
+                exe: l.owner.exe.clone(),
+            })
+            .collect();
+        out.sort_by_key(|n| n.pid);
+        out.dedup();
+        out
+    }
+
+    pub fn accepted(&mut self, listener_inode: u64) {
+        if let Some(l) = self.by_inode.get_mut(&listener_inode) {
+            l.accepted += 1;
+        }
+    }
+
+    pub fn close(&mut self, inode: u64, now_ns: u64) -> Option<(Live, Ended)> {
+        let live = self.by_inode.remove(&inode)?;
+        let ended = ended(&live, now_ns);
+        Some((live, ended))
+    }
+
+    /// A process exited: if it held UDP sockets, they may have gone with it.
+    pub fn owner_exited(&mut self, pid: u32) {
+        if self
+            .by_inode
+            .values()
+            .any(|l| l.proto == Proto::Udp && l.owner.pid == pid)
+        {
+            self.udp_check_due = true;
+        }
+    }
+
+    pub fn udp_check_due(&self) -> bool {
+        self.udp_check_due
+    }
+
+    /// Removes the UDP listeners that sock_diag no longer lists; returns them with their ends.
+    pub fn reconcile_udp(
+        &mut self,
+        present: &HashSet<u64>,
+        now_ns: u64,
+    ) -> Vec<(u64, Live, Ended)> {
+        self.udp_check_due = false;
+        let gone: Vec<u64> = self
+            .by_inode
+            .iter()
+            .filter(|(i, l)| l.proto == Proto::Udp && !present.contains(i))
+            .map(|(i, _)| *i)
+            .collect();
+        gone.into_iter()
+            .filter_map(|i| {
+                let live = self.by_inode.remove(&i)?;
+                let ended = ended(&live, now_ns);
+                Some((i, live, ended))
+            })
+            .collect()
+    }
+}
+
+fn ended(live: &Live, now_ns: u64) -> Ended {
+    Ended {
+        lifetime_s: now_ns.saturating_sub(live.since_ns) as f64 / 1e9,
+        lifetime_since_start: live.from_snapshot,
+        accepted: (live.proto == Proto::Tcp).then_some(live.accepted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(proto: Proto, addr: &str, pid: u32, exe: &str, since_ns: u64) -> Live {
+        Live {
+            proto,
+            local: addr.parse().unwrap(),
+            since_ns,
+            from_snapshot: false,
+            accepted: 0,
+            owner: Owner {
+                pid,
+                exe: Some(exe.into()),
+                ..Owner::default()
+            },
+        }
+    }
+
+    #[test]
+    fn lifetime_and_accepted_connections() {
+        let mut t = ListenerTable::default();
+        t.insert(
+            7,
+            live(
+                Proto::Tcp,
+                "0.0.0.0:80",
+                1,
+                "/usr/sbin/nginx",
+                1_000_000_000,
+            ),
+        );
+        t.accepted(7);
+        t.accepted(7);
+        t.accepted(8); // another socket: ignored
+        let (_, ended) = t.close(7, 3_500_000_000).unwrap();
+        assert_eq!(ended.lifetime_s, 2.5);
+        assert_eq!(ended.accepted, Some(2));
+        assert!(t.close(7, 4_000_000_000).is_none(), "closed once");
+    }
+
+    #[test]
+    fn names_other_programs_on_the_same_port() {
+        let mut t = ListenerTable::default();
+        t.insert(1, live(Proto::Tcp, "0.0.0.0:8080", 10, "/usr/bin/app", 0));
+        t.insert(2, live(Proto::Tcp, "[::]:8081", 11, "/usr/bin/other", 0));
+        t.insert(3, live(Proto::Udp, "0.0.0.0:8080", 12, "/usr/bin/dns", 0));
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let same_exe = t.neighbours(9, Proto::Tcp, &local, Some("/usr/bin/app"));
+        assert!(
+            same_exe.is_empty(),
+            "SO_REUSEPORT workers of one program are not flagged"
+        );
+        let other = t.neighbours(9, Proto::Tcp, &local, Some("/tmp/intruder"));
+        assert_eq!(
+            other,
+            vec![Neighbour {
+                pid: 10,
+                exe: Some("/usr/bin/app".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn udp_sockets_that_left_with_their_owner_are_closed() {
+        let mut t = ListenerTable::default();
+        t.insert(1, live(Proto::Udp, "0.0.0.0:53", 10, "/usr/sbin/dnsd", 0));
+        t.insert(2, live(Proto::Udp, "0.0.0.0:54", 11, "/usr/sbin/other", 0));
+        t.owner_exited(99);
+        assert!(!t.udp_check_due());
+        t.owner_exited(10);
+        assert!(t.udp_check_due());
+        let gone = t.reconcile_udp(&HashSet::from([2]), 1_000_000_000);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, 1);
+        assert_eq!(t.len(), 1);
+        assert!(!t.udp_check_due());
+    }
+}

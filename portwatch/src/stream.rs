@@ -1,0 +1,274 @@
+//! The record stream after start-up: turns kernel records into output records, keeps the
+//! process and listener tables current, and reports losses.
+use std::{collections::HashSet, io::Write};
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::{
+    clock::{self, Clock},
+    counters::KernelCounters,
+    decode::{self, KernelRecord, SockKind, SocketEvent},
+    enrich::Enricher,
+    error::{Error, Result},
+    inventory::{Listener, Scope},
+    listeners::{ListenerTable, Live, Owner},
+    output::JsonLines,
+    record::{
+        ListenerRecord, LossCounts, LossRecord, ProcessContext, Record, SnapshotRecord,
+        SocketRecord, StopRecord,
+    },
+    sockdiag::{self, Proto},
+};
+
+const IPPROTO_TCP: u16 = 6;
+const IPPROTO_UDP: u16 = 17;
+
+pub struct Stream<W: Write> {
+    out: JsonLines<W>,
+    enricher: Enricher,
+    counters: KernelCounters,
+    listeners: ListenerTable,
+    /// Inodes of snapshot listeners, until they close: their live listen/bind records, queued
+    /// while the snapshot was taken, are not reported a second time.
+    already_reported: HashSet<u64>,
+    reported: LossCounts,
+    decode_errors: u64,
+    exec_lost: u64,
+}
+
+impl<W: Write> Stream<W> {
+    pub fn new(out: JsonLines<W>, enricher: Enricher, counters: KernelCounters) -> Self {
+        Self {
+            out,
+            enricher,
+            counters,
+            listeners: ListenerTable::default(),
+            already_reported: HashSet::new(),
+            reported: LossCounts::default(),
+            decode_errors: 0,
+            exec_lost: 0,
+        }
+    }
+
+    /// Reports the listeners that existed at start-up, then the completion marker.
+    pub fn snapshot(&mut self, listeners: &[Listener], clock: &Clock) -> Result<()> {
+        let now = clock::boottime_ns();
+        for l in listeners {
+            let r = self.enricher.listener(l, clock);
+            self.already_reported.insert(l.socket.inode);
+            self.listeners.insert(
+                l.socket.inode,
+                Live {
+                    proto: l.socket.proto,
+                    local: l.socket.local,
+                    since_ns: now,
+                    from_snapshot: true,
+                    accepted: 0,
+                    owner: listener_owner(&r),
+                },
+            );
+            self.out.write(&Record::Listener(r))?;
+        }
+        self.out.write(&Record::SnapshotComplete(SnapshotRecord {
+            time: clock.format_now(),
+            listeners: listeners.len(),
+        }))?;
+        self.out.flush()
+    }
+
+    pub fn drain(&mut self, ring: &mut RingBuf<MapData>, clock: &Clock) -> Result<()> {
+        // Checked before each batch, so no record after a lost exec is enriched on the
+        // assumption that every exec was seen.
+        let exec_lost = self.counters.exec_lost()?;
+        if exec_lost > self.exec_lost {
+            self.exec_lost = exec_lost;
+            self.enricher
+                .processes
+                .exec_records_lost(clock::boottime_ns());
+        }
+        while let Some(item) = ring.next() {
+            match decode::decode(&item) {
+                Ok(KernelRecord::Socket(event)) => self.socket_event(&event, clock)?,
+                Ok(KernelRecord::Exec(exec)) => self.enricher.on_exec(&exec),
+                Ok(KernelRecord::Exit(task)) => {
+                    self.listeners.owner_exited(task.pid);
+                    self.enricher.on_exit(&task);
+                }
+                Err(_) => self.decode_errors += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn socket_event(&mut self, e: &SocketEvent, clock: &Clock) -> Result<()> {
+        if self.in_snapshot(e) {
+            return Ok(());
+        }
+        let process = self.enricher.context(&e.task, clock);
+        let mut record = SocketRecord::new(e, process, clock);
+        let proto = e.socket.as_ref().and_then(|s| match s.protocol {
+            IPPROTO_TCP => Some(Proto::Tcp),
+            IPPROTO_UDP => Some(Proto::Udp),
+            _ => None,
+        });
+        match (e.kind, e.inode, proto, &e.socket) {
+            // A new listener: a listening TCP socket, or a bound UDP socket.
+            (SockKind::Listen, Some(inode), Some(Proto::Tcp), Some(s))
+            | (SockKind::Bind, Some(inode), Some(Proto::Udp), Some(s))
+                if e.errno == 0 =>
+            {
+                let proto = proto.unwrap_or(Proto::Tcp);
+                let exe = record.process.exe.clone();
+                let others = self
+                    .listeners
+                    .neighbours(inode, proto, &s.local, exe.as_deref());
+                if !others.is_empty() {
+                    record.shared_with = Some(others);
+                }
+                self.listeners.insert(
+                    inode,
+                    Live {
+                        proto,
+                        local: s.local,
+                        since_ns: e.task.boot_ns,
+                        from_snapshot: false,
+                        accepted: 0,
+                        owner: Owner {
+                            pid: record.pid,
+                            tid: record.tid,
+                            uid: record.uid,
+                            gid: record.gid,
+                            comm: record.comm.clone(),
+                            exe,
+                            cgroup_id: record.process.cgroup_id,
+                        },
+                    },
+                );
+            }
+            (SockKind::Accept, ..) => {
+                if let Some(listener) = e.listener_inode {
+                    self.listeners.accepted(listener);
+                }
+            }
+            (SockKind::Close, Some(inode), ..) => {
+                if let Some((_, ended)) = self.listeners.close(inode, e.task.boot_ns) {
+                    record.ended = Some(ended);
+                }
+            }
+            _ => {}
+        }
+        self.out.write(&Record::from_socket(e.kind, record))
+    }
+
+    /// Whether the snapshot already reported this event's listener (the event raced start-up).
+    fn in_snapshot(&mut self, e: &SocketEvent) -> bool {
+        let Some(inode) = e.inode else { return false };
+        match e.kind {
+            SockKind::Close => {
+                self.already_reported.remove(&inode);
+                false
+            }
+            SockKind::Listen => e.errno == 0 && self.already_reported.contains(&inode),
+            SockKind::Bind => {
+                let udp = e.socket.as_ref().is_some_and(|s| s.protocol == IPPROTO_UDP);
+                udp && e.errno == 0 && self.already_reported.contains(&inode)
+            }
+            SockKind::Accept => false,
+        }
+    }
+
+    /// Periodic work: forget exited processes, close UDP listeners that left with their owner,
+    /// report losses.
+    pub fn tick(&mut self, clock: &Clock) -> Result<()> {
+        self.enricher.processes.maintain();
+        if self.listeners.udp_check_due() {
+            self.close_departed_udp(clock)?;
+        }
+        self.report_loss(clock)?;
+        self.flush()
+    }
+
+    /// UDP has no close hook: after an owner exits, sock_diag tells which of its sockets went.
+    fn close_departed_udp(&mut self, clock: &Clock) -> Result<()> {
+        let present: HashSet<u64> = sockdiag::listening_sockets()
+            .map_err(|e| Error::io("listing sockets with sock_diag", e))?
+            .into_iter()
+            .map(|s| s.inode)
+            .collect();
+        let now = clock::boottime_ns();
+        for (inode, live, ended) in self.listeners.reconcile_udp(&present, now) {
+            let o = &live.owner;
+            let mut process = ProcessContext {
+                exe: o.exe.clone(),
+                cgroup_id: o.cgroup_id,
+                ..ProcessContext::default()
+            };
+            process.gap(
+                "ppid",
+                "the socket closed with its owner's exit; the owner is gone",
+            );
+            let record = SocketRecord {
+                time: clock.format(now),
+                pid: o.pid,
+                tid: o.tid,
+                uid: o.uid,
+                gid: o.gid,
+                comm: o.comm.clone(),
+                protocol: Some("udp".into()),
+                family: Some(if live.local.is_ipv4() { "ipv4" } else { "ipv6" }),
+                address: Some(live.local.ip().to_string()),
+                port: Some(live.local.port()),
+                scope: Some(Scope::of(&live.local)),
+                inode: Some(inode),
+                reason: Some("owner exited"),
+                ended: Some(ended),
+                process,
+                ..SocketRecord::default()
+            };
+            self.out.write(&Record::Close(record))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a `loss` record when any counter moved since the last one; returns the counts.
+    fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
+        let counts = self.counters.read(self.decode_errors)?;
+        if counts != self.reported {
+            self.out.write(&Record::Loss(LossRecord {
+                time: clock.format_now(),
+                counts,
+            }))?;
+            self.reported = counts;
+        }
+        Ok(counts)
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()
+    }
+
+    /// The totals, last.
+    pub fn finish(&mut self, reason: &'static str, clock: &Clock) -> Result<()> {
+        let counts = self.report_loss(clock)?;
+        let events = self.out.events;
+        self.out.write(&Record::Stop(StopRecord {
+            time: clock.format_now(),
+            reason,
+            events,
+            counts,
+        }))?;
+        self.flush()
+    }
+}
+
+fn listener_owner(r: &ListenerRecord) -> Owner {
+    Owner {
+        pid: r.pid.unwrap_or(0),
+        tid: r.tid.unwrap_or(0),
+        uid: r.uid.unwrap_or(0),
+        gid: r.gid.unwrap_or(0),
+        comm: r.comm.clone().unwrap_or_default(),
+        exe: r.process.as_ref().and_then(|p| p.exe.clone()),
+        cgroup_id: r.process.as_ref().map_or(0, |p| p.cgroup_id),
+    }
+}

@@ -1,0 +1,123 @@
+//! Listener lifecycle: closes carry lifetime and accepted connections; sockets that go with
+//! their owner are reported; a different program joining a served port is named.
+use std::{
+    io::{BufRead, BufReader},
+    net::{TcpListener, TcpStream},
+    os::fd::AsRawFd,
+    process::{Child, Command, Stdio},
+};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::harness::{Daemon, hold_sockets_helper, ours, proc_self};
+
+/// Starts hold_sockets and returns it with its (TCP, UDP) ports once they are open.
+fn hold_sockets(args: &[String]) -> (Child, u16, u16) {
+    let mut child = Command::new(hold_sockets_helper())
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    (child, ports.next().unwrap(), ports.next().unwrap())
+}
+
+#[test]
+fn killing_the_owner_closes_its_listeners_with_their_lifetime() {
+    let (mut child, tcp_port, udp_port) = hold_sockets(&[]);
+    let pid = child.id();
+    let mut d = Daemon::start(&[]);
+    d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
+        let l = d.expect("listener", |v| {
+            v["event"] == "listener" && v["protocol"] == proto && v["port"] == port
+        });
+        assert_eq!(l["pid"], pid, "{l}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
+        let c = d.expect("close", |v| {
+            v["event"] == "close" && v["protocol"] == proto && v["port"] == port
+        });
+        assert_eq!(c["pid"], pid, "{c}");
+        assert_eq!(
+            c["lifetime_since_start"], true,
+            "it predates portwatch: {c}"
+        );
+        assert!(c["lifetime_s"].as_f64().unwrap() >= 0.0, "{c}");
+        assert_eq!(c["exe"], hold_sockets_helper().to_str().unwrap(), "{c}");
+        if proto == "udp" {
+            assert_eq!(c["reason"], "owner exited", "{c}");
+        } else {
+            assert_eq!(c["accepted"], 0, "{c}");
+        }
+    }
+}
+
+#[test]
+fn close_counts_the_connections_the_listener_accepted() {
+    let mut d = Daemon::start(&[]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+            .unwrap()
+            .ino()
+    };
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        conns.push((client, conn));
+    }
+    let accept = d.expect("accept", |v| ours("accept")(v) && v["port"] == port);
+    assert_eq!(accept["listener_inode"], inode, "{accept}");
+    drop(listener);
+    let close = d.expect("close", |v| ours("close")(v) && v["port"] == port);
+    assert_eq!(close["accepted"], 3, "{close}");
+    assert_eq!(close["inode"], inode, "{close}");
+    assert!(close.get("lifetime_since_start").is_none(), "{close}");
+    let lifetime = close["lifetime_s"].as_f64().unwrap();
+    assert!(lifetime > 0.0 && lifetime < 60.0, "{close}");
+}
+
+#[test]
+fn a_different_program_joining_a_served_port_is_named() {
+    let mut d = Daemon::start(&[]);
+    // This test process serves a port with SO_REUSEPORT...
+    let mine = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    mine.set_reuse_port(true).unwrap();
+    mine.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    mine.listen(8).unwrap();
+    let port = mine.local_addr().unwrap().as_socket().unwrap().port();
+    d.expect("our listen", |v| ours("listen")(v) && v["port"] == port);
+    // ...and another executable joins it.
+    let (mut child, tcp_port, _) = hold_sockets(&[port.to_string()]);
+    assert_eq!(tcp_port, port);
+    let pid = child.id();
+    let joined = d.expect("the other program's listen", |v| {
+        v["event"] == "listen" && v["pid"] == pid && v["port"] == port
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        joined["shared_with"],
+        serde_json::json!([{"pid": std::process::id(), "exe": proc_self().exe}]),
+        "{joined}"
+    );
+    // Our own listen had nobody to share with.
+    let own = d.expect("our listen", |v| ours("listen")(v) && v["port"] == port);
+    assert!(own.get("shared_with").is_none(), "{own}");
+}
