@@ -35,6 +35,10 @@ pub enum Command {
     /// A readable table on a terminal; `--json` (or a pipe) gives one `listener` record per line,
     /// the same records `watch` starts with. Needs root to see every process's sockets.
     Ls(LsArgs),
+
+    /// Print the current listeners as a baseline (an allowlist to review and edit) for
+    /// `watch --baseline FILE`: one rule per line, PROTOCOL PORT SCOPE USER EXECUTABLE.
+    Baseline,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +64,11 @@ pub struct WatchArgs {
     /// types: tp_btf, tracepoint.
     #[arg(long, value_name = "HOOK=TYPE")]
     pub attach: Vec<Forced>,
+
+    /// Mark every listener (pre-existing or new) that no rule of this baseline allows with an
+    /// `alert` field saying why. Write one with `portwatch baseline > FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {

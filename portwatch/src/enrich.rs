@@ -56,6 +56,7 @@ impl Enricher {
             inode: s.inode,
             shared: l.shared,
             owners: l.owners.clone(),
+            alert: None,
             pid: None,
             tid: None,
             uid: None,

@@ -37,6 +37,15 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    #[error(
+        "baseline {path} line {line}: {problem}; fix the line or regenerate it with `portwatch baseline`"
+    )]
+    Baseline {
+        path: String,
+        line: usize,
+        problem: String,
+    },
+
     #[error("cannot write events: {0}")]
     Output(io::Error),
 

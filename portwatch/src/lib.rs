@@ -5,6 +5,7 @@
 //! each hook with the best attach type available. Then `watch` reads records from the ring buffer,
 //! `decode` checks and types them, `enrich` adds who did it (with `proctable`, `procfs`, `users`
 //! and `cgroup`), `record` shapes them for output and `output` writes JSON lines.
+pub mod baseline;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;

@@ -11,16 +11,30 @@ use crate::{
     record::{ListenerRecord, Record},
 };
 
-pub fn run(args: &LsArgs) -> Result<()> {
+/// The current listeners, each with its owner's context.
+fn current() -> Result<Vec<ListenerRecord>> {
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
     let clock = Clock::now();
     let mut enricher = Enricher::new(None);
     enricher.processes.seed_from_proc();
-    let records: Vec<ListenerRecord> = listeners
+    Ok(listeners
         .iter()
         .map(|l| enricher.listener(l, &clock))
-        .collect();
+        .collect())
+}
+
+/// `portwatch baseline`: the current listeners as an allowlist.
+pub fn baseline() -> Result<()> {
+    let records = current()?;
+    let mut out = io::stdout().lock();
+    let text = crate::baseline::render(&records, &Clock::now().format_now());
+    out.write_all(text.as_bytes()).map_err(Error::from_output)?;
+    out.flush().map_err(Error::from_output)
+}
+
+pub fn run(args: &LsArgs) -> Result<()> {
+    let records = current()?;
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
     if args.json || !terminal {

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Ls(args) => ls::run(&args),
+        Command::Baseline => ls::baseline(),
     };
     match result {
         Ok(()) | Err(Error::StdoutClosed) => ExitCode::SUCCESS,

@@ -98,52 +98,6 @@ pub fn pids() -> Vec<u32> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_stat_with_awkward_comm() {
-        let text = "1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
-                    1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(
-            parse_stat(text),
-            Some(Stat {
-                comm: "a) b (c".into(),
-                ppid: 77,
-                start_ticks: 98765
-            })
-        );
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn reads_this_process() {
-        let me = std::process::id();
-        let s = stat(me).unwrap();
-        let info = read(me, Some(s.start_ticks)).unwrap();
-        assert_eq!(
-            info.exe.unwrap(),
-            std::env::current_exe().unwrap().to_string_lossy()
-        );
-        assert_eq!(
-            read(me, Some(s.start_ticks + 1)).map(|_| ()),
-            None,
-            "wrong start time"
-        );
-    }
-
-    #[test]
-    fn splits_arguments() {
-        assert_eq!(
-            split_args(b"a\0\0b\0"),
-            vec![b"a".to_vec(), vec![], b"b".to_vec()]
-        );
-        assert_eq!(split_args(b""), Vec::<Vec<u8>>::new());
-        assert_eq!(split_args(b"x"), vec![b"x".to_vec()]);
-    }
-}
-
 /// The task context of a live process, from /proc, shaped like the kernel's (for processes that
 /// were already running when portwatch started, such as the owners of existing listeners).
 pub fn task(pid: u32, boot_ns: u64) -> Option<crate::decode::Task> {
@@ -206,4 +160,50 @@ pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
         }
     }
     owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_comm() {
+        let text = "1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
+                    1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                comm: "a) b (c".into(),
+                ppid: 77,
+                start_ticks: 98765
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let s = stat(me).unwrap();
+        let info = read(me, Some(s.start_ticks)).unwrap();
+        assert_eq!(
+            info.exe.unwrap(),
+            std::env::current_exe().unwrap().to_string_lossy()
+        );
+        assert_eq!(
+            read(me, Some(s.start_ticks + 1)).map(|_| ()),
+            None,
+            "wrong start time"
+        );
+    }
+
+    #[test]
+    fn splits_arguments() {
+        assert_eq!(
+            split_args(b"a\0\0b\0"),
+            vec![b"a".to_vec(), vec![], b"b".to_vec()]
+        );
+        assert_eq!(split_args(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(split_args(b"x"), vec![b"x".to_vec()]);
+    }
 }

@@ -47,6 +47,9 @@ pub struct ListenerRecord {
     pub shared: usize,
     /// Every process holding the socket.
     pub owners: Vec<u32>,
+    /// Why the baseline (`watch --baseline`) does not allow this listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
     /// The first owner: pid, tid, uid, gid, comm and its process context.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -136,6 +139,9 @@ pub struct SocketRecord {
     /// A new listener on a port that other programs (other executables) already serve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_with: Option<Vec<Neighbour>>,
+    /// A new listener that the baseline (`watch --baseline`) does not allow, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
     /// close: why portwatch reports it (a UDP socket gone with its exited owner).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,

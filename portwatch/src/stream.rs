@@ -5,6 +5,7 @@ use std::{collections::HashSet, io::Write};
 use aya::maps::{MapData, RingBuf};
 
 use crate::{
+    baseline::{Baseline, Subject},
     clock::{self, Clock},
     counters::KernelCounters,
     decode::{self, KernelRecord, SockKind, SocketEvent},
@@ -25,6 +26,7 @@ const IPPROTO_UDP: u16 = 17;
 
 pub struct Stream<W: Write> {
     out: JsonLines<W>,
+    baseline: Option<Baseline>,
     enricher: Enricher,
     counters: KernelCounters,
     listeners: ListenerTable,
@@ -37,9 +39,15 @@ pub struct Stream<W: Write> {
 }
 
 impl<W: Write> Stream<W> {
-    pub fn new(out: JsonLines<W>, enricher: Enricher, counters: KernelCounters) -> Self {
+    pub fn new(
+        out: JsonLines<W>,
+        enricher: Enricher,
+        counters: KernelCounters,
+        baseline: Option<Baseline>,
+    ) -> Self {
         Self {
             out,
+            baseline,
             enricher,
             counters,
             listeners: ListenerTable::default(),
@@ -54,7 +62,18 @@ impl<W: Write> Stream<W> {
     pub fn snapshot(&mut self, listeners: &[Listener], clock: &Clock) -> Result<()> {
         let now = clock::boottime_ns();
         for l in listeners {
-            let r = self.enricher.listener(l, clock);
+            let mut r = self.enricher.listener(l, clock);
+            if let Some(b) = &self.baseline {
+                let p = r.process.as_ref();
+                r.alert = b.check(&Subject {
+                    proto: l.socket.proto,
+                    address: l.socket.local.ip(),
+                    port: l.socket.local.port(),
+                    uid: r.uid,
+                    user: p.and_then(|p| p.user.as_deref()),
+                    exe: p.and_then(|p| p.exe.as_deref()),
+                });
+            }
             self.already_reported.insert(l.socket.inode);
             self.listeners.insert(
                 l.socket.inode,
@@ -124,6 +143,16 @@ impl<W: Write> Stream<W> {
                     .neighbours(inode, proto, &s.local, exe.as_deref());
                 if !others.is_empty() {
                     record.shared_with = Some(others);
+                }
+                if let Some(b) = &self.baseline {
+                    record.alert = b.check(&Subject {
+                        proto,
+                        address: s.local.ip(),
+                        port: s.local.port(),
+                        uid: Some(record.uid),
+                        user: record.process.user.as_deref(),
+                        exe: exe.as_deref(),
+                    });
                 }
                 self.listeners.insert(
                     inode,

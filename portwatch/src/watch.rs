@@ -9,6 +9,7 @@ use tokio::{
 };
 
 use crate::{
+    baseline::Baseline,
     cli::WatchArgs,
     clock::{self, Clock},
     counters::KernelCounters,
@@ -30,6 +31,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut sigterm =
         signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
 
+    // A malformed baseline is refused before anything touches the kernel.
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let machine = preflight::check(args.btf.as_deref())?;
     let offsets = {
         let types = kernel_layout::KernelTypes::open(&machine.btf)?;
@@ -75,7 +78,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // The listeners that existed before the hooks attached, reported once, before live events.
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
-    let mut stream = Stream::new(out, enricher, counters);
+    let mut stream = Stream::new(out, enricher, counters, baseline);
     stream.snapshot(&listeners, &clock)?;
 
     let mut tick = tokio::time::interval(TICK);

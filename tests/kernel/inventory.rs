@@ -61,7 +61,7 @@ fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
     assert_eq!(u["inode"], inode_of(udp.as_raw_fd()));
 
     // Listener records come before the marker, which comes before any live event.
-    let pos = |pred: &dyn Fn(&Value) -> bool| d.seen.iter().position(|v| pred(v)).unwrap();
+    let pos = |pred: &dyn Fn(&Value) -> bool| d.seen.iter().position(pred).unwrap();
     let marker_at = pos(&|v| v["event"] == "snapshot_complete");
     assert!(pos(&|v| v["event"] == "listener" && v["port"] == tcp_port) < marker_at);
     d.sync();

@@ -1,0 +1,107 @@
+//! Baselines: `portwatch baseline` writes an allowlist; `watch --baseline` alerts on listeners it
+//! does not allow and stays quiet for those it does.
+use std::{net::TcpListener, process::Command};
+
+use crate::harness::{BIN, Daemon, ours, proc_self, require_root, run_to_exit};
+
+fn port_of(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn new_listener_outside_the_baseline_alerts_and_an_approved_one_does_not() {
+    require_root();
+    let approved = TcpListener::bind("127.0.0.1:0").unwrap();
+    let approved_port = port_of(&approved);
+    let (code, text, err) = run_to_exit(Command::new(BIN).arg("baseline"));
+    assert_eq!(code, 0, "{err}");
+    let exe = proc_self().exe;
+    let rule = text
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .take(2)
+                .eq(["tcp", &approved_port.to_string()])
+        })
+        .unwrap_or_else(|| panic!("no rule for port {approved_port}:\n{text}"));
+    assert_eq!(
+        rule.split_whitespace().collect::<Vec<_>>(),
+        ["tcp", &approved_port.to_string(), "loopback", "root", &exe],
+        "{rule}"
+    );
+    let dir = std::env::temp_dir().join(format!("portwatch-baseline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("baseline.txt");
+    std::fs::write(&file, &text).unwrap();
+
+    let mut d = Daemon::start(&["--baseline", file.to_str().unwrap()]);
+    let snap = d.expect("approved listener in the snapshot", |v| {
+        v["event"] == "listener" && v["port"] == approved_port
+    });
+    assert!(snap.get("alert").is_none(), "{snap}");
+
+    let intruder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let intruder_port = port_of(&intruder);
+    let alerted = d.expect("listen", |v| {
+        ours("listen")(v) && v["port"] == intruder_port
+    });
+    let alert = alerted["alert"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no alert: {alerted}"));
+    assert_eq!(
+        alert,
+        format!(
+            "not in baseline {}: no rule allows tcp {intruder_port} loopback root {exe}",
+            file.display()
+        )
+    );
+
+    // The approved listener closes and comes back: still approved.
+    drop(approved);
+    let again = TcpListener::bind(("127.0.0.1", approved_port)).unwrap();
+    let reopened = d.expect("re-opened listen", |v| {
+        ours("listen")(v) && v["port"] == approved_port
+    });
+    assert!(reopened.get("alert").is_none(), "{reopened}");
+    drop((again, intruder));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_baselines_are_refused_naming_the_line() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("portwatch-badbase-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, problem) in [
+        (
+            "tcp 22 all root /usr/sbin/sshd\ntcp 22 everywhere root /x\n",
+            "line 2: unknown scope `everywhere`",
+        ),
+        (
+            "# ok\n\nudp 99999 * * *\n",
+            "line 3: `99999` is not a port number",
+        ),
+        ("tcp 22 all root\n", "line 1: expected 5 fields"),
+    ] {
+        let file = dir.join("bad.txt");
+        std::fs::write(&file, text).unwrap();
+        let (code, out, err) =
+            run_to_exit(Command::new(BIN).args(["watch", "--baseline", file.to_str().unwrap()]));
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("baseline {}", file.display())),
+            "{err}"
+        );
+        assert!(err.contains(problem), "expected `{problem}` in {err}");
+    }
+    let (code, _, err) =
+        run_to_exit(Command::new(BIN).args(["watch", "--baseline", "/nonexistent/base"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read baseline /nonexistent/base"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
