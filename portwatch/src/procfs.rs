@@ -162,6 +162,22 @@ pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
     owners
 }
 
+/// The exec'd file name with symlinks resolved, as /proc/PID/exe shows it (so a process seen
+/// at exec and one read from /proc name their executable the same way, e.g. for baselines).
+/// Resolved in portwatch's own mount namespace, hence only for processes that share it (or are
+/// already gone, and most likely did); otherwise the name stays as the kernel gave it.
+pub fn resolve_exe(pid: u32, filename: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mnt_ns = |p: &str| fs::metadata(p).ok().map(|m| m.ino());
+    let theirs = mnt_ns(&format!("/proc/{pid}/ns/mnt"));
+    if theirs.is_some() && theirs != mnt_ns("/proc/self/ns/mnt") {
+        return filename.to_owned();
+    }
+    fs::canonicalize(filename)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| filename.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +211,23 @@ mod tests {
             None,
             "wrong start time"
         );
+    }
+
+    #[test]
+    fn resolves_symlinked_executables_like_proc_exe() {
+        let dir = std::env::temp_dir().join(format!("pw-resolve-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("sh-link");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
+        let me = std::process::id();
+        let resolved = resolve_exe(me, link.to_str().unwrap());
+        assert_eq!(
+            resolved,
+            fs::canonicalize("/bin/sh").unwrap().to_string_lossy()
+        );
+        assert_eq!(resolve_exe(me, "/no/such/file"), "/no/such/file");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -160,7 +160,10 @@ impl ProcessTable {
             .then(|| procfs::read(e.task.pid, Some(key.1)))
             .flatten();
         let (exe, exe_gap) = if !relative {
-            (Some(filename.into()), None)
+            (
+                Some(procfs::resolve_exe(e.task.pid, &filename).into()),
+                None,
+            )
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
             match proc_info.as_ref().and_then(|p| p.exe.clone()) {
