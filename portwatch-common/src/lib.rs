@@ -12,6 +12,12 @@ pub mod names {
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const PENDING_MAP: &str = "PENDING";
     pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+    pub const FILTER_GLOBAL: &str = "FILTER";
+    pub const FILTER_PIDS_MAP: &str = "FILTER_PIDS";
+    pub const FILTER_UIDS_MAP: &str = "FILTER_UIDS";
+    pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
+    pub const FILTER_NETNS_MAP: &str = "FILTER_NETNS";
+    pub const FILTER_PORTS_MAP: &str = "FILTER_PORTS";
 
     pub const BIND_ENTER: &str = "sys_enter_bind";
     pub const BIND_EXIT: &str = "sys_exit_bind";
@@ -227,6 +233,29 @@ pub struct Pending {
 }
 const _: () = assert!(core::mem::size_of::<Pending>() == 32);
 
+/// Which filters the kernel applies, set by the daemon before load. A set bit in `active` means
+/// "only what is in the matching FILTER_* map"; `kinds` has bit `1 << kind` for each socket event
+/// kind to report (process-tracking records are never filtered by kind).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterConfig {
+    pub active: u32,
+    pub kinds: u32,
+    /// portwatch's own tgid: its activity is never reported.
+    pub self_tgid: u32,
+    pub _pad: u32,
+}
+
+pub mod filter {
+    pub const PIDS: u32 = 1 << 0;
+    pub const UIDS: u32 = 1 << 1;
+    pub const CGROUPS: u32 = 1 << 2;
+    pub const NETNS: u32 = 1 << 3;
+    pub const PORTS: u32 = 1 << 4;
+    /// Entries per filter map.
+    pub const MAX_ENTRIES: u32 = 1024;
+}
+
 /// Indices into the per-CPU `COUNTERS` array.
 pub mod counters {
     use super::EventKind;
@@ -326,6 +355,7 @@ mod user {
     unsafe impl aya::Pod for super::ExitEvent {}
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::FilterConfig {}
 }
 
 #[cfg(test)]

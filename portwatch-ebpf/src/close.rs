@@ -16,6 +16,7 @@ use portwatch_common::{EventKind, FLAG_SOCK, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN,
 
 use crate::{
     emit::{new_event, send},
+    filter::task_allowed,
     kernel::{fill_from_sock, socket_inode},
     maps::{PENDING, bump, offset, offsets_valid},
 };
@@ -32,7 +33,12 @@ fn inside_listen() -> bool {
 pub fn close_tp_btf(ctx: BtfTracePointContext) -> i32 {
     let old: i32 = ctx.arg(1);
     let new: i32 = ctx.arg(2);
-    if old != TCP_LISTEN || new != TCP_CLOSE || !offsets_valid() || inside_listen() {
+    if old != TCP_LISTEN
+        || new != TCP_CLOSE
+        || !offsets_valid()
+        || inside_listen()
+        || !task_allowed(Some(EventKind::Close))
+    {
         return 0;
     }
     let sk: *const u8 = ctx.arg(0);
@@ -64,6 +70,7 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
         || read_i32(offset!(tp_iss_newstate))? != TCP_CLOSE
         || read_u16(offset!(tp_iss_protocol))? != IPPROTO_TCP
         || inside_listen()
+        || !task_allowed(Some(EventKind::Close))
     {
         return Ok(());
     }

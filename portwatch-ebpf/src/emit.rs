@@ -10,6 +10,7 @@ use portwatch_common::{
 };
 
 use crate::{
+    filter::place_allowed,
     kernel::read_task,
     maps::{EVENTS, bump},
 };
@@ -61,9 +62,19 @@ pub fn concerns_inet(ev: &SockEvent) -> bool {
     }
 }
 
-/// Sends `ev`; a full ring buffer is counted per kind, never silent.
+/// Sends `ev` unless the namespace or port filters drop it; a full ring buffer is counted per
+/// kind, never silent.
 #[inline(always)]
 pub fn send(ev: &SockEvent, kind: EventKind) {
+    // The port the record is about: the bound one, else (a failed bind) the requested one.
+    let port = if ev.header.flags & FLAG_SOCK != 0 && ev.local_port != 0 {
+        ev.local_port
+    } else {
+        ev.req_port
+    };
+    if !place_allowed(ev.task.netns, Some(port)) {
+        return;
+    }
     if EVENTS.output::<SockEvent>(ev, 0).is_err() {
         bump(counters::lost(kind));
     }

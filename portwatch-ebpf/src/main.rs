@@ -13,6 +13,7 @@
 
 mod close;
 mod emit;
+mod filter;
 mod kernel;
 mod maps;
 mod process;

@@ -17,6 +17,7 @@ use portwatch_common::{
 
 use crate::{
     emit::fill_task,
+    filter::task_allowed,
     kernel::args_range,
     maps::{EVENTS, bump, offset, offsets_valid},
 };
@@ -33,7 +34,7 @@ const fn header(kind: EventKind) -> RecordHeader {
 /// match-proto: trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 #[tracepoint]
 pub fn process_exec(ctx: TracePointContext) -> u32 {
-    if !offsets_valid() {
+    if !offsets_valid() || !task_allowed(None) {
         return 0;
     }
     // Too big for the 512-byte BPF stack: the record is built in place in the ring buffer.
@@ -81,7 +82,7 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
 pub fn process_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     // One record per process: when its thread-group leader exits.
-    if (pid_tgid >> 32) as u32 != pid_tgid as u32 || !offsets_valid() {
+    if (pid_tgid >> 32) as u32 != pid_tgid as u32 || !offsets_valid() || !task_allowed(None) {
         return 0;
     }
     let mut ev: ExitEvent = unsafe { core::mem::zeroed() };

@@ -14,6 +14,7 @@ use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, Soc
 
 use crate::{
     emit::{concerns_inet, new_event, send},
+    filter::task_allowed,
     kernel::{fill_from_sock, sock_of_fd, socket_inode},
     maps::{PENDING, bump, offset, offsets_valid},
 };
@@ -30,7 +31,7 @@ pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
 // Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_enter_bind(ctx: &TracePointContext) -> Result<(), i64> {
-    if !offsets_valid() {
+    if !offsets_valid() || !task_allowed(Some(EventKind::Bind)) {
         return Ok(());
     }
     let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
@@ -86,7 +87,7 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
 // Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_enter_listen(ctx: &TracePointContext) -> Result<(), i64> {
-    if !offsets_valid() {
+    if !offsets_valid() || !task_allowed(Some(EventKind::Listen)) {
         return Ok(());
     }
     let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
@@ -124,7 +125,7 @@ pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
 /// Remembers the listening descriptor, so the connection can be counted against its listener.
 #[inline(always)]
 fn try_enter_accept(ctx: &TracePointContext) -> Result<(), i64> {
-    if !offsets_valid() {
+    if !offsets_valid() || !task_allowed(Some(EventKind::Accept)) {
         return Ok(());
     }
     let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
@@ -161,6 +162,9 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
         _ => None,
     };
     let _ = PENDING.remove(id);
+    if !task_allowed(Some(EventKind::Accept)) {
+        return Ok(());
+    }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
     // Failed accepts (EAGAIN on non-blocking listeners above all) are not connections.
     if ret < 0 {

@@ -201,6 +201,11 @@ pub fn v2_id_of(pid: u32) -> Option<u64> {
     fs::metadata(dir).ok().map(|m| m.ino())
 }
 
+/// Where the cgroup v2 hierarchy is mounted.
+pub fn v2_root() -> Option<PathBuf> {
+    cgroup2_mount()
+}
+
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `.../unified` on hybrid hosts).
 fn cgroup2_mount() -> Option<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;

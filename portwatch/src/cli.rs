@@ -18,6 +18,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "built once per run")]
 pub enum Command {
     /// Stream socket events from the whole host as JSON lines on stdout (needs root).
     ///
@@ -69,6 +70,45 @@ pub struct WatchArgs {
     /// `alert` field saying why. Write one with `portwatch baseline > FILE`.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+
+    /// Only events of these kinds (comma-separated): bind, listen, accept, close.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "KINDS",
+        help_heading = "Filters (in the kernel)"
+    )]
+    pub events: Vec<String>,
+
+    /// Only events from these processes (thread-group ids). Repeatable.
+    #[arg(long, value_name = "PID", help_heading = "Filters (in the kernel)")]
+    pub pid: Vec<u32>,
+
+    /// Only events on these local ports. Repeatable.
+    #[arg(long, value_name = "PORT", help_heading = "Filters (in the kernel)")]
+    pub port: Vec<u16>,
+
+    /// Only events from processes with these real uids. Repeatable.
+    #[arg(long, value_name = "UID", help_heading = "Filters (in the kernel)")]
+    pub uid: Vec<u32>,
+
+    /// Only events from processes in these cgroups (v2): an id, or a path in the hierarchy
+    /// such as /system.slice/nginx.service. Repeatable.
+    #[arg(long, value_name = "CGROUP", help_heading = "Filters (in the kernel)")]
+    pub cgroup: Vec<String>,
+
+    /// Only events in these network namespaces: an inode number or a path such as
+    /// /proc/PID/ns/net or /run/netns/NAME. Repeatable.
+    #[arg(long, value_name = "NETNS", help_heading = "Filters (in the kernel)")]
+    pub netns: Vec<String>,
+
+    /// Only events from processes running this executable (absolute path). Repeatable.
+    #[arg(long, value_name = "PATH", help_heading = "Filters (after enrichment)")]
+    pub exe: Vec<PathBuf>,
+
+    /// Only events from containers whose id starts with this. Repeatable.
+    #[arg(long, value_name = "ID", help_heading = "Filters (after enrichment)")]
+    pub container: Vec<String>,
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {

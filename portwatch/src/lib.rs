@@ -13,6 +13,7 @@ pub mod counters;
 pub mod decode;
 pub mod enrich;
 pub mod error;
+pub mod filters;
 pub mod hooks;
 pub mod inventory;
 pub mod kernel_layout;

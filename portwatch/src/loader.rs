@@ -2,7 +2,7 @@
 use std::path::Path;
 
 use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness, VerifierLogLevel};
-use portwatch_common::{KernelOffsets, names};
+use portwatch_common::{FilterConfig, KernelOffsets, names};
 
 use crate::error::{Error, Result};
 
@@ -11,6 +11,7 @@ static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 
 pub fn load(
     offsets: &KernelOffsets,
+    filters: &FilterConfig,
     ring_buffer_bytes: u32,
     btf_path: &Path,
 ) -> Result<(Ebpf, Btf)> {
@@ -27,6 +28,7 @@ pub fn load(
     let ebpf = loader
         .btf(Some(&btf))
         .override_global(names::OFFSETS_GLOBAL, offsets, true)
+        .override_global(names::FILTER_GLOBAL, filters, true)
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)
         .load(PROGRAMS)
         .map_err(describe)?;

@@ -11,6 +11,7 @@ use crate::{
     decode::{self, KernelRecord, SockKind, SocketEvent},
     enrich::Enricher,
     error::{Error, Result},
+    filters::Filters,
     inventory::{Listener, Scope},
     listeners::{ListenerTable, Live, Owner},
     output::JsonLines,
@@ -27,6 +28,7 @@ const IPPROTO_UDP: u16 = 17;
 pub struct Stream<W: Write> {
     out: JsonLines<W>,
     baseline: Option<Baseline>,
+    filters: Filters,
     enricher: Enricher,
     counters: KernelCounters,
     listeners: ListenerTable,
@@ -44,10 +46,12 @@ impl<W: Write> Stream<W> {
         enricher: Enricher,
         counters: KernelCounters,
         baseline: Option<Baseline>,
+        filters: Filters,
     ) -> Self {
         Self {
             out,
             baseline,
+            filters,
             enricher,
             counters,
             listeners: ListenerTable::default(),
@@ -61,8 +65,13 @@ impl<W: Write> Stream<W> {
     /// Reports the listeners that existed at start-up, then the completion marker.
     pub fn snapshot(&mut self, listeners: &[Listener], clock: &Clock) -> Result<()> {
         let now = clock::boottime_ns();
+        let mut reported = 0;
         for l in listeners {
             let mut r = self.enricher.listener(l, clock);
+            if !self.filters.allows_listener(&r) {
+                continue;
+            }
+            reported += 1;
             if let Some(b) = &self.baseline {
                 let p = r.process.as_ref();
                 r.alert = b.check(&Subject {
@@ -90,7 +99,7 @@ impl<W: Write> Stream<W> {
         }
         self.out.write(&Record::SnapshotComplete(SnapshotRecord {
             time: clock.format_now(),
-            listeners: listeners.len(),
+            listeners: reported,
         }))?;
         self.out.flush()
     }
@@ -124,6 +133,9 @@ impl<W: Write> Stream<W> {
             return Ok(());
         }
         let process = self.enricher.context(&e.task, clock);
+        if !self.filters.allows(&process) {
+            return Ok(());
+        }
         let mut record = SocketRecord::new(e, process, clock);
         let proto = e.socket.as_ref().and_then(|s| match s.protocol {
             IPPROTO_TCP => Some(Proto::Tcp),

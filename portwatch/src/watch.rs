@@ -15,6 +15,7 @@ use crate::{
     counters::KernelCounters,
     enrich::Enricher,
     error::{Error, Result},
+    filters::Filters,
     hooks, inventory, kernel_layout, loader,
     output::JsonLines,
     preflight,
@@ -33,12 +34,19 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     // A malformed baseline is refused before anything touches the kernel.
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let filters = Filters::from_args(&args)?;
     let machine = preflight::check(args.btf.as_deref())?;
     let offsets = {
         let types = kernel_layout::KernelTypes::open(&machine.btf)?;
         kernel_layout::kernel_offsets(&types, &machine.tracefs)?
     };
-    let (mut ebpf, btf) = loader::load(&offsets, args.ring_buffer_size, &machine.btf)?;
+    let (mut ebpf, btf) = loader::load(
+        &offsets,
+        &filters.config,
+        args.ring_buffer_size,
+        &machine.btf,
+    )?;
+    filters.install(&mut ebpf)?;
     let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach)?;
     // From now on every execve is traced (if the exec hook attached); what ran before is read
     // from /proc once.
@@ -78,7 +86,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // The listeners that existed before the hooks attached, reported once, before live events.
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
-    let mut stream = Stream::new(out, enricher, counters, baseline);
+    let mut stream = Stream::new(out, enricher, counters, baseline, filters);
     stream.snapshot(&listeners, &clock)?;
 
     let mut tick = tokio::time::interval(TICK);

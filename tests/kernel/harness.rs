@@ -98,8 +98,10 @@ impl Daemon {
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
+            // Tests act once live events flow: before the snapshot ends, a socket they open could
+            // be reported as a snapshot `listener` instead of by its live event.
             match daemon.next(deadline) {
-                Some(r) if r["event"] == "start" => break,
+                Some(r) if r["event"] == "snapshot_complete" => break,
                 Some(_) => {}
                 None => {
                     let _ = daemon.child.kill();
@@ -123,6 +125,13 @@ impl Daemon {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.records.recv_timeout(left) {
             Ok(Ok(v)) => {
+                // portwatch never reports its own activity.
+                if v["event"] != "start" && !self.seen.is_empty() {
+                    assert_ne!(
+                        v["pid"], self.seen[0]["pid"],
+                        "portwatch reported itself: {v}"
+                    );
+                }
                 self.seen.push(v.clone());
                 Some(v)
             }

@@ -4,6 +4,7 @@
 mod baseline;
 mod daemon;
 mod events;
+mod filters;
 mod harness;
 mod inventory;
 mod lifecycle;

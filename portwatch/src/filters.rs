@@ -1,0 +1,183 @@
+//! `watch`'s filters: most go into the kernel (pid, uid, cgroup, network namespace, port,
+//! event kinds, and portwatch itself) before the programs attach; executable and container can
+//! only be judged after enrichment and are applied before formatting.
+use std::{os::unix::fs::MetadataExt, path::Path};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData},
+};
+use portwatch_common::{EventKind, FilterConfig, filter, names};
+
+use crate::{
+    cli::WatchArgs,
+    error::{Error, Result},
+    record::{ListenerRecord, ProcessContext},
+};
+
+/// The filters of one `watch` run, resolved (paths to inodes, names to kinds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub config: FilterConfig,
+    pub pids: Vec<u32>,
+    pub uids: Vec<u32>,
+    pub cgroups: Vec<u64>,
+    pub netns: Vec<u32>,
+    pub ports: Vec<u16>,
+    /// Userspace: only processes running one of these executables.
+    pub exes: Vec<String>,
+    /// Userspace: only processes in containers whose id starts with one of these.
+    pub containers: Vec<String>,
+}
+
+/// An inode given as a number or as the path of a file that has it (`/proc/PID/ns/net`,
+/// `/run/netns/NAME`, a cgroup directory).
+fn inode_of(what: &str, value: &str) -> Result<u64> {
+    if let Ok(n) = value.parse() {
+        return Ok(n);
+    }
+    std::fs::metadata(value).map(|m| m.ino()).map_err(|e| {
+        Error::Usage(format!(
+            "{what} `{value}`: {e} (give an inode number or a path)"
+        ))
+    })
+}
+
+/// A cgroup given as an id, an absolute cgroupfs path, or a path inside the v2 hierarchy.
+fn cgroup_id(value: &str) -> Result<u64> {
+    if value.parse::<u64>().is_ok() || Path::new(value).exists() {
+        return inode_of("cgroup", value);
+    }
+    let root = crate::cgroup::v2_root()
+        .ok_or_else(|| Error::Usage("no cgroup v2 hierarchy is mounted for --cgroup".into()))?;
+    inode_of(
+        "cgroup",
+        &root.join(value.trim_start_matches('/')).to_string_lossy(),
+    )
+}
+
+impl Filters {
+    pub fn from_args(args: &WatchArgs) -> Result<Self> {
+        let mut kinds = 0;
+        for name in &args.events {
+            let kind = EventKind::ALL[..4]
+                .iter()
+                .find(|k| k.name() == name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "unknown event kind `{name}` for --events (known: bind, listen, accept, close)"
+                    ))
+                })?;
+            kinds |= 1 << *kind as u32;
+        }
+        if args.events.is_empty() {
+            kinds = EventKind::ALL[..4]
+                .iter()
+                .fold(0, |m, k| m | 1 << *k as u32);
+        }
+        let mut f = Self {
+            pids: args.pid.clone(),
+            uids: args.uid.clone(),
+            ports: args.port.clone(),
+            exes: args
+                .exe
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            containers: args.container.clone(),
+            ..Self::default()
+        };
+        for c in &args.cgroup {
+            f.cgroups.push(cgroup_id(c)?);
+        }
+        for n in &args.netns {
+            f.netns.push(inode_of("network namespace", n)? as u32);
+        }
+        let mut active = 0;
+        for (on, bit) in [
+            (!f.pids.is_empty(), filter::PIDS),
+            (!f.uids.is_empty(), filter::UIDS),
+            (!f.cgroups.is_empty(), filter::CGROUPS),
+            (!f.netns.is_empty(), filter::NETNS),
+            (!f.ports.is_empty(), filter::PORTS),
+        ] {
+            if on {
+                active |= bit;
+            }
+        }
+        let too_many = [
+            f.pids.len(),
+            f.uids.len(),
+            f.cgroups.len(),
+            f.netns.len(),
+            f.ports.len(),
+        ]
+        .into_iter()
+        .any(|n| n > filter::MAX_ENTRIES as usize);
+        if too_many {
+            return Err(Error::Usage(format!(
+                "at most {} values per filter",
+                filter::MAX_ENTRIES
+            )));
+        }
+        f.config = FilterConfig {
+            active,
+            kinds,
+            self_tgid: std::process::id(),
+            _pad: 0,
+        };
+        Ok(f)
+    }
+
+    /// Fills the kernel's filter maps (the `FILTER` global is set at load).
+    pub fn install(&self, ebpf: &mut Ebpf) -> Result<()> {
+        fn fill<K: aya::Pod>(ebpf: &mut Ebpf, name: &str, keys: &[K]) -> Result<()> {
+            let map = ebpf
+                .map_mut(name)
+                .ok_or_else(|| Error::Load(format!("map {name} is missing from the object")))?;
+            let mut set: HashMap<&mut MapData, K, u8> =
+                HashMap::try_from(map).map_err(|e| Error::Load(format!("{name}: {e}")))?;
+            for k in keys {
+                set.insert(k, 1, 0)
+                    .map_err(|e| Error::Load(format!("filling {name}: {e}")))?;
+            }
+            Ok(())
+        }
+        fill(ebpf, names::FILTER_PIDS_MAP, &self.pids)?;
+        fill(ebpf, names::FILTER_UIDS_MAP, &self.uids)?;
+        fill(ebpf, names::FILTER_CGROUPS_MAP, &self.cgroups)?;
+        fill(ebpf, names::FILTER_NETNS_MAP, &self.netns)?;
+        fill(ebpf, names::FILTER_PORTS_MAP, &self.ports)
+    }
+
+    /// All filters, on a snapshot listener (the kernel's did not see it).
+    pub fn allows_listener(&self, r: &ListenerRecord) -> bool {
+        let c = &self.config;
+        let process = r.process.as_ref();
+        let kinds_allow_listeners =
+            c.kinds & (1 << EventKind::Listen as u32 | 1 << EventKind::Bind as u32) != 0;
+        kinds_allow_listeners
+            && (c.active & filter::PIDS == 0 || r.owners.iter().any(|p| self.pids.contains(p)))
+            && (c.active & filter::UIDS == 0 || r.uid.is_some_and(|u| self.uids.contains(&u)))
+            && (c.active & filter::PORTS == 0 || self.ports.contains(&r.port))
+            && (c.active & filter::CGROUPS == 0
+                || process.is_some_and(|p| self.cgroups.contains(&p.cgroup_id)))
+            && (c.active & filter::NETNS == 0
+                || process
+                    .and_then(|p| p.netns)
+                    .is_some_and(|n| self.netns.contains(&n)))
+            && process.is_some_and(|p| self.allows(p))
+    }
+
+    /// The userspace filters, on an enriched record.
+    pub fn allows(&self, p: &ProcessContext) -> bool {
+        (self.exes.is_empty()
+            || p.exe
+                .as_deref()
+                .is_some_and(|e| self.exes.iter().any(|x| x == e)))
+            && (self.containers.is_empty()
+                || p.container
+                    .as_ref()
+                    .is_some_and(|c| self.containers.iter().any(|x| c.id.starts_with(x.as_str()))))
+    }
+}

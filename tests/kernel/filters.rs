@@ -1,0 +1,132 @@
+//! Each filter passes what it should and nothing else. Every case makes the event that must be
+//! dropped first and the one that must pass last, from processes that have finished by then, so
+//! once the passing event is seen the dropped one would have been seen too.
+use std::{net::UdpSocket, os::unix::process::CommandExt, process::Command};
+
+use crate::harness::{Daemon, listen_once_helper, ours};
+
+fn run_helper(cmd: &mut Command) -> u32 {
+    let mut child = cmd.spawn().expect("spawn helper");
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn listen_from(pid: u32) -> impl Fn(&serde_json::Value) -> bool {
+    move |v: &serde_json::Value| v["event"] == "listen" && v["pid"] == pid
+}
+
+fn nothing_from(d: &Daemon, pid: u32) {
+    let leaked: Vec<_> = d
+        .seen
+        .iter()
+        .filter(|v| v["pid"] == pid && v["event"] != "start")
+        .collect();
+    assert!(leaked.is_empty(), "filtered out, yet reported: {leaked:#?}");
+}
+
+#[test]
+fn pid_filter() {
+    let me = std::process::id().to_string();
+    let mut d = Daemon::start(&["--pid", &me]);
+    let other = run_helper(&mut Command::new(listen_once_helper()));
+    d.sync(); // a bind of this process: passes
+    nothing_from(&d, other);
+}
+
+#[test]
+fn port_filter() {
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut d = Daemon::start(&["--port", &port.to_string()]);
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let elsewhere_port = elsewhere.local_addr().unwrap().port();
+    let _wanted = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    d.expect("bind on the filtered port", |v| {
+        ours("bind")(v) && v["port"] == port
+    });
+    assert!(
+        !d.seen.iter().any(|v| v["port"] == elsewhere_port),
+        "port {elsewhere_port} is filtered out"
+    );
+}
+
+#[test]
+fn uid_filter() {
+    let mut d = Daemon::start(&["--uid", "65534"]);
+    let _mine = UdpSocket::bind("127.0.0.1:0").unwrap(); // root: dropped
+    let nobody = run_helper(Command::new(listen_once_helper()).uid(65534).gid(65534));
+    let ev = d.expect("nobody's listen", listen_from(nobody));
+    assert_eq!(ev["uid"], 65534);
+    nothing_from(&d, std::process::id());
+}
+
+#[test]
+fn netns_filter() {
+    let mut d = Daemon::start(&["--netns", "/proc/self/ns/net"]);
+    // The helper in a fresh network namespace (its bind fails there: loopback is down).
+    let inside = run_helper(Command::new("unshare").arg("-n").arg(listen_once_helper()));
+    d.sync(); // this process, in the host namespace: passes
+    nothing_from(&d, inside);
+}
+
+#[test]
+fn cgroup_filter() {
+    let root = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
+        })
+        .expect("a cgroup2 mount");
+    let name = format!("portwatch-test-{}", std::process::id());
+    let dir = format!("{root}/{name}");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut d = Daemon::start(&["--cgroup", &format!("/{name}")]);
+    let _mine = UdpSocket::bind("127.0.0.1:0").unwrap(); // another cgroup: dropped
+    let script = format!(
+        "echo $$ > {dir}/cgroup.procs && exec {}",
+        listen_once_helper().display()
+    );
+    let inside = run_helper(Command::new("sh").args(["-c", &script]));
+    let ev = d.expect("listen inside the cgroup", listen_from(inside));
+    assert_eq!(ev["cgroup"], format!("/{name}"), "{ev}");
+    nothing_from(&d, std::process::id());
+    drop(d);
+    let _ = std::fs::remove_dir(&dir);
+}
+
+#[test]
+fn event_kind_filter() {
+    let mut d = Daemon::start(&["--events", "listen,close"]);
+    let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // bind dropped, listen passes
+    let port = s.local_addr().unwrap().port();
+    d.expect("listen", |v| ours("listen")(v) && v["port"] == port);
+    assert!(
+        !d.seen.iter().any(|v| ours("bind")(v)),
+        "binds are filtered out"
+    );
+}
+
+#[test]
+fn executable_filter() {
+    let helper = listen_once_helper();
+    let mut d = Daemon::start(&["--exe", helper.to_str().unwrap()]);
+    let _mine = UdpSocket::bind("127.0.0.1:0").unwrap(); // the test binary: dropped
+    let child = run_helper(&mut Command::new(helper));
+    d.expect("the helper's listen", listen_from(child));
+    nothing_from(&d, std::process::id());
+}
+
+#[test]
+fn snapshot_listeners_are_filtered_too() {
+    let _mine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut d = Daemon::start(&["--uid", "65534"]);
+    d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    nothing_from(&d, std::process::id());
+}
