@@ -10,6 +10,7 @@
 pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const COUNTERS_MAP: &str = "COUNTERS";
+    pub const SEQ_MAP: &str = "SEQ";
     pub const PENDING_MAP: &str = "PENDING";
     pub const OFFSETS_GLOBAL: &str = "OFFSETS";
     pub const FILTER_GLOBAL: &str = "FILTER";
@@ -120,6 +121,12 @@ pub struct RecordHeader {
     pub _pad: u16,
     /// 0 on success, else the positive errno the syscall returned.
     pub errno: i32,
+    /// The CPU that produced the record.
+    pub cpu: u32,
+    pub _pad2: u32,
+    /// Per-CPU count of records this CPU tried to send before this one: a jump between two
+    /// records of one CPU is the number lost in between (ring buffer full).
+    pub seq: u64,
 }
 
 /// Who did it: captured in the kernel at the moment of the event, so it is exact even for
@@ -211,11 +218,11 @@ pub struct ExitEvent {
     pub task: TaskInfo,
 }
 
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 8);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 176);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1376);
-const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1392);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
 
 /// A syscall in flight, stored by the enter hook under the thread id, taken by the exit hook.
 #[repr(C)]

@@ -48,7 +48,7 @@ pub fn close_tp_btf(ctx: BtfTracePointContext) -> i32 {
     } else if ev.protocol != IPPROTO_TCP {
         return 0;
     }
-    send(&ev, EventKind::Close);
+    send(&mut ev, EventKind::Close);
     0
 }
 
@@ -89,6 +89,6 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     ev.header.flags |= FLAG_SOCK;
     let sk: u64 = unsafe { ctx.read_at(offset!(tp_iss_skaddr)) }.map_err(i64::from)?;
     ev.inode = socket_inode(sk as *const u8);
-    send(&ev, EventKind::Close);
+    send(&mut ev, EventKind::Close);
     Ok(())
 }

@@ -12,7 +12,7 @@ use portwatch_common::{
 use crate::{
     filter::place_allowed,
     kernel::read_task,
-    maps::{EVENTS, bump},
+    maps::{EVENTS, bump, stamp},
 };
 
 /// Fills `t` with the current task's identity and context.
@@ -65,7 +65,7 @@ pub fn concerns_inet(ev: &SockEvent) -> bool {
 /// Sends `ev` unless the namespace or port filters drop it; a full ring buffer is counted per
 /// kind, never silent.
 #[inline(always)]
-pub fn send(ev: &SockEvent, kind: EventKind) {
+pub fn send(ev: &mut SockEvent, kind: EventKind) {
     // The port the record is about: the bound one, else (a failed bind) the requested one.
     let port = if ev.header.flags & FLAG_SOCK != 0 && ev.local_port != 0 {
         ev.local_port
@@ -75,6 +75,7 @@ pub fn send(ev: &SockEvent, kind: EventKind) {
     if !place_allowed(ev.task.netns, Some(port)) {
         return;
     }
+    stamp(&mut ev.header);
     if EVENTS.output::<SockEvent>(ev, 0).is_err() {
         bump(counters::lost(kind));
     }

@@ -13,6 +13,24 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 
+/// Per-CPU record sequence (see `RecordHeader::seq`).
+#[map(name = "SEQ")]
+pub static SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Stamps a record header with this CPU and its next sequence number. Called once per record
+/// the kernel tries to send, so gaps seen in userspace are exactly the records lost.
+#[inline(always)]
+pub fn stamp(header: &mut portwatch_common::RecordHeader) {
+    header.cpu = unsafe { aya_ebpf::helpers::generated::bpf_get_smp_processor_id() };
+    if let Some(seq) = SEQ.get_ptr_mut(0) {
+        // Per-CPU slot: no other writer while this program runs on this CPU.
+        unsafe {
+            header.seq = *seq;
+            *seq += 1;
+        }
+    }
+}
+
 /// Syscalls in flight, keyed by `bpf_get_current_pid_tgid()`; every exit hook removes its entry.
 #[map(name = "PENDING")]
 pub static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);

@@ -19,16 +19,23 @@ use crate::{
     emit::fill_task,
     filter::task_allowed,
     kernel::args_range,
-    maps::{EVENTS, bump, offset, offsets_valid},
+    maps::{EVENTS, bump, offset, offsets_valid, stamp},
 };
 
-const fn header(kind: EventKind) -> RecordHeader {
-    RecordHeader {
+/// A stamped header: every record attempt takes a sequence number, so a lost one leaves a gap.
+#[inline(always)]
+fn header(kind: EventKind) -> RecordHeader {
+    let mut h = RecordHeader {
         kind: kind as u8,
         flags: 0,
         _pad: 0,
         errno: 0,
-    }
+        cpu: 0,
+        _pad2: 0,
+        seq: 0,
+    };
+    stamp(&mut h);
+    h
 }
 
 /// match-proto: trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -38,13 +45,14 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // Too big for the 512-byte BPF stack: the record is built in place in the ring buffer.
+    let header = header(EventKind::Exec);
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         bump(counters::lost(EventKind::Exec));
         return 0;
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        (*ev).header = header(EventKind::Exec);
+        (*ev).header = header;
         (*ev).task = core::mem::zeroed();
         fill_task(&mut (*ev).task);
         (*ev).filename_len = 0;
@@ -86,8 +94,8 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
         return 0;
     }
     let mut ev: ExitEvent = unsafe { core::mem::zeroed() };
-    ev.header = header(EventKind::Exit);
     fill_task(&mut ev.task);
+    ev.header = header(EventKind::Exit);
     if EVENTS.output::<ExitEvent>(&ev, 0).is_err() {
         bump(counters::lost(EventKind::Exit));
     }

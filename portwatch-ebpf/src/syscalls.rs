@@ -179,7 +179,7 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     if concerns_inet(&ev) {
-        send(&ev, EventKind::Accept);
+        send(&mut ev, EventKind::Accept);
     }
     Ok(())
 }
@@ -237,7 +237,7 @@ fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
     ev.req_addr = pending.req_addr;
     read_socket(&mut ev);
     if concerns_inet(&ev) {
-        send(&ev, kind);
+        send(&mut ev, kind);
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ fn main() {
         enricher.processes.len(),
         seeded.elapsed().as_secs_f64() * 1e3
     );
-    let KernelRecord::Socket(event) = decode::decode(&bytes).expect("decodes") else {
+    let KernelRecord::Socket(event) = decode::decode(&bytes).expect("decodes").record else {
         unreachable!("a listen record")
     };
     // Warm the caches (users, cgroup paths) as a running daemon would have.

@@ -8,7 +8,7 @@ use std::{
 
 use portwatch_common::{
     AF_INET, AF_INET6, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR,
-    FLAG_SOCK, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
+    FLAG_SOCK, RecordHeader, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
 };
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +103,14 @@ pub enum KernelRecord {
     Exit(Task),
 }
 
+/// A decoded record with the CPU that sent it and that CPU's sequence number for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub cpu: u32,
+    pub seq: u64,
+    pub record: KernelRecord,
+}
+
 /// Reads a `T` from exactly `size_of::<T>()` bytes.
 ///
 /// Only for the ABI's plain-old-data records (integers and byte arrays): every bit pattern is a
@@ -119,10 +127,26 @@ fn pod<T: Copy>(kind: EventKind, bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let &first = bytes.first().ok_or(DecodeError::Empty)?;
     let kind = EventKind::try_from(first).map_err(DecodeError::Kind)?;
-    match kind {
+    let want = match kind {
+        EventKind::Bind | EventKind::Listen | EventKind::Accept | EventKind::Close => {
+            size_of::<SockEvent>()
+        }
+        EventKind::Exec => size_of::<ExecEvent>(),
+        EventKind::Exit => size_of::<ExitEvent>(),
+    };
+    if bytes.len() != want {
+        return Err(DecodeError::Length {
+            kind: kind.name(),
+            got: bytes.len(),
+            want,
+        });
+    }
+    // Every record starts with a RecordHeader, and the length is now known to hold one.
+    let header: RecordHeader = pod_prefix(bytes).ok_or(DecodeError::Empty)?;
+    let record = match kind {
         EventKind::Bind => sock(SockKind::Bind, kind, bytes),
         EventKind::Listen => sock(SockKind::Listen, kind, bytes),
         EventKind::Accept => sock(SockKind::Accept, kind, bytes),
@@ -131,7 +155,19 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Exit => Ok(KernelRecord::Exit(task(
             &pod::<ExitEvent>(kind, bytes)?.task,
         ))),
-    }
+    }?;
+    Ok(Decoded {
+        cpu: header.cpu,
+        seq: header.seq,
+        record,
+    })
+}
+
+/// Reads a `T` from the first `size_of::<T>()` bytes, if there are that many.
+fn pod_prefix<T: Copy>(bytes: &[u8]) -> Option<T> {
+    let head = bytes.get(..size_of::<T>())?;
+    // SAFETY: length checked; only used for RecordHeader, which is plain old data.
+    Some(unsafe { std::ptr::read_unaligned(head.as_ptr().cast::<T>()) })
 }
 
 fn sock(sk: SockKind, kind: EventKind, bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
@@ -239,7 +275,7 @@ pub(crate) mod tests {
     }
 
     fn socket_of(r: &SockEvent) -> SocketEvent {
-        match decode(&bytes(r)).unwrap() {
+        match decode(&bytes(r)).unwrap().record {
             KernelRecord::Socket(s) => s,
             other => panic!("not a socket record: {other:?}"),
         }
@@ -292,14 +328,14 @@ pub(crate) mod tests {
             Err(DecodeError::Length {
                 kind: "bind",
                 got: 10,
-                want: 176
+                want: 192
             })
         );
         let mut longer = b.clone();
         longer.push(0);
         assert!(matches!(
             decode(&longer),
-            Err(DecodeError::Length { got: 177, .. })
+            Err(DecodeError::Length { got: 193, .. })
         ));
         assert_eq!(decode(&[]), Err(DecodeError::Empty));
         // A socket-sized record claiming to be an exec record.
@@ -354,7 +390,7 @@ pub(crate) mod tests {
     #[test]
     fn decodes_exec_arguments_including_non_utf8_and_empty_ones() {
         let r = exec_event(b"/usr/bin/printf", b"printf\0\0a\xffb\0");
-        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap() else {
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap().record else {
             panic!("not an exec record")
         };
         assert_eq!(e.filename, b"/usr/bin/printf");
@@ -368,7 +404,7 @@ pub(crate) mod tests {
         r.filename_len = u16::MAX;
         r.args_len = u16::MAX;
         r.header.flags = FLAG_ARGS_TRUNCATED;
-        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap() else {
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap().record else {
             panic!("not an exec record")
         };
         assert_eq!(e.filename.len(), portwatch_common::FILENAME_LEN);

@@ -389,7 +389,7 @@ mod tests {
     }
 
     fn event(kind: EventKind) -> SocketEvent {
-        match decode(&bytes(&sock_event(kind))).unwrap() {
+        match decode(&bytes(&sock_event(kind))).unwrap().record {
             KernelRecord::Socket(s) => s,
             other => panic!("{other:?}"),
         }

@@ -38,6 +38,56 @@ pub struct Stream<W: Write> {
     reported: LossCounts,
     decode_errors: u64,
     exec_lost: u64,
+    seq: LossSequencer,
+}
+
+/// Gives every lost event a sequence number in the output, exactly once, as close to where it
+/// was lost as can be known.
+///
+/// The kernel numbers every record each CPU tries to send, so a jump between two records of a
+/// CPU reveals ring-buffer losses where they happened. Losses not revealed that way (the last
+/// records of a CPU, in-flight table overflows) are numbered when a `loss` record counts them;
+/// ring-buffer losses numbered early are not numbered again when their gap shows up later.
+/// Decode errors are numbered where they occur. So at any `loss` or `stop` record, the gaps in
+/// the stream's `seq` add up to its `lost_total`.
+#[derive(Default)]
+pub struct LossSequencer {
+    next_per_cpu: std::collections::HashMap<u32, u64>,
+    /// Ring-buffer losses numbered so far (revealed or in advance).
+    ring_numbered: u64,
+    /// Of those, numbered in advance and not yet revealed by a gap.
+    ring_in_advance: u64,
+    /// In-flight table overflows numbered so far.
+    table_numbered: u64,
+}
+
+impl LossSequencer {
+    /// A record `seq` from `cpu`: how many new numbers to skip for losses it reveals.
+    pub fn revealed(&mut self, cpu: u32, seq: u64) -> u64 {
+        let next = self.next_per_cpu.entry(cpu).or_insert(0);
+        let gap = seq.saturating_sub(*next);
+        *next = seq + 1;
+        let already = gap.min(self.ring_in_advance);
+        self.ring_in_advance -= already;
+        self.ring_numbered += gap - already;
+        gap - already
+    }
+
+    /// Counts about to be reported: how many numbers to skip so that every counted loss has one.
+    pub fn reported(&mut self, counts: &LossCounts) -> u64 {
+        let ring = counts
+            .ring_buffer_full
+            .total()
+            .saturating_sub(self.ring_numbered);
+        self.ring_numbered += ring;
+        self.ring_in_advance += ring;
+        let table = counts
+            .in_flight_table_full
+            .total()
+            .saturating_sub(self.table_numbered);
+        self.table_numbered += table;
+        ring + table
+    }
 }
 
 impl<W: Write> Stream<W> {
@@ -59,6 +109,7 @@ impl<W: Write> Stream<W> {
             reported: LossCounts::default(),
             decode_errors: 0,
             exec_lost: 0,
+            seq: LossSequencer::default(),
         }
     }
 
@@ -115,14 +166,24 @@ impl<W: Write> Stream<W> {
                 .exec_records_lost(clock::boottime_ns());
         }
         while let Some(item) = ring.next() {
-            match decode::decode(&item) {
-                Ok(KernelRecord::Socket(event)) => self.socket_event(&event, clock)?,
-                Ok(KernelRecord::Exec(exec)) => self.enricher.on_exec(&exec),
-                Ok(KernelRecord::Exit(task)) => {
+            let decoded = match decode::decode(&item) {
+                Ok(d) => d,
+                Err(_) => {
+                    // Counted, and its place in the stream left empty like any lost record.
+                    self.decode_errors += 1;
+                    self.out.skip(1);
+                    continue;
+                }
+            };
+            let lost = self.seq.revealed(decoded.cpu, decoded.seq);
+            self.out.skip(lost);
+            match decoded.record {
+                KernelRecord::Socket(event) => self.socket_event(&event, clock)?,
+                KernelRecord::Exec(exec) => self.enricher.on_exec(&exec),
+                KernelRecord::Exit(task) => {
                     self.listeners.owner_exited(task.pid);
                     self.enricher.on_exit(&task);
                 }
-                Err(_) => self.decode_errors += 1,
             }
         }
         Ok(())
@@ -275,6 +336,9 @@ impl<W: Write> Stream<W> {
     fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
         let counts = self.counters.read(self.decode_errors)?;
         if counts != self.reported {
+            // Losses not yet visible as sequence gaps get their numbers now, just before the
+            // record that counts them.
+            self.out.skip(self.seq.reported(&counts));
             self.out.write(&Record::Loss(LossRecord {
                 time: clock.format_now(),
                 counts,
@@ -311,5 +375,43 @@ fn listener_owner(r: &ListenerRecord) -> Owner {
         comm: r.comm.clone().unwrap_or_default(),
         exe: r.process.as_ref().and_then(|p| p.exe.clone()),
         cgroup_id: r.process.as_ref().map_or(0, |p| p.cgroup_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LossSequencer;
+    use crate::record::{KindCounts, LossCounts};
+
+    fn ring_lost(n: u64) -> LossCounts {
+        LossCounts {
+            ring_buffer_full: KindCounts {
+                bind: n,
+                ..KindCounts::default()
+            },
+            ..LossCounts::default()
+        }
+    }
+
+    #[test]
+    fn every_loss_gets_exactly_one_number() {
+        let mut s = LossSequencer::default();
+        assert_eq!(s.revealed(0, 0), 0);
+        assert_eq!(
+            s.revealed(1, 3),
+            3,
+            "three lost on CPU 1 before its first record"
+        );
+        assert_eq!(s.revealed(0, 1), 0);
+        // Two more lost on CPU 0, counted before any gap shows them.
+        assert_eq!(s.reported(&ring_lost(5)), 2);
+        // The gap that reveals them later costs no new numbers.
+        assert_eq!(s.revealed(0, 4), 0);
+        // A fresh loss revealed by a gap, then counted: numbered once.
+        assert_eq!(s.revealed(1, 5), 1);
+        assert_eq!(s.reported(&ring_lost(6)), 0);
+        let mut table = ring_lost(6);
+        table.in_flight_table_full.listen = 2;
+        assert_eq!(s.reported(&table), 2);
     }
 }

@@ -137,6 +137,55 @@ fn full_ring_buffer_is_counted_and_reported() {
     );
 }
 
+#[test]
+fn under_overload_events_seen_plus_lost_equal_events_generated_exactly() {
+    use std::io::Write;
+    const BURST: u64 = 20_000;
+    // A child that binds only when told: the kernel filter can then be set to its pid alone.
+    let mut child = Command::new(crate::harness::bind_burst_helper())
+        .arg(BURST.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let d = Daemon::start(&[
+        "--ring-buffer-size",
+        "4096",
+        "--pid",
+        &pid.to_string(),
+        "--events",
+        "bind",
+    ]);
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let (status, records, _) = d.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    let stop = records.last().unwrap();
+    let seen = records
+        .iter()
+        .filter(|v| v["event"] == "bind" && v["pid"] == pid)
+        .count() as u64;
+    let lost = stop["ring_buffer_full"]["bind"].as_u64().unwrap();
+    assert!(
+        lost > 0,
+        "a 4 KiB ring must overflow under a burst of {BURST}"
+    );
+    assert_eq!(seen + lost, BURST, "seen {seen} + lost {lost}");
+    assert_eq!(stop["in_flight_table_full"]["bind"], 0);
+    // The stream's sequence numbers skip exactly the lost records.
+    let seqs: Vec<u64> = records.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "sequence numbers increase"
+    );
+    let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum::<u64>() + seqs[0];
+    assert_eq!(
+        gaps,
+        stop["lost_total"].as_u64().unwrap(),
+        "gaps are the losses"
+    );
+}
+
 fn lost_total(v: &Value) -> u64 {
     let kinds = |k: &str| -> u64 {
         let counts = v[k].as_object().unwrap();

@@ -341,6 +341,11 @@ pub fn listen_once_helper() -> &'static Path {
     c_helper("listen_once")
 }
 
+/// tests/helpers/bind_burst.c: waits for a line on stdin, then binds N UDP sockets.
+pub fn bind_burst_helper() -> &'static Path {
+    c_helper("bind_burst")
+}
+
 /// tests/helpers/hold_sockets.c: holds a TCP listener and a UDP socket until killed.
 pub fn hold_sockets_helper() -> &'static Path {
     c_helper("hold_sockets")
