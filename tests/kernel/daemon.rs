@@ -107,8 +107,9 @@ fn closed_stdout_ends_it_quietly() {
 
 #[test]
 fn full_ring_buffer_is_counted_and_reported() {
-    // The smallest ring (32 records) against a burst of binds from this thread.
-    let mut d = Daemon::start(&["--ring-buffer-size", "4096"]);
+    // The smallest ring against a burst of binds from this thread.
+    let _flood = crate::harness::exclusive();
+    let mut d = Daemon::start_alone(&["--ring-buffer-size", "4096"]);
     const BURST: usize = 20_000;
     for _ in 0..BURST {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
@@ -141,6 +142,7 @@ fn full_ring_buffer_is_counted_and_reported() {
 fn under_overload_events_seen_plus_lost_equal_events_generated_exactly() {
     use std::io::Write;
     const BURST: u64 = 20_000;
+    let _flood = crate::harness::exclusive();
     // A child that binds only when told: the kernel filter can then be set to its pid alone.
     let mut child = Command::new(crate::harness::bind_burst_helper())
         .arg(BURST.to_string())
@@ -148,7 +150,7 @@ fn under_overload_events_seen_plus_lost_equal_events_generated_exactly() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let d = Daemon::start(&[
+    let d = Daemon::start_alone(&[
         "--ring-buffer-size",
         "4096",
         "--pid",

@@ -73,7 +73,20 @@ fn pump(stdout: ChildStdout) -> Receiver<Result<Value, String>> {
     rx
 }
 
+/// Tests run in parallel, and every daemon sees every test's events. Tests that flood the
+/// kernel on purpose (overload tests) take this lock exclusively, so they cannot make another
+/// test's daemon lose the events it waits for; every other daemon holds it shared.
+static FLOODS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Holds off every other daemon while a test floods the kernel.
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FLOODS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct Daemon {
+    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
     child: Child,
     records: Receiver<Result<Value, String>>,
     /// Every record received so far.
@@ -82,6 +95,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str]) -> Self {
+        let shared = FLOODS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::spawn(args, Some(shared))
+    }
+
+    /// For a test that holds `exclusive()`.
+    pub fn start_alone(args: &[&str]) -> Self {
+        Self::spawn(args, None)
+    }
+
+    fn spawn(args: &[&str], shared: Option<std::sync::RwLockReadGuard<'static, ()>>) -> Self {
         require_root();
         let mut child = Command::new(BIN)
             .arg("watch")
@@ -92,6 +117,7 @@ impl Daemon {
             .expect("spawn portwatch");
         let records = pump(child.stdout.take().expect("stdout"));
         let mut daemon = Self {
+            _shared: shared,
             child,
             records,
             seen: Vec::new(),
