@@ -169,6 +169,11 @@ impl Filters {
             && process.is_some_and(|p| self.allows(p))
     }
 
+    /// Whether close events reach the daemon (the listener table needs them).
+    pub fn traces_closes(&self) -> bool {
+        self.config.kinds & (1 << EventKind::Close as u32) != 0
+    }
+
     /// The userspace filters, on an enriched record.
     pub fn allows(&self, p: &ProcessContext) -> bool {
         (self.exes.is_empty()

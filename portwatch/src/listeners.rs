@@ -67,6 +67,8 @@ fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
 #[derive(Default)]
 pub struct ListenerTable {
     by_inode: HashMap<u64, Live>,
+    /// (protocol, port) → inodes, so a new listener finds its neighbours without a scan.
+    by_port: HashMap<(Proto, u16), Vec<u64>>,
     /// Owners that exited while holding a UDP socket: check sock_diag for what went with them.
     udp_check_due: bool,
 }
@@ -81,7 +83,26 @@ impl ListenerTable {
     }
 
     pub fn insert(&mut self, inode: u64, live: Live) {
-        self.by_inode.insert(inode, live);
+        let key = (live.proto, live.local.port());
+        if let Some(old) = self.by_inode.insert(inode, live) {
+            self.unindex(inode, (old.proto, old.local.port()));
+        }
+        self.by_port.entry(key).or_default().push(inode);
+    }
+
+    fn remove(&mut self, inode: u64) -> Option<Live> {
+        let live = self.by_inode.remove(&inode)?;
+        self.unindex(inode, (live.proto, live.local.port()));
+        Some(live)
+    }
+
+    fn unindex(&mut self, inode: u64, key: (Proto, u16)) {
+        if let Some(inodes) = self.by_port.get_mut(&key) {
+            inodes.retain(|&i| i != inode);
+            if inodes.is_empty() {
+                self.by_port.remove(&key);
+            }
+        }
     }
 
     /// Programs other than `exe` already serving `proto` on an overlapping address and port.
@@ -92,17 +113,14 @@ impl ListenerTable {
         local: &SocketAddr,
         exe: Option<&str>,
     ) -> Vec<Neighbour> {
-        let mut out: Vec<Neighbour> = self
-            .by_inode
-            .iter()
-            .filter(|(i, l)| {
-                **i != inode
-                    && l.proto == proto
-                    && l.local.port() == local.port()
-                    && overlap(&l.local, local)
-                    && l.owner.exe.as_deref() != exe
-            })
-            .map(|(_, l)| Neighbour {
+        let same_port = self.by_port.get(&(proto, local.port()));
+        let mut out: Vec<Neighbour> = same_port
+            .into_iter()
+            .flatten()
+            .filter(|&&i| i != inode)
+            .filter_map(|i| self.by_inode.get(i))
+            .filter(|l| overlap(&l.local, local) && l.owner.exe.as_deref() != exe)
+            .map(|l| Neighbour {
                 pid: l.owner.pid,
                 exe: l.owner.exe.clone(),
             })
@@ -119,7 +137,7 @@ impl ListenerTable {
     }
 
     pub fn close(&mut self, inode: u64, now_ns: u64) -> Option<(Live, Ended)> {
-        let live = self.by_inode.remove(&inode)?;
+        let live = self.remove(inode)?;
         let ended = ended(&live, now_ns);
         Some((live, ended))
     }
@@ -154,7 +172,7 @@ impl ListenerTable {
             .collect();
         gone.into_iter()
             .filter_map(|i| {
-                let live = self.by_inode.remove(&i)?;
+                let live = self.remove(i)?;
                 let ended = ended(&live, now_ns);
                 Some((i, live, ended))
             })

@@ -227,25 +227,28 @@ impl<W: Write> Stream<W> {
                         exe: exe.as_deref(),
                     });
                 }
-                self.listeners.insert(
-                    inode,
-                    Live {
-                        proto,
-                        local: s.local,
-                        since_ns: e.task.boot_ns,
-                        from_snapshot: false,
-                        accepted: 0,
-                        owner: Owner {
-                            pid: record.pid,
-                            tid: record.tid,
-                            uid: record.uid,
-                            gid: record.gid,
-                            comm: record.comm.clone(),
-                            exe,
-                            cgroup_id: record.process.cgroup_id,
+                // Kept only while closes are traced: otherwise nothing would leave the table.
+                if self.filters.traces_closes() {
+                    self.listeners.insert(
+                        inode,
+                        Live {
+                            proto,
+                            local: s.local,
+                            since_ns: e.task.boot_ns,
+                            from_snapshot: false,
+                            accepted: 0,
+                            owner: Owner {
+                                pid: record.pid,
+                                tid: record.tid,
+                                uid: record.uid,
+                                gid: record.gid,
+                                comm: record.comm.clone(),
+                                exe,
+                                cgroup_id: record.process.cgroup_id,
+                            },
                         },
-                    },
-                );
+                    );
+                }
             }
             (SockKind::Accept, ..) => {
                 if let Some(listener) = e.listener_inode {

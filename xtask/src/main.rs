@@ -4,6 +4,8 @@
 //! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
 //! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root);
 //! - `bench`: per-event cost figures of the daemon's userspace path.
+mod bench;
+mod loadgen;
 mod setup;
 
 use std::{
@@ -30,8 +32,23 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Measure the daemon's per-event userspace cost (decode, enrich, format); prints figures.
-    Bench,
+    /// Measure portwatch: its per-event userspace cost, then loads on loopback with no tracer,
+    /// under portwatch and under bpftrace (needs root); prints figures.
+    Bench {
+        /// Seconds per load run.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// (For bench) run one load generator; waits for a line on stdin.
+    #[command(hide = true)]
+    Loadgen {
+        #[arg(value_enum)]
+        load: loadgen::Load,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        rate: Option<u64>,
+    },
     /// Run every test: unit tests, then the real-kernel integration tests (as root).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -74,13 +91,21 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Task::Bench => {
+        Task::Bench { seconds } => {
             setup::ensure()?;
+            setup::require_root("the benchmark loads eBPF programs")?;
             cargo(
                 &root,
                 &["bench", "--package", "portwatch", "--bench", "enrich"],
-            )
+            )?;
+            cargo(&root, &["build", "--release", "--package", "portwatch"])?;
+            bench::run(&root, seconds)
         }
+        Task::Loadgen {
+            load,
+            seconds,
+            rate,
+        } => loadgen::run(load, seconds, rate),
         Task::Test { args } => {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;

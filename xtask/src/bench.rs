@@ -1,0 +1,327 @@
+//! `cargo xtask bench`: what portwatch costs under load, next to a bpftrace script on the same
+//! tracepoints, in one run on this machine. A benchmark that prints figures, not a test.
+//!
+//! For each load (loopback generators in `loadgen`): a run with no tracer, one under portwatch,
+//! one under bpftrace. Reported: the load's rate as a ratio of the no-tracer rate, the tracer's
+//! CPU time per 1000 events, events it delivered for the generator vs events generated, events
+//! it counted as lost, and its peak RSS.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::loadgen::Load;
+
+struct Case {
+    name: &'static str,
+    load: Load,
+    /// The portwatch event kind the load produces (and the only one traced).
+    event: &'static str,
+    rate: Option<u64>,
+    /// bpftrace probe counting the generator's events of this kind.
+    bpftrace: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "accept storm",
+        event: "accept",
+        load: Load::Accept,
+        rate: None,
+        bpftrace: "tracepoint:syscalls:sys_exit_accept4, tracepoint:syscalls:sys_exit_accept /pid == $1 && args->ret >= 0/",
+    },
+    Case {
+        name: "TCP v4 listen churn",
+        event: "listen",
+        load: Load::Listen4,
+        rate: None,
+        bpftrace: "tracepoint:syscalls:sys_exit_listen /pid == $1/",
+    },
+    Case {
+        name: "TCP v6 listen churn",
+        event: "listen",
+        load: Load::Listen6,
+        rate: None,
+        bpftrace: "tracepoint:syscalls:sys_exit_listen /pid == $1/",
+    },
+    Case {
+        name: "UDP bind churn",
+        event: "bind",
+        load: Load::UdpBind,
+        rate: None,
+        bpftrace: "tracepoint:syscalls:sys_exit_bind /pid == $1/",
+    },
+    Case {
+        name: "accept, 5000/s",
+        event: "accept",
+        load: Load::Accept,
+        rate: Some(5000),
+        bpftrace: "tracepoint:syscalls:sys_exit_accept4, tracepoint:syscalls:sys_exit_accept /pid == $1 && args->ret >= 0/",
+    },
+    Case {
+        name: "TCP v4 listen, 5000/s",
+        event: "listen",
+        load: Load::Listen4,
+        rate: Some(5000),
+        bpftrace: "tracepoint:syscalls:sys_exit_listen /pid == $1/",
+    },
+    Case {
+        name: "UDP bind, 5000/s",
+        event: "bind",
+        load: Load::UdpBind,
+        rate: Some(5000),
+        bpftrace: "tracepoint:syscalls:sys_exit_bind /pid == $1/",
+    },
+];
+
+/// What the tracer under test made of one run.
+#[derive(Default)]
+struct Traced {
+    ops: u64,
+    seen: u64,
+    lost: Option<u64>,
+    cpu_ticks: u64,
+    peak_rss_kib: u64,
+}
+
+fn load_name(load: Load) -> &'static str {
+    match load {
+        Load::Accept => "accept",
+        Load::Listen4 => "listen4",
+        Load::Listen6 => "listen6",
+        Load::UdpBind => "udp-bind",
+    }
+}
+
+fn spawn_load(case: &Case, seconds: f64) -> Result<Child> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args([
+        "loadgen",
+        load_name(case.load),
+        "--seconds",
+        &seconds.to_string(),
+    ]);
+    if let Some(rate) = case.rate {
+        cmd.args(["--rate", &rate.to_string()]);
+    }
+    Ok(cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?)
+}
+
+fn finish_load(mut child: Child) -> Result<u64> {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("loadgen stdout")?).read_line(&mut line)?;
+    wait_or_kill(&mut child, Duration::from_secs(10))?;
+    line.trim().parse().context("loadgen's count")
+}
+
+/// Waits for a child, killing it if it has not exited in time (a benchmark never hangs).
+fn wait_or_kill(child: &mut Child, limit: Duration) -> Result<()> {
+    let end = std::time::Instant::now() + limit;
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > end {
+            eprintln!("xtask: bench: {} did not exit in time; killed", child.id());
+            child.kill()?;
+            child.wait()?;
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn go(child: &mut Child) -> Result<()> {
+    child
+        .stdin
+        .take()
+        .context("loadgen stdin")?
+        .write_all(b"go\n")?;
+    Ok(())
+}
+
+fn proc_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of proc(5); 3 is the first after the command.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Counts the tracer's output lines that concern `pid` (and remembers portwatch's loss count).
+fn count_lines(
+    child: &mut Child,
+    pid: Arc<AtomicU64>,
+    event: Option<&'static str>,
+) -> Result<thread::JoinHandle<(u64, Option<u64>)>> {
+    let out = child.stdout.take().context("tracer stdout")?;
+    Ok(thread::spawn(move || {
+        let mut seen = 0;
+        let mut lost = None;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let target = pid.load(Ordering::Relaxed);
+            if let Some(event) = event {
+                if line.contains("\"event\":\"stop\"") {
+                    lost = line
+                        .split("\"lost_total\":")
+                        .nth(1)
+                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+                } else if line.contains(&format!("\"event\":\"{event}\""))
+                    && line.contains(&format!("\"pid\":{target},"))
+                {
+                    seen += 1;
+                }
+            } else if line.trim() == target.to_string() {
+                seen += 1;
+            }
+        }
+        (seen, lost)
+    }))
+}
+
+fn run_traced(case: &Case, seconds: f64, tracer: &str, portwatch: &Path) -> Result<Traced> {
+    let mut load = spawn_load(case, seconds)?;
+    let pid = Arc::new(AtomicU64::new(u64::from(load.id())));
+    let mut t = match tracer {
+        "portwatch" => Command::new(portwatch)
+            .args([
+                "watch",
+                "--ring-buffer-size",
+                "4194304",
+                "--events",
+                case.event,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+        _ => Command::new("bpftrace")
+            .args([
+                "-e",
+                &format!(
+                    "{} {{ printf(\"%d\\n\", pid); }}",
+                    case.bpftrace.replace("$1", &load.id().to_string())
+                ),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    };
+    let counter = count_lines(
+        &mut t,
+        Arc::clone(&pid),
+        (tracer == "portwatch").then_some(case.event),
+    )?;
+    // Attach time: generous, the load waits.
+    thread::sleep(Duration::from_secs(if tracer == "portwatch" {
+        3
+    } else {
+        5
+    }));
+    let before = proc_ticks(t.id());
+    go(&mut load)?;
+    let ops = finish_load(load)?;
+    thread::sleep(Duration::from_millis(500)); // let the tracer drain
+    let cpu_ticks = proc_ticks(t.id()).saturating_sub(before);
+    let peak = peak_rss_kib(t.id());
+    // SAFETY: signalling our own child.
+    unsafe { kill(t.id() as i32, 2) };
+    wait_or_kill(&mut t, Duration::from_secs(10))?;
+    let (seen, lost) = counter
+        .join()
+        .map_err(|_| anyhow::anyhow!("counter thread"))?;
+    Ok(Traced {
+        ops,
+        seen,
+        lost,
+        cpu_ticks,
+        peak_rss_kib: peak,
+    })
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+    fn sysconf(name: i32) -> i64;
+}
+
+pub fn run(root: &Path, seconds: f64) -> Result<()> {
+    let portwatch = root.join("target/release/portwatch");
+    if Command::new("bpftrace").arg("--version").output().is_err() {
+        bail!("bpftrace is not installed (apt-get install bpftrace)");
+    }
+    // SAFETY: sysconf has no preconditions; 2 = _SC_CLK_TCK.
+    let hz = unsafe { sysconf(2) }.max(1) as f64;
+    println!("load generators run {seconds} s each; tracer CPU in ms per 1000 events delivered");
+    println!(
+        "{:<24} {:>10} | {:>6} {:>9} {:>15} {:>7} {:>8} | {:>6} {:>9} {:>15} {:>8}",
+        "load",
+        "ops/s",
+        "pw",
+        "pw ms/1k",
+        "pw seen/gen",
+        "pw lost",
+        "pw RSS",
+        "bt",
+        "bt ms/1k",
+        "bt seen/gen",
+        "bt RSS"
+    );
+    for case in CASES {
+        let mut bare = spawn_load(case, seconds)?;
+        go(&mut bare)?;
+        let base = finish_load(bare)? as f64 / seconds;
+        let mut row = format!("{:<24} {:>10.0} |", case.name, base);
+        for tracer in ["portwatch", "bpftrace"] {
+            let r = run_traced(case, seconds, tracer, &portwatch)?;
+            let ratio = r.ops as f64 / seconds / base;
+            let ms_per_k = if r.seen > 0 {
+                r.cpu_ticks as f64 / hz * 1e3 / (r.seen as f64 / 1e3)
+            } else {
+                f64::NAN
+            };
+            let lost = r.lost.map_or_else(|| "-".into(), |l| l.to_string());
+            if tracer == "portwatch" {
+                row += &format!(
+                    " {:>6.2} {:>9.2} {:>15} {:>7} {:>6}Mi |",
+                    ratio,
+                    ms_per_k,
+                    format!("{}/{}", r.seen, r.ops),
+                    lost,
+                    r.peak_rss_kib / 1024
+                );
+            } else {
+                row += &format!(
+                    " {:>6.2} {:>9.2} {:>15} {:>6}Mi",
+                    ratio,
+                    ms_per_k,
+                    format!("{}/{}", r.seen, r.ops),
+                    r.peak_rss_kib / 1024
+                );
+            }
+        }
+        println!("{row}");
+    }
+    Ok(())
+}
