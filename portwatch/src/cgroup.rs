@@ -5,7 +5,8 @@ use std::{
     collections::HashMap,
     fs,
     os::unix::fs::MetadataExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -141,7 +142,7 @@ const RESCAN_EVERY: Duration = Duration::from_secs(1);
 impl CgroupPaths {
     pub fn new() -> Self {
         Self {
-            root: cgroup2_mount(),
+            root: v2_root().map(Path::to_path_buf),
             paths: HashMap::new(),
             last_scan: None,
         }
@@ -196,25 +197,25 @@ pub fn v2_id_of(pid: u32) -> Option<u64> {
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_owned))?;
-    let root = cgroup2_mount()?;
+    let root = v2_root()?;
     let dir = root.join(path.trim_start_matches('/'));
     fs::metadata(dir).ok().map(|m| m.ino())
 }
 
-/// Where the cgroup v2 hierarchy is mounted.
-pub fn v2_root() -> Option<PathBuf> {
-    cgroup2_mount()
-}
-
-/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `.../unified` on hybrid hosts).
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        right
-            .starts_with("cgroup2 ")
-            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `.../unified` on hybrid
+/// hosts). Read from /proc/self/mountinfo once: it is asked for each listener owner.
+pub fn v2_root() -> Option<&'static Path> {
+    static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        mountinfo.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        })
     })
+    .as_deref()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::{
     inventory::Listener,
     procfs,
     proctable::{Image, ProcessTable},
-    record::{ListenerRecord, ParentRecord, ProcessContext},
+    record::{ListenerRecord, ParentRecord, ProcessContext, family},
     users::Users,
 };
 
@@ -48,7 +48,7 @@ impl Enricher {
         let mut r = ListenerRecord {
             time: clock.format(now),
             protocol: s.proto.name(),
-            family: if s.local.is_ipv4() { "ipv4" } else { "ipv6" },
+            family: family(&s.local),
             address: s.local.ip().to_string(),
             port: s.local.port(),
             scope: l.scope,

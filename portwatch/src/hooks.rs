@@ -362,16 +362,7 @@ fn describe_program_error(e: &ProgramError) -> String {
                 format!("load failed: {io_error} (verifier: {last})")
             }
         }
-        other => {
-            let mut msg = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                source = s.source();
-            }
-            msg
-        }
+        other => crate::error::chain(other),
     }
 }
 

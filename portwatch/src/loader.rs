@@ -36,13 +36,7 @@ pub fn load(
 }
 
 fn describe(e: EbpfError) -> Error {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
+    let msg = crate::error::chain(&e);
     if msg.contains("Operation not permitted") {
         return Error::Privileges(format!("the kernel refused to create BPF maps ({msg})"));
     }

@@ -1,7 +1,10 @@
 //! Reading processes from /proc: used to seed the process table at start-up and as a fallback for
 //! processes the kernel hooks did not describe. Every read checks the process start time, so a
 //! pid that was reused in the meantime is never mistaken for the process asked about.
-use std::{fs, path::PathBuf};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 /// Nanoseconds per clock tick, the unit of /proc/PID/stat's start time.
 pub fn ns_per_tick() -> u64 {
@@ -56,27 +59,58 @@ pub struct ProcInfo {
 }
 
 pub fn read(pid: u32, start_ticks: Option<u64>) -> Option<ProcInfo> {
+    let (stat, (exe, args, cgroup)) = consistent(pid, start_ticks, |d| {
+        (
+            read_exe(d),
+            fs::read(d.join("cmdline")).ok().map(|raw| split_args(&raw)),
+            read_cgroup(d),
+        )
+    })?;
+    Some(ProcInfo {
+        exe,
+        args,
+        comm: stat.comm,
+        ppid: stat.ppid,
+        cgroup,
+    })
+}
+
+/// /proc/PID/exe of the process started at `start_ticks`.
+pub fn exe(pid: u32, start_ticks: u64) -> Option<String> {
+    consistent(pid, Some(start_ticks), read_exe)?.1
+}
+
+/// The cgroup path (`cgroup::preferred_path`) of the process started at `start_ticks`.
+pub fn cgroup(pid: u32, start_ticks: u64) -> Option<String> {
+    consistent(pid, Some(start_ticks), read_cgroup)?.1
+}
+
+fn read_exe(d: &Path) -> Option<String> {
+    fs::read_link(d.join("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+fn read_cgroup(d: &Path) -> Option<String> {
+    fs::read_to_string(d.join("cgroup"))
+        .ok()
+        .and_then(|t| crate::cgroup::preferred_path(&t))
+}
+
+/// Runs `read` on /proc/PID if it is the process started at `start_ticks` (any, if None) both
+/// before and after: otherwise what was read may describe a successor under a reused pid.
+fn consistent<T>(
+    pid: u32,
+    start_ticks: Option<u64>,
+    read: impl FnOnce(&Path) -> T,
+) -> Option<(Stat, T)> {
     let before = stat(pid)?;
     if start_ticks.is_some_and(|t| t != before.start_ticks) {
         return None;
     }
-    let d = dir(pid);
-    let exe = fs::read_link(d.join("exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
-    let args = fs::read(d.join("cmdline")).ok().map(|raw| split_args(&raw));
-    let cgroup = fs::read_to_string(d.join("cgroup"))
-        .ok()
-        .and_then(|t| crate::cgroup::preferred_path(&t));
-    // Still the same process after the reads? Otherwise they may describe its successor.
+    let value = read(&dir(pid));
     let after = stat(pid)?;
-    (after.start_ticks == before.start_ticks).then_some(ProcInfo {
-        exe,
-        args,
-        comm: before.comm,
-        ppid: before.ppid,
-        cgroup,
-    })
+    (after.start_ticks == before.start_ticks).then_some((before, value))
 }
 
 /// Splits a NUL-separated argument list (/proc/PID/cmdline or the kernel's copy).

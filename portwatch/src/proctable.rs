@@ -155,18 +155,14 @@ impl ProcessTable {
         let filename = String::from_utf8_lossy(&e.filename).into_owned();
         // /proc is read only for what the record lacks: the absolute path of a relative execve,
         // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
-        let relative = !filename.starts_with('/');
-        let proc_info = (relative || self.read_v1_cgroups)
-            .then(|| procfs::read(e.task.pid, Some(key.1)))
-            .flatten();
-        let (exe, exe_gap) = if !relative {
+        let (exe, exe_gap) = if filename.starts_with('/') {
             (
                 Some(procfs::resolve_exe(e.task.pid, &filename).into()),
                 None,
             )
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
-            match proc_info.as_ref().and_then(|p| p.exe.clone()) {
+            match procfs::exe(e.task.pid, key.1) {
                 Some(exe) => (Some(exe.into()), None),
                 None if filename.is_empty() => {
                     (None, Some("the kernel could not read the file name"))
@@ -179,6 +175,10 @@ impl ProcessTable {
                 ),
             }
         };
+        let cgroup = self
+            .read_v1_cgroups
+            .then(|| procfs::cgroup(e.task.pid, key.1))
+            .flatten();
         let image = Image {
             since_ns: e.task.boot_ns,
             exe,
@@ -186,7 +186,7 @@ impl ProcessTable {
             args: Some(text_args(&e.args)),
             args_truncated: e.args_truncated,
             comm: String::from_utf8_lossy(&e.task.comm).into(),
-            cgroup: proc_info.and_then(|p| p.cgroup),
+            cgroup,
             source: Source::Exec,
         };
         match self.entries.get_mut(&key) {

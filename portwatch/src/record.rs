@@ -299,7 +299,8 @@ pub fn errno_name(errno: i32) -> String {
     }
 }
 
-fn family(addr: &std::net::SocketAddr) -> &'static str {
+/// `ipv4` or `ipv6`, as records name address families.
+pub fn family(addr: &std::net::SocketAddr) -> &'static str {
     if addr.is_ipv4() { "ipv4" } else { "ipv6" }
 }
 

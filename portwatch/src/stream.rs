@@ -4,6 +4,8 @@ use std::{collections::HashSet, io::Write};
 
 use aya::maps::{MapData, RingBuf};
 
+use portwatch_common::{IPPROTO_TCP, IPPROTO_UDP};
+
 use crate::{
     baseline::{Baseline, Subject},
     clock::{self, Clock},
@@ -17,13 +19,10 @@ use crate::{
     output::JsonLines,
     record::{
         ListenerRecord, LossCounts, LossRecord, ProcessContext, Record, SnapshotRecord,
-        SocketRecord, StopRecord,
+        SocketRecord, StopRecord, family,
     },
     sockdiag::{self, Proto},
 };
-
-const IPPROTO_TCP: u16 = 6;
-const IPPROTO_UDP: u16 = 17;
 
 pub struct Stream<W: Write> {
     out: JsonLines<W>,
@@ -205,11 +204,10 @@ impl<W: Write> Stream<W> {
         });
         match (e.kind, e.inode, proto, &e.socket) {
             // A new listener: a listening TCP socket, or a bound UDP socket.
-            (SockKind::Listen, Some(inode), Some(Proto::Tcp), Some(s))
-            | (SockKind::Bind, Some(inode), Some(Proto::Udp), Some(s))
+            (SockKind::Listen, Some(inode), Some(proto @ Proto::Tcp), Some(s))
+            | (SockKind::Bind, Some(inode), Some(proto @ Proto::Udp), Some(s))
                 if e.errno == 0 =>
             {
-                let proto = proto.unwrap_or(Proto::Tcp);
                 let exe = record.process.exe.clone();
                 let others = self
                     .listeners
@@ -320,7 +318,7 @@ impl<W: Write> Stream<W> {
                 gid: o.gid,
                 comm: o.comm.clone(),
                 protocol: Some("udp".into()),
-                family: Some(if live.local.is_ipv4() { "ipv4" } else { "ipv6" }),
+                family: Some(family(&live.local)),
                 address: Some(live.local.ip().to_string()),
                 port: Some(live.local.port()),
                 scope: Some(Scope::of(&live.local)),
