@@ -3,7 +3,7 @@
 //! once the passing event is seen the dropped one would have been seen too.
 use std::{net::UdpSocket, os::unix::process::CommandExt, process::Command};
 
-use crate::harness::{Daemon, listen_once_helper, ours};
+use crate::harness::{Daemon, cgroup2_root, listen_once_helper, ours};
 
 fn run_helper(cmd: &mut Command) -> u32 {
     let mut child = cmd.spawn().expect("spawn helper");
@@ -74,16 +74,7 @@ fn netns_filter() {
 
 #[test]
 fn cgroup_filter() {
-    let root = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right
-                .starts_with("cgroup2 ")
-                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
-        })
-        .expect("a cgroup2 mount");
+    let root = cgroup2_root();
     let name = format!("portwatch-test-{}", std::process::id());
     let dir = format!("{root}/{name}");
     std::fs::create_dir_all(&dir).unwrap();

@@ -299,16 +299,7 @@ pub fn proc_self() -> ProcSelf {
         .as_nanos() as u64;
     let start_wall_ns = wall_now - boot_now + start_ticks * (1_000_000_000 / hz);
     // The cgroup v2 id is the inode of the cgroup's directory in the v2 hierarchy.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let v2_root = mountinfo
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right
-                .starts_with("cgroup2 ")
-                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
-        })
-        .expect("a cgroup2 mount");
+    let v2_root = cgroup2_root();
     let v2_path = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap()
         .lines()
@@ -330,6 +321,28 @@ pub fn proc_self() -> ProcSelf {
             .into_owned(),
         start_wall_ns,
     }
+}
+
+/// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo.
+pub fn cgroup2_root() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// The inode of this process's file descriptor `fd` (a socket's, as portwatch reports it).
+pub fn fd_inode(fd: i32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        .unwrap()
+        .ino()
 }
 
 /// RFC 3339 UTC with 9 fractional digits (portwatch's format) to ns since the epoch.

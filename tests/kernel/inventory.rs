@@ -2,7 +2,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     net::{TcpListener, UdpSocket},
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    os::fd::AsRawFd,
     process::Command,
     sync::{
         Arc,
@@ -12,13 +12,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{BIN, Daemon, require_root, run_to_exit};
-
-fn inode_of(fd: i32) -> u64 {
-    std::fs::metadata(format!("/proc/self/fd/{fd}"))
-        .unwrap()
-        .ino()
-}
+use crate::harness::{BIN, Daemon, fd_inode, require_root, run_to_exit};
 
 #[test]
 fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
@@ -42,7 +36,7 @@ fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
     assert_eq!(t["owners"], serde_json::json!([me]), "{t}");
     assert_eq!(t["address"], "127.0.0.1");
     assert_eq!(t["scope"], "loopback");
-    assert_eq!(t["inode"], inode_of(tcp.as_raw_fd()));
+    assert_eq!(t["inode"], fd_inode(tcp.as_raw_fd()));
     assert_eq!(
         t["exe"],
         std::env::current_exe().unwrap().to_str().unwrap(),
@@ -58,7 +52,7 @@ fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
     assert_eq!(u["family"], "ipv6");
     assert_eq!(u["scope"], "all");
     assert_eq!(u["v6only"], false, "a :: socket takes IPv4 too: {u}");
-    assert_eq!(u["inode"], inode_of(udp.as_raw_fd()));
+    assert_eq!(u["inode"], fd_inode(udp.as_raw_fd()));
 
     // Listener records come before the marker, which comes before any live event.
     let pos = |pred: &dyn Fn(&Value) -> bool| d.seen.iter().position(pred).unwrap();

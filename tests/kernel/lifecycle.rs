@@ -9,7 +9,7 @@ use std::{
 
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Daemon, hold_sockets_helper, ours, proc_self};
+use crate::harness::{Daemon, fd_inode, hold_sockets_helper, ours, proc_self};
 
 /// Starts hold_sockets and returns it with its (TCP, UDP) ports once they are open.
 fn hold_sockets(args: &[String]) -> (Child, u16, u16) {
@@ -64,12 +64,7 @@ fn close_counts_the_connections_the_listener_accepted() {
     let mut d = Daemon::start(&[]);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let inode = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
-            .unwrap()
-            .ino()
-    };
+    let inode = fd_inode(listener.as_raw_fd());
     let mut conns = Vec::new();
     for _ in 0..3 {
         let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
