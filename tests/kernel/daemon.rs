@@ -213,11 +213,20 @@ fn assert_fails(cmd: &mut Command, cause: &str) {
 
 #[test]
 fn unprivileged_user_gets_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
     require_root();
+    // A copy the unprivileged user can reach: the checkout may sit in a root-only directory
+    // (mktemp -d makes 0700 ones).
+    let dir = std::env::temp_dir().join(format!("portwatch-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("portwatch");
+    std::fs::copy(BIN, &bin).unwrap();
     assert_fails(
-        Command::new(BIN).arg("watch").uid(65534).gid(65534),
+        Command::new(&bin).arg("watch").uid(65534).gid(65534),
         "missing privileges",
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -362,6 +362,10 @@ fn c_helper(name: &'static str) -> &'static Path {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/helpers/{name}.c"));
     let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Some tests run helpers as an unprivileged user: the directory must be reachable whatever
+    // the umask.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&dir, mode).unwrap();
     let out = dir.join(format!("pw-{}", name.replace('_', "-")));
     let status = Command::new("cc")
         .args(["-O2", "-o"])
