@@ -12,7 +12,7 @@ use portwatch_common::{
 use crate::{
     filter::place_allowed,
     kernel::read_task,
-    maps::{EVENTS, bump, stamp},
+    maps::{EVENTS, bump, stamp, wakeup_flags},
 };
 
 /// Fills `t` with the current task's identity and context.
@@ -76,7 +76,7 @@ pub fn send(ev: &mut SockEvent, kind: EventKind) {
         return;
     }
     stamp(&mut ev.header);
-    if EVENTS.output::<SockEvent>(ev, 0).is_err() {
+    if EVENTS.output::<SockEvent>(ev, wakeup_flags()).is_err() {
         bump(counters::lost(kind));
     }
 }

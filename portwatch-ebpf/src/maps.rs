@@ -1,5 +1,6 @@
 //! Maps and globals shared by all programs (names are the ABI in portwatch-common).
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
@@ -8,6 +9,23 @@ use portwatch_common::{KernelOffsets, Pending, counters};
 /// Event records to the daemon. The daemon resizes it at load time (`--ring-buffer-size`).
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Wake the daemon only once the ring holds this fraction of its size (1/WAKE_FRACTION). Below
+/// that, records wait for the daemon's periodic drain (`watch::DRAIN`): one wake-up per batch
+/// instead of one per record is most of the cost of tracing a storm.
+const WAKE_FRACTION: u64 = 8;
+
+/// Flags for submitting a record: see `WAKE_FRACTION`.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let size = EVENTS.query(BPF_RB_RING_SIZE as u64);
+    if queued >= size / WAKE_FRACTION {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
 
 /// Per-CPU event and error counters, indexed by `portwatch_common::counters`.
 #[map(name = "COUNTERS")]

@@ -19,7 +19,7 @@ use crate::{
     emit::fill_task,
     filter::task_allowed,
     kernel::args_range,
-    maps::{EVENTS, bump, offset, offsets_valid, stamp},
+    maps::{EVENTS, bump, offset, offsets_valid, stamp, wakeup_flags},
 };
 
 /// A stamped header: every record attempt takes a sequence number, so a lost one leaves a gap.
@@ -81,7 +81,7 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 
@@ -96,7 +96,7 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     let mut ev: ExitEvent = unsafe { core::mem::zeroed() };
     fill_task(&mut ev.task);
     ev.header = header(EventKind::Exit);
-    if EVENTS.output::<ExitEvent>(&ev, 0).is_err() {
+    if EVENTS.output::<ExitEvent>(&ev, wakeup_flags()).is_err() {
         bump(counters::lost(EventKind::Exit));
     }
     0

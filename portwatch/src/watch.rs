@@ -26,6 +26,11 @@ use crate::{
 /// How often loss counters are checked (and the wall clock re-synchronised).
 const TICK: Duration = Duration::from_millis(200);
 
+/// How often the ring buffer is drained and the output flushed. The kernel programs wake the
+/// daemon early only when the ring fills up (see `wakeup_flags` in the eBPF crate), so this is the
+/// longest an event waits before it is written.
+pub const DRAIN: Duration = Duration::from_millis(50);
+
 pub async fn run(args: WatchArgs) -> Result<()> {
     // Handlers first, so a signal during start-up still ends in an orderly stop.
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
@@ -90,6 +95,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     stream.snapshot(&listeners, &clock)?;
 
     let mut tick = tokio::time::interval(TICK);
+    let mut drain = tokio::time::interval(DRAIN);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -98,6 +105,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 let mut guard = guard.map_err(|e| Error::io("polling the ring buffer", e))?;
                 stream.drain(guard.get_inner_mut(), &clock)?;
                 guard.clear_ready();
+                stream.flush()?;
+            }
+            _ = drain.tick() => {
+                stream.drain(ring.get_mut(), &clock)?;
                 stream.flush()?;
             }
             _ = tick.tick() => {
