@@ -1,6 +1,6 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     cgroup::{self, CgroupPaths, Workload},
@@ -9,17 +9,56 @@ use crate::{
     inventory::Listener,
     procfs,
     proctable::{Image, ProcessTable},
-    record::{ListenerRecord, ParentRecord, ProcessContext, family},
+    record::{ListenerRecord, ParentRecord, Process, ProcessContext, family, ip_text},
     users::Users,
 };
 
 /// `loginuid` of a task that never logged in (AUDIT_UID_UNSET).
 const LOGINUID_UNSET: u32 = u32::MAX;
 
+/// Contexts kept (one per process); beyond this the cache starts over.
+const CONTEXTS_KEPT: usize = 16_384;
+
 pub struct Enricher {
     pub processes: ProcessTable,
     users: Users,
     cgroups: CgroupPaths,
+    /// The last context built for each pid, reused while nothing it was built from changed.
+    contexts: HashMap<u32, Cached>,
+}
+
+/// A built context and everything it was built from.
+struct Cached {
+    task: TaskState,
+    /// The process's and its parent's images, compared by identity: the process table makes a
+    /// new one at each exec, so a changed program is never mistaken for the old one.
+    image: Option<Arc<Image>>,
+    parent_image: Option<Arc<Image>>,
+    process: Arc<Process>,
+}
+
+/// The fields of a kernel task record that a context depends on.
+#[derive(PartialEq, Eq)]
+struct TaskState {
+    start_ns: u64,
+    ppid: u32,
+    parent_start_ns: u64,
+    uid: u32,
+    gid: u32,
+    loginuid: Option<u32>,
+    cgroup_id: u64,
+    netns: Option<u32>,
+}
+
+/// A process table lookup: the image, or why it is unknown.
+type ImageLookup = Result<Arc<Image>, &'static str>;
+
+fn same_image(a: Option<&Arc<Image>>, b: Option<&Arc<Image>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Enricher {
@@ -29,6 +68,7 @@ impl Enricher {
             processes: ProcessTable::new(exec_traced_since),
             users: Users::new(),
             cgroups: CgroupPaths::new(),
+            contexts: HashMap::new(),
         }
     }
 
@@ -38,6 +78,7 @@ impl Enricher {
 
     pub fn on_exit(&mut self, t: &Task) {
         self.processes.on_exit(t);
+        self.contexts.remove(&t.pid);
     }
 
     /// A record for a listener found by the inventory, with its first owner's context.
@@ -49,7 +90,7 @@ impl Enricher {
             time: clock.format(now),
             protocol: s.proto.name(),
             family: family(&s.local),
-            address: s.local.ip().to_string(),
+            address: ip_text(s.local.ip()),
             port: s.local.port(),
             scope: l.scope,
             v6only: s.v6only,
@@ -79,13 +120,69 @@ impl Enricher {
                     "pid",
                     "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)",
                 );
-                r.process = Some(c);
+                r.process = Some(Process::new(c));
             }
         }
         r
     }
 
-    pub fn context(&mut self, t: &Task, clock: &Clock) -> ProcessContext {
+    /// The context of the task in `t`: from the cache when the process, its parent and their
+    /// programs are as they were last time, else built (and cached).
+    pub fn context(&mut self, t: &Task, clock: &Clock) -> Arc<Process> {
+        let (Some(start_ns), Some(ppid), Some(parent_start_ns)) =
+            (t.start_ns, t.ppid, t.parent_start_ns)
+        else {
+            return Process::new(self.build(t, None, clock));
+        };
+        let image = self
+            .processes
+            .image(t.pid, start_ns, Some((ppid, parent_start_ns)), t.boot_ns);
+        let parent_image =
+            (ppid != 0).then(|| self.processes.image(ppid, parent_start_ns, None, t.boot_ns));
+        let known_parent = parent_image.as_ref().and_then(|p| p.as_ref().ok());
+        let task = TaskState {
+            start_ns,
+            ppid,
+            parent_start_ns,
+            uid: t.uid,
+            gid: t.gid,
+            loginuid: t.loginuid,
+            cgroup_id: t.cgroup_id,
+            netns: t.netns,
+        };
+        if let Some(c) = self.contexts.get(&t.pid) {
+            if c.task == task
+                && same_image(c.image.as_ref(), image.as_ref().ok())
+                && same_image(c.parent_image.as_ref(), known_parent)
+            {
+                return Arc::clone(&c.process);
+            }
+        }
+        let process = Process::new(self.build(t, Some((&image, parent_image.as_ref())), clock));
+        let parent_image = known_parent.cloned();
+        if self.contexts.len() >= CONTEXTS_KEPT {
+            self.contexts.clear();
+        }
+        self.contexts.insert(
+            t.pid,
+            Cached {
+                task,
+                image: image.ok(),
+                parent_image,
+                process: Arc::clone(&process),
+            },
+        );
+        process
+    }
+
+    /// Builds a context. `images`: the process's image (or why it is unknown) and its parent's,
+    /// when the kernel could read the task.
+    fn build(
+        &mut self,
+        t: &Task,
+        images: Option<(&ImageLookup, Option<&ImageLookup>)>,
+        clock: &Clock,
+    ) -> ProcessContext {
         let mut c = ProcessContext {
             cgroup_id: t.cgroup_id,
             netns: t.netns,
@@ -107,22 +204,19 @@ impl Enricher {
         }
 
         let mut image = None;
-        match (t.start_ns, t.ppid, t.parent_start_ns) {
-            (Some(start), Some(ppid), Some(pstart)) => {
+        match (images, t.start_ns, t.ppid, t.parent_start_ns) {
+            (Some((own, parent)), Some(start), Some(ppid), Some(pstart)) => {
                 c.start_time = Some(clock.format(start));
                 c.ppid = Some(ppid);
-                match self
-                    .processes
-                    .image(t.pid, start, Some((ppid, pstart)), t.boot_ns)
-                {
+                match own {
                     Ok(i) => image = Some(i),
                     Err(why) => {
-                        c.gap("exe", why);
-                        c.gap("args", why);
+                        c.gap("exe", *why);
+                        c.gap("args", *why);
                     }
                 }
-                if ppid != 0 {
-                    c.parent = Some(self.parent(ppid, pstart, t.boot_ns, clock));
+                if let Some(parent) = parent {
+                    c.parent = Some(parent_record(ppid, pstart, parent, clock));
                 }
             }
             _ => {
@@ -132,7 +226,7 @@ impl Enricher {
                 }
             }
         }
-        if let Some(image) = &image {
+        if let Some(image) = image {
             c.exe.clone_from(&image.exe);
             if let Some(why) = image.exe_gap {
                 c.gap("exe", why);
@@ -143,24 +237,8 @@ impl Enricher {
             }
             c.args_truncated = image.args_truncated;
         }
-        self.workload(&mut c, image.as_ref());
+        self.workload(&mut c, image.map(|i| &**i));
         c
-    }
-
-    fn parent(&mut self, ppid: u32, pstart: u64, at_ns: u64, clock: &Clock) -> ParentRecord {
-        let mut p = ParentRecord {
-            pid: ppid,
-            start_time: Some(clock.format(pstart)),
-            ..ParentRecord::default()
-        };
-        match self.processes.image(ppid, pstart, None, at_ns) {
-            Ok(image) => {
-                p.comm = Some(image.comm);
-                p.exe = image.exe;
-            }
-            Err(why) => p.gap = Some(why),
-        }
-        p
     }
 
     /// cgroup path and the container or unit it names. The kernel's cgroup v2 id is exact at the
@@ -187,5 +265,79 @@ impl Enricher {
             ),
         }
         c.cgroup = path;
+    }
+}
+
+fn parent_record(ppid: u32, pstart: u64, image: &ImageLookup, clock: &Clock) -> ParentRecord {
+    let mut p = ParentRecord {
+        pid: ppid,
+        start_time: Some(clock.format(pstart)),
+        ..ParentRecord::default()
+    };
+    match image {
+        Ok(image) => {
+            p.comm = Some(Arc::clone(&image.comm));
+            p.exe.clone_from(&image.exe);
+        }
+        Err(why) => p.gap = Some(why),
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid far above pid_max, so /proc never knows it.
+    const PID: u32 = 4_000_000_002;
+
+    fn task(boot_ns: u64) -> Task {
+        Task {
+            boot_ns,
+            pid: PID,
+            tid: PID,
+            comm: b"x".to_vec(),
+            ppid: Some(0),
+            parent_start_ns: Some(0),
+            start_ns: Some(1_000),
+            netns: Some(1),
+            ..Task::default()
+        }
+    }
+
+    fn exec(at_ns: u64, exe: &str) -> ExecRecord {
+        ExecRecord {
+            task: task(at_ns),
+            filename: exe.as_bytes().to_vec(),
+            args: vec![exe.as_bytes().to_vec()],
+            args_truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_context_is_built_once_and_rebuilt_when_its_inputs_change() {
+        let clock = Clock::now();
+        let mut e = Enricher::new(Some(0));
+        e.on_exec(&exec(2_000, "/bin/first"));
+        let first = e.context(&task(3_000), &clock);
+        assert_eq!(first.exe.as_deref(), Some("/bin/first"));
+        assert!(first.members().contains(r#""exe":"/bin/first""#));
+        assert!(Arc::ptr_eq(&first, &e.context(&task(4_000), &clock)));
+
+        // A new program (exec), a new uid, a new pid: each gives a new context.
+        e.on_exec(&exec(5_000, "/bin/second"));
+        let second = e.context(&task(6_000), &clock);
+        assert_eq!(second.exe.as_deref(), Some("/bin/second"));
+        let setuid = e.context(
+            &Task {
+                uid: 1000,
+                ..task(7_000)
+            },
+            &clock,
+        );
+        assert!(!Arc::ptr_eq(&second, &setuid));
+        assert_eq!(setuid.exe.as_deref(), Some("/bin/second"));
+        e.on_exit(&task(8_000));
+        assert!(!Arc::ptr_eq(&setuid, &e.context(&task(9_000), &clock)));
     }
 }

@@ -59,14 +59,15 @@ pub struct Image {
 
 #[derive(Debug)]
 struct Entry {
-    images: VecDeque<Image>,
+    /// Shared with the records (and `enrich`'s cache, which tells images apart by identity).
+    images: VecDeque<Arc<Image>>,
     exited: Option<Instant>,
 }
 
 impl Entry {
     fn new(image: Image) -> Self {
         Self {
-            images: VecDeque::from([image]),
+            images: VecDeque::from([Arc::new(image)]),
             exited: None,
         }
     }
@@ -75,15 +76,15 @@ impl Entry {
         if self.images.len() == IMAGES_KEPT {
             self.images.pop_front();
         }
-        self.images.push_back(image);
+        self.images.push_back(Arc::new(image));
     }
 
-    fn current(&self) -> &Image {
+    fn current(&self) -> &Arc<Image> {
         self.images.back().expect("an entry always has an image")
     }
 
     /// The image the process ran at `at_ns`.
-    fn at(&self, at_ns: u64) -> &Image {
+    fn at(&self, at_ns: u64) -> &Arc<Image> {
         self.images
             .iter()
             .rev()
@@ -221,27 +222,33 @@ impl ProcessTable {
         start_ns: u64,
         parent: Option<(u32, u64)>,
         at_ns: u64,
-    ) -> Result<Image, &'static str> {
+    ) -> Result<Arc<Image>, &'static str> {
         let key = self.key(pid, start_ns);
         if let Some(entry) = self.entries.get(&key) {
-            return Ok(entry.at(at_ns).clone());
+            return Ok(Arc::clone(entry.at(at_ns)));
         }
         // Started while execs were traced and never exec'd: a fork running its parent's image.
         if self.exec_traced_since.is_some_and(|t| start_ns > t) {
             if let Some((ppid, pstart)) = parent {
                 let pkey = self.key(ppid, pstart);
                 if let Some(parent_entry) = self.entries.get(&pkey) {
-                    let mut image = parent_entry.at(start_ns).clone();
-                    image.since_ns = start_ns;
-                    image.source = Source::Inherited;
-                    self.entries.insert(key, Entry::new(image.clone()));
+                    let image = Image {
+                        since_ns: start_ns,
+                        source: Source::Inherited,
+                        ..Image::clone(parent_entry.at(start_ns))
+                    };
+                    let entry = Entry::new(image);
+                    let image = Arc::clone(entry.current());
+                    self.entries.insert(key, entry);
                     return Ok(image);
                 }
             }
         }
         match proc_image(pid, key.1) {
             Some(image) => {
-                self.entries.insert(key, Entry::new(image.clone()));
+                let entry = Entry::new(image);
+                let image = Arc::clone(entry.current());
+                self.entries.insert(key, entry);
                 Ok(image)
             }
             None => Err(

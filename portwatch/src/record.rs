@@ -1,7 +1,7 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
-use std::{collections::BTreeMap, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, io::Write as _, net::IpAddr, ops::Deref, sync::Arc};
 
 use serde::Serialize;
 
@@ -61,8 +61,9 @@ pub struct ListenerRecord {
     pub gid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
-    #[serde(flatten)]
-    pub process: Option<ProcessContext>,
+    /// Written after the other fields (see `Record::write_line`).
+    #[serde(skip)]
+    pub process: Option<Arc<Process>>,
 }
 
 const fn is_zero(n: &usize) -> bool {
@@ -102,7 +103,7 @@ pub struct SocketRecord {
     pub gid: u32,
     pub comm: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
+    pub protocol: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,8 +149,9 @@ pub struct SocketRecord {
     /// close: how long the listener lived and how many connections it accepted.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ended: Option<Ended>,
-    #[serde(flatten)]
-    pub process: ProcessContext,
+    /// Written after the other fields (see `Record::write_line`).
+    #[serde(skip)]
+    pub process: Arc<Process>,
 }
 
 /// Who did it, beyond pid/tid/uid/gid/comm: see `enrich`.
@@ -194,6 +196,40 @@ pub struct ProcessContext {
 impl ProcessContext {
     pub fn gap(&mut self, field: &'static str, why: impl Into<String>) {
         self.gaps.insert(field, why.into());
+    }
+}
+
+/// A process context with its JSON members, formatted once for each state of a process and
+/// shared by all its records (`enrich` caches it): a busy process costs no formatting per event.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    context: ProcessContext,
+    /// `context` as JSON object members, without the braces (empty when it has none).
+    members: Box<str>,
+}
+
+impl Process {
+    pub fn new(context: ProcessContext) -> Arc<Self> {
+        // Strings, numbers and maps with string keys: serialising them cannot fail.
+        let json = serde_json::to_string(&context).unwrap_or_default();
+        let members = json
+            .strip_prefix('{')
+            .and_then(|j| j.strip_suffix('}'))
+            .unwrap_or_default()
+            .into();
+        Arc::new(Self { context, members })
+    }
+
+    pub fn members(&self) -> &str {
+        &self.members
+    }
+}
+
+impl Deref for Process {
+    type Target = ProcessContext;
+
+    fn deref(&self) -> &ProcessContext {
+        &self.context
     }
 }
 
@@ -277,17 +313,41 @@ pub struct StopRecord {
 }
 
 /// Protocol name for an IP protocol number.
-pub fn protocol_name(protocol: u16) -> String {
-    match protocol {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        136 => "udplite".into(),
-        255 => "raw".into(),
-        262 => "mptcp".into(),
-        n => format!("ip-proto-{n}"),
+pub fn protocol_name(protocol: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match protocol {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        58 => "icmpv6",
+        132 => "sctp",
+        136 => "udplite",
+        255 => "raw",
+        262 => "mptcp",
+        n => return Cow::Owned(format!("ip-proto-{n}")),
+    })
+}
+
+/// An address as text. IPv4 by hand, as records carry one or two and `fmt` costs more than
+/// the rest of the record; IPv6 through `Display`, which knows its compression rules.
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if octet >= 100 {
+                    s.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    s.push(char::from(b'0' + octet / 10 % 10));
+                }
+                s.push(char::from(b'0' + octet % 10));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
     }
 }
 
@@ -305,7 +365,7 @@ pub fn family(addr: &std::net::SocketAddr) -> &'static str {
 }
 
 impl SocketRecord {
-    pub fn new(e: &SocketEvent, process: ProcessContext, clock: &Clock) -> Self {
+    pub fn new(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
         let t = &e.task;
         let mut r = Self {
             time: clock.format(t.boot_ns),
@@ -326,15 +386,15 @@ impl SocketRecord {
             shown = Some(s.local);
             r.protocol = Some(protocol_name(s.protocol));
             r.family = Some(family(&s.local));
-            r.address = Some(s.local.ip().to_string());
+            r.address = Some(ip_text(s.local.ip()));
             r.port = Some(s.local.port());
             if let Some(remote) = s.remote {
-                r.remote_address = Some(remote.ip().to_string());
+                r.remote_address = Some(ip_text(remote.ip()));
                 r.remote_port = Some(remote.port());
             }
         }
         if let Some(req) = e.requested {
-            r.requested_address = Some(req.ip().to_string());
+            r.requested_address = Some(ip_text(req.ip()));
             r.requested_port = Some(req.port());
             r.family.get_or_insert(family(&req));
             // A failed bind bound nothing: the port it is about is the one it asked for.
@@ -359,7 +419,32 @@ impl SocketRecord {
 }
 
 impl Record {
-    pub fn socket(e: &SocketEvent, process: ProcessContext, clock: &Clock) -> Self {
+    /// Appends the record as one JSON line: `seq`, the record's own fields, then its process
+    /// context's preformatted members, and a newline.
+    pub fn write_line(&self, seq: u64, line: &mut Vec<u8>) -> serde_json::Result<()> {
+        let _ = write!(line, "{{\"seq\":{seq}"); // writing to a Vec cannot fail
+        let brace = line.len();
+        serde_json::to_writer(&mut *line, self)?;
+        // The record's members follow `seq` in the same object.
+        line[brace] = b',';
+        let members = match self {
+            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) => {
+                r.process.members()
+            }
+            Self::Listener(r) => r.process.as_deref().map_or("", Process::members),
+            _ => "",
+        };
+        if !members.is_empty() {
+            line.pop(); // the closing brace
+            line.push(b',');
+            line.extend_from_slice(members.as_bytes());
+            line.push(b'}');
+        }
+        line.push(b'\n');
+        Ok(())
+    }
+
+    pub fn socket(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
         Self::from_socket(e.kind, SocketRecord::new(e, process, clock))
     }
 
@@ -385,8 +470,14 @@ mod tests {
 
     const CLOCK: Clock = Clock::fixed(1_767_225_600 * 1_000_000_000);
 
+    /// The record as written, without its `seq`.
     fn to_json(r: &Record) -> Value {
-        serde_json::to_value(r).unwrap()
+        let mut line = Vec::new();
+        r.write_line(7, &mut line).unwrap();
+        assert_eq!(line.pop(), Some(b'\n'));
+        let mut v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v.as_object_mut().unwrap().remove("seq"), Some(json!(7)));
+        v
     }
 
     fn event(kind: EventKind) -> SocketEvent {
@@ -397,7 +488,7 @@ mod tests {
     }
 
     fn socket(e: &SocketEvent) -> Record {
-        Record::socket(e, ProcessContext::default(), &CLOCK)
+        Record::socket(e, Arc::default(), &CLOCK)
     }
 
     #[test]
@@ -464,10 +555,27 @@ mod tests {
     fn non_utf8_comm_stays_valid_json() {
         let mut e = event(EventKind::Listen);
         e.task.comm = vec![b'a', 0xff, b'"', b'\n'];
-        let line = serde_json::to_string(&socket(&e)).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["comm"], "a\u{fffd}\"\n");
-        assert!(!line.contains('\n'));
+        let mut line = Vec::new();
+        socket(&e).write_line(0, &mut line).unwrap();
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(to_json(&socket(&e))["comm"], "a\u{fffd}\"\n");
+    }
+
+    #[test]
+    fn the_process_context_follows_the_record_fields_in_one_object() {
+        let mut context = ProcessContext {
+            ppid: Some(1),
+            exe: Some("/usr/bin/nc".into()),
+            ..ProcessContext::default()
+        };
+        context.gap("user", "uid 7 is not in /etc/passwd");
+        let r = Record::socket(&event(EventKind::Listen), Process::new(context), &CLOCK);
+        let v = to_json(&r);
+        assert_eq!(v["event"], "listen");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["ppid"], 1);
+        assert_eq!(v["exe"], "/usr/bin/nc");
+        assert_eq!(v["gaps"]["user"], "uid 7 is not in /etc/passwd");
     }
 
     #[test]
@@ -477,5 +585,23 @@ mod tests {
         assert_eq!(errno_name(4000), "E4000");
         assert_eq!(protocol_name(6), "tcp");
         assert_eq!(protocol_name(99), "ip-proto-99");
+    }
+
+    #[test]
+    fn writes_addresses_like_display() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fe80::1:2",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 }

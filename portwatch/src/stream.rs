@@ -18,8 +18,8 @@ use crate::{
     listeners::{ListenerTable, Live, Owner},
     output::JsonLines,
     record::{
-        ListenerRecord, LossCounts, LossRecord, ProcessContext, Record, SnapshotRecord,
-        SocketRecord, StopRecord, family,
+        ListenerRecord, LossCounts, LossRecord, Process, ProcessContext, Record, SnapshotRecord,
+        SocketRecord, StopRecord, family, ip_text, protocol_name,
     },
     sockdiag::{self, Proto},
 };
@@ -317,15 +317,15 @@ impl<W: Write> Stream<W> {
                 uid: o.uid,
                 gid: o.gid,
                 comm: o.comm.clone(),
-                protocol: Some("udp".into()),
+                protocol: Some(protocol_name(IPPROTO_UDP)),
                 family: Some(family(&live.local)),
-                address: Some(live.local.ip().to_string()),
+                address: Some(ip_text(live.local.ip())),
                 port: Some(live.local.port()),
                 scope: Some(Scope::of(&live.local)),
                 inode: Some(inode),
                 reason: Some("owner exited"),
                 ended: Some(ended),
-                process,
+                process: Process::new(process),
                 ..SocketRecord::default()
             };
             self.out.write(&Record::Close(record))?;
