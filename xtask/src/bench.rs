@@ -266,7 +266,7 @@ unsafe extern "C" {
     fn sysconf(name: i32) -> i64;
 }
 
-pub fn run(root: &Path, seconds: f64) -> Result<()> {
+pub fn run(root: &Path, seconds: f64, only: Option<&str>) -> Result<()> {
     let portwatch = root.join("target/release/portwatch");
     if Command::new("bpftrace").arg("--version").output().is_err() {
         bail!("bpftrace is not installed (apt-get install bpftrace)");
@@ -288,7 +288,10 @@ pub fn run(root: &Path, seconds: f64) -> Result<()> {
         "bt seen/gen",
         "bt RSS"
     );
-    for case in CASES {
+    for case in CASES
+        .iter()
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)))
+    {
         let mut bare = spawn_load(case, seconds)?;
         go(&mut bare)?;
         let base = finish_load(bare)? as f64 / seconds;

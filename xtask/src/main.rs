@@ -38,6 +38,9 @@ enum Task {
         /// Seconds per load run.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+        /// Run only the loads whose name contains this text (e.g. `accept`).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// (For bench) run one load generator; waits for a line on stdin.
     #[command(hide = true)]
@@ -91,7 +94,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Task::Bench { seconds } => {
+        Task::Bench { seconds, only } => {
             setup::ensure()?;
             setup::require_root("the benchmark loads eBPF programs")?;
             cargo(
@@ -99,7 +102,7 @@ fn run(cli: Cli) -> Result<()> {
                 &["bench", "--package", "portwatch", "--bench", "enrich"],
             )?;
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            bench::run(&root, seconds)
+            bench::run(&root, seconds, only.as_deref())
         }
         Task::Loadgen {
             load,
