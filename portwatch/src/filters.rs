@@ -169,9 +169,14 @@ impl Filters {
             && process.is_some_and(|p| self.allows(p))
     }
 
+    /// Whether `--events` selects this kind (all four without `--events`).
+    pub fn selects(&self, kind: EventKind) -> bool {
+        self.config.kinds & (1 << kind as u32) != 0
+    }
+
     /// Whether close events reach the daemon (the listener table needs them).
     pub fn traces_closes(&self) -> bool {
-        self.config.kinds & (1 << EventKind::Close as u32) != 0
+        self.selects(EventKind::Close)
     }
 
     /// The userspace filters, on an enriched record.

@@ -10,7 +10,7 @@ use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, ProgramError, TracePoint},
 };
-use portwatch_common::names;
+use portwatch_common::{EventKind, names};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -93,6 +93,8 @@ pub struct Hook {
     pub name: &'static str,
     /// A required hook that cannot attach stops start-up; an optional one is reported and skipped.
     pub required: bool,
+    /// The event kinds that need it: it is not attached when `--events` selects none of them.
+    pub serves: &'static [EventKind],
     pub options: &'static [AttachOption],
 }
 
@@ -106,10 +108,20 @@ const fn syscall(program: &'static str) -> Program {
     }
 }
 
+const SOCKET_EVENTS: [EventKind; 4] = [
+    EventKind::Bind,
+    EventKind::Listen,
+    EventKind::Accept,
+    EventKind::Close,
+];
+
+/// Besides its own events, the listen hook serves close (a listen in flight tells a failed
+/// listen from a close) and accept serves close too (the connections a listener accepted).
 pub const HOOKS: &[Hook] = &[
     Hook {
         name: "bind",
         required: true,
+        serves: &[EventKind::Bind],
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[syscall(names::BIND_ENTER), syscall(names::BIND_EXIT)],
@@ -118,6 +130,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "listen",
         required: true,
+        serves: &[EventKind::Listen, EventKind::Close],
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[syscall(names::LISTEN_ENTER), syscall(names::LISTEN_EXIT)],
@@ -126,6 +139,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "accept",
         required: true,
+        serves: &[EventKind::Accept, EventKind::Close],
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[
@@ -139,6 +153,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "close",
         required: true,
+        serves: &[EventKind::Close],
         options: &[
             AttachOption {
                 attach: AttachType::TpBtf,
@@ -166,6 +181,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "exec",
         required: false,
+        serves: &SOCKET_EVENTS,
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[Program {
@@ -180,6 +196,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "exit",
         required: false,
+        serves: &SOCKET_EVENTS,
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[Program {
@@ -235,6 +252,9 @@ pub struct Chosen {
     /// Better attach types that were tried and refused, with the kernel's reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refusal>,
+    /// Why the hook was not attached at all when no event selected with `--events` needs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -243,14 +263,29 @@ pub struct Refusal {
     pub error: String,
 }
 
-/// Picks, for every hook, the first option (or the forced one) that `try_attach` accepts.
-/// `try_attach` must leave nothing attached when it fails.
-pub fn choose<F>(hooks: &[Hook], forced: &[Forced], mut try_attach: F) -> Result<Vec<Chosen>>
+/// Picks, for every hook that a `selected` event kind needs, the first option (or the forced
+/// one) that `try_attach` accepts. `try_attach` must leave nothing attached when it fails.
+pub fn choose<F>(
+    hooks: &[Hook],
+    forced: &[Forced],
+    selected: impl Fn(EventKind) -> bool,
+    mut try_attach: F,
+) -> Result<Vec<Chosen>>
 where
     F: FnMut(&AttachOption) -> Result<(), String>,
 {
     let mut chosen = Vec::with_capacity(hooks.len());
     for hook in hooks {
+        if !hook.serves.iter().any(|&k| selected(k)) {
+            chosen.push(Chosen {
+                hook: hook.name,
+                attach: None,
+                targets: Vec::new(),
+                refused: Vec::new(),
+                skipped: Some("no event kind selected with --events needs it"),
+            });
+            continue;
+        }
         let force = forced
             .iter()
             .find(|f| f.hook == hook.name)
@@ -290,14 +325,22 @@ where
                 .map(|o| o.programs.iter().map(|p| p.target.to_string()).collect())
                 .unwrap_or_default(),
             refused,
+            skipped: None,
         });
     }
     Ok(chosen)
 }
 
-/// Attaches every hook in `HOOKS` to the loaded object.
-pub fn attach_all(ebpf: &mut Ebpf, btf: &Btf, forced: &[Forced]) -> Result<Vec<Chosen>> {
-    choose(HOOKS, forced, |option| attach_option(ebpf, btf, option))
+/// Attaches the hooks in `HOOKS` that the `selected` event kinds need to the loaded object.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    forced: &[Forced],
+    selected: impl Fn(EventKind) -> bool,
+) -> Result<Vec<Chosen>> {
+    choose(HOOKS, forced, selected, |option| {
+        attach_option(ebpf, btf, option)
+    })
 }
 
 fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<(), String> {
@@ -373,6 +416,7 @@ mod tests {
     const TWO_WAYS: &[Hook] = &[Hook {
         name: "close",
         required: true,
+        serves: &[EventKind::Close],
         options: &[
             AttachOption {
                 attach: AttachType::TpBtf,
@@ -385,16 +429,33 @@ mod tests {
         ],
     }];
 
+    fn all(_: EventKind) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_hook_no_selected_event_needs_is_not_attached() {
+        let chosen = choose(
+            TWO_WAYS,
+            &[],
+            |k| k == EventKind::Bind,
+            |_| panic!("nothing is attached"),
+        )
+        .unwrap();
+        assert_eq!(chosen[0].attach, None);
+        assert!(chosen[0].skipped.is_some());
+    }
+
     #[test]
     fn picks_the_first_option_that_attaches() {
-        let chosen = choose(TWO_WAYS, &[], |_| Ok(())).unwrap();
+        let chosen = choose(TWO_WAYS, &[], all, |_| Ok(())).unwrap();
         assert_eq!(chosen[0].attach, Some(AttachType::TpBtf));
         assert!(chosen[0].refused.is_empty());
     }
 
     #[test]
     fn falls_back_and_says_why() {
-        let chosen = choose(TWO_WAYS, &[], |o| match o.attach {
+        let chosen = choose(TWO_WAYS, &[], all, |o| match o.attach {
             AttachType::TpBtf => Err("EPERM".into()),
             AttachType::Tracepoint => Ok(()),
         })
@@ -411,7 +472,7 @@ mod tests {
             attach: AttachType::Tracepoint,
         }];
         let mut tried = Vec::new();
-        let chosen = choose(TWO_WAYS, &forced, |o| {
+        let chosen = choose(TWO_WAYS, &forced, all, |o| {
             tried.push(o.attach);
             Ok(())
         })
@@ -422,7 +483,7 @@ mod tests {
 
     #[test]
     fn required_hook_that_never_attaches_is_an_error_naming_it() {
-        let err = choose(TWO_WAYS, &[], |_| Err("nope".into())).unwrap_err();
+        let err = choose(TWO_WAYS, &[], all, |_| Err("nope".into())).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`close`"), "{msg}");
         assert!(
@@ -436,9 +497,10 @@ mod tests {
         const OPTIONAL: &[Hook] = &[Hook {
             name: "x",
             required: false,
+            serves: &[EventKind::Close],
             options: TWO_WAYS[0].options,
         }];
-        let chosen = choose(OPTIONAL, &[], |_| Err("nope".into())).unwrap();
+        let chosen = choose(OPTIONAL, &[], all, |_| Err("nope".into())).unwrap();
         assert_eq!(chosen[0].attach, None);
         assert_eq!(chosen[0].refused.len(), 2);
     }

@@ -52,7 +52,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         &machine.btf,
     )?;
     filters.install(&mut ebpf)?;
-    let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach)?;
+    let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach, |k| filters.selects(k))?;
     // From now on every execve is traced (if the exec hook attached); what ran before is read
     // from /proc once.
     let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
@@ -132,6 +132,7 @@ fn summary(hooks: &[hooks::Chosen]) -> String {
         .iter()
         .map(|h| match h.attach {
             Some(a) => format!("{}: {a}", h.hook),
+            None if h.skipped.is_some() => format!("{}: not needed", h.hook),
             None => format!("{}: unavailable", h.hook),
         })
         .collect::<Vec<_>>()

@@ -102,6 +102,14 @@ fn event_kind_filter() {
         !d.seen.iter().any(|v| ours("bind")(v)),
         "binds are filtered out"
     );
+    // Hooks that no selected kind needs are not attached at all; listen and accept serve close.
+    let hooks = d.start_record()["hooks"].as_array().unwrap().clone();
+    let hook = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
+    assert!(hook("bind")["attach"].is_null(), "{hooks:?}");
+    assert!(hook("bind")["skipped"].is_string(), "{hooks:?}");
+    for needed in ["listen", "accept", "close", "exec"] {
+        assert!(hook(needed)["attach"].is_string(), "{needed}: {hooks:?}");
+    }
 }
 
 #[test]
