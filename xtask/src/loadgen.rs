@@ -1,7 +1,7 @@
 //! Load generators for the benchmark, run as child processes of `cargo xtask bench` (hidden
 //! `loadgen` subcommand) so that a tracer can tell their events apart and their rate is measured
 //! on their own. Each waits for a line on stdin, runs for the given time (optionally capped to a
-//! rate), and prints how many operations it made. Loopback only.
+//! rate), and prints how many operations it made and in how many seconds. Loopback only.
 use std::{
     io::{BufRead, Write},
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
@@ -24,7 +24,13 @@ pub enum Load {
     Listen6,
     /// UDP socket, bind 127.0.0.1:0, close.
     UdpBind,
+    /// `PROCESSES` short-lived processes, one after the other, each listening once (a new
+    /// program each: exec, bind, listen, exit).
+    Processes,
 }
+
+/// How many processes the `Processes` load starts.
+pub const PROCESSES: u64 = 300;
 
 /// Spreads `ops` evenly over time when capped.
 struct Pacer {
@@ -54,13 +60,15 @@ impl Pacer {
 pub fn run(load: Load, seconds: f64, rate: Option<u64>) -> Result<()> {
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go)?;
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
     let ops = match load {
         Load::Accept => accept_storm(deadline, rate)?,
         Load::Listen4 | Load::Listen6 | Load::UdpBind => churn(load, deadline, rate)?,
+        Load::Processes => processes(deadline)?,
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{ops}")?;
+    writeln!(out, "{ops} {}", start.elapsed().as_secs_f64())?;
     Ok(())
 }
 
@@ -73,13 +81,35 @@ fn churn(load: Load, deadline: Instant, rate: Option<u64>) -> Result<u64> {
                 Load::Listen4 => drop(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?),
                 Load::Listen6 => drop(TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?),
                 Load::UdpBind => drop(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?),
-                Load::Accept => bail!("not a churn load"),
+                Load::Accept | Load::Processes => bail!("not a churn load"),
             }
             ops += 1;
             pacer.wait(ops);
         }
     }
     Ok(ops)
+}
+
+fn processes(deadline: Instant) -> Result<u64> {
+    let me = std::env::current_exe()?;
+    let mut ops = 0;
+    while ops < PROCESSES && Instant::now() < deadline {
+        let status = std::process::Command::new(&me)
+            .arg("listen-once")
+            .status()?;
+        if !status.success() {
+            bail!("listen-once failed: {status}");
+        }
+        ops += 1;
+    }
+    Ok(ops)
+}
+
+/// The body of one process of the `Processes` load.
+pub fn listen_once() -> Result<()> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    drop(listener);
+    Ok(())
 }
 
 fn accept_storm(deadline: Instant, rate: Option<u64>) -> Result<u64> {

@@ -52,6 +52,9 @@ enum Task {
         #[arg(long)]
         rate: Option<u64>,
     },
+    /// (For bench) one process of the `processes` load: listen on a loopback port, exit.
+    #[command(hide = true)]
+    ListenOnce,
     /// Run every test: unit tests, then the real-kernel integration tests (as root).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -109,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
             seconds,
             rate,
         } => loadgen::run(load, seconds, rate),
+        Task::ListenOnce => loadgen::listen_once(),
         Task::Test { args } => {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;
