@@ -3,10 +3,12 @@
 //! programs get the result as the `OFFSETS` global before they load.
 use std::{fs, path::Path};
 
-use btf_rs::{Btf, BtfType, Struct, Type};
 use portwatch_common::{ABSENT, KernelOffsets};
 
-use crate::error::{Error, Result};
+use crate::{
+    btf::{Btf, BtfError, TypeRef},
+    error::{Error, Result},
+};
 
 /// A member's position and width in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,10 @@ pub struct KernelTypes {
     btf: Btf,
 }
 
+fn layout_error(e: BtfError) -> Error {
+    Error::Layout(e.to_string())
+}
+
 impl KernelTypes {
     pub fn open(path: &Path) -> Result<Self> {
         let btf = Btf::from_file(path).map_err(|e| Error::NoBtf {
@@ -28,37 +34,34 @@ impl KernelTypes {
         Ok(Self { btf })
     }
 
-    fn strukt(&self, name: &str) -> Result<Struct> {
-        let types = self
-            .btf
-            .resolve_types_by_name(name)
-            .map_err(|_| Error::Layout(format!("BTF has no type `{name}`")))?;
-        types
-            .into_iter()
-            .find_map(|t| match t {
-                Type::Struct(s) if !s.members.is_empty() => Some(s),
-                _ => None,
-            })
-            .ok_or_else(|| Error::Layout(format!("BTF has no struct `{name}`")))
+    pub fn btf(&self) -> &Btf {
+        &self.btf
     }
 
     /// Offset and size of `path` (e.g. `__sk_common.skc_num`) inside `struct strukt`, looking
     /// through anonymous unions and structs as C does.
     pub fn field(&self, strukt: &str, path: &str) -> Result<Field> {
         let missing = || Error::Layout(format!("struct {strukt} has no member `{path}`"));
-        let mut current = self.strukt(strukt)?;
+        let mut current = self
+            .btf
+            .struct_by_name(strukt)
+            .ok_or_else(|| Error::Layout(format!("BTF has no struct `{strukt}`")))?;
         let mut bits = 0u32;
         let mut size = 0usize;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
             let (offset, member_type) = self.find_member(&current, part)?.ok_or_else(missing)?;
             bits += offset;
-            size = self.size_of(&member_type).ok_or_else(missing)?;
+            size = self
+                .btf
+                .size_of(&member_type)
+                .map_err(layout_error)?
+                .ok_or_else(missing)?;
             if parts.peek().is_some() {
-                current = match member_type {
-                    Type::Struct(s) | Type::Union(s) => s,
-                    _ => return Err(missing()),
-                };
+                if !Btf::is_composite(&member_type) {
+                    return Err(missing());
+                }
+                current = member_type;
             }
         }
         if !bits.is_multiple_of(8) {
@@ -70,67 +73,23 @@ impl KernelTypes {
         })
     }
 
-    /// (bit offset, resolved type) of member `name`, searching anonymous members recursively.
-    fn find_member(&self, s: &Struct, name: &str) -> Result<Option<(u32, Type)>> {
-        let btf_err = |e: btf_rs::Error| Error::Layout(format!("malformed BTF: {e}"));
-        for m in &s.members {
-            if m.bitfield_size().is_some_and(|b| b != 0) && self.name(m)? == name {
+    /// (bit offset, stripped type) of member `name`, searching anonymous members recursively.
+    fn find_member(&self, s: &TypeRef, name: &str) -> Result<Option<(u32, TypeRef)>> {
+        for m in self.btf.members(s).map_err(layout_error)? {
+            if m.bitfield_size != 0 && m.name == name {
                 return Err(Error::Layout(format!("member `{name}` is a bitfield")));
             }
-            let ty = self.strip(self.btf.resolve_chained_type(m).map_err(btf_err)?)?;
-            let member_name = self.name(m)?;
-            if member_name == name {
-                return Ok(Some((m.bit_offset(), ty)));
+            let ty = self.btf.strip(m.type_id).map_err(layout_error)?;
+            if m.name == name {
+                return Ok(Some((m.bit_offset, ty)));
             }
-            if member_name.is_empty() {
-                if let Type::Struct(inner) | Type::Union(inner) = &ty {
-                    if let Some((off, t)) = self.find_member(inner, name)? {
-                        return Ok(Some((m.bit_offset() + off, t)));
-                    }
+            if m.name.is_empty() && Btf::is_composite(&ty) {
+                if let Some((off, t)) = self.find_member(&ty, name)? {
+                    return Ok(Some((m.bit_offset + off, t)));
                 }
             }
         }
         Ok(None)
-    }
-
-    fn name(&self, t: &dyn BtfType) -> Result<String> {
-        self.btf
-            .resolve_name(t)
-            .map_err(|e| Error::Layout(format!("malformed BTF: {e}")))
-    }
-
-    /// Follows typedefs and qualifiers to the type that has a layout.
-    fn strip(&self, mut t: Type) -> Result<Type> {
-        for _ in 0..32 {
-            t = match &t {
-                Type::Typedef(x) => self.chained(x)?,
-                Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => self.chained(x)?,
-                Type::TypeTag(x) => self.chained(x)?,
-                _ => return Ok(t),
-            };
-        }
-        Err(Error::Layout("BTF type chain too deep".into()))
-    }
-
-    fn chained(&self, t: &dyn BtfType) -> Result<Type> {
-        self.btf
-            .resolve_chained_type(t)
-            .map_err(|e| Error::Layout(format!("malformed BTF: {e}")))
-    }
-
-    fn size_of(&self, t: &Type) -> Option<usize> {
-        match t {
-            Type::Int(i) => Some(i.size()),
-            Type::Enum(e) => Some(e.size()),
-            Type::Enum64(e) => Some(e.size()),
-            Type::Ptr(_) => Some(8),
-            Type::Struct(s) | Type::Union(s) => Some(s.size()),
-            Type::Array(a) => {
-                let elem = self.strip(self.chained(a).ok()?).ok()?;
-                Some(a.len() * self.size_of(&elem)?)
-            }
-            _ => None,
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! `decode` checks and types them, `enrich` adds who did it (with `proctable`, `procfs`, `users`
 //! and `cgroup`), `record` shapes them for output and `output` writes JSON lines.
 pub mod baseline;
+pub mod btf;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;

@@ -16,11 +16,14 @@ pub fn load(
     btf_path: &Path,
 ) -> Result<(Ebpf, Btf)> {
     raise_memlock_limit();
+    // `EbpfLoader::new` parses the running kernel's BTF itself; dropping that copy before
+    // parsing the one asked for (`--btf`) keeps only one in memory at a time.
+    let mut loader = EbpfLoader::new();
+    loader.btf(None);
     let btf = Btf::parse_file(btf_path, Endianness::default()).map_err(|e| Error::NoBtf {
         path: btf_path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let mut loader = EbpfLoader::new();
     if std::env::var_os("PORTWATCH_VERIFIER_LOG").is_some() {
         // Debugging aid for kernel-program changes: the full verifier log of a rejected program.
         loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
