@@ -32,6 +32,23 @@ pub mod names {
     pub const CLOSE_TRACEPOINT: &str = "close_tracepoint";
     pub const PROCESS_EXEC: &str = "process_exec";
     pub const PROCESS_EXIT: &str = "process_exit";
+    // Kernel-function hooks (kernels that allow fentry/fexit or kprobes).
+    pub const BIND_FENTRY: &str = "bind_fentry";
+    pub const BIND_FEXIT: &str = "bind_fexit";
+    pub const BIND6_FENTRY: &str = "bind6_fentry";
+    pub const BIND6_FEXIT: &str = "bind6_fexit";
+    pub const LISTEN_FENTRY: &str = "listen_fentry";
+    pub const LISTEN_FEXIT: &str = "listen_fexit";
+    pub const ACCEPT_FENTRY: &str = "accept_fentry";
+    pub const ACCEPT_FEXIT: &str = "accept_fexit";
+    pub const BIND_KPROBE: &str = "bind_kprobe";
+    pub const BIND_KRETPROBE: &str = "bind_kretprobe";
+    pub const BIND6_KPROBE: &str = "bind6_kprobe";
+    pub const BIND6_KRETPROBE: &str = "bind6_kretprobe";
+    pub const LISTEN_KPROBE: &str = "listen_kprobe";
+    pub const LISTEN_KRETPROBE: &str = "listen_kretprobe";
+    pub const ACCEPT_KPROBE: &str = "accept_kprobe";
+    pub const ACCEPT_KRETPROBE: &str = "accept_kretprobe";
 }
 
 /// What a record is about. Values are part of the ABI.
@@ -238,8 +255,11 @@ pub struct Pending {
     pub req_port: u16,
     pub _pad1: u16,
     pub req_addr: [u8; 16],
+    /// Kernel-function hooks: the `struct sock *` (listen, accept) or `struct socket *` (bind)
+    /// the call is about.
+    pub sock: u64,
 }
-const _: () = assert!(core::mem::size_of::<Pending>() == 32);
+const _: () = assert!(core::mem::size_of::<Pending>() == 40);
 
 /// Which filters the kernel applies, set by the daemon before load. A set bit in `active` means
 /// "only what is in the matching FILTER_* map"; `kinds` has bit `1 << kind` for each socket event
@@ -337,6 +357,12 @@ pub struct KernelOffsets {
     pub socket_alloc_socket: u32,
     pub socket_alloc_inode: u32,
     pub inode_ino: u32,
+    /// sock.sk_max_ack_backlog: the listen backlog, for kernel-function listen hooks.
+    pub sk_max_ack_backlog: u32,
+    /// struct pt_regs (user registers at syscall entry): the syscall number and first argument,
+    /// which give kernel-function hooks the descriptor of a bind(2) or listen(2).
+    pub pt_regs_orig_ax: u32,
+    pub pt_regs_di: u32,
     // syscall tracepoint records
     pub tp_enter_arg0: u32,
     pub tp_enter_arg1: u32,

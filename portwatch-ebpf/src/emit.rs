@@ -1,17 +1,18 @@
 //! Building and sending records: the task context every record carries, the decision whether a
 //! socket record concerns an inet socket, and loss counting when the ring buffer is full.
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
+    bpf_probe_read_user,
     generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
 };
 use portwatch_common::{
-    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, FLAG_SOCK, SockEvent, TASK_READ, TaskInfo,
-    counters,
+    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, FLAG_SOCK, Pending, SockEvent, TASK_READ,
+    TaskInfo, counters,
 };
 
 use crate::{
     filter::place_allowed,
-    kernel::read_task,
+    kernel::{ReadError, fill_from_sock, read_task},
     maps::{EVENTS, bump, stamp, wakeup_flags},
 };
 
@@ -59,6 +60,84 @@ pub fn concerns_inet(ev: &SockEvent) -> bool {
         is_inet(ev.req_family)
     } else {
         ev.header.errno == 0
+    }
+}
+
+/// Where a `struct sockaddr` lives: a syscall's argument (user memory) or a kernel function's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Memory {
+    User,
+    Kernel,
+}
+
+#[inline(always)]
+fn read_in<T>(memory: Memory, ptr: *const u8) -> Result<T, i64> {
+    match memory {
+        Memory::User => unsafe { bpf_probe_read_user(ptr.cast::<T>()) },
+        Memory::Kernel => unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) },
+    }
+    .map_err(i64::from)
+}
+
+/// Copies the address a bind asked for into `p`. False when it is not an IPv4/IPv6 address
+/// (unix, netlink, ...): not ours. A sockaddr that cannot be read (EFAULT) leaves `p` without
+/// it; the exit event then comes from the socket alone.
+#[inline(always)]
+pub fn requested_address(
+    p: &mut Pending,
+    uaddr: *const u8,
+    addrlen: u64,
+    memory: Memory,
+) -> Result<bool, i64> {
+    if uaddr.is_null() || addrlen < 2 {
+        return Ok(true);
+    }
+    let Ok(family) = read_in::<u16>(memory, uaddr) else {
+        return Ok(true);
+    };
+    match family {
+        // struct sockaddr_in: family, port (be16), address at +4
+        AF_INET if addrlen >= 8 => {
+            let addr: [u8; 4] = read_in(memory, uaddr.wrapping_add(4))?;
+            p.req_addr[..4].copy_from_slice(&addr);
+        }
+        // struct sockaddr_in6: family, port (be16), flowinfo, address at +8
+        AF_INET6 if addrlen >= 24 => {
+            p.req_addr = read_in(memory, uaddr.wrapping_add(8))?;
+        }
+        AF_INET | AF_INET6 => {}
+        _ => return Ok(false),
+    }
+    let port: u16 = read_in(memory, uaddr.wrapping_add(2))?;
+    p.req_port = u16::from_be(port);
+    p.req_family = family as u8;
+    p.flags |= FLAG_REQ_ADDR;
+    Ok(true)
+}
+
+/// Completes the record of a finished bind or listen with what was asked (`p`) and the result
+/// (`ret`, a negative errno on failure). The socket fields are the caller's to fill.
+#[inline(always)]
+pub fn add_call(ev: &mut SockEvent, p: &Pending, ret: i64) {
+    ev.fd = p.fd;
+    ev.header.errno = if ret < 0 { (-ret) as i32 } else { 0 };
+    ev.header.flags = p.flags;
+    ev.backlog = p.backlog;
+    ev.req_family = p.req_family;
+    ev.req_port = p.req_port;
+    ev.req_addr = p.req_addr;
+}
+
+/// Fills the socket fields from `sk`; a socket that a successful call used but that cannot be
+/// read is counted (the record still goes out, without socket fields).
+#[inline(always)]
+pub fn read_sock(ev: &mut SockEvent, sk: Result<*const u8, ReadError>) {
+    let ok = match sk {
+        Ok(sk) => fill_from_sock(sk, ev).is_ok(),
+        Err(_) => false,
+    };
+    if !ok && ev.header.errno == 0 {
+        bump(counters::SOCK_READ_FAILED);
     }
 }
 

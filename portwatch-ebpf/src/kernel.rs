@@ -1,7 +1,10 @@
 //! The one place that reads kernel structures. Offsets come from `maps::OFFSETS`, which the daemon
 //! fills from the running kernel's BTF; sizes were checked there too, so the widths used here
 //! (u16 family/port/protocol/type, u32 IPv4 address, 16-byte IPv6 address, ...) are the kernel's.
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_probe_read_kernel,
+    generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+};
 use portwatch_common::{ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TaskInfo};
 
 use crate::maps::offset;
@@ -131,4 +134,32 @@ pub fn socket_inode(sk: *const u8) -> u64 {
         .wrapping_sub(offset!(socket_alloc_socket))
         .wrapping_add(offset!(socket_alloc_inode));
     read(inode.wrapping_add(offset!(inode_ino))).unwrap_or(0)
+}
+
+/// The listen backlog of `sk` (set before `inet_csk_listen_start` runs).
+#[inline(always)]
+pub fn listen_backlog(sk: *const u8) -> u32 {
+    read(sk.wrapping_add(offset!(sk_max_ack_backlog))).unwrap_or(0)
+}
+
+/// The `struct sock *` of a `struct socket *`.
+#[inline(always)]
+pub fn sock_of_socket(socket: *const u8) -> Result<*const u8, ReadError> {
+    let sk: *const u8 = read(socket.wrapping_add(offset!(socket_sk)))?;
+    if sk.is_null() { Err(ReadError) } else { Ok(sk) }
+}
+
+/// In a kernel-function hook: the descriptor argument of the syscall the current task is in,
+/// when that syscall is number `nr` (x86_64); -1 when the call came another way (io_uring, an
+/// in-kernel socket). The user registers saved at syscall entry hold number and arguments.
+#[inline(always)]
+pub fn syscall_fd(nr: u64) -> i32 {
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let Ok(orig_ax) = read::<u64>(regs.wrapping_add(offset!(pt_regs_orig_ax))) else {
+        return -1;
+    };
+    if orig_ax != nr {
+        return -1;
+    }
+    read::<u64>(regs.wrapping_add(offset!(pt_regs_di))).map_or(-1, |fd| fd as i32)
 }

@@ -1,10 +1,13 @@
 //! portwatch's kernel programs.
 //!
-//! Hooks on this tree are all stable tracepoints or BTF tracepoints, because they load on every
-//! kernel portwatch supports, including locked-down ones without kprobes or fentry:
-//! - `syscalls.rs`: bind(2), listen(2), accept(2)/accept4(2) as enter/exit pairs, so each event has
-//!   both the arguments and the result (errno, the port the kernel picked);
+//! The daemon's hook table picks, per hook, the best of these the running kernel accepts:
+//! - `functions.rs`: bind, listen and accept at the kernel functions (fentry/fexit, else
+//!   kprobe/kretprobe), which also see calls that bypass the syscalls;
+//! - `syscalls.rs`: bind(2), listen(2), accept(2)/accept4(2) as enter/exit tracepoint pairs,
+//!   which load everywhere, including locked-down kernels without kprobes or fentry;
 //! - `close.rs`: a TCP socket leaving LISTEN, from `inet_sock_set_state`.
+//!
+//! Each has the arguments and the result of the call (errno, the port the kernel picked).
 //!
 //! Every read of a kernel structure goes through `kernel.rs`, with offsets the daemon took from the
 //! running kernel's BTF. Programs never panic; failures bump a counter in `maps::COUNTERS`.
@@ -14,6 +17,7 @@
 mod close;
 mod emit;
 mod filter;
+mod functions;
 mod kernel;
 mod maps;
 mod process;

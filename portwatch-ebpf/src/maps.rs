@@ -71,6 +71,14 @@ pub fn offsets_valid() -> bool {
     unsafe { core::ptr::read_volatile(&raw const OFFSETS.valid) != 0 }
 }
 
+/// Stores the arguments of a call in flight for its exit hook; a full table is counted.
+pub fn remember(pending: &Pending, kind: portwatch_common::EventKind) {
+    let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    if PENDING.insert(id, pending, 0).is_err() {
+        bump(counters::pending_full(kind));
+    }
+}
+
 pub fn bump(index: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // Per-CPU slot: no other writer while this program runs on this CPU.

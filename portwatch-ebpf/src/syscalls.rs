@@ -6,17 +6,15 @@
 //! the listening descriptor (to name the listener); its return value is the new descriptor, from
 //! which both endpoints are read.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use portwatch_common::{AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, Pending, SockEvent, counters};
+use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
-    emit::{concerns_inet, new_event, send},
+    emit::{Memory, add_call, concerns_inet, new_event, read_sock, requested_address, send},
     filter::task_allowed,
-    kernel::{fill_from_sock, sock_of_fd, socket_inode},
-    maps::{PENDING, bump, offset, offsets_valid},
+    kernel::{sock_of_fd, socket_inode},
+    maps::{PENDING, offset, offsets_valid, remember},
 };
 
 // --- bind ---------------------------------------------------------------------------------------
@@ -41,31 +39,9 @@ fn try_enter_bind(ctx: &TracePointContext) -> Result<(), i64> {
     let mut pending: Pending = unsafe { core::mem::zeroed() };
     pending.kind = EventKind::Bind as u8;
     pending.fd = fd as i32;
-    if uaddr != 0 && addrlen >= 2 {
-        let uaddr = uaddr as *const u8;
-        // A sockaddr we cannot read (EFAULT) still gets its exit event, from the socket alone.
-        if let Ok(family) = unsafe { bpf_probe_read_user(uaddr.cast::<u16>()) } {
-            match family {
-                // struct sockaddr_in: family, port (be16), address at +4
-                AF_INET if addrlen >= 8 => {
-                    let addr: [u8; 4] = read_user(uaddr.wrapping_add(4))?;
-                    pending.req_addr[..4].copy_from_slice(&addr);
-                }
-                // struct sockaddr_in6: family, port (be16), flowinfo, address at +8
-                AF_INET6 if addrlen >= 24 => {
-                    pending.req_addr = read_user(uaddr.wrapping_add(8))?;
-                }
-                // Not an IPv4/IPv6 bind (unix, netlink, ...): not ours.
-                AF_INET | AF_INET6 => {}
-                _ => return Ok(()),
-            }
-            let port: u16 = read_user(uaddr.wrapping_add(2))?;
-            pending.req_port = u16::from_be(port);
-            pending.req_family = family as u8;
-            pending.flags |= FLAG_REQ_ADDR;
-        }
+    if requested_address(&mut pending, uaddr as *const u8, addrlen, Memory::User)? {
+        remember(&pending, EventKind::Bind);
     }
-    remember(&pending, EventKind::Bind);
     Ok(())
 }
 
@@ -186,30 +162,11 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
 
 // --- shared -------------------------------------------------------------------------------------
 
-fn read_user<T>(ptr: *const u8) -> Result<T, i64> {
-    unsafe { bpf_probe_read_user(ptr.cast::<T>()) }.map_err(i64::from)
-}
-
-fn remember(pending: &Pending, kind: EventKind) {
-    if PENDING
-        .insert(bpf_get_current_pid_tgid(), pending, 0)
-        .is_err()
-    {
-        bump(counters::pending_full(kind));
-    }
-}
-
 /// Fills the socket fields from `ev.fd`; a socket that a successful call used but that cannot be
 /// read is counted (the record still goes out, without socket fields).
 #[inline(always)]
 fn read_socket(ev: &mut SockEvent) {
-    let ok = match sock_of_fd(ev.fd) {
-        Ok(sk) => fill_from_sock(sk, ev).is_ok(),
-        Err(_) => false,
-    };
-    if !ok && ev.header.errno == 0 {
-        bump(counters::SOCK_READ_FAILED);
-    }
+    read_sock(ev, sock_of_fd(ev.fd));
 }
 
 /// The exit side of bind and listen: takes the stored arguments and sends the record.
@@ -226,15 +183,8 @@ fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
         return Ok(());
     }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
-
     let mut ev = new_event(kind);
-    ev.fd = pending.fd;
-    ev.header.errno = if ret < 0 { (-ret) as i32 } else { 0 };
-    ev.header.flags = pending.flags;
-    ev.backlog = pending.backlog;
-    ev.req_family = pending.req_family;
-    ev.req_port = pending.req_port;
-    ev.req_addr = pending.req_addr;
+    add_call(&mut ev, &pending, ret);
     read_socket(&mut ev);
     if concerns_inet(&ev) {
         send(&mut ev, kind);

@@ -1,14 +1,15 @@
 //! The hook table: for each thing portwatch watches, the ways of attaching to it in order of
 //! preference, and the choice of the best one the running kernel accepts.
 //!
-//! Only attach types whose programs exist are listed. On this tree that is the tracepoint family,
-//! which loads on every supported kernel including locked-down ones (no kprobes, fentry refused);
-//! fentry/kprobe variants of bind, listen and accept slot in as earlier entries of the same lists.
+//! bind, listen and accept prefer the kernel functions that do the work (fentry/fexit, then
+//! kprobe/kretprobe): they also see calls that bypass the syscalls (io_uring, in-kernel sockets).
+//! The syscall tracepoints come last: they load everywhere, including locked-down kernels that
+//! refuse both (lockdown blocks BPF trampolines; some kernels are built without kprobes).
 use std::{fmt, str::FromStr};
 
 use aya::{
     Btf, Ebpf,
-    programs::{BtfTracePoint, ProgramError, TracePoint},
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, TracePoint},
 };
 use portwatch_common::{EventKind, names};
 use serde::Serialize;
@@ -19,6 +20,10 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachType {
+    /// BPF trampolines on kernel functions: typed arguments and the return value, cheapest.
+    Fentry,
+    /// kprobe/kretprobe on kernel functions: the same functions where trampolines are refused.
+    Kprobe,
     /// BTF-enabled raw tracepoint: typed kernel arguments, no tracefs record to copy.
     TpBtf,
     /// Classic tracepoint: stable record fields, the most widely available.
@@ -28,6 +33,8 @@ pub enum AttachType {
 impl AttachType {
     pub const fn name(self) -> &'static str {
         match self {
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
             Self::TpBtf => "tp_btf",
             Self::Tracepoint => "tracepoint",
         }
@@ -44,10 +51,12 @@ impl FromStr for AttachType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "fentry" => Ok(Self::Fentry),
+            "kprobe" => Ok(Self::Kprobe),
             "tp_btf" => Ok(Self::TpBtf),
             "tracepoint" => Ok(Self::Tracepoint),
             other => Err(format!(
-                "unknown attach type `{other}` (known: tp_btf, tracepoint)"
+                "unknown attach type `{other}` (known: fentry, kprobe, tp_btf, tracepoint)"
             )),
         }
     }
@@ -63,6 +72,18 @@ pub enum Target {
     BtfTracepoint {
         name: &'static str,
     },
+    Fentry {
+        function: &'static str,
+    },
+    Fexit {
+        function: &'static str,
+    },
+    Kprobe {
+        function: &'static str,
+    },
+    Kretprobe {
+        function: &'static str,
+    },
 }
 
 impl fmt::Display for Target {
@@ -70,6 +91,10 @@ impl fmt::Display for Target {
         match self {
             Self::Tracepoint { category, name } => write!(f, "{category}/{name}"),
             Self::BtfTracepoint { name } => f.write_str(name),
+            Self::Fentry { function } => write!(f, "fentry/{function}"),
+            Self::Fexit { function } => write!(f, "fexit/{function}"),
+            Self::Kprobe { function } => write!(f, "kprobe/{function}"),
+            Self::Kretprobe { function } => write!(f, "kretprobe/{function}"),
         }
     }
 }
@@ -108,6 +133,56 @@ const fn syscall(program: &'static str) -> Program {
     }
 }
 
+const fn on(program: &'static str, target: Target) -> Program {
+    Program { program, target }
+}
+
+/// Entry and exit programs on kernel function `f`, as fentry/fexit or kprobe/kretprobe.
+const fn fentry(f: &'static str, entry: &'static str, exit: &'static str) -> [Program; 2] {
+    [
+        on(entry, Target::Fentry { function: f }),
+        on(exit, Target::Fexit { function: f }),
+    ]
+}
+
+const fn kprobe(f: &'static str, entry: &'static str, exit: &'static str) -> [Program; 2] {
+    [
+        on(entry, Target::Kprobe { function: f }),
+        on(exit, Target::Kretprobe { function: f }),
+    ]
+}
+
+const fn concat(a: [Program; 2], b: [Program; 2]) -> [Program; 4] {
+    [a[0], a[1], b[0], b[1]]
+}
+
+/// IPv4 and IPv6 sockets bind through different functions.
+const BIND_FENTRY: [Program; 4] = concat(
+    fentry("inet_bind", names::BIND_FENTRY, names::BIND_FEXIT),
+    fentry("inet6_bind", names::BIND6_FENTRY, names::BIND6_FEXIT),
+);
+const BIND_KPROBE: [Program; 4] = concat(
+    kprobe("inet_bind", names::BIND_KPROBE, names::BIND_KRETPROBE),
+    kprobe("inet6_bind", names::BIND6_KPROBE, names::BIND6_KRETPROBE),
+);
+const LISTEN_FENTRY: [Program; 2] = fentry(
+    "inet_csk_listen_start",
+    names::LISTEN_FENTRY,
+    names::LISTEN_FEXIT,
+);
+const LISTEN_KPROBE: [Program; 2] = kprobe(
+    "inet_csk_listen_start",
+    names::LISTEN_KPROBE,
+    names::LISTEN_KRETPROBE,
+);
+const ACCEPT_FENTRY: [Program; 2] =
+    fentry("inet_csk_accept", names::ACCEPT_FENTRY, names::ACCEPT_FEXIT);
+const ACCEPT_KPROBE: [Program; 2] = kprobe(
+    "inet_csk_accept",
+    names::ACCEPT_KPROBE,
+    names::ACCEPT_KRETPROBE,
+);
+
 const SOCKET_EVENTS: [EventKind; 4] = [
     EventKind::Bind,
     EventKind::Listen,
@@ -122,33 +197,63 @@ pub const HOOKS: &[Hook] = &[
         name: "bind",
         required: true,
         serves: &[EventKind::Bind],
-        options: &[AttachOption {
-            attach: AttachType::Tracepoint,
-            programs: &[syscall(names::BIND_ENTER), syscall(names::BIND_EXIT)],
-        }],
+        options: &[
+            AttachOption {
+                attach: AttachType::Fentry,
+                programs: &BIND_FENTRY,
+            },
+            AttachOption {
+                attach: AttachType::Kprobe,
+                programs: &BIND_KPROBE,
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[syscall(names::BIND_ENTER), syscall(names::BIND_EXIT)],
+            },
+        ],
     },
     Hook {
         name: "listen",
         required: true,
         serves: &[EventKind::Listen, EventKind::Close],
-        options: &[AttachOption {
-            attach: AttachType::Tracepoint,
-            programs: &[syscall(names::LISTEN_ENTER), syscall(names::LISTEN_EXIT)],
-        }],
+        options: &[
+            AttachOption {
+                attach: AttachType::Fentry,
+                programs: &LISTEN_FENTRY,
+            },
+            AttachOption {
+                attach: AttachType::Kprobe,
+                programs: &LISTEN_KPROBE,
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[syscall(names::LISTEN_ENTER), syscall(names::LISTEN_EXIT)],
+            },
+        ],
     },
     Hook {
         name: "accept",
         required: true,
         serves: &[EventKind::Accept, EventKind::Close],
-        options: &[AttachOption {
-            attach: AttachType::Tracepoint,
-            programs: &[
-                syscall(names::ACCEPT_ENTER),
-                syscall(names::ACCEPT_EXIT),
-                syscall(names::ACCEPT4_ENTER),
-                syscall(names::ACCEPT4_EXIT),
-            ],
-        }],
+        options: &[
+            AttachOption {
+                attach: AttachType::Fentry,
+                programs: &ACCEPT_FENTRY,
+            },
+            AttachOption {
+                attach: AttachType::Kprobe,
+                programs: &ACCEPT_KPROBE,
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[
+                    syscall(names::ACCEPT_ENTER),
+                    syscall(names::ACCEPT_EXIT),
+                    syscall(names::ACCEPT4_ENTER),
+                    syscall(names::ACCEPT4_EXIT),
+                ],
+            },
+        ],
     },
     Hook {
         name: "close",
@@ -352,6 +457,9 @@ fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<()
                     let _ = match prog {
                         aya::programs::Program::TracePoint(t) => t.unload(),
                         aya::programs::Program::BtfTracePoint(t) => t.unload(),
+                        aya::programs::Program::FEntry(t) => t.unload(),
+                        aya::programs::Program::FExit(t) => t.unload(),
+                        aya::programs::Program::KProbe(t) => t.unload(),
                         _ => Ok(()),
                     };
                 }
@@ -377,6 +485,21 @@ fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String>
             let tp: &mut BtfTracePoint = prog.try_into().map_err(describe)?;
             tp.load(name, btf).map_err(describe)?;
             tp.attach().map(drop).map_err(describe)
+        }
+        Target::Fentry { function } => {
+            let p: &mut FEntry = prog.try_into().map_err(describe)?;
+            p.load(function, btf).map_err(describe)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        Target::Fexit { function } => {
+            let p: &mut FExit = prog.try_into().map_err(describe)?;
+            p.load(function, btf).map_err(describe)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        Target::Kprobe { function } | Target::Kretprobe { function } => {
+            let p: &mut KProbe = prog.try_into().map_err(describe)?;
+            p.load().map_err(describe)?;
+            p.attach(function, 0).map(drop).map_err(describe)
         }
     }
 }
@@ -456,8 +579,8 @@ mod tests {
     #[test]
     fn falls_back_and_says_why() {
         let chosen = choose(TWO_WAYS, &[], all, |o| match o.attach {
-            AttachType::TpBtf => Err("EPERM".into()),
             AttachType::Tracepoint => Ok(()),
+            _ => Err("EPERM".into()),
         })
         .unwrap();
         assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));

@@ -8,34 +8,64 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::harness::{BIN, Daemon, EVENT_TIMEOUT, ours, require_root, run_to_exit};
+use crate::harness::{
+    BIN, Daemon, EVENT_TIMEOUT, expected_attach, ours, require_root, run_to_exit,
+};
 
 #[test]
-fn start_record_names_the_attach_type_of_every_hook() {
+fn attach_types_are_the_best_the_kernel_allows() {
     let d = Daemon::start(&[]);
     let start = d.start_record();
     assert_eq!(start["pid"], d_pid(&d));
     let hooks = start["hooks"].as_array().unwrap();
-    let get = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
-    // What this kernel (tracepoints and tp_btf allowed, no kprobes/fentry) must give.
-    assert_eq!(get("bind")["attach"], "tracepoint");
-    assert_eq!(
-        get("bind")["targets"],
-        serde_json::json!(["syscalls/sys_enter_bind", "syscalls/sys_exit_bind"])
-    );
-    assert_eq!(get("listen")["attach"], "tracepoint");
-    assert_eq!(get("accept")["attach"], "tracepoint");
-    assert_eq!(get("close")["attach"], "tp_btf");
-    assert_eq!(get("exec")["attach"], "tracepoint");
-    assert_eq!(get("exit")["attach"], "tracepoint");
     assert_eq!(hooks.len(), 6);
-    assert_eq!(
-        get("close")["targets"],
-        serde_json::json!(["inet_sock_set_state"])
-    );
+    let get = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
+    for (hook, attach) in expected_attach() {
+        assert_eq!(get(&hook)["attach"], attach.as_str(), "{hook}: {hooks:?}");
+    }
+    let targets = |name: &str| get(name)["targets"].clone();
+    match d.attach("bind").as_str() {
+        Some("tracepoint") => assert_eq!(
+            targets("bind"),
+            json!(["syscalls/sys_enter_bind", "syscalls/sys_exit_bind"])
+        ),
+        Some("fentry") => assert_eq!(
+            targets("bind"),
+            json!([
+                "fentry/inet_bind",
+                "fexit/inet_bind",
+                "fentry/inet6_bind",
+                "fexit/inet6_bind"
+            ])
+        ),
+        _ => {}
+    }
+    if d.attach("listen") == "kprobe" {
+        assert_eq!(
+            targets("listen"),
+            json!([
+                "kprobe/inet_csk_listen_start",
+                "kretprobe/inet_csk_listen_start"
+            ])
+        );
+    }
+    // A hook on the tracepoints says why each better attach type was not used.
+    for hook in ["bind", "listen", "accept"] {
+        if get(hook)["attach"] == "tracepoint" && std::env::var("PORTWATCH_TEST_ATTACH").is_err() {
+            let refused: Vec<Value> = get(hook)["refused"].as_array().unwrap().clone();
+            assert_eq!(refused[0]["attach"], "fentry", "{hook}: {refused:?}");
+            assert_eq!(refused[1]["attach"], "kprobe", "{hook}: {refused:?}");
+            assert!(
+                refused
+                    .iter()
+                    .all(|r| r["error"].as_str().is_some_and(|e| !e.is_empty()))
+            );
+        }
+    }
+    assert_eq!(targets("close"), json!(["inet_sock_set_state"]));
 }
 
 fn d_pid(d: &Daemon) -> Value {

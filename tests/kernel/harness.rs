@@ -111,6 +111,7 @@ impl Daemon {
         let mut child = Command::new(BIN)
             .arg("watch")
             .args(args)
+            .args(forced_attach_args())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -144,6 +145,14 @@ impl Daemon {
 
     pub fn start_record(&self) -> &Value {
         &self.seen[0]
+    }
+
+    /// The attach type the daemon gave `hook` (null when not attached).
+    pub fn attach(&self, hook: &str) -> Value {
+        self.start_record()["hooks"]
+            .as_array()
+            .and_then(|hooks| hooks.iter().find(|h| h["hook"] == hook))
+            .map_or(Value::Null, |h| h["attach"].clone())
     }
 
     /// The next record before `deadline`, or None when the daemon went away or time ran out.
@@ -337,6 +346,32 @@ pub fn cgroup2_root() -> String {
         .expect("a cgroup2 mount")
 }
 
+/// `--attach` for every daemon of the run, from `PORTWATCH_TEST_ATTACH` (`hook=type,...`):
+/// `cargo xtask vm-test` runs the suite once more with kprobes forced.
+fn forced_attach_args() -> Vec<String> {
+    std::env::var("PORTWATCH_TEST_ATTACH")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| ["--attach".to_owned(), s.to_owned()])
+        .collect()
+}
+
+/// The attach types the running kernel should give each hook (`hook=type,...`):
+/// `PORTWATCH_EXPECT_ATTACH` in qemu guests, else this machine's (lockdown refuses fentry, no
+/// kprobes: tracepoints, and tp_btf for close).
+pub fn expected_attach() -> Vec<(String, String)> {
+    std::env::var("PORTWATCH_EXPECT_ATTACH")
+        .unwrap_or_else(|_| {
+            "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,exec=tracepoint,exit=tracepoint"
+                .into()
+        })
+        .split(',')
+        .filter_map(|s| s.split_once('='))
+        .map(|(h, t)| (h.to_owned(), t.to_owned()))
+        .collect()
+}
+
 /// The inode of this process's file descriptor `fd` (a socket's, as portwatch reports it).
 pub fn fd_inode(fd: i32) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -359,6 +394,13 @@ fn c_helper(name: &'static str) -> &'static Path {
     if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
         return path;
     }
+    let file = format!("pw-{}", name.replace('_', "-"));
+    // Prebuilt (in a guest without a compiler, `cargo xtask vm-test` puts them there).
+    if let Some(dir) = std::env::var_os("PORTWATCH_TEST_HELPERS") {
+        let path: &'static Path = Box::leak(Path::new(&dir).join(&file).into_boxed_path());
+        built.push((name, path));
+        return path;
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/helpers/{name}.c"));
     let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -366,7 +408,7 @@ fn c_helper(name: &'static str) -> &'static Path {
     // the umask.
     let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
     std::fs::set_permissions(&dir, mode).unwrap();
-    let out = dir.join(format!("pw-{}", name.replace('_', "-")));
+    let out = dir.join(file);
     let status = Command::new("cc")
         .args(["-O2", "-o"])
         .arg(&out)

@@ -3,10 +3,12 @@
 //! - `setup`: installs what building the kernel programs needs, if it is missing (idempotent);
 //! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
 //! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root);
+//! - `vm-test`: the real-kernel tests on stock Debian kernels (6.1, 6.12) in qemu;
 //! - `bench`: per-event cost figures of the daemon's userspace path.
 mod bench;
 mod loadgen;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -55,6 +57,13 @@ enum Task {
     /// (For bench) one process of the `processes` load: listen on a loopback port, exit.
     #[command(hide = true)]
     ListenOnce,
+    /// Run the real-kernel tests inside qemu on stock Debian kernels (6.1, 6.12), where fentry
+    /// and kprobes are allowed (as root; downloads the kernels once).
+    VmTest {
+        /// Only this kernel (6.1 or 6.12).
+        #[arg(long)]
+        kernel: Option<String>,
+    },
     /// Run every test: unit tests, then the real-kernel integration tests (as root).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -113,6 +122,11 @@ fn run(cli: Cli) -> Result<()> {
             rate,
         } => loadgen::run(load, seconds, rate),
         Task::ListenOnce => loadgen::listen_once(),
+        Task::VmTest { kernel } => {
+            setup::ensure()?;
+            setup::require_root("the guests' tests load eBPF programs")?;
+            vm::run_all(&root, kernel.as_deref())
+        }
         Task::Test { args } => {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;
