@@ -12,10 +12,12 @@ use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use portwatch_common::{EventKind, FLAG_SOCK, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN, counters};
+use portwatch_common::{
+    EventKind, FLAG_SOCK, IPPROTO_TCP, SockEvent, TCP_CLOSE, TCP_LISTEN, counters,
+};
 
 use crate::{
-    emit::{new_event, send},
+    emit::{init_event, send},
     filter::task_allowed,
     kernel::{fill_from_sock, socket_inode},
     maps::{PENDING, bump, offset, offsets_valid},
@@ -42,7 +44,8 @@ pub fn close_tp_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let sk: *const u8 = ctx.arg(0);
-    let mut ev = new_event(EventKind::Close);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, EventKind::Close);
     if fill_from_sock(sk, &mut ev).is_err() {
         bump(counters::SOCK_READ_FAILED);
     } else if ev.protocol != IPPROTO_TCP {
@@ -74,7 +77,8 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     {
         return Ok(());
     }
-    let mut ev = new_event(EventKind::Close);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, EventKind::Close);
     let family = read_u16(offset!(tp_iss_family))?;
     ev.family = family as u8;
     ev.protocol = IPPROTO_TCP;

@@ -15,10 +15,10 @@ use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use portwatch_common::{EventKind, Pending};
+use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
-    emit::{Memory, add_call, concerns_inet, new_event, read_sock, requested_address, send},
+    emit::{Memory, add_call, concerns_inet, init_event, read_sock, requested_address, send},
     filter::task_allowed,
     kernel::{fill_from_sock, listen_backlog, sock_of_socket, socket_inode, syscall_fd},
     maps::{PENDING, offsets_valid, remember},
@@ -150,8 +150,7 @@ fn enter_listen(sk: *const u8) {
 
 // --- bind and listen: exit ----------------------------------------------------------------------
 
-// Not inlined: its frame (the record and the stored call) would not fit in each caller's.
-#[inline(never)]
+#[inline(always)]
 fn exit_call(kind: EventKind, ret: i64) {
     let id = bpf_get_current_pid_tgid();
     // Copy out and remove first, so every path below leaves the map clean.
@@ -162,7 +161,8 @@ fn exit_call(kind: EventKind, ret: i64) {
     if pending.kind != kind as u8 || !offsets_valid() {
         return;
     }
-    let mut ev = new_event(kind);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, kind);
     add_call(&mut ev, &pending, ret);
     let sock = pending.sock as *const u8;
     let sk = match kind {
@@ -234,7 +234,8 @@ fn exit_accept(newsk: *const u8) {
     if newsk.is_null() || !offsets_valid() {
         return;
     }
-    let mut ev = new_event(EventKind::Accept);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, EventKind::Accept);
     if fill_from_sock(newsk, &mut ev).is_err() {
         crate::maps::bump(portwatch_common::counters::SOCK_READ_FAILED);
     }

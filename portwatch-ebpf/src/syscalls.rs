@@ -11,7 +11,7 @@ use aya_ebpf::{
 use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
-    emit::{Memory, add_call, concerns_inet, new_event, read_sock, requested_address, send},
+    emit::{Memory, add_call, concerns_inet, init_event, read_sock, requested_address, send},
     filter::task_allowed,
     kernel::{sock_of_fd, socket_inode},
     maps::{PENDING, offset, offsets_valid, remember},
@@ -146,7 +146,8 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if ret < 0 {
         return Ok(());
     }
-    let mut ev = new_event(EventKind::Accept);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, EventKind::Accept);
     ev.fd = ret as i32;
     read_socket(&mut ev);
     if let Some(fd) = listening_fd {
@@ -183,7 +184,8 @@ fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
         return Ok(());
     }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
-    let mut ev = new_event(kind);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, kind);
     add_call(&mut ev, &pending, ret);
     read_socket(&mut ev);
     if concerns_inet(&ev) {

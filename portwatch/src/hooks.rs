@@ -520,7 +520,11 @@ fn describe_program_error(e: &ProgramError) -> String {
                 .lines()
                 .rev()
                 .filter(|l| !l.trim().is_empty())
-                .find(|l| !l.starts_with("processed ") && !l.starts_with("verification time"))
+                .find(|l| {
+                    !["processed ", "verification time", "stack depth"]
+                        .iter()
+                        .any(|stat| l.starts_with(stat))
+                })
                 .unwrap_or("");
             if last.is_empty() {
                 format!("load failed: {io_error}")

@@ -63,6 +63,9 @@ enum Task {
         /// Only this kernel (6.1 or 6.12).
         #[arg(long)]
         kernel: Option<String>,
+        /// Run this shell command in the guest instead of the tests (debugging).
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Run every test: unit tests, then the real-kernel integration tests (as root).
     Test {
@@ -122,10 +125,10 @@ fn run(cli: Cli) -> Result<()> {
             rate,
         } => loadgen::run(load, seconds, rate),
         Task::ListenOnce => loadgen::listen_once(),
-        Task::VmTest { kernel } => {
+        Task::VmTest { kernel, run } => {
             setup::ensure()?;
             setup::require_root("the guests' tests load eBPF programs")?;
-            vm::run_all(&root, kernel.as_deref())
+            vm::run_all(&root, kernel.as_deref(), run.as_deref())
         }
         Task::Test { args } => {
             setup::ensure()?;

@@ -65,15 +65,18 @@ const fn debug_exit_status(value: i32) -> i32 {
 /// A boot that takes longer than this has hung.
 const BOOT_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-pub fn run_all(root: &Path, only: Option<&str>) -> Result<()> {
+/// `command`: run this shell command in the guests instead of the tests (a debugging aid, e.g.
+/// `PORTWATCH_VERIFIER_LOG=1 /path/to/portwatch watch`); its exit status is the result.
+pub fn run_all(root: &Path, only: Option<&str>, command: Option<&str>) -> Result<()> {
     setup::apt_install(&["qemu-system-x86", "busybox-static", "binutils"])?;
     let cache = cache_dir()?;
-    let payload = build_payload(root, &cache)?;
+    let payload = build_payload(root, &cache, command.unwrap_or_default())?;
     let mut failed = Vec::new();
     for kernel in KERNELS.iter().filter(|k| only.is_none_or(|o| o == k.name)) {
         let image = fetch_kernel(kernel, &cache)?;
+        let initramfs = initramfs_for(kernel, &image, &payload, &cache)?;
         let started = Instant::now();
-        match boot(kernel, &image, &payload, &cache) {
+        match boot(kernel, &image, &initramfs, &cache, command.is_some()) {
             Ok(()) => eprintln!(
                 "xtask: vm-test: Linux {} ({}): passed in {:.0} s",
                 kernel.name,
@@ -131,13 +134,20 @@ fn private_apt(dir: &Path) -> Result<Vec<String>> {
         format!("Dir::Cache={d}/cache"),
         "-o".into(),
         "APT::Architecture=amd64".into(),
+        // Its files are root's (the `_apt` sandbox user could not write them).
+        "-o".into(),
+        "APT::Sandbox::User=root".into(),
     ])
 }
 
-/// The kernel's bzImage, downloaded and unpacked once.
+/// Modules the guest loads: Debian builds socket diagnostics (sock_diag for TCP and UDP, which
+/// portwatch's start-up snapshot uses) as modules, which a host loads on demand.
+const MODULES: &[&str] = &["inet_diag", "tcp_diag", "udp_diag"];
+
+/// The kernel's bzImage and the modules in `MODULES`, downloaded and unpacked once.
 fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
     let dir = cache.join(format!("linux-{}", kernel.name));
-    if let Some(found) = find_vmlinuz(&dir) {
+    if let Some(found) = find_vmlinuz(&dir).filter(|_| dir.join("modules/done").exists()) {
         return Ok(found);
     }
     eprintln!(
@@ -156,7 +166,9 @@ fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
     let package = names
         .lines()
         .filter_map(|n| n.strip_prefix("linux-image-"))
+        // The generic flavour, not -rt- (PREEMPT_RT) or -cloud-.
         .filter(|n| n.starts_with(kernel.prefix) && n.ends_with("-amd64-unsigned"))
+        .filter(|n| !n.contains("-rt-") && !n.contains("-cloud-"))
         .max_by(|a, b| version_key(a).cmp(&version_key(b)))
         .map(|n| format!("linux-image-{n}"))
         .with_context(|| format!("no linux-image-{}*-amd64-unsigned package", kernel.prefix))?;
@@ -175,11 +187,68 @@ fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
     let unpacked = download.join("unpacked");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
     let image = find_vmlinuz(&unpacked.join("boot")).context("the package has no vmlinuz")?;
-    fs::create_dir_all(&dir)?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("modules"))?;
     let target = dir.join(image.file_name().context("vmlinuz name")?);
     fs::copy(&image, &target)?;
+    for module in MODULES {
+        let found = find_file(&unpacked.join("lib/modules"), &|name| {
+            name == format!("{module}.ko") || name.starts_with(&format!("{module}.ko."))
+        })
+        .with_context(|| format!("the package has no {module} module"))?;
+        let out = dir.join(format!("modules/{module}.ko"));
+        // busybox insmod takes uncompressed modules only.
+        let name = found.to_string_lossy();
+        if name.ends_with(".xz") || name.ends_with(".zst") {
+            let tool = if name.ends_with(".xz") { "xz" } else { "zstd" };
+            let data = Command::new(tool)
+                .args(["-d", "-c"])
+                .arg(&found)
+                .output()
+                .with_context(|| format!("starting {tool}"))?;
+            if !data.status.success() {
+                bail!("{tool} could not decompress {name}");
+            }
+            fs::write(&out, data.stdout)?;
+        } else {
+            fs::copy(&found, &out)?;
+        }
+    }
+    fs::write(dir.join("modules/done"), "")?;
     fs::remove_dir_all(&download)?;
     Ok(target)
+}
+
+/// The first file under `dir` (recursively) whose name `wanted` accepts.
+fn find_file(dir: &Path, wanted: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, wanted) {
+                return Some(found);
+            }
+        } else if wanted(&entry.file_name().to_string_lossy()) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// The initramfs for `kernel`: the shared payload and, appended as a second archive (the
+/// kernel unpacks them in turn), that kernel's modules.
+fn initramfs_for(kernel: &Kernel, image: &Path, payload: &Path, cache: &Path) -> Result<PathBuf> {
+    let mut cpio = Cpio::default();
+    cpio.dir("modules");
+    let dir = image.parent().context("kernel directory")?;
+    for module in MODULES {
+        let data = fs::read(dir.join(format!("modules/{module}.ko")))?;
+        cpio.file(&format!("modules/{module}.ko"), &data, 0o644);
+    }
+    let mut bytes = fs::read(payload)?;
+    bytes.extend(cpio.finish());
+    let path = cache.join(format!("initramfs-{}.cpio", kernel.name));
+    fs::write(&path, bytes)?;
+    Ok(path)
 }
 
 fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
@@ -203,7 +272,7 @@ fn version_key(name: &str) -> Vec<u64> {
 // --- the guest's files --------------------------------------------------------------------------
 
 /// Builds what the guest runs and packs it as an initramfs (cpio, newc).
-fn build_payload(root: &Path, cache: &Path) -> Result<PathBuf> {
+fn build_payload(root: &Path, cache: &Path, command: &str) -> Result<PathBuf> {
     let tests = test_binary(root)?;
     let portwatch = root.join("target/debug/portwatch");
     let mut cpio = Cpio::default();
@@ -221,9 +290,10 @@ fn build_payload(root: &Path, cache: &Path) -> Result<PathBuf> {
     cpio.file(
         "etc/portwatch-vm.env",
         format!(
-            "TESTS='{}'\nFILTERS='{}'\nKPROBES='{KPROBES}'\nEXPECT_BEST='{EXPECT_BEST}'\nEXPECT_KPROBES='{EXPECT_KPROBES}'\n",
+            "TESTS='{}'\nFILTERS='{}'\nKPROBES='{KPROBES}'\nEXPECT_BEST='{EXPECT_BEST}'\nEXPECT_KPROBES='{EXPECT_KPROBES}'\nCOMMAND='{}'\n",
             tests.display(),
-            GUEST_TESTS.join(" ")
+            GUEST_TESTS.join(" "),
+            command.replace('\'', "'\\''"),
         )
         .as_bytes(),
         0o644,
@@ -250,7 +320,7 @@ fn build_payload(root: &Path, cache: &Path) -> Result<PathBuf> {
         // Libraries under their link paths (ld.so finds them there), whatever symlinks lead.
         cpio.host_file(&fs::canonicalize(lib)?, lib, 0o755)?;
     }
-    let path = cache.join("initramfs.cpio");
+    let path = cache.join("payload.cpio");
     fs::write(&path, cpio.finish())?;
     Ok(path)
 }
@@ -350,6 +420,7 @@ mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
+for m in /modules/*.ko; do insmod "$m"; done
 . /etc/portwatch-vm.env
 cd /tmp
 echo "portwatch-vm: Linux $(uname -r)"
@@ -358,7 +429,11 @@ run() {
     PORTWATCH_TEST_ATTACH="$1" PORTWATCH_EXPECT_ATTACH="$2" PORTWATCH_TEST_HELPERS=/helpers \
         "$TESTS" --test-threads=2 $FILTERS
 }
-run "" "$EXPECT_BEST" && run "$KPROBES" "$EXPECT_KPROBES"
+if [ -n "$COMMAND" ]; then
+    sh -c "$COMMAND"
+else
+    run "" "$EXPECT_BEST" && run "$KPROBES" "$EXPECT_KPROBES"
+fi
 rc=$?
 echo "portwatch-vm: result $rc"
 printf "\\$(printf %o $((rc & 127)))" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
@@ -367,7 +442,14 @@ poweroff -f
 
 // --- booting ------------------------------------------------------------------------------------
 
-fn boot(kernel: &Kernel, image: &Path, initramfs: &Path, cache: &Path) -> Result<()> {
+/// `show_all`: echo the whole serial console, not just the results.
+fn boot(
+    kernel: &Kernel,
+    image: &Path,
+    initramfs: &Path,
+    cache: &Path,
+    show_all: bool,
+) -> Result<()> {
     let log_path = cache.join(format!("serial-{}.log", kernel.name));
     eprintln!(
         "xtask: vm-test: booting Linux {} under qemu (TCG); serial log: {}",
@@ -418,7 +500,7 @@ fn boot(kernel: &Kernel, image: &Path, initramfs: &Path, cache: &Path) -> Result
         if let Some(rc) = text.trim().strip_prefix("portwatch-vm: result ") {
             result = rc.trim().parse::<i32>().ok();
         }
-        if text.starts_with("portwatch-vm:") || text.starts_with("test result") {
+        if show_all || text.starts_with("portwatch-vm:") || text.starts_with("test result") {
             eprint!("  [{}] {text}", kernel.name);
         }
         line.clear();
