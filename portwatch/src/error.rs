@@ -27,11 +27,12 @@ pub enum Error {
     #[error("cannot load portwatch's kernel programs: {0}")]
     Load(String),
 
-    #[error("cannot attach the `{hook}` hook ({attempts}); {fix}")]
+    #[error("cannot attach the `{hook}` hook, so {without} ({attempts}); {fix}")]
     Hook {
         hook: &'static str,
+        without: &'static str,
         attempts: String,
-        fix: &'static str,
+        fix: String,
     },
 
     #[error("{0}")]

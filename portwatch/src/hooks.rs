@@ -120,6 +120,8 @@ pub struct Hook {
     pub required: bool,
     /// The event kinds that need it: it is not attached when `--events` selects none of them.
     pub serves: &'static [EventKind],
+    /// What portwatch cannot see without it, said when it cannot attach.
+    pub without: &'static str,
     pub options: &'static [AttachOption],
 }
 
@@ -197,6 +199,7 @@ pub const HOOKS: &[Hook] = &[
         name: "bind",
         required: true,
         serves: &[EventKind::Bind],
+        without: "bind events cannot be seen",
         options: &[
             AttachOption {
                 attach: AttachType::Fentry,
@@ -216,6 +219,7 @@ pub const HOOKS: &[Hook] = &[
         name: "listen",
         required: true,
         serves: &[EventKind::Listen, EventKind::Close],
+        without: "listen events cannot be seen (and close needs them)",
         options: &[
             AttachOption {
                 attach: AttachType::Fentry,
@@ -235,6 +239,7 @@ pub const HOOKS: &[Hook] = &[
         name: "accept",
         required: true,
         serves: &[EventKind::Accept, EventKind::Close],
+        without: "accept events cannot be seen (and close counts them)",
         options: &[
             AttachOption {
                 attach: AttachType::Fentry,
@@ -259,6 +264,7 @@ pub const HOOKS: &[Hook] = &[
         name: "close",
         required: true,
         serves: &[EventKind::Close],
+        without: "close events cannot be seen",
         options: &[
             AttachOption {
                 attach: AttachType::TpBtf,
@@ -287,6 +293,7 @@ pub const HOOKS: &[Hook] = &[
         name: "exec",
         required: false,
         serves: &SOCKET_EVENTS,
+        without: "executables and arguments are read from /proc, so those of processes that exit at once are missing",
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[Program {
@@ -302,6 +309,7 @@ pub const HOOKS: &[Hook] = &[
         name: "exit",
         required: false,
         serves: &SOCKET_EVENTS,
+        without: "exited processes are noticed only by a periodic /proc sweep, and UDP sockets that go with their owner are not reported",
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
             programs: &[Program {
@@ -360,6 +368,9 @@ pub struct Chosen {
     /// Why the hook was not attached at all when no event selected with `--events` needs it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<&'static str>,
+    /// An optional hook that could not attach: what portwatch cannot see without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -388,6 +399,7 @@ where
                 targets: Vec::new(),
                 refused: Vec::new(),
                 skipped: Some("no event kind selected with --events needs it"),
+                missing: None,
             });
             continue;
         }
@@ -417,10 +429,19 @@ where
                 .iter()
                 .map(|r| format!("{}: {}", r.attach, r.error))
                 .collect();
+            let others: Vec<&str> = SOCKET_EVENTS
+                .iter()
+                .filter(|k| !hook.serves.contains(k))
+                .map(|k| k.name())
+                .collect();
             return Err(Error::Hook {
                 hook: hook.name,
+                without: hook.without,
                 attempts: attempts.join("; "),
-                fix: "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted",
+                fix: format!(
+                    "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted, or watch without them (--events {})",
+                    others.join(",")
+                ),
             });
         }
         chosen.push(Chosen {
@@ -431,6 +452,7 @@ where
                 .unwrap_or_default(),
             refused,
             skipped: None,
+            missing: picked.is_none().then_some(hook.without),
         });
     }
     Ok(chosen)
@@ -544,6 +566,7 @@ mod tests {
         name: "close",
         required: true,
         serves: &[EventKind::Close],
+        without: "close events cannot be seen",
         options: &[
             AttachOption {
                 attach: AttachType::TpBtf,
@@ -613,6 +636,8 @@ mod tests {
         let err = choose(TWO_WAYS, &[], all, |_| Err("nope".into())).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`close`"), "{msg}");
+        assert!(msg.contains("close events cannot be seen"), "{msg}");
+        assert!(msg.contains("--events bind,listen,accept"), "{msg}");
         assert!(
             msg.contains("tp_btf: nope") && msg.contains("tracepoint: nope"),
             "{msg}"
@@ -625,11 +650,13 @@ mod tests {
             name: "x",
             required: false,
             serves: &[EventKind::Close],
+            without: "x events cannot be seen",
             options: TWO_WAYS[0].options,
         }];
         let chosen = choose(OPTIONAL, &[], all, |_| Err("nope".into())).unwrap();
         assert_eq!(chosen[0].attach, None);
         assert_eq!(chosen[0].refused.len(), 2);
+        assert_eq!(chosen[0].missing, Some("x events cannot be seen"));
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut clock = Clock::now();
     let mut out = JsonLines::new(io::stdout().lock());
     eprintln!("portwatch: watching ({})", summary(&hooks));
+    for h in &hooks {
+        if let Some(missing) = h.missing {
+            eprintln!("portwatch: warning: no `{}` hook: {missing}", h.hook);
+        }
+    }
     out.write(&Record::Start(StartRecord {
         time: clock.format_now(),
         version: env!("CARGO_PKG_VERSION"),

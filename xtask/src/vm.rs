@@ -5,9 +5,9 @@
 //! leaving the system's alone) and are cached. Each guest boots under TCG (never KVM: stock
 //! kernels hang under this machine's PVM `/dev/kvm`) straight into an initramfs holding busybox,
 //! the test binary, portwatch, the C helpers and the libraries they link, all at their host
-//! paths. The guest's `/init` runs the tests once with the kernel's best attach types and once
-//! with kprobes forced, prints the result on the serial console and ends qemu through the
-//! `isa-debug-exit` device. A run is judged by that printed result and qemu's exit status; the
+//! paths. The guest's `/init` runs the tests with the kernel's best attach types, then with
+//! kprobes forced, then with tracepoints forced, prints the result on the serial console and
+//! ends qemu through the `isa-debug-exit` device. A run is judged by that printed result and qemu's exit status; the
 //! serial log is shown when it fails, and each boot is bounded in time.
 use std::{
     collections::BTreeSet,
@@ -48,14 +48,24 @@ const KERNELS: &[Kernel] = &[
 /// filters and the attach types. The others need host tools (ss, script, unshare, a compiler).
 const GUEST_TESTS: &[&str] = &["events::", "process::", "lifecycle::", "attach_type"];
 
-/// The run that forces kprobes: hook=TYPE for `--attach`.
-const KPROBES: &str = "bind=kprobe,listen=kprobe,accept=kprobe";
-
-/// Expected attach types: with the kernel's own choice, and with kprobes forced.
-const EXPECT_BEST: &str =
-    "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,exec=tracepoint,exit=tracepoint";
-const EXPECT_KPROBES: &str =
-    "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,exec=tracepoint,exit=tracepoint";
+/// The runs in each guest: `--attach` for every daemon (hook=TYPE,...; empty: the kernel's best)
+/// and the attach types the tests then expect. The last forces the tracepoints that locked-down
+/// kernels fall back to, so that path is proven on these kernels too (close's classic
+/// tracepoint has a test of its own).
+const RUNS: &[(&str, &str)] = &[
+    (
+        "",
+        "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,exec=tracepoint,exit=tracepoint",
+    ),
+    (
+        "bind=kprobe,listen=kprobe,accept=kprobe",
+        "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,exec=tracepoint,exit=tracepoint",
+    ),
+    (
+        "bind=tracepoint,listen=tracepoint,accept=tracepoint",
+        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,exec=tracepoint,exit=tracepoint",
+    ),
+];
 
 /// qemu's exit status when the guest wrote `value` to isa-debug-exit.
 const fn debug_exit_status(value: i32) -> i32 {
@@ -290,9 +300,13 @@ fn build_payload(root: &Path, cache: &Path, command: &str) -> Result<PathBuf> {
     cpio.file(
         "etc/portwatch-vm.env",
         format!(
-            "TESTS='{}'\nFILTERS='{}'\nKPROBES='{KPROBES}'\nEXPECT_BEST='{EXPECT_BEST}'\nEXPECT_KPROBES='{EXPECT_KPROBES}'\nCOMMAND='{}'\n",
+            "TESTS='{}'\nFILTERS='{}'\nRUNS='{}'\nCOMMAND='{}'\n",
             tests.display(),
             GUEST_TESTS.join(" "),
+            RUNS.iter()
+                .map(|(attach, expect)| format!("{attach}:{expect}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             command.replace('\'', "'\\''"),
         )
         .as_bytes(),
@@ -406,8 +420,8 @@ fn stripped(binary: &Path, cache: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The guest's init: mounts what portwatch needs, runs the tests twice (the kernel's choice of
-/// attach types, then kprobes forced), prints the result and powers off through isa-debug-exit.
+/// The guest's init: mounts what portwatch needs, runs the tests once per entry of `RUNS`, prints
+/// the result and powers off through isa-debug-exit.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin HOME=/root
@@ -424,17 +438,17 @@ for m in /modules/*.ko; do insmod "$m"; done
 . /etc/portwatch-vm.env
 cd /tmp
 echo "portwatch-vm: Linux $(uname -r)"
-run() {
-    echo "portwatch-vm: running the tests, attach types expected: $2"
-    PORTWATCH_TEST_ATTACH="$1" PORTWATCH_EXPECT_ATTACH="$2" PORTWATCH_TEST_HELPERS=/helpers \
-        "$TESTS" --test-threads=2 $FILTERS
-}
+rc=0
 if [ -n "$COMMAND" ]; then
     sh -c "$COMMAND"
+    rc=$?
 else
-    run "" "$EXPECT_BEST" && run "$KPROBES" "$EXPECT_KPROBES"
+    for r in $RUNS; do
+        echo "portwatch-vm: running the tests, attach types expected: ${r#*:}"
+        PORTWATCH_TEST_ATTACH="${r%%:*}" PORTWATCH_EXPECT_ATTACH="${r#*:}" \
+            PORTWATCH_TEST_HELPERS=/helpers "$TESTS" --test-threads=2 $FILTERS || { rc=$?; break; }
+    done
 fi
-rc=$?
 echo "portwatch-vm: result $rc"
 printf "\\$(printf %o $((rc & 127)))" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
 poweroff -f
