@@ -2,7 +2,8 @@
 //!
 //! - `setup`: installs what building the kernel programs needs, if it is missing (idempotent);
 //! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
-//! - `test`: setup, then the whole test suite (unit tests and real-kernel tests; needs root);
+//! - `test`: setup, then the whole test suite (unit tests and real-kernel tests, here and in the
+//!   qemu guests of `vm-test`; needs root);
 //! - `vm-test`: the real-kernel tests on stock Debian kernels (6.1, 6.12) in qemu;
 //! - `bench`: per-event cost figures of the daemon's userspace path.
 mod bench;
@@ -67,8 +68,12 @@ enum Task {
         #[arg(long)]
         run: Option<String>,
     },
-    /// Run every test: unit tests, then the real-kernel integration tests (as root).
+    /// Run every test: unit tests, the real-kernel integration tests (as root), then the same
+    /// in qemu on stock Debian kernels (`vm-test`).
     Test {
+        /// Only on this machine's kernel (skip the qemu guests).
+        #[arg(long)]
+        host_only: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -130,12 +135,16 @@ fn run(cli: Cli) -> Result<()> {
             setup::require_root("the guests' tests load eBPF programs")?;
             vm::run_all(&root, kernel.as_deref(), run.as_deref())
         }
-        Task::Test { args } => {
+        Task::Test { host_only, args } => {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;
             let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
             test.extend(args.iter().map(String::as_str));
-            cargo(&root, &test)
+            cargo(&root, &test)?;
+            if host_only {
+                return Ok(());
+            }
+            vm::run_all(&root, None, None)
         }
     }
 }
