@@ -421,14 +421,14 @@ fn stripped(binary: &Path, cache: &Path) -> Result<PathBuf> {
 }
 
 /// The guest's init: mounts what portwatch needs, runs the tests once per entry of `RUNS`, prints
-/// the result and powers off through isa-debug-exit.
+/// the result and powers off through isa-debug-exit. The root file system is the unpacked
+/// initramfs, in memory and writable; nothing is mounted over /tmp, where a checkout may live.
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
