@@ -28,75 +28,85 @@ use crate::{
 const SYS_BIND: u64 = 49;
 const SYS_LISTEN: u64 = 50;
 
+/// The in-flight record of a `kind` call on `sock` (no descriptor yet), or None when this task's
+/// calls of that kind are filtered out.
+#[inline(always)]
+fn watched_call(kind: EventKind, sock: *const u8) -> Option<Pending> {
+    if !offsets_valid() || !task_allowed(Some(kind)) {
+        return None;
+    }
+    let mut pending: Pending = unsafe { core::mem::zeroed() };
+    pending.kind = kind as u8;
+    pending.fd = -1;
+    pending.sock = sock as u64;
+    Some(pending)
+}
+
 // --- bind ---------------------------------------------------------------------------------------
 
 /// match-proto: int inet_bind(struct socket *sock, struct sockaddr *uaddr, int addr_len)
 #[fentry(function = "inet_bind")]
 pub fn bind_fentry(ctx: FEntryContext) -> i32 {
-    let _ = enter_bind(ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2));
-    0
+    bind_entry_fentry(&ctx)
 }
 
 /// match-proto: int inet6_bind(struct socket *sock, struct sockaddr *uaddr, int addr_len)
 #[fentry(function = "inet6_bind")]
 pub fn bind6_fentry(ctx: FEntryContext) -> i32 {
-    let _ = enter_bind(ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2));
-    0
+    bind_entry_fentry(&ctx)
 }
 
 #[fexit(function = "inet_bind")]
 pub fn bind_fexit(ctx: FExitContext) -> i32 {
-    if let Ok(ret) = ctx.ret::<i32>() {
-        exit_call(EventKind::Bind, i64::from(ret));
-    }
-    0
+    call_fexit(&ctx, EventKind::Bind)
 }
 
 #[fexit(function = "inet6_bind")]
 pub fn bind6_fexit(ctx: FExitContext) -> i32 {
-    if let Ok(ret) = ctx.ret::<i32>() {
-        exit_call(EventKind::Bind, i64::from(ret));
-    }
-    0
+    call_fexit(&ctx, EventKind::Bind)
 }
 
 #[kprobe]
 pub fn bind_kprobe(ctx: ProbeContext) -> u32 {
-    if let (Some(sock), Some(uaddr), Some(len)) = (ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2)) {
-        let _ = enter_bind(sock, uaddr, len);
-    }
-    0
+    bind_entry_kprobe(&ctx)
 }
 
 #[kprobe]
 pub fn bind6_kprobe(ctx: ProbeContext) -> u32 {
-    if let (Some(sock), Some(uaddr), Some(len)) = (ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2)) {
-        let _ = enter_bind(sock, uaddr, len);
-    }
-    0
+    bind_entry_kprobe(&ctx)
 }
 
 #[kretprobe]
 pub fn bind_kretprobe(ctx: RetProbeContext) -> u32 {
-    exit_call(EventKind::Bind, i64::from(ctx.ret::<i32>()));
-    0
+    call_kretprobe(&ctx, EventKind::Bind)
 }
 
 #[kretprobe]
 pub fn bind6_kretprobe(ctx: RetProbeContext) -> u32 {
-    exit_call(EventKind::Bind, i64::from(ctx.ret::<i32>()));
+    call_kretprobe(&ctx, EventKind::Bind)
+}
+
+/// inet_bind and inet6_bind share their prototype, so their programs share these bodies.
+#[inline(always)]
+fn bind_entry_fentry(ctx: &FEntryContext) -> i32 {
+    let _ = enter_bind(ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2));
+    0
+}
+
+#[inline(always)]
+fn bind_entry_kprobe(ctx: &ProbeContext) -> u32 {
+    if let (Some(sock), Some(uaddr), Some(len)) = (ctx.arg(0), ctx.arg(1), ctx.arg::<i32>(2)) {
+        let _ = enter_bind(sock, uaddr, len);
+    }
     0
 }
 
 // Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn enter_bind(socket: *const u8, uaddr: *const u8, addrlen: i32) -> Result<(), i64> {
-    if !offsets_valid() || !task_allowed(Some(EventKind::Bind)) {
+    let Some(mut pending) = watched_call(EventKind::Bind, socket) else {
         return Ok(());
-    }
-    let mut pending: Pending = unsafe { core::mem::zeroed() };
-    pending.kind = EventKind::Bind as u8;
-    pending.sock = socket as u64;
+    };
     pending.fd = syscall_fd(SYS_BIND);
     if requested_address(&mut pending, uaddr, addrlen.max(0) as u64, Memory::Kernel)? {
         remember(&pending, EventKind::Bind);
@@ -115,10 +125,7 @@ pub fn listen_fentry(ctx: FEntryContext) -> i32 {
 
 #[fexit(function = "inet_csk_listen_start")]
 pub fn listen_fexit(ctx: FExitContext) -> i32 {
-    if let Ok(ret) = ctx.ret::<i32>() {
-        exit_call(EventKind::Listen, i64::from(ret));
-    }
-    0
+    call_fexit(&ctx, EventKind::Listen)
 }
 
 #[kprobe]
@@ -131,24 +138,35 @@ pub fn listen_kprobe(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn listen_kretprobe(ctx: RetProbeContext) -> u32 {
-    exit_call(EventKind::Listen, i64::from(ctx.ret::<i32>()));
-    0
+    call_kretprobe(&ctx, EventKind::Listen)
 }
 
 #[inline(always)]
 fn enter_listen(sk: *const u8) {
-    if !offsets_valid() || !task_allowed(Some(EventKind::Listen)) {
+    let Some(mut pending) = watched_call(EventKind::Listen, sk) else {
         return;
-    }
-    let mut pending: Pending = unsafe { core::mem::zeroed() };
-    pending.kind = EventKind::Listen as u8;
-    pending.sock = sk as u64;
+    };
     pending.fd = syscall_fd(SYS_LISTEN);
     pending.backlog = listen_backlog(sk);
     remember(&pending, EventKind::Listen);
 }
 
 // --- bind and listen: exit ----------------------------------------------------------------------
+
+/// The exit of a bind or listen function, which returns 0 or a negative errno.
+#[inline(always)]
+fn call_fexit(ctx: &FExitContext, kind: EventKind) -> i32 {
+    if let Ok(ret) = ctx.ret::<i32>() {
+        exit_call(kind, i64::from(ret));
+    }
+    0
+}
+
+#[inline(always)]
+fn call_kretprobe(ctx: &RetProbeContext, kind: EventKind) -> u32 {
+    exit_call(kind, i64::from(ctx.ret::<i32>()));
+    0
+}
 
 #[inline(always)]
 fn exit_call(kind: EventKind, ret: i64) {
@@ -210,14 +228,9 @@ pub fn accept_kretprobe(ctx: RetProbeContext) -> u32 {
 /// Remembers the listener, so the connection can be counted against it.
 #[inline(always)]
 fn enter_accept(listener: *const u8) {
-    if !offsets_valid() || !task_allowed(Some(EventKind::Accept)) {
-        return;
+    if let Some(pending) = watched_call(EventKind::Accept, listener) {
+        remember(&pending, EventKind::Accept);
     }
-    let mut pending: Pending = unsafe { core::mem::zeroed() };
-    pending.kind = EventKind::Accept as u8;
-    pending.fd = -1;
-    pending.sock = listener as u64;
-    remember(&pending, EventKind::Accept);
 }
 
 /// The new connection's socket has no descriptor yet (accept(2) installs it afterwards), so
