@@ -53,6 +53,12 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     )?;
     filters.install(&mut ebpf)?;
     let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach, |k| filters.selects(k))?;
+    // The kernel's types (about 15 MiB) are not needed once everything is attached; give the
+    // memory back rather than keep it for the daemon's lifetime.
+    drop(btf);
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory.
+    let _ = unsafe { libc::malloc_trim(0) };
     // From now on every execve is traced (if the exec hook attached); what ran before is read
     // from /proc once.
     let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
