@@ -5,7 +5,7 @@
 //! kprobe/kretprobe): they also see calls that bypass the syscalls (io_uring, in-kernel sockets).
 //! The syscall tracepoints come last: they load everywhere, including locked-down kernels that
 //! refuse both (lockdown blocks BPF trampolines; some kernels are built without kprobes).
-use std::{fmt, str::FromStr};
+use std::{fmt, path::Path, str::FromStr};
 
 use aya::{
     Btf, Ebpf,
@@ -510,19 +510,39 @@ fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String>
         }
         Target::Fentry { function } => {
             let p: &mut FEntry = prog.try_into().map_err(describe)?;
-            p.load(function, btf).map_err(describe)?;
+            p.load(function, btf).map_err(trampoline_refused)?;
             p.attach().map(drop).map_err(describe)
         }
         Target::Fexit { function } => {
             let p: &mut FExit = prog.try_into().map_err(describe)?;
-            p.load(function, btf).map_err(describe)?;
+            p.load(function, btf).map_err(trampoline_refused)?;
             p.attach().map(drop).map_err(describe)
         }
         Target::Kprobe { function } | Target::Kretprobe { function } => {
             let p: &mut KProbe = prog.try_into().map_err(describe)?;
             p.load().map_err(describe)?;
-            p.attach(function, 0).map(drop).map_err(describe)
+            p.attach(function, 0).map(drop).map_err(|e| {
+                if Path::new(KPROBE_PMU).exists() {
+                    describe(e)
+                } else {
+                    format!("this kernel has no kprobes (no {KPROBE_PMU})")
+                }
+            })
         }
+    }
+}
+
+/// Where a kernel with kprobes (CONFIG_KPROBES) lists its kprobe event source.
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// A refused fentry/fexit load, with the usual cause when the verifier said nothing: lockdown
+/// (or another LSM) forbids BPF trampolines.
+fn trampoline_refused(e: ProgramError) -> String {
+    let text = describe_program_error(&e);
+    if text.contains("Operation not permitted") && !text.contains("verifier:") {
+        format!("{text}: the kernel refuses BPF trampolines (lockdown or an LSM)")
+    } else {
+        text
     }
 }
 
