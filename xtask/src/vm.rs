@@ -78,7 +78,13 @@ const BOOT_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// `command`: run this shell command in the guests instead of the tests (a debugging aid, e.g.
 /// `PORTWATCH_VERIFIER_LOG=1 /path/to/portwatch watch`); its exit status is the result.
 pub fn run_all(root: &Path, only: Option<&str>, command: Option<&str>) -> Result<()> {
-    setup::apt_install(&["qemu-system-x86", "busybox-static", "binutils"])?;
+    setup::apt_install(&[
+        "qemu-system-x86",
+        "busybox-static",
+        "binutils",
+        "xz-utils",
+        "zstd",
+    ])?;
     let cache = cache_dir()?;
     let payload = build_payload(root, &cache, command.unwrap_or_default())?;
     let mut failed = Vec::new();
