@@ -297,7 +297,7 @@ fn run_traced(case: &Case, seconds: f64, tracer: &str, portwatch: &Path) -> Resu
     let cpu_ticks = proc_ticks(t.id()).saturating_sub(before);
     let peak = peak_rss_kib(t.id());
     // SAFETY: signalling our own child.
-    unsafe { kill(t.id() as i32, 2) };
+    unsafe { libc::kill(t.id() as i32, libc::SIGINT) };
     wait_or_kill(&mut t, Duration::from_secs(10))?;
     let (seen, lost) = counter
         .join()
@@ -312,18 +312,13 @@ fn run_traced(case: &Case, seconds: f64, tracer: &str, portwatch: &Path) -> Resu
     })
 }
 
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-    fn sysconf(name: i32) -> i64;
-}
-
 pub fn run(root: &Path, seconds: f64, only: Option<&str>) -> Result<()> {
     let portwatch = root.join("target/release/portwatch");
     if Command::new("bpftrace").arg("--version").output().is_err() {
         bail!("bpftrace is not installed (apt-get install bpftrace)");
     }
-    // SAFETY: sysconf has no preconditions; 2 = _SC_CLK_TCK.
-    let hz = unsafe { sysconf(2) }.max(1) as f64;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(
         "load generators run {seconds} s each unless named otherwise; rates are ratios of the \
          faster of two runs without a tracer (before and after); tracer CPU in ms per 1000 \

@@ -40,14 +40,10 @@ pub fn ensure() -> Result<()> {
 
 pub fn require_root(why: &str) -> Result<()> {
     // SAFETY: geteuid cannot fail.
-    if unsafe { geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         bail!("{why}: run as root (e.g. `sudo -E cargo xtask ...`)");
     }
     Ok(())
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
 }
 
 fn install_debian_toolchain() -> Result<()> {
@@ -162,7 +158,7 @@ fn mount_tracefs() {
         return;
     }
     // SAFETY: geteuid cannot fail.
-    if unsafe { geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         return;
     }
     eprintln!("xtask: mounting tracefs on {}", path.display());

@@ -509,7 +509,7 @@ fn boot(
                 }
             }
             // SAFETY: signalling our own child.
-            unsafe { kill(pid as i32, 9) };
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         })
     };
     let mut result = None;
@@ -552,10 +552,6 @@ fn boot(
         }
     }
     Ok(())
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 // --- initramfs ----------------------------------------------------------------------------------
