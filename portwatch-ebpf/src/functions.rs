@@ -11,7 +11,6 @@
 //! `inet_csk_accept` (its argument list changed in 6.10) work: fexit takes the return value with
 //! `bpf_get_func_ret`, which does not depend on the argument count.
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
     macros::{fentry, fexit, kprobe, kretprobe},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
@@ -20,8 +19,8 @@ use portwatch_common::{EventKind, Pending, SockEvent};
 use crate::{
     emit::{Memory, add_call, concerns_inet, init_event, read_sock, requested_address, send},
     filter::task_allowed,
-    kernel::{fill_from_sock, listen_backlog, sock_of_socket, socket_inode, syscall_fd},
-    maps::{PENDING, offsets_valid, remember},
+    kernel::{listen_backlog, sock_of_socket, socket_inode, syscall_fd},
+    maps::{offsets_valid, remember, take},
 };
 
 /// x86_64 syscall numbers, to find the descriptor of a bind(2) or listen(2).
@@ -170,13 +169,11 @@ fn call_kretprobe(ctx: &RetProbeContext, kind: EventKind) -> u32 {
 
 #[inline(always)]
 fn exit_call(kind: EventKind, ret: i64) {
-    let id = bpf_get_current_pid_tgid();
-    // Copy out and remove first, so every path below leaves the map clean.
-    let Some(pending) = (unsafe { PENDING.get(id) }).copied() else {
-        return; // entry happened before we attached, or was not ours
+    // None: the entry happened before we attached, or was not ours.
+    let Some(pending) = take(kind) else {
+        return;
     };
-    let _ = PENDING.remove(id);
-    if pending.kind != kind as u8 || !offsets_valid() {
+    if !offsets_valid() {
         return;
     }
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
@@ -237,22 +234,17 @@ fn enter_accept(listener: *const u8) {
 /// the record has no `fd` and no `inode`; `listener_inode` names its listener.
 #[inline(always)]
 fn exit_accept(newsk: *const u8) {
-    let id = bpf_get_current_pid_tgid();
-    let listener = match unsafe { PENDING.get(id) } {
-        Some(p) if p.kind == EventKind::Accept as u8 => p.sock as *const u8,
-        _ => return,
+    let Some(pending) = take(EventKind::Accept) else {
+        return;
     };
-    let _ = PENDING.remove(id);
     // NULL: the accept failed (EAGAIN on non-blocking listeners above all): no connection.
     if newsk.is_null() || !offsets_valid() {
         return;
     }
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, EventKind::Accept);
-    if fill_from_sock(newsk, &mut ev).is_err() {
-        crate::maps::bump(portwatch_common::counters::SOCK_READ_FAILED);
-    }
-    ev.listener_inode = socket_inode(listener);
+    read_sock(&mut ev, Ok(newsk));
+    ev.listener_inode = socket_inode(pending.sock as *const u8);
     if concerns_inet(&ev) {
         send(&mut ev, EventKind::Accept);
     }

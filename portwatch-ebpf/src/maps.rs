@@ -79,6 +79,18 @@ pub fn remember(pending: &Pending, kind: portwatch_common::EventKind) {
     }
 }
 
+/// Takes the current thread's call in flight out of `PENDING` (every exit hook does, so the table
+/// never keeps a finished call) and returns it if it is a call of `kind`.
+#[inline(always)]
+pub fn take(kind: portwatch_common::EventKind) -> Option<Pending> {
+    let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let pending = unsafe { PENDING.get(id) }.copied();
+    if pending.is_some() {
+        let _ = PENDING.remove(id);
+    }
+    pending.filter(|p| p.kind == kind as u8)
+}
+
 pub fn bump(index: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // Per-CPU slot: no other writer while this program runs on this CPU.

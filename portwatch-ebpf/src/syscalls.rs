@@ -5,16 +5,14 @@
 //! picked for a port-0 bind or an unbound listen), and sends one record. accept's enter hook keeps
 //! the listening descriptor (to name the listener); its return value is the new descriptor, from
 //! which both endpoints are read.
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
     emit::{Memory, add_call, concerns_inet, init_event, read_sock, requested_address, send},
     filter::task_allowed,
     kernel::{sock_of_fd, socket_inode},
-    maps::{PENDING, offset, offsets_valid, remember},
+    maps::{offset, offsets_valid, remember, take},
 };
 
 // --- bind ---------------------------------------------------------------------------------------
@@ -128,17 +126,9 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 // Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
-    if !offsets_valid() {
-        return Ok(());
-    }
     // Take the listening fd first, so every path leaves the in-flight map clean.
-    let id = bpf_get_current_pid_tgid();
-    let listening_fd = match unsafe { PENDING.get(id) } {
-        Some(p) if p.kind == EventKind::Accept as u8 => Some(p.fd),
-        _ => None,
-    };
-    let _ = PENDING.remove(id);
-    if !task_allowed(Some(EventKind::Accept)) {
+    let listening_fd = take(EventKind::Accept).map(|p| p.fd);
+    if !offsets_valid() || !task_allowed(Some(EventKind::Accept)) {
         return Ok(());
     }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
@@ -149,7 +139,7 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, EventKind::Accept);
     ev.fd = ret as i32;
-    read_socket(&mut ev);
+    read_sock(&mut ev, sock_of_fd(ret as i32));
     if let Some(fd) = listening_fd {
         if let Ok(sk) = sock_of_fd(fd) {
             ev.listener_inode = socket_inode(sk);
@@ -163,31 +153,22 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
 
 // --- shared -------------------------------------------------------------------------------------
 
-/// Fills the socket fields from `ev.fd`; a socket that a successful call used but that cannot be
-/// read is counted (the record still goes out, without socket fields).
-#[inline(always)]
-fn read_socket(ev: &mut SockEvent) {
-    read_sock(ev, sock_of_fd(ev.fd));
-}
-
 /// The exit side of bind and listen: takes the stored arguments and sends the record.
 // Inlined: a BPF subprogram may not return a pointer into its caller's stack (sret).
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
-    let id = bpf_get_current_pid_tgid();
-    // Copy out and remove first, so every path below leaves the map clean.
-    let Some(pending) = (unsafe { PENDING.get(id) }).copied() else {
-        return Ok(()); // enter happened before we attached, or was not ours
+    // None: the enter happened before we attached, or was not ours.
+    let Some(pending) = take(kind) else {
+        return Ok(());
     };
-    let _ = PENDING.remove(id);
-    if pending.kind != kind as u8 || !offsets_valid() {
+    if !offsets_valid() {
         return Ok(());
     }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, kind);
     add_call(&mut ev, &pending, ret);
-    read_socket(&mut ev);
+    read_sock(&mut ev, sock_of_fd(pending.fd));
     if concerns_inet(&ev) {
         send(&mut ev, kind);
     }
