@@ -2,6 +2,7 @@
 //! exact length of that kind's struct, known address families. Nothing here trusts the record's
 //! bytes beyond what it checks.
 use std::{
+    borrow::Cow,
     mem::size_of,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
@@ -36,8 +37,7 @@ pub struct Task {
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    /// The thread's command name, as the kernel keeps it (up to 15 bytes, maybe not UTF-8).
-    pub comm: Vec<u8>,
+    pub comm: Comm,
     pub cgroup_id: u64,
     /// None when the kernel could not read the task (counted as `task_read_errors`).
     pub ppid: Option<u32>,
@@ -47,6 +47,52 @@ pub struct Task {
     pub netns: Option<u32>,
     /// None when the kernel has no audit support; Some(u32::MAX) means "unset".
     pub loginuid: Option<u32>,
+}
+
+/// A thread's command name as the kernel keeps it: up to 16 bytes (15 and a NUL, as the kernel
+/// writes it), maybe not UTF-8. Held inline: every record carries one.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    /// The bytes up to the first NUL, at most 16.
+    pub fn new(raw: &[u8]) -> Self {
+        let raw = &raw[..raw.len().min(16)];
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// From text (a name read from /proc), cut to 16 bytes at a character boundary.
+    pub fn from_text(s: &str) -> Self {
+        let mut end = s.len().min(16);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::new(&s.as_bytes()[..end])
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// As text: bytes that are not UTF-8 become U+FFFD (borrowed when there are none).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text().fmt(f)
+    }
 }
 
 /// What the socket looked like when the event happened.
@@ -175,7 +221,6 @@ fn sock(sk: SockKind, kind: EventKind, bytes: &[u8]) -> Result<KernelRecord, Dec
 }
 
 fn task(t: &TaskInfo) -> Task {
-    let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
     let read = t.flags & TASK_READ != 0;
     Task {
         boot_ns: t.ts_ns,
@@ -183,7 +228,7 @@ fn task(t: &TaskInfo) -> Task {
         tid: t.tid,
         uid: t.uid,
         gid: t.gid,
-        comm: t.comm[..comm_len].to_vec(),
+        comm: Comm::new(&t.comm),
         cgroup_id: t.cgroup_id,
         ppid: read.then_some(t.ppid),
         parent_start_ns: read.then_some(t.parent_start_ns),
@@ -294,7 +339,7 @@ pub(crate) mod tests {
         r.req_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
         let e = socket_of(&r);
         assert_eq!(e.kind, SockKind::Bind);
-        assert_eq!(e.task.comm, b"python3");
+        assert_eq!(e.task.comm.as_bytes(), b"python3");
         assert_eq!(e.task.ppid, Some(1));
         assert_eq!(e.task.start_ns, Some(4_000_000_000));
         assert_eq!(e.task.loginuid, None);
@@ -366,7 +411,7 @@ pub(crate) mod tests {
         r.header.errno = 98;
         r.fd = -1;
         let e = socket_of(&r);
-        assert_eq!(e.task.comm.len(), 16);
+        assert_eq!(e.task.comm.as_bytes(), b"0123456789abcdef");
         assert_eq!(e.task.ppid, None);
         assert_eq!(e.task.start_ns, None);
         assert_eq!(e.socket, None);

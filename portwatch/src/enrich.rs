@@ -1,6 +1,8 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::{
     cgroup::{self, CgroupPaths, Workload},
@@ -9,7 +11,7 @@ use crate::{
     inventory::Listener,
     procfs,
     proctable::{Image, ProcessTable},
-    record::{ListenerRecord, ParentRecord, Process, ProcessContext, family, ip_text},
+    record::{ListenerRecord, ParentRecord, Process, ProcessContext, family},
     users::Users,
 };
 
@@ -24,7 +26,7 @@ pub struct Enricher {
     users: Users,
     cgroups: CgroupPaths,
     /// The last context built for each pid, reused while nothing it was built from changed.
-    contexts: HashMap<u32, Cached>,
+    contexts: FxHashMap<u32, Cached>,
 }
 
 /// A built context and everything it was built from.
@@ -68,7 +70,7 @@ impl Enricher {
             processes: ProcessTable::new(exec_traced_since),
             users: Users::new(),
             cgroups: CgroupPaths::new(),
-            contexts: HashMap::new(),
+            contexts: FxHashMap::default(),
         }
     }
 
@@ -90,7 +92,7 @@ impl Enricher {
             time: clock.format(now),
             protocol: s.proto.name(),
             family: family(&s.local),
-            address: ip_text(s.local.ip()),
+            address: s.local.ip().to_string(),
             port: s.local.port(),
             scope: l.scope,
             v6only: s.v6only,
@@ -111,7 +113,7 @@ impl Enricher {
                 r.tid = Some(task.tid);
                 r.uid = Some(task.uid);
                 r.gid = Some(task.gid);
-                r.comm = Some(String::from_utf8_lossy(&task.comm).into_owned());
+                r.comm = Some(task.comm.text().into_owned());
                 r.process = Some(self.context(&task, clock));
             }
             None => {
@@ -296,7 +298,7 @@ mod tests {
             boot_ns,
             pid: PID,
             tid: PID,
-            comm: b"x".to_vec(),
+            comm: crate::decode::Comm::new(b"x"),
             ppid: Some(0),
             parent_start_ns: Some(0),
             start_ns: Some(1_000),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod filters;
 pub mod hooks;
 pub mod inventory;
+pub mod json;
 pub mod kernel_layout;
 pub mod listeners;
 pub mod loader;

@@ -1,15 +1,12 @@
 //! The daemon's table of current listeners (listening TCP sockets, bound UDP sockets), keyed by
 //! socket inode: it gives a closing listener its lifetime and accepted-connection count, notices
 //! UDP sockets that disappear with their owner, and names other programs already serving a port.
-use std::{
-    collections::{HashMap, HashSet},
-    net::SocketAddr,
-    sync::Arc,
-};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc};
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::sockdiag::Proto;
+use crate::{decode::Comm, sockdiag::Proto};
 
 /// Who held a listener, remembered for records written after the owner is gone.
 #[derive(Clone, Debug, Default)]
@@ -18,7 +15,7 @@ pub struct Owner {
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub exe: Option<Arc<str>>,
     pub cgroup_id: u64,
 }
@@ -66,9 +63,9 @@ fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
 
 #[derive(Default)]
 pub struct ListenerTable {
-    by_inode: HashMap<u64, Live>,
+    by_inode: FxHashMap<u64, Live>,
     /// (protocol, port) → inodes, so a new listener finds its neighbours without a scan.
-    by_port: HashMap<(Proto, u16), Vec<u64>>,
+    by_port: FxHashMap<(Proto, u16), Vec<u64>>,
     /// Owners that exited while holding a UDP socket: check sock_diag for what went with them.
     udp_check_due: bool,
 }

@@ -1,6 +1,6 @@
 //! Writing records as JSON lines. Buffered; the event loop flushes after each drain of the ring
 //! buffer (at least every `watch::DRAIN`), so a record is written within that time of its event.
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 
 use crate::{
     error::{Error, Result},
@@ -35,9 +35,7 @@ impl<W: Write> JsonLines<W> {
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
         self.line.clear();
-        record
-            .write_line(self.next_seq, &mut self.line)
-            .map_err(|e| Error::from_output(io::Error::from(e)))?;
+        record.write_line(self.next_seq, &mut self.line);
         self.next_seq += 1;
         self.out.write_all(&self.line).map_err(Error::from_output)?;
         if matches!(

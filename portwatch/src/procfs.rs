@@ -155,7 +155,7 @@ pub fn task(pid: u32, boot_ns: u64) -> Option<crate::decode::Task> {
         tid: pid,
         uid: first_id("Uid:")?,
         gid: first_id("Gid:")?,
-        comm: st.comm.clone().into_bytes(),
+        comm: crate::decode::Comm::from_text(&st.comm),
         cgroup_id: crate::cgroup::v2_id_of(pid).unwrap_or(0),
         ppid: Some(st.ppid),
         parent_start_ns: parent.map(|p| p.start_ticks * tick),

@@ -10,10 +10,12 @@
 //! events such as the close of its listeners, which the kernel reports after the exit, still
 //! find it), and a periodic sweep drops processes whose exit was not seen.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use rustc_hash::FxHashMap;
 
 use crate::{
     decode::{ExecRecord, Task},
@@ -98,7 +100,7 @@ impl Entry {
 pub type Key = (u32, u64);
 
 pub struct ProcessTable {
-    entries: HashMap<Key, Entry>,
+    entries: FxHashMap<Key, Entry>,
     ns_per_tick: u64,
     /// Boot-clock ns since when every exec is traced: a process started after it and absent from
     /// the table has not exec'd, so it runs its parent's image.
@@ -112,7 +114,7 @@ impl ProcessTable {
     /// `exec_traced_since`: when the exec hook was attached, if it was.
     pub fn new(exec_traced_since: Option<u64>) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: FxHashMap::default(),
             ns_per_tick: procfs::ns_per_tick(),
             exec_traced_since,
             read_v1_cgroups: crate::cgroup::v1_in_use(),
@@ -186,7 +188,7 @@ impl ProcessTable {
             exe_gap,
             args: Some(text_args(&e.args)),
             args_truncated: e.args_truncated,
-            comm: String::from_utf8_lossy(&e.task.comm).into(),
+            comm: e.task.comm.text().into(),
             cgroup,
             source: Source::Exec,
         };
@@ -310,7 +312,7 @@ mod tests {
                 boot_ns: at_ns,
                 pid,
                 tid: pid,
-                comm: b"x".to_vec(),
+                comm: crate::decode::Comm::new(b"x"),
                 start_ns: Some(start_ns),
                 ..Task::default()
             },

@@ -1,21 +1,22 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
-use std::{borrow::Cow, collections::BTreeMap, io::Write as _, net::IpAddr, ops::Deref, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, net::IpAddr, ops::Deref, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
     cgroup::Container,
-    clock::Clock,
-    decode::{SockKind, SocketEvent},
+    clock::{Clock, Timestamp},
+    decode::{Comm, SockKind, SocketEvent},
     hooks::Chosen,
     inventory::Scope,
+    json::Members,
     listeners::{Ended, Neighbour},
 };
 
-#[derive(Debug, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+/// A record; its `event` member is the variant's name (`Record::event`).
+#[derive(Debug)]
 pub enum Record {
     Start(StartRecord),
     Bind(SocketRecord),
@@ -94,63 +95,44 @@ pub struct StartRecord {
     pub hooks: Vec<Chosen>,
 }
 
-#[derive(Debug, Default, PartialEq, Serialize)]
+/// A bind, listen, accept or close, written member by member (`write_members`): the one
+/// record written per event.
+#[derive(Debug, Default, PartialEq)]
 pub struct SocketRecord {
-    pub time: String,
+    pub time: Timestamp,
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub comm: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Comm,
     pub protocol: Option<Cow<'static, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
     pub port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<IpAddr>,
     pub remote_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested_address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_address: Option<IpAddr>,
     pub requested_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fd: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub success: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub errno: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub errno_code: Option<i32>,
     /// Who can reach the port (bind, listen and close of a known socket).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
     /// The socket's inode: the same number in /proc/PID/fd, `ss -e` and listener records.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
     /// accept: the listening socket's inode.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub listener_inode: Option<u64>,
     /// A new listener on a port that other programs (other executables) already serve.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_with: Option<Vec<Neighbour>>,
     /// A new listener that the baseline (`watch --baseline`) does not allow, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     /// close: why portwatch reports it (a UDP socket gone with its exited owner).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// close: how long the listener lived and how many connections it accepted.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ended: Option<Ended>,
-    /// Written after the other fields (see `Record::write_line`).
-    #[serde(skip)]
+    /// Written after the other fields.
     pub process: Arc<Process>,
 }
 
@@ -327,30 +309,6 @@ pub fn protocol_name(protocol: u16) -> Cow<'static, str> {
     })
 }
 
-/// An address as text. IPv4 by hand, as records carry one or two and `fmt` costs more than
-/// the rest of the record; IPv6 through `Display`, which knows its compression rules.
-pub fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                if octet >= 100 {
-                    s.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    s.push(char::from(b'0' + octet / 10 % 10));
-                }
-                s.push(char::from(b'0' + octet % 10));
-            }
-            s
-        }
-        IpAddr::V6(v6) => v6.to_string(),
-    }
-}
-
 /// `EADDRINUSE` for 98, ...; numbers the platform does not name stay numeric.
 pub fn errno_name(errno: i32) -> String {
     match nix::errno::Errno::from_raw(errno) {
@@ -365,15 +323,85 @@ pub fn family(addr: &std::net::SocketAddr) -> &'static str {
 }
 
 impl SocketRecord {
+    /// The record's own members (absent ones left out); its process context follows them.
+    fn write_members(&self, m: &mut Members) {
+        m.plain("time", self.time.as_str());
+        m.int("pid", self.pid);
+        m.int("tid", self.tid);
+        m.int("uid", self.uid);
+        m.int("gid", self.gid);
+        m.str("comm", &self.comm.text());
+        if let Some(p) = &self.protocol {
+            m.plain("protocol", p);
+        }
+        if let Some(f) = self.family {
+            m.plain("family", f);
+        }
+        if let Some(a) = self.address {
+            m.ip("address", a);
+        }
+        if let Some(p) = self.port {
+            m.int("port", p);
+        }
+        if let Some(a) = self.remote_address {
+            m.ip("remote_address", a);
+        }
+        if let Some(p) = self.remote_port {
+            m.int("remote_port", p);
+        }
+        if let Some(a) = self.requested_address {
+            m.ip("requested_address", a);
+        }
+        if let Some(p) = self.requested_port {
+            m.int("requested_port", p);
+        }
+        if let Some(b) = self.backlog {
+            m.int("backlog", b);
+        }
+        if let Some(fd) = self.fd {
+            m.int("fd", fd);
+        }
+        if let Some(ok) = self.success {
+            m.bool("success", ok);
+        }
+        if let Some(e) = &self.errno {
+            m.plain("errno", e);
+        }
+        if let Some(e) = self.errno_code {
+            m.int("errno_code", e);
+        }
+        if let Some(s) = self.scope {
+            m.plain("scope", s.name());
+        }
+        if let Some(i) = self.inode {
+            m.int("inode", i);
+        }
+        if let Some(i) = self.listener_inode {
+            m.int("listener_inode", i);
+        }
+        if let Some(n) = &self.shared_with {
+            m.value("shared_with", n);
+        }
+        if let Some(a) = &self.alert {
+            m.str("alert", a);
+        }
+        if let Some(r) = self.reason {
+            m.plain("reason", r);
+        }
+        if let Some(e) = &self.ended {
+            m.flatten(e);
+        }
+    }
+
     pub fn new(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
         let t = &e.task;
         let mut r = Self {
-            time: clock.format(t.boot_ns),
+            time: clock.timestamp(t.boot_ns),
             pid: t.pid,
             tid: t.tid,
             uid: t.uid,
             gid: t.gid,
-            comm: String::from_utf8_lossy(&t.comm).into_owned(),
+            comm: t.comm,
             process,
             fd: e.fd,
             backlog: e.backlog,
@@ -386,20 +414,20 @@ impl SocketRecord {
             shown = Some(s.local);
             r.protocol = Some(protocol_name(s.protocol));
             r.family = Some(family(&s.local));
-            r.address = Some(ip_text(s.local.ip()));
+            r.address = Some(s.local.ip());
             r.port = Some(s.local.port());
             if let Some(remote) = s.remote {
-                r.remote_address = Some(ip_text(remote.ip()));
+                r.remote_address = Some(remote.ip());
                 r.remote_port = Some(remote.port());
             }
         }
         if let Some(req) = e.requested {
-            r.requested_address = Some(ip_text(req.ip()));
+            r.requested_address = Some(req.ip());
             r.requested_port = Some(req.port());
             r.family.get_or_insert(family(&req));
             // A failed bind bound nothing: the port it is about is the one it asked for.
             if e.errno != 0 || e.socket.is_none() {
-                r.address = r.requested_address.clone();
+                r.address = r.requested_address;
                 r.port = r.requested_port;
                 shown = Some(req);
             }
@@ -419,29 +447,45 @@ impl SocketRecord {
 }
 
 impl Record {
-    /// Appends the record as one JSON line: `seq`, the record's own fields, then its process
-    /// context's preformatted members, and a newline.
-    pub fn write_line(&self, seq: u64, line: &mut Vec<u8>) -> serde_json::Result<()> {
-        let _ = write!(line, "{{\"seq\":{seq}"); // writing to a Vec cannot fail
-        let brace = line.len();
-        serde_json::to_writer(&mut *line, self)?;
-        // The record's members follow `seq` in the same object.
-        line[brace] = b',';
-        let members = match self {
-            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) => {
-                r.process.members()
-            }
-            Self::Listener(r) => r.process.as_deref().map_or("", Process::members),
-            _ => "",
-        };
-        if !members.is_empty() {
-            line.pop(); // the closing brace
-            line.push(b',');
-            line.extend_from_slice(members.as_bytes());
-            line.push(b'}');
+    /// The record's `event` member.
+    pub const fn event(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "start",
+            Self::Bind(_) => "bind",
+            Self::Listen(_) => "listen",
+            Self::Accept(_) => "accept",
+            Self::Close(_) => "close",
+            Self::Listener(_) => "listener",
+            Self::SnapshotComplete(_) => "snapshot_complete",
+            Self::Loss(_) => "loss",
+            Self::Stop(_) => "stop",
         }
-        line.push(b'\n');
-        Ok(())
+    }
+
+    /// Appends the record as one JSON line: `seq`, `event`, the record's own fields, then its
+    /// process context's preformatted members, and a newline.
+    pub fn write_line(&self, seq: u64, line: &mut Vec<u8>) {
+        line.extend_from_slice(b"{\"seq\":");
+        line.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        line.extend_from_slice(b",\"event\":\"");
+        line.extend_from_slice(self.event().as_bytes());
+        line.push(b'"');
+        let mut m = Members::new(line);
+        match self {
+            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) => {
+                r.write_members(&mut m);
+                m.raw(r.process.members());
+            }
+            Self::Listener(r) => {
+                m.flatten(r);
+                m.raw(r.process.as_deref().map_or("", Process::members));
+            }
+            Self::Start(r) => m.flatten(r),
+            Self::SnapshotComplete(r) => m.flatten(r),
+            Self::Loss(r) => m.flatten(r),
+            Self::Stop(r) => m.flatten(r),
+        }
+        line.extend_from_slice(b"}\n");
     }
 
     pub fn socket(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
@@ -473,7 +517,7 @@ mod tests {
     /// The record as written, without its `seq`.
     fn to_json(r: &Record) -> Value {
         let mut line = Vec::new();
-        r.write_line(7, &mut line).unwrap();
+        r.write_line(7, &mut line);
         assert_eq!(line.pop(), Some(b'\n'));
         let mut v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v.as_object_mut().unwrap().remove("seq"), Some(json!(7)));
@@ -554,9 +598,9 @@ mod tests {
     #[test]
     fn non_utf8_comm_stays_valid_json() {
         let mut e = event(EventKind::Listen);
-        e.task.comm = vec![b'a', 0xff, b'"', b'\n'];
+        e.task.comm = Comm::new(&[b'a', 0xff, b'"', b'\n']);
         let mut line = Vec::new();
-        socket(&e).write_line(0, &mut line).unwrap();
+        socket(&e).write_line(0, &mut line);
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         assert_eq!(to_json(&socket(&e))["comm"], "a\u{fffd}\"\n");
     }
@@ -579,29 +623,78 @@ mod tests {
     }
 
     #[test]
+    fn a_listen_line_is_written_field_by_field() {
+        let mut e = event(EventKind::Listen);
+        e.backlog = Some(511);
+        e.inode = Some(777);
+        e.socket = Some(SocketInfo {
+            protocol: 6,
+            sock_type: 1,
+            local: "[::]:8080".parse().unwrap(),
+            remote: None,
+        });
+        let context = ProcessContext {
+            ppid: Some(1),
+            ..ProcessContext::default()
+        };
+        let mut line = Vec::new();
+        Record::socket(&e, Process::new(context), &CLOCK).write_line(9, &mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"seq\":9,\"event\":\"listen\",\"time\":\"2026-01-01T00:00:05.000000000Z\",\
+             \"pid\":42,\"tid\":43,\"uid\":1000,\"gid\":100,\"comm\":\"python3\",\
+             \"protocol\":\"tcp\",\"family\":\"ipv6\",\"address\":\"::\",\"port\":8080,\
+             \"backlog\":511,\"fd\":3,\"success\":true,\"scope\":\"all\",\"inode\":777,\
+             \"ppid\":1}\n"
+        );
+    }
+
+    #[test]
+    fn a_closed_listener_carries_its_lifetime_neighbours_and_alert() {
+        let mut r = SocketRecord::new(&event(EventKind::Close), Arc::default(), &CLOCK);
+        r.shared_with = Some(vec![Neighbour {
+            pid: 7,
+            exe: Some("/usr/sbin/sshd".into()),
+        }]);
+        r.alert = Some("port 22 is \"not\" allowed".into());
+        r.reason = Some("owner exited");
+        r.ended = Some(Ended {
+            lifetime_s: 1.5,
+            lifetime_since_start: false,
+            accepted: Some(3),
+        });
+        let v = to_json(&Record::Close(r));
+        assert_eq!(
+            v["shared_with"],
+            json!([{"pid": 7, "exe": "/usr/sbin/sshd"}])
+        );
+        assert_eq!(v["alert"], "port 22 is \"not\" allowed");
+        assert_eq!(v["reason"], "owner exited");
+        assert_eq!(v["lifetime_s"], 1.5);
+        assert_eq!(v["accepted"], 3);
+        assert!(v.get("lifetime_since_start").is_none());
+    }
+
+    #[test]
+    fn other_records_are_one_object_with_seq_and_event_first() {
+        let mut line = Vec::new();
+        Record::SnapshotComplete(SnapshotRecord {
+            time: CLOCK.format(0),
+            listeners: 2,
+        })
+        .write_line(0, &mut line);
+        assert_eq!(
+            line,
+            b"{\"seq\":0,\"event\":\"snapshot_complete\",\"time\":\"2026-01-01T00:00:00.000000000Z\",\"listeners\":2}\n"
+        );
+    }
+
+    #[test]
     fn names_errnos_and_protocols() {
         assert_eq!(errno_name(98), "EADDRINUSE");
         assert_eq!(errno_name(13), "EACCES");
         assert_eq!(errno_name(4000), "E4000");
         assert_eq!(protocol_name(6), "tcp");
         assert_eq!(protocol_name(99), "ip-proto-99");
-    }
-
-    #[test]
-    fn writes_addresses_like_display() {
-        for ip in [
-            "0.0.0.0",
-            "1.2.3.4",
-            "10.20.30.40",
-            "127.0.0.1",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "::ffff:127.0.0.1",
-            "fe80::1:2",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
-        }
     }
 }

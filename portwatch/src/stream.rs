@@ -3,6 +3,7 @@
 use std::{collections::HashSet, io::Write};
 
 use aya::maps::{MapData, RingBuf};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use portwatch_common::{IPPROTO_TCP, IPPROTO_UDP};
 
@@ -10,7 +11,7 @@ use crate::{
     baseline::{Baseline, Subject},
     clock::{self, Clock},
     counters::KernelCounters,
-    decode::{self, KernelRecord, SockKind, SocketEvent},
+    decode::{self, Comm, KernelRecord, SockKind, SocketEvent},
     enrich::Enricher,
     error::{Error, Result},
     filters::Filters,
@@ -19,7 +20,7 @@ use crate::{
     output::JsonLines,
     record::{
         ListenerRecord, LossCounts, LossRecord, Process, ProcessContext, Record, SnapshotRecord,
-        SocketRecord, StopRecord, family, ip_text, protocol_name,
+        SocketRecord, StopRecord, family, protocol_name,
     },
     sockdiag::{self, Proto},
 };
@@ -33,7 +34,7 @@ pub struct Stream<W: Write> {
     listeners: ListenerTable,
     /// Inodes of snapshot listeners, until they close: their live listen/bind records, queued
     /// while the snapshot was taken, are not reported a second time.
-    already_reported: HashSet<u64>,
+    already_reported: FxHashSet<u64>,
     reported: LossCounts,
     decode_errors: u64,
     exec_lost: u64,
@@ -51,7 +52,7 @@ pub struct Stream<W: Write> {
 /// the stream's `seq` add up to its `lost_total`.
 #[derive(Default)]
 pub struct LossSequencer {
-    next_per_cpu: std::collections::HashMap<u32, u64>,
+    next_per_cpu: FxHashMap<u32, u64>,
     /// Ring-buffer losses numbered so far (revealed or in advance).
     ring_numbered: u64,
     /// Of those, numbered in advance and not yet revealed by a gap.
@@ -104,7 +105,7 @@ impl<W: Write> Stream<W> {
             enricher,
             counters,
             listeners: ListenerTable::default(),
-            already_reported: HashSet::new(),
+            already_reported: FxHashSet::default(),
             reported: LossCounts::default(),
             decode_errors: 0,
             exec_lost: 0,
@@ -240,7 +241,7 @@ impl<W: Write> Stream<W> {
                                 tid: record.tid,
                                 uid: record.uid,
                                 gid: record.gid,
-                                comm: record.comm.clone(),
+                                comm: record.comm,
                                 exe,
                                 cgroup_id: record.process.cgroup_id,
                             },
@@ -311,15 +312,15 @@ impl<W: Write> Stream<W> {
                 "the socket closed with its owner's exit; the owner is gone",
             );
             let record = SocketRecord {
-                time: clock.format(now),
+                time: clock.timestamp(now),
                 pid: o.pid,
                 tid: o.tid,
                 uid: o.uid,
                 gid: o.gid,
-                comm: o.comm.clone(),
+                comm: o.comm,
                 protocol: Some(protocol_name(IPPROTO_UDP)),
                 family: Some(family(&live.local)),
-                address: Some(ip_text(live.local.ip())),
+                address: Some(live.local.ip()),
                 port: Some(live.local.port()),
                 scope: Some(Scope::of(&live.local)),
                 inode: Some(inode),
@@ -373,7 +374,7 @@ fn listener_owner(r: &ListenerRecord) -> Owner {
         tid: r.tid.unwrap_or(0),
         uid: r.uid.unwrap_or(0),
         gid: r.gid.unwrap_or(0),
-        comm: r.comm.clone().unwrap_or_default(),
+        comm: Comm::from_text(r.comm.as_deref().unwrap_or_default()),
         exe: r.process.as_ref().and_then(|p| p.exe.clone()),
         cgroup_id: r.process.as_ref().map_or(0, |p| p.cgroup_id),
     }
