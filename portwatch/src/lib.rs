@@ -4,7 +4,8 @@
 //! struct and tracepoint offsets; `loader` loads the kernel programs with them; `hooks` attaches
 //! each hook with the best attach type available. Then `watch` reads records from the ring buffer,
 //! `decode` checks and types them, `enrich` adds who did it (with `proctable`, `procfs`, `users`
-//! and `cgroup`), `record` shapes them for output and `output` writes JSON lines.
+//! and `cgroup`), `record` shapes them for output (socket records member by member with `json`) and
+//! `output` writes JSON lines.
 pub mod baseline;
 pub mod btf;
 pub mod cgroup;
