@@ -85,6 +85,13 @@ impl Timestamp {
     }
 }
 
+/// The bytes, for writers that need no `str` (see `json::Members::plain`).
+impl AsRef<[u8]> for Timestamp {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl Default for Timestamp {
     fn default() -> Self {
         Self(*b"1970-01-01T00:00:00.000000000Z")

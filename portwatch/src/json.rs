@@ -32,11 +32,16 @@ impl<'a> Members<'a> {
 
     /// A string portwatch makes itself (a time, a protocol or errno name): nothing in it needs
     /// escaping, so it is not scanned.
-    pub fn plain(&mut self, key: &'static str, value: &str) {
-        debug_assert!(!needs_escape(value), "{value}");
+    pub fn plain(&mut self, key: &'static str, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        debug_assert!(
+            value.is_ascii() && !needs_escape_bytes(value),
+            "{}",
+            value.escape_ascii()
+        );
         self.key(key);
         self.out.push(b'"');
-        self.out.extend_from_slice(value.as_bytes());
+        self.out.extend_from_slice(value);
         self.out.push(b'"');
     }
 
@@ -101,7 +106,11 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 
 /// What serde_json escapes: control characters, quotes and backslashes.
 fn needs_escape(s: &str) -> bool {
-    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    needs_escape_bytes(s.as_bytes())
+}
+
+fn needs_escape_bytes(s: &[u8]) -> bool {
+    s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn serialize(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {

@@ -325,14 +325,14 @@ pub fn family(addr: &std::net::SocketAddr) -> &'static str {
 impl SocketRecord {
     /// The record's own members (absent ones left out); its process context follows them.
     fn write_members(&self, m: &mut Members) {
-        m.plain("time", self.time.as_str());
+        m.plain("time", self.time);
         m.int("pid", self.pid);
         m.int("tid", self.tid);
         m.int("uid", self.uid);
         m.int("gid", self.gid);
         m.str("comm", &self.comm.text());
         if let Some(p) = &self.protocol {
-            m.plain("protocol", p);
+            m.plain("protocol", p.as_bytes());
         }
         if let Some(f) = self.family {
             m.plain("family", f);
