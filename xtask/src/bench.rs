@@ -126,7 +126,7 @@ struct Traced {
     rate: f64,
     seen: u64,
     lost: Option<u64>,
-    cpu_ticks: u64,
+    cpu_ns: u64,
     peak_rss_kib: u64,
 }
 
@@ -189,17 +189,17 @@ fn go(child: &mut Child) -> Result<()> {
     Ok(())
 }
 
-fn proc_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+/// CPU time of all of `pid`'s threads so far, in ns, from schedstat: /proc/PID/stat counts
+/// 10 ms ticks, too coarse for the rate-capped loads (a few tens of ms in all).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of proc(5); 3 is the first after the command.
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -214,33 +214,60 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// Counts the tracer's output lines that concern `pid` (and remembers portwatch's loss count).
+/// Cheap per line (bytes, no allocation, portwatch's `event` and `pid` looked for only in the
+/// line's first bytes, where they are): this reader shares the cores with the load and the
+/// tracer, and must never be what holds the tracer back.
 fn count_lines(
     child: &mut Child,
     pid: Arc<AtomicU64>,
     event: Option<&'static str>,
     by_parent: bool,
 ) -> Result<thread::JoinHandle<(u64, Option<u64>)>> {
+    use memchr::memmem::Finder;
     let key = if by_parent { "ppid" } else { "pid" };
     let out = child.stdout.take().context("tracer stdout")?;
     Ok(thread::spawn(move || {
         let mut seen = 0;
         let mut lost = None;
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let target = pid.load(Ordering::Relaxed);
-            if let Some(event) = event {
-                if line.contains("\"event\":\"stop\"") {
-                    lost = line
-                        .split("\"lost_total\":")
-                        .nth(1)
-                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
-                } else if line.contains(&format!("\"event\":\"{event}\""))
-                    && line.contains(&format!("\"{key}\":{target},"))
-                {
-                    seen += 1;
+        let mut reader = BufReader::with_capacity(1 << 20, out);
+        let mut line = Vec::with_capacity(4096);
+        let event_needle = event.map(|e| format!("\"event\":\"{e}\""));
+        let event_finder = event_needle.as_deref().map(Finder::new);
+        let stop = Finder::new("\"event\":\"stop\"");
+        let mut target = u64::MAX;
+        let mut needle = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            let now = pid.load(Ordering::Relaxed);
+            if now != target {
+                target = now;
+                needle = match event {
+                    Some(_) => format!("\"{key}\":{target},"),
+                    None => format!("{target}\n"),
                 }
-            } else if line.trim() == target.to_string() {
-                seen += 1;
+                .into_bytes();
             }
+            match &event_finder {
+                Some(event) => {
+                    // `{"seq":N,"event":"bind","time":"...","pid":P,"tid":..,` (ppid comes later).
+                    let head = &line[..line.len().min(if by_parent { line.len() } else { 160 })];
+                    if event.find(head).is_some() && memchr::memmem::find(head, &needle).is_some() {
+                        seen += 1;
+                    } else if stop.find(&line[..line.len().min(64)]).is_some() {
+                        lost = String::from_utf8_lossy(&line)
+                            .split("\"lost_total\":")
+                            .nth(1)
+                            .and_then(|s| {
+                                s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+                            });
+                    }
+                }
+                None => {
+                    if line == needle {
+                        seen += 1;
+                    }
+                }
+            }
+            line.clear();
         }
         (seen, lost)
     }))
@@ -290,11 +317,11 @@ fn run_traced(case: &Case, seconds: f64, tracer: &str, portwatch: &Path) -> Resu
     } else {
         5
     }));
-    let before = proc_ticks(t.id());
+    let before = cpu_ns(t.id());
     go(&mut load)?;
     let (ops, rate) = finish_load(load)?;
     thread::sleep(Duration::from_millis(500)); // let the tracer drain
-    let cpu_ticks = proc_ticks(t.id()).saturating_sub(before);
+    let cpu_ns = cpu_ns(t.id()).saturating_sub(before);
     let peak = peak_rss_kib(t.id());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(t.id() as i32, libc::SIGINT) };
@@ -307,7 +334,7 @@ fn run_traced(case: &Case, seconds: f64, tracer: &str, portwatch: &Path) -> Resu
         rate,
         seen,
         lost,
-        cpu_ticks,
+        cpu_ns,
         peak_rss_kib: peak,
     })
 }
@@ -317,8 +344,6 @@ pub fn run(root: &Path, seconds: f64, only: Option<&str>) -> Result<()> {
     if Command::new("bpftrace").arg("--version").output().is_err() {
         bail!("bpftrace is not installed (apt-get install bpftrace)");
     }
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(
         "load generators run {seconds} s each unless named otherwise; rates are ratios of the \
          faster of two runs without a tracer (before and after); tracer CPU in ms per 1000 \
@@ -358,7 +383,7 @@ pub fn run(root: &Path, seconds: f64, only: Option<&str>) -> Result<()> {
             let r = r?;
             let ratio = r.rate / base;
             let ms_per_k = if r.seen > 0 {
-                r.cpu_ticks as f64 / hz * 1e3 / (r.seen as f64 / 1e3)
+                r.cpu_ns as f64 / 1e6 / (r.seen as f64 / 1e3)
             } else {
                 f64::NAN
             };
