@@ -1,11 +1,34 @@
 //! Writing records as JSON lines. Buffered; the event loop flushes after each drain of the ring
 //! buffer (at least every `watch::DRAIN`), so a record is written within that time of its event.
-use std::io::{BufWriter, Write};
+use std::{
+    io::{BufWriter, Write},
+    os::fd::{AsRawFd, BorrowedFd},
+};
 
 use crate::{
     error::{Error, Result},
     record::Record,
 };
+
+/// The capacity asked for when the output is a pipe. Linux's default, 64 KiB, holds about 85
+/// records: a reader that is a little late (a log shipper on a busy host) then stalls the writer
+/// every 64 KiB, and the ring buffer fills behind it. 1 MiB is what an unprivileged process may
+/// set by default (/proc/sys/fs/pipe-max-size).
+const PIPE_BYTES: i32 = 1 << 20;
+
+/// Grows the pipe `fd` to `PIPE_BYTES` if it is a smaller pipe; anything else is left alone.
+/// Best effort: a refusal (a user over their pipe quota) keeps the pipe as it was.
+pub fn widen_pipe(fd: BorrowedFd) {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETPIPE_SZ and F_SETPIPE_SZ take no pointer; on a descriptor that is not a pipe
+    // they fail with EBADF and change nothing.
+    unsafe {
+        let size = libc::fcntl(fd, libc::F_GETPIPE_SZ);
+        if size > 0 && size < PIPE_BYTES {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES);
+        }
+    }
+}
 
 pub struct JsonLines<W: Write> {
     out: BufWriter<W>,

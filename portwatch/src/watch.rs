@@ -1,5 +1,9 @@
 //! `portwatch watch`: start-up, then the event loop until SIGINT/SIGTERM or stdout closes.
-use std::{io, os::fd::AsRawFd, time::Duration};
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd},
+    time::Duration,
+};
 
 use aya::maps::{PerCpuArray, RingBuf};
 use portwatch_common::names;
@@ -17,7 +21,7 @@ use crate::{
     error::{Error, Result},
     filters::Filters,
     hooks, inventory, kernel_layout, loader,
-    output::JsonLines,
+    output::{self, JsonLines},
     preflight,
     record::{Record, StartRecord},
     stream::Stream,
@@ -81,6 +85,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .map_err(|e| Error::io("polling the ring buffer", e.into_parts().1))?;
 
     let mut clock = Clock::now();
+    output::widen_pipe(io::stdout().as_fd());
     let mut out = JsonLines::new(io::stdout().lock());
     eprintln!("portwatch: watching ({})", summary(&hooks));
     for h in &hooks {
