@@ -74,3 +74,30 @@ impl<W: Write> JsonLines<W> {
         self.out.flush().map_err(Error::from_output)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+    fn pipe_size(fd: BorrowedFd) -> i32 {
+        // SAFETY: no pointer argument.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+    }
+
+    #[test]
+    fn a_pipe_grows_to_one_mebibyte_and_a_file_is_left_alone() {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe(2) writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe(2) just opened both; each is owned once.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        assert!(pipe_size(write.as_fd()) < PIPE_BYTES);
+        widen_pipe(write.as_fd());
+        assert_eq!(pipe_size(read.as_fd()), PIPE_BYTES);
+
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        widen_pipe(file.as_fd());
+        assert_eq!(pipe_size(file.as_fd()), -1);
+    }
+}
