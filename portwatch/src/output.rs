@@ -1,7 +1,7 @@
 //! Writing records as JSON lines. Buffered; the event loop flushes after each drain of the ring
 //! buffer (at least every `watch::DRAIN`), so a record is written within that time of its event.
 use std::{
-    io::{BufWriter, Write},
+    io::Write,
     os::fd::{AsRawFd, BorrowedFd},
 };
 
@@ -30,10 +30,14 @@ pub fn widen_pipe(fd: BorrowedFd) {
     }
 }
 
+/// Lines are formatted straight into the output buffer, which is written out when it holds this
+/// much (or at `flush`).
+const BUFFER_BYTES: usize = 256 * 1024;
+
 pub struct JsonLines<W: Write> {
-    out: BufWriter<W>,
-    /// The line being formatted (reused: no allocation per record).
-    line: Vec<u8>,
+    out: W,
+    /// Whole lines not yet written (reused: no allocation per record).
+    buffer: Vec<u8>,
     /// Event records written (not start/loss/stop).
     pub events: u64,
     /// The next record's sequence number. Numbers of lost events are skipped (`skip`), so the
@@ -44,8 +48,8 @@ pub struct JsonLines<W: Write> {
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
         Self {
-            out: BufWriter::with_capacity(256 * 1024, out),
-            line: Vec::with_capacity(4096),
+            out,
+            buffer: Vec::with_capacity(BUFFER_BYTES + 4096),
             events: 0,
             next_seq: 0,
         }
@@ -57,10 +61,11 @@ impl<W: Write> JsonLines<W> {
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.line.clear();
-        record.write_line(self.next_seq, &mut self.line);
+        record.write_line(self.next_seq, &mut self.buffer);
         self.next_seq += 1;
-        self.out.write_all(&self.line).map_err(Error::from_output)?;
+        if self.buffer.len() >= BUFFER_BYTES {
+            self.write_out()?;
+        }
         if matches!(
             record,
             Record::Bind(_) | Record::Listen(_) | Record::Accept(_) | Record::Close(_)
@@ -71,7 +76,23 @@ impl<W: Write> JsonLines<W> {
     }
 
     pub fn flush(&mut self) -> Result<()> {
+        self.write_out()?;
         self.out.flush().map_err(Error::from_output)
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        let written = self.out.write_all(&self.buffer);
+        // Cleared even on error: the caller stops on an output error anyway.
+        self.buffer.clear();
+        written.map_err(Error::from_output)
+    }
+}
+
+/// Like `BufWriter`: what is still buffered goes out when the writer is dropped (errors are
+/// ignored there; `flush` reports them).
+impl<W: Write> Drop for JsonLines<W> {
+    fn drop(&mut self) {
+        let _ = self.write_out();
     }
 }
 
@@ -83,6 +104,37 @@ mod tests {
     fn pipe_size(fd: BorrowedFd) -> i32 {
         // SAFETY: no pointer argument.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+    }
+
+    fn snapshot_complete(n: usize) -> Record {
+        Record::SnapshotComplete(crate::record::SnapshotRecord {
+            time: String::new(),
+            listeners: n,
+        })
+    }
+
+    #[test]
+    fn lines_are_numbered_buffered_and_written_whole() {
+        let mut sink = Vec::new();
+        {
+            let mut out = JsonLines::new(&mut sink);
+            out.write(&snapshot_complete(1)).unwrap();
+            out.skip(2); // two lost events
+            out.write(&snapshot_complete(2)).unwrap();
+            out.flush().unwrap();
+            // Enough lines to pass the buffer size, and one left for drop to write.
+            for _ in 0..BUFFER_BYTES / 64 {
+                out.write(&snapshot_complete(3)).unwrap();
+            }
+        }
+        let text = String::from_utf8(sink).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2 + BUFFER_BYTES / 64);
+        assert!(lines[0].starts_with("{\"seq\":0,"));
+        assert!(lines[1].starts_with("{\"seq\":3,"));
+        let last = format!("{{\"seq\":{},", 3 + BUFFER_BYTES / 64);
+        assert!(lines.last().unwrap().starts_with(&last));
+        assert!(text.ends_with("}\n"));
     }
 
     #[test]
