@@ -19,7 +19,7 @@ impl<'a> Members<'a> {
 
     /// `key` is a field name: ASCII without quotes or backslashes, so it is written as is.
     fn key(&mut self, key: &'static str) {
-        debug_assert!(!needs_escape(key), "{key}");
+        debug_assert!(!needs_escape(key.as_bytes()), "{key}");
         self.out.extend_from_slice(b",\"");
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\":");
@@ -35,7 +35,7 @@ impl<'a> Members<'a> {
     pub fn plain(&mut self, key: &'static str, value: impl AsRef<[u8]>) {
         let value = value.as_ref();
         debug_assert!(
-            value.is_ascii() && !needs_escape_bytes(value),
+            value.is_ascii() && !needs_escape(value),
             "{}",
             value.escape_ascii()
         );
@@ -95,7 +95,7 @@ impl<'a> Members<'a> {
 
 /// Writes `s` as a JSON string.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    if needs_escape(s) {
+    if needs_escape(s.as_bytes()) {
         serialize(out, s);
     } else {
         out.push(b'"');
@@ -105,11 +105,7 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// What serde_json escapes: control characters, quotes and backslashes.
-fn needs_escape(s: &str) -> bool {
-    needs_escape_bytes(s.as_bytes())
-}
-
-fn needs_escape_bytes(s: &[u8]) -> bool {
+fn needs_escape(s: &[u8]) -> bool {
     s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
