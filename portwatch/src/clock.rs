@@ -5,6 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Clock {
     /// Wall-clock nanoseconds since the epoch at boot time 0.
     boot_epoch_ns: i128,
+    /// Tests: the boot-clock "now" (None: CLOCK_BOOTTIME), so records stamped with the time
+    /// they are written are reproducible.
+    fixed_now_ns: Option<u64>,
 }
 
 /// CLOCK_BOOTTIME now, in ns (the kernel's event clock).
@@ -30,12 +33,30 @@ impl Clock {
             .map_or(0, |d| d.as_nanos() as i128);
         Self {
             boot_epoch_ns: wall - boottime_ns_wide(),
+            fixed_now_ns: None,
         }
     }
 
     #[cfg(test)]
     pub const fn fixed(boot_epoch_ns: i128) -> Self {
-        Self { boot_epoch_ns }
+        Self {
+            boot_epoch_ns,
+            fixed_now_ns: None,
+        }
+    }
+
+    /// A clock whose "now" stays at boot-clock `now_ns` (tests).
+    #[cfg(test)]
+    pub const fn fixed_at(boot_epoch_ns: i128, now_ns: u64) -> Self {
+        Self {
+            boot_epoch_ns,
+            fixed_now_ns: Some(now_ns),
+        }
+    }
+
+    /// The boot clock now, in ns (the kernel's event clock).
+    pub fn boot_now(&self) -> u64 {
+        self.fixed_now_ns.unwrap_or_else(boottime_ns)
     }
 
     pub fn wall(&self, boot_ns: u64) -> SystemTime {
@@ -71,7 +92,7 @@ impl Clock {
     }
 
     pub fn format_now(&self) -> String {
-        self.format(boottime_ns())
+        self.format(self.boot_now())
     }
 }
 

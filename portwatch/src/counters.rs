@@ -6,6 +6,7 @@ use portwatch_common::{EventKind, counters};
 use crate::{
     error::{Error, Result},
     record::{KindCounts, LossCounts},
+    source::Counters,
 };
 
 pub struct KernelCounters {
@@ -32,14 +33,14 @@ impl KernelCounters {
         }
         Ok(KindCounts::from_array(a))
     }
+}
 
-    /// Exec records lost so far (the process table must then stop trusting fork inheritance).
-    pub fn exec_lost(&self) -> Result<u64> {
+impl Counters for KernelCounters {
+    fn exec_lost(&self) -> Result<u64> {
         self.sum(counters::lost(EventKind::Exec))
     }
 
-    /// Loss counts from the kernel plus the daemon's own decode errors.
-    pub fn read(&self, decode_errors: u64) -> Result<LossCounts> {
+    fn read(&self, decode_errors: u64) -> Result<LossCounts> {
         let ring_buffer_full = self.per_kind(counters::lost)?;
         let in_flight_table_full = self.per_kind(counters::pending_full)?;
         Ok(LossCounts {

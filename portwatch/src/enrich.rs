@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     cgroup::{self, CgroupPaths, Workload},
-    clock::{self, Clock},
+    clock::Clock,
     decode::{ExecRecord, Task},
     inventory::Listener,
     procfs,
@@ -85,7 +85,7 @@ impl Enricher {
 
     /// A record for a listener found by the inventory, with its first owner's context.
     pub fn listener(&mut self, l: &Listener, clock: &Clock) -> ListenerRecord {
-        let now = clock::boottime_ns();
+        let now = clock.boot_now();
         let s = &l.socket;
         let owner = l.owners.first().and_then(|&pid| procfs::task(pid, now));
         let mut r = ListenerRecord {

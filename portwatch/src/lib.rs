@@ -29,6 +29,10 @@ pub mod procfs;
 pub mod proctable;
 pub mod record;
 pub mod sockdiag;
+pub mod source;
 pub mod stream;
 pub mod users;
 pub mod watch;
+
+#[cfg(test)]
+mod golden;

@@ -1,9 +1,9 @@
 //! The daemon's table of current listeners (listening TCP sockets, bound UDP sockets), keyed by
 //! socket inode: it gives a closing listener its lifetime and accepted-connection count, notices
 //! UDP sockets that disappear with their owner, and names other programs already serving a port.
-use std::{collections::HashSet, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::{decode::Comm, sockdiag::Proto};
@@ -157,7 +157,7 @@ impl ListenerTable {
     /// Removes the UDP listeners that sock_diag no longer lists; returns them with their ends.
     pub fn reconcile_udp(
         &mut self,
-        present: &HashSet<u64>,
+        present: &FxHashSet<u64>,
         now_ns: u64,
     ) -> Vec<(u64, Live, Ended)> {
         self.udp_check_due = false;
@@ -257,7 +257,7 @@ mod tests {
         assert!(!t.udp_check_due());
         t.owner_exited(10);
         assert!(t.udp_check_due());
-        let gone = t.reconcile_udp(&HashSet::from([2]), 1_000_000_000);
+        let gone = t.reconcile_udp(&FxHashSet::from_iter([2]), 1_000_000_000);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, 1);
         assert_eq!(t.len(), 1);

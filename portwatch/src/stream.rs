@@ -1,16 +1,14 @@
 //! The record stream after start-up: turns kernel records into output records, keeps the
 //! process and listener tables current, and reports losses.
-use std::{collections::HashSet, io::Write};
+use std::io::Write;
 
-use aya::maps::{MapData, RingBuf};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use portwatch_common::{IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
     baseline::{Baseline, Subject},
-    clock::{self, Clock},
-    counters::KernelCounters,
+    clock::Clock,
     decode::{self, Comm, KernelRecord, SockKind, SocketEvent},
     enrich::Enricher,
     error::{Error, Result},
@@ -22,7 +20,8 @@ use crate::{
         ListenerRecord, LossCounts, LossRecord, Process, ProcessContext, Record, SnapshotRecord,
         SocketRecord, StopRecord, family, protocol_name,
     },
-    sockdiag::{self, Proto},
+    sockdiag::Proto,
+    source::{Counters, RecordSource, Sockets},
 };
 
 pub struct Stream<W: Write> {
@@ -30,7 +29,8 @@ pub struct Stream<W: Write> {
     baseline: Option<Baseline>,
     filters: Filters,
     enricher: Enricher,
-    counters: KernelCounters,
+    counters: Box<dyn Counters>,
+    sockets: Box<dyn Sockets>,
     listeners: ListenerTable,
     /// Inodes of snapshot listeners, until they close: their live listen/bind records, queued
     /// while the snapshot was taken, are not reported a second time.
@@ -94,7 +94,8 @@ impl<W: Write> Stream<W> {
     pub fn new(
         out: JsonLines<W>,
         enricher: Enricher,
-        counters: KernelCounters,
+        counters: Box<dyn Counters>,
+        sockets: Box<dyn Sockets>,
         baseline: Option<Baseline>,
         filters: Filters,
     ) -> Self {
@@ -104,6 +105,7 @@ impl<W: Write> Stream<W> {
             filters,
             enricher,
             counters,
+            sockets,
             listeners: ListenerTable::default(),
             already_reported: FxHashSet::default(),
             reported: LossCounts::default(),
@@ -115,7 +117,7 @@ impl<W: Write> Stream<W> {
 
     /// Reports the listeners that existed at start-up, then the completion marker.
     pub fn snapshot(&mut self, listeners: &[Listener], clock: &Clock) -> Result<()> {
-        let now = clock::boottime_ns();
+        let now = clock.boot_now();
         let mut reported = 0;
         for l in listeners {
             let mut r = self.enricher.listener(l, clock);
@@ -155,17 +157,15 @@ impl<W: Write> Stream<W> {
         self.out.flush()
     }
 
-    pub fn drain(&mut self, ring: &mut RingBuf<MapData>, clock: &Clock) -> Result<()> {
+    pub fn drain(&mut self, ring: &mut impl RecordSource, clock: &Clock) -> Result<()> {
         // Checked before each batch, so no record after a lost exec is enriched on the
         // assumption that every exec was seen.
         let exec_lost = self.counters.exec_lost()?;
         if exec_lost > self.exec_lost {
             self.exec_lost = exec_lost;
-            self.enricher
-                .processes
-                .exec_records_lost(clock::boottime_ns());
+            self.enricher.processes.exec_records_lost(clock.boot_now());
         }
-        while let Some(item) = ring.next() {
+        while let Some(item) = ring.next_record() {
             let decoded = match decode::decode(&item) {
                 Ok(d) => d,
                 Err(_) => {
@@ -294,12 +294,11 @@ impl<W: Write> Stream<W> {
 
     /// UDP has no close hook: after an owner exits, sock_diag tells which of its sockets went.
     fn close_departed_udp(&mut self, clock: &Clock) -> Result<()> {
-        let present: HashSet<u64> = sockdiag::listening_sockets()
-            .map_err(|e| Error::io("listing sockets with sock_diag", e))?
-            .into_iter()
-            .map(|s| s.inode)
-            .collect();
-        let now = clock::boottime_ns();
+        let present = self
+            .sockets
+            .present()
+            .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
+        let now = clock.boot_now();
         for (inode, live, ended) in self.listeners.reconcile_udp(&present, now) {
             let o = &live.owner;
             let mut process = ProcessContext {

@@ -24,6 +24,7 @@ use crate::{
     output::{self, JsonLines},
     preflight,
     record::{Record, StartRecord},
+    source::SockDiag,
     stream::Stream,
 };
 
@@ -107,7 +108,14 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // The listeners that existed before the hooks attached, reported once, before live events.
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
-    let mut stream = Stream::new(out, enricher, counters, baseline, filters);
+    let mut stream = Stream::new(
+        out,
+        enricher,
+        Box::new(counters),
+        Box::new(SockDiag),
+        baseline,
+        filters,
+    );
     stream.snapshot(&listeners, &clock)?;
 
     let mut tick = tokio::time::interval(TICK);

@@ -124,14 +124,34 @@ fn ls_agrees_with_ss_on_listening_tcp_ports() {
     require_root();
     let mine = TcpListener::bind("0.0.0.0:0").unwrap();
     let my_port = mine.local_addr().unwrap().port();
-    // Other tests open and close listeners concurrently: ports present in both ls runs must be
-    // in ss, and every ss port must be in one of the ls runs.
-    let before = tcp_ports_from_ls();
+    // Other tests open and close listeners concurrently, so each view is checked against the
+    // ports the other saw both before and after it: ls, ss, ls, ss.
+    let ls_before = tcp_ports_from_ls();
+    let ss_before = tcp_ports_from_ss();
+    let ls_after = tcp_ports_from_ls();
+    let ss_after = tcp_ports_from_ss();
+    for ports in [&ls_before, &ss_before, &ls_after, &ss_after] {
+        assert!(ports.contains(&my_port), "{my_port} missing from {ports:?}");
+    }
+    let ls_stable: BTreeSet<u16> = ls_before.intersection(&ls_after).copied().collect();
+    let ss_stable: BTreeSet<u16> = ss_before.intersection(&ss_after).copied().collect();
+    let missing_from_ss: Vec<_> = ls_stable.difference(&ss_before).collect();
+    let missing_from_ls: Vec<_> = ss_stable.difference(&ls_after).collect();
+    assert!(
+        missing_from_ss.is_empty(),
+        "ls has, ss has not: {missing_from_ss:?}"
+    );
+    assert!(
+        missing_from_ls.is_empty(),
+        "ss has, ls has not: {missing_from_ls:?}"
+    );
+}
+
+/// The listening TCP ports `ss -ltnH` shows.
+fn tcp_ports_from_ss() -> BTreeSet<u16> {
     let (code, out, err) = run_to_exit(Command::new("ss").args(["-ltnH"]));
-    let after = tcp_ports_from_ls();
     assert_eq!(code, 0, "{err}");
-    let ss: BTreeSet<u16> = out
-        .lines()
+    out.lines()
         .filter_map(|l| {
             l.split_whitespace()
                 .nth(3)?
@@ -140,12 +160,7 @@ fn ls_agrees_with_ss_on_listening_tcp_ports() {
                 .parse()
                 .ok()
         })
-        .collect();
-    assert!(ss.contains(&my_port) && before.contains(&my_port) && after.contains(&my_port));
-    let stable: BTreeSet<u16> = before.intersection(&after).copied().collect();
-    let seen: BTreeSet<u16> = before.union(&after).copied().collect();
-    assert!(stable.is_subset(&ss), "ls {stable:?} vs ss {ss:?}");
-    assert!(ss.is_subset(&seen), "ss {ss:?} vs ls {seen:?}");
+        .collect()
 }
 
 #[test]

@@ -1,0 +1,288 @@
+//! The native output, byte for byte: kernel records built from the ABI structs go through the
+//! whole stream (decode, enrich, listener table, baseline, loss sequencing, output) and the lines
+//! must equal `tests/golden/stream.jsonl`. Everything the records name is chosen so that the
+//! machine cannot change the result: pids above pid_max, paths that do not exist, uid 0 and an
+//! unknown uid, a cgroup id that is no directory, a clock whose "now" is fixed.
+//! `PORTWATCH_BLESS=1 cargo test golden` rewrites the file after an intended change.
+use std::{cell::Cell, collections::VecDeque, io, net::Ipv6Addr, rc::Rc};
+
+use clap::Parser as _;
+use portwatch_common::{
+    AF_INET, AF_INET6, EventKind, ExitEvent, FLAG_REQ_ADDR, FLAG_SOCK, SockEvent,
+};
+use rustc_hash::FxHashSet;
+
+use crate::{
+    baseline::Baseline,
+    cli::{Cli, Command},
+    clock::Clock,
+    decode::tests::{bytes, exec_event, sock_event},
+    enrich::Enricher,
+    error::Result,
+    filters::Filters,
+    inventory::{Listener, Scope},
+    output::JsonLines,
+    record::{KindCounts, LossCounts},
+    sockdiag::{DiagSocket, Proto},
+    source::{Counters, Sockets},
+    stream::Stream,
+};
+
+const GOLDEN: &str = include_str!("../tests/golden/stream.jsonl");
+const GOLDEN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/stream.jsonl");
+
+/// Booted at 2026-01-01T00:00:00Z: the snapshot is taken 9 s after boot, before the live
+/// records; the stream is drained, ticked and stopped at 170 s, after them.
+const BOOT: i128 = 1_767_225_600 * 1_000_000_000;
+const AT_START: Clock = Clock::fixed_at(BOOT, 9 * S);
+const LATER: Clock = Clock::fixed_at(BOOT, 170 * S);
+
+const S: u64 = 1_000_000_000;
+const LAUNCHER: u32 = 4_000_000_100;
+const SERVER: u32 = 4_000_000_101;
+const RESOLVER: u32 = 4_000_000_102;
+/// No cgroup directory has this inode.
+const CGROUP: u64 = 0xdead_beef_0000;
+const NOBODY_KNOWS: u32 = 4_000_000;
+
+/// Loss counters the test sets.
+#[derive(Clone, Default)]
+struct FixedCounters(Rc<Cell<LossCounts>>);
+
+impl Counters for FixedCounters {
+    fn exec_lost(&self) -> Result<u64> {
+        Ok(self.0.get().ring_buffer_full.exec)
+    }
+
+    fn read(&self, decode_errors: u64) -> Result<LossCounts> {
+        let mut c = self.0.get();
+        c.decode_errors = decode_errors;
+        c.lost_total = c.ring_buffer_full.total() + c.in_flight_table_full.total() + decode_errors;
+        Ok(c)
+    }
+}
+
+/// The sockets that sock_diag would list.
+struct FixedSockets(Vec<u64>);
+
+impl Sockets for FixedSockets {
+    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
+        Ok(self.0.iter().copied().collect())
+    }
+}
+
+fn task(r: &mut SockEvent, pid: u32, start_ns: u64, at_ns: u64) {
+    r.task.pid = pid;
+    r.task.tid = pid;
+    r.task.ppid = LAUNCHER;
+    r.task.parent_start_ns = 2 * S;
+    r.task.start_ns = start_ns;
+    r.task.ts_ns = at_ns;
+    r.task.uid = 0;
+    r.task.gid = 0;
+    r.task.cgroup_id = CGROUP;
+    r.task.netns = 4_026_531_840;
+    r.task.comm = [0; 16];
+    r.task.comm[..6].copy_from_slice(b"server");
+}
+
+fn v4(addr: [u8; 4]) -> [u8; 16] {
+    let mut a = [0; 16];
+    a[..4].copy_from_slice(&addr);
+    a
+}
+
+/// A socket record of `SERVER`, numbered `seq` on CPU 0.
+fn server(kind: EventKind, seq: u64, at_ns: u64) -> SockEvent {
+    let mut r = sock_event(kind);
+    task(&mut r, SERVER, 3 * S, at_ns);
+    r.header.seq = seq;
+    r.header.flags = FLAG_SOCK;
+    r.family = AF_INET as u8;
+    r.protocol = 6;
+    r.sock_type = 1;
+    r
+}
+
+fn records() -> VecDeque<Vec<u8>> {
+    let mut out = VecDeque::new();
+    let mut launcher = exec_event(b"/opt/golden/launcher", b"launcher\0");
+    launcher.task.pid = LAUNCHER;
+    launcher.task.tid = LAUNCHER;
+    launcher.task.start_ns = 2 * S;
+    launcher.task.ts_ns = 2 * S + 1;
+    out.push_back(bytes(&launcher));
+    let mut exec = exec_event(b"/opt/golden/server", b"server\0--port\x008080\0");
+    exec.header.seq = 1;
+    exec.task.pid = SERVER;
+    exec.task.tid = SERVER;
+    exec.task.ppid = LAUNCHER;
+    exec.task.parent_start_ns = 2 * S;
+    exec.task.start_ns = 3 * S;
+    exec.task.ts_ns = 3 * S + 1;
+    out.push_back(bytes(&exec));
+
+    // bind 0.0.0.0:8080, then listen on it.
+    let mut bind = server(EventKind::Bind, 2, 10 * S);
+    bind.header.flags |= FLAG_REQ_ADDR;
+    bind.local_port = 8080;
+    bind.req_family = AF_INET as u8;
+    bind.req_port = 8080;
+    bind.inode = 1001;
+    out.push_back(bytes(&bind));
+    let mut listen = server(EventKind::Listen, 3, 10 * S + 500);
+    listen.local_port = 8080;
+    listen.backlog = 511;
+    listen.inode = 1001;
+    out.push_back(bytes(&listen));
+
+    // A bind refused with EADDRINUSE: the port asked for is the one reported.
+    let mut taken = server(EventKind::Bind, 4, 10 * S + 900);
+    taken.header.flags |= FLAG_REQ_ADDR;
+    taken.header.errno = 98;
+    taken.req_family = AF_INET as u8;
+    taken.req_port = 22;
+    taken.fd = 4;
+    out.push_back(bytes(&taken));
+
+    // The snapshot's port-22 listener, re-announced by a record queued during start-up.
+    let mut raced = server(EventKind::Listen, 5, 10 * S + 950);
+    raced.local_port = 22;
+    raced.inode = 900;
+    out.push_back(bytes(&raced));
+
+    // Two records lost on CPU 1 before its first one (revealed by its sequence), then a
+    // connection accepted over IPv4-mapped IPv6.
+    let mut accept = server(EventKind::Accept, 2, 11 * S);
+    accept.header.cpu = 1;
+    accept.family = AF_INET6 as u8;
+    accept.local_addr = "::ffff:127.0.0.1".parse::<Ipv6Addr>().unwrap().octets();
+    accept.local_port = 8080;
+    accept.remote_addr = "::ffff:127.0.0.1".parse::<Ipv6Addr>().unwrap().octets();
+    accept.remote_port = 50000;
+    accept.fd = 5;
+    accept.inode = 1002;
+    accept.listener_inode = 1001;
+    out.push_back(bytes(&accept));
+
+    // A record that cannot be decoded: its place in the stream stays empty.
+    out.push_back(vec![EventKind::Bind as u8, 0, 0]);
+
+    // Another program, run by an unknown uid, binds UDP [::]:5353 next to the snapshot's socket.
+    let mut udp = server(EventKind::Bind, 6, 11 * S + 500);
+    task(&mut udp, RESOLVER, 4 * S, 11 * S + 500);
+    udp.task.uid = NOBODY_KNOWS;
+    udp.task.gid = NOBODY_KNOWS;
+    udp.task.comm[..8].copy_from_slice(b"resolver");
+    udp.family = AF_INET6 as u8;
+    udp.protocol = 17;
+    udp.sock_type = 2;
+    udp.local_port = 5353;
+    udp.inode = 902;
+    out.push_back(bytes(&udp));
+
+    // A listen whose task the kernel could not read, on 127.0.0.1:9000.
+    let mut unread = server(EventKind::Listen, 7, 11 * S + 700);
+    unread.task.flags = 0;
+    unread.local_addr = v4([127, 0, 0, 1]);
+    unread.local_port = 9000;
+    unread.inode = 1003;
+    out.push_back(bytes(&unread));
+
+    // The listener closes after 1.5 s and one connection; then the snapshot's port-22 one.
+    let mut close = server(EventKind::Close, 8, 10 * S + 1_500_000_500);
+    close.local_port = 8080;
+    close.inode = 1001;
+    close.fd = -1;
+    out.push_back(bytes(&close));
+    let mut old = server(EventKind::Close, 9, 150 * S);
+    old.local_port = 22;
+    old.inode = 900;
+    old.fd = -1;
+    out.push_back(bytes(&old));
+
+    // The resolver exits, and its UDP socket with it (sock_diag no longer lists 902).
+    // SAFETY: all-zero is a valid ExitEvent.
+    let mut exit: ExitEvent = unsafe { std::mem::zeroed() };
+    exit.header.kind = EventKind::Exit as u8;
+    exit.header.seq = 10;
+    exit.task = udp.task;
+    exit.task.ts_ns = 160 * S;
+    out.push_back(bytes(&exit));
+    out
+}
+
+fn snapshot() -> Vec<Listener> {
+    let socket = |proto, local: &str, inode, v6only| DiagSocket {
+        proto,
+        local: local.parse().unwrap(),
+        inode,
+        uid: 0,
+        v6only,
+    };
+    vec![
+        Listener {
+            socket: socket(Proto::Tcp, "0.0.0.0:22", 900, None),
+            owners: Vec::new(),
+            scope: Scope::All,
+            shared: 0,
+        },
+        Listener {
+            socket: socket(Proto::Udp, "[::]:5353", 901, Some(false)),
+            owners: Vec::new(),
+            scope: Scope::All,
+            shared: 0,
+        },
+    ]
+}
+
+fn run() -> Vec<u8> {
+    let Cli {
+        command: Command::Watch(args),
+    } = Cli::parse_from(["portwatch", "watch"])
+    else {
+        unreachable!("parsed a watch command")
+    };
+    let filters = Filters::from_args(&args).unwrap();
+    let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
+    let counters = FixedCounters::default();
+    let mut sink = Vec::new();
+    {
+        let mut stream = Stream::new(
+            JsonLines::new(&mut sink),
+            Enricher::new(Some(0)),
+            Box::new(counters.clone()),
+            Box::new(FixedSockets(vec![901])),
+            Some(baseline),
+            filters,
+        );
+        stream.snapshot(&snapshot(), &AT_START).unwrap();
+        stream.drain(&mut records(), &LATER).unwrap();
+        counters.0.set(LossCounts {
+            ring_buffer_full: KindCounts {
+                accept: 2,
+                ..KindCounts::default()
+            },
+            socket_read_errors: 1,
+            ..LossCounts::default()
+        });
+        stream.tick(&LATER).unwrap();
+        stream.finish("SIGTERM", &LATER).unwrap();
+    }
+    sink
+}
+
+#[test]
+fn native_output_is_byte_for_byte_the_golden_file() {
+    let got = run();
+    if std::env::var_os("PORTWATCH_BLESS").is_some() {
+        std::fs::write(GOLDEN_PATH, &got).unwrap();
+        return;
+    }
+    let got = String::from_utf8(got).unwrap();
+    for (i, (g, want)) in got.lines().zip(GOLDEN.lines()).enumerate() {
+        assert_eq!(g, want, "line {} differs", i + 1);
+    }
+    assert_eq!(got.lines().count(), GOLDEN.lines().count(), "{got}");
+    assert_eq!(got, GOLDEN);
+}

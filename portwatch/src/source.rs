@@ -1,0 +1,61 @@
+//! What the record stream reads from, as small traits: the kernel's ring buffer and counters,
+//! and the sockets sock_diag lists. The daemon backs them with aya maps and netlink; tests back
+//! them with byte vectors and fixed numbers, so the stream's rules run without a kernel.
+use std::{collections::VecDeque, io, ops::Deref};
+
+use aya::maps::{MapData, RingBuf, ring_buf::RingBufItem};
+use rustc_hash::FxHashSet;
+
+use crate::{error::Result, record::LossCounts};
+
+/// Kernel records, oldest first, each as the bytes the kernel wrote.
+pub trait RecordSource {
+    type Item<'a>: Deref<Target = [u8]>
+    where
+        Self: 'a;
+
+    /// The next record, or None when none is waiting.
+    fn next_record(&mut self) -> Option<Self::Item<'_>>;
+}
+
+impl RecordSource for RingBuf<MapData> {
+    type Item<'a> = RingBufItem<'a>;
+
+    fn next_record(&mut self) -> Option<RingBufItem<'_>> {
+        self.next()
+    }
+}
+
+/// Recorded or hand-made records (tests, replays).
+impl RecordSource for VecDeque<Vec<u8>> {
+    type Item<'a> = Vec<u8>;
+
+    fn next_record(&mut self) -> Option<Vec<u8>> {
+        self.pop_front()
+    }
+}
+
+/// The kernel's loss and error counters.
+pub trait Counters {
+    /// Exec records lost so far (the process table must then stop trusting fork inheritance).
+    fn exec_lost(&self) -> Result<u64>;
+    /// Every loss count, with the daemon's own `decode_errors` added in.
+    fn read(&self, decode_errors: u64) -> Result<LossCounts>;
+}
+
+/// The sockets that exist now, by inode: what UDP reconciliation compares the listener table with.
+pub trait Sockets {
+    fn present(&mut self) -> io::Result<FxHashSet<u64>>;
+}
+
+/// This network namespace's listening and bound sockets, from sock_diag.
+pub struct SockDiag;
+
+impl Sockets for SockDiag {
+    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
+        Ok(crate::sockdiag::listening_sockets()?
+            .into_iter()
+            .map(|s| s.inode)
+            .collect())
+    }
+}
