@@ -75,6 +75,9 @@ impl EventKind {
         Self::Exit,
     ];
 
+    /// The socket event kinds (the others track processes); `--events` selects among these.
+    pub const SOCKET: [EventKind; 4] = [Self::Bind, Self::Listen, Self::Accept, Self::Close];
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::Bind => "bind",

@@ -6,10 +6,12 @@ use std::{hint::black_box, time::Instant};
 
 use portwatch::{
     clock::{self, Clock},
-    decode::{self, KernelRecord},
-    enrich::Enricher,
-    procfs,
-    record::Record,
+    enrich::{Enricher, procfs},
+    output::{
+        format::{Encoder, Native},
+        record::Record,
+    },
+    pipeline::decode::{self, KernelRecord},
 };
 use portwatch_common::{EventKind, FLAG_SOCK, SockEvent, TASK_READ};
 
@@ -92,7 +94,7 @@ fn main() {
     for _ in 0..EVENTS {
         line.clear();
         let process = enricher.context(&event.task, &clock);
-        Record::socket(&event, process, &clock).write_line(0, &mut line);
+        Native.encode(0, &Record::socket(&event, process, &clock), &mut line);
         black_box(&line);
     }
     let full_ns = per_event("enrich + format the JSON line", t);

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::hooks::Forced;
+use crate::kernel::hooks::Forced;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use portwatch::{
     cli::{Cli, Command},
+    cmd::{ls, watch},
     error::Error,
-    ls, watch,
 };
 
 /// Exit codes: 0 success (also when stdout's reader went away), 1 runtime error, 2 bad usage.

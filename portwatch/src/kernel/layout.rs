@@ -6,8 +6,8 @@ use std::{fs, path::Path};
 use portwatch_common::{ABSENT, KernelOffsets};
 
 use crate::{
-    btf::{Btf, BtfError, TypeRef},
     error::{Error, Result},
+    kernel::btf::{Btf, BtfError, TypeRef},
 };
 
 /// A member's position and width in bytes.
@@ -302,7 +302,7 @@ mod tests {
     /// The running kernel's BTF resolves every member the programs read (and anonymous unions).
     #[test]
     fn resolves_members_from_running_kernel() {
-        let path = Path::new(crate::preflight::DEFAULT_BTF);
+        let path = Path::new(crate::kernel::preflight::DEFAULT_BTF);
         if !path.exists() {
             panic!(
                 "{} is missing: these tests need a kernel with BTF",

@@ -1,18 +1,27 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
+pub mod cgroup;
+pub mod procfs;
+pub mod proctable;
+pub mod users;
+
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::{
-    cgroup::{self, CgroupPaths, Workload},
-    clock::Clock,
-    decode::{ExecRecord, Task},
-    inventory::Listener,
-    procfs,
+use self::{
+    cgroup::{CgroupPaths, Workload},
     proctable::{Image, ProcessTable},
-    record::{ListenerRecord, ParentRecord, Process, ProcessContext, family},
     users::Users,
+};
+use crate::{
+    clock::Clock,
+    model::{
+        net::family,
+        task::{ExecRecord, Task},
+    },
+    output::record::{ListenerRecord, ParentRecord, Process, ProcessContext},
+    state::inventory::Listener,
 };
 
 /// `loginuid` of a task that never logged in (AUDIT_UID_UNSET).
@@ -298,7 +307,7 @@ mod tests {
             boot_ns,
             pid: PID,
             tid: PID,
-            comm: crate::decode::Comm::new(b"x"),
+            comm: crate::model::task::Comm::new(b"x"),
             ppid: Some(0),
             parent_start_ns: Some(0),
             start_ns: Some(1_000),

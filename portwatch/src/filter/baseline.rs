@@ -17,9 +17,8 @@ use std::{fmt::Write as _, fs, net::IpAddr, path::Path};
 
 use crate::{
     error::{Error, Result},
-    inventory::Scope,
-    record::ListenerRecord,
-    sockdiag::Proto,
+    model::net::{Proto, Scope},
+    output::record::ListenerRecord,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]

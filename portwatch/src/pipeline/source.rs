@@ -3,10 +3,9 @@
 //! them with byte vectors and fixed numbers, so the stream's rules run without a kernel.
 use std::{collections::VecDeque, io, ops::Deref};
 
-use aya::maps::{MapData, RingBuf, ring_buf::RingBufItem};
 use rustc_hash::FxHashSet;
 
-use crate::{error::Result, record::LossCounts};
+use crate::{error::Result, model::loss::LossCounts};
 
 /// Kernel records, oldest first, each as the bytes the kernel wrote.
 pub trait RecordSource {
@@ -16,14 +15,6 @@ pub trait RecordSource {
 
     /// The next record, or None when none is waiting.
     fn next_record(&mut self) -> Option<Self::Item<'_>>;
-}
-
-impl RecordSource for RingBuf<MapData> {
-    type Item<'a> = RingBufItem<'a>;
-
-    fn next_record(&mut self) -> Option<RingBufItem<'_>> {
-        self.next()
-    }
 }
 
 /// Recorded or hand-made records (tests, replays).
@@ -46,16 +37,4 @@ pub trait Counters {
 /// The sockets that exist now, by inode: what UDP reconciliation compares the listener table with.
 pub trait Sockets {
     fn present(&mut self) -> io::Result<FxHashSet<u64>>;
-}
-
-/// This network namespace's listening and bound sockets, from sock_diag.
-pub struct SockDiag;
-
-impl Sockets for SockDiag {
-    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
-        Ok(crate::sockdiag::listening_sockets()?
-            .into_iter()
-            .map(|s| s.inode)
-            .collect())
-    }
 }

@@ -1,6 +1,8 @@
 //! `watch`'s filters: most go into the kernel (pid, uid, cgroup, network namespace, port,
 //! event kinds, and portwatch itself) before the programs attach; executable and container can
 //! only be judged after enrichment and are applied before formatting.
+pub mod baseline;
+
 use std::{os::unix::fs::MetadataExt, path::Path};
 
 use aya::{
@@ -12,7 +14,7 @@ use portwatch_common::{EventKind, FilterConfig, filter, names};
 use crate::{
     cli::WatchArgs,
     error::{Error, Result},
-    record::{ListenerRecord, ProcessContext},
+    output::record::{ListenerRecord, ProcessContext},
 };
 
 /// The filters of one `watch` run, resolved (paths to inodes, names to kinds).
@@ -48,7 +50,7 @@ fn cgroup_id(value: &str) -> Result<u64> {
     if value.parse::<u64>().is_ok() || Path::new(value).exists() {
         return inode_of("cgroup", value);
     }
-    let root = crate::cgroup::v2_root()
+    let root = crate::enrich::cgroup::v2_root()
         .ok_or_else(|| Error::Usage("no cgroup v2 hierarchy is mounted for --cgroup".into()))?;
     inode_of(
         "cgroup",

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use crate::{decode::Comm, sockdiag::Proto};
+use crate::model::{net::Proto, task::Comm};
 
 /// Who held a listener, remembered for records written after the owner is gone.
 #[derive(Clone, Debug, Default)]

@@ -6,9 +6,13 @@ use crate::{
     clock::Clock,
     enrich::Enricher,
     error::{Error, Result},
-    inventory,
-    output::JsonLines,
-    record::{ListenerRecord, Record},
+    output::{
+        Output,
+        format::Native,
+        record::{ListenerRecord, Record},
+        sink::Writer,
+    },
+    state::inventory,
 };
 
 /// The current listeners, each with its owner's context.
@@ -28,7 +32,7 @@ fn current() -> Result<Vec<ListenerRecord>> {
 pub fn baseline() -> Result<()> {
     let records = current()?;
     let mut out = io::stdout().lock();
-    let text = crate::baseline::render(&records, &Clock::now().format_now());
+    let text = crate::filter::baseline::render(&records, &Clock::now().format_now());
     out.write_all(text.as_bytes()).map_err(Error::from_output)?;
     out.flush().map_err(Error::from_output)
 }
@@ -38,7 +42,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
     if args.json || !terminal {
-        let mut out = JsonLines::new(io::stdout().lock());
+        let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
         for r in records {
             out.write(&Record::Listener(r))?;
         }

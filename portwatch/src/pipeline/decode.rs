@@ -2,11 +2,14 @@
 //! exact length of that kind's struct, known address families. Nothing here trusts the record's
 //! bytes beyond what it checks.
 use std::{
-    borrow::Cow,
     mem::size_of,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
+use crate::model::{
+    socket::{SockKind, SocketEvent, SocketInfo},
+    task::{Comm, ExecRecord, Task, split_args},
+};
 use portwatch_common::{
     AF_INET, AF_INET6, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR,
     FLAG_SOCK, RecordHeader, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
@@ -26,120 +29,6 @@ pub enum DecodeError {
     Kind(u8),
     #[error("unknown address family {0}")]
     Family(u8),
-}
-
-/// Who caused a record, as the kernel saw it at that moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Task {
-    /// CLOCK_BOOTTIME nanoseconds of the event.
-    pub boot_ns: u64,
-    pub pid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub comm: Comm,
-    pub cgroup_id: u64,
-    /// None when the kernel could not read the task (counted as `task_read_errors`).
-    pub ppid: Option<u32>,
-    pub parent_start_ns: Option<u64>,
-    /// Process start (CLOCK_BOOTTIME ns): with `pid`, the process's lasting identity.
-    pub start_ns: Option<u64>,
-    pub netns: Option<u32>,
-    /// None when the kernel has no audit support; Some(u32::MAX) means "unset".
-    pub loginuid: Option<u32>,
-}
-
-/// A thread's command name as the kernel keeps it: up to 16 bytes (15 and a NUL, as the kernel
-/// writes it), maybe not UTF-8. Held inline: every record carries one.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct Comm {
-    bytes: [u8; 16],
-    len: u8,
-}
-
-impl Comm {
-    /// The bytes up to the first NUL, at most 16.
-    pub fn new(raw: &[u8]) -> Self {
-        let raw = &raw[..raw.len().min(16)];
-        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        let mut bytes = [0; 16];
-        bytes[..len].copy_from_slice(&raw[..len]);
-        Self {
-            bytes,
-            len: len as u8,
-        }
-    }
-
-    /// From text (a name read from /proc), cut to 16 bytes at a character boundary.
-    pub fn from_text(s: &str) -> Self {
-        let mut end = s.len().min(16);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self::new(&s.as_bytes()[..end])
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    /// As text: bytes that are not UTF-8 become U+FFFD (borrowed when there are none).
-    pub fn text(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.as_bytes())
-    }
-}
-
-impl std::fmt::Debug for Comm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.text().fmt(f)
-    }
-}
-
-/// What the socket looked like when the event happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SocketInfo {
-    /// IP protocol number (6 TCP, 17 UDP, ...).
-    pub protocol: u16,
-    pub sock_type: u16,
-    pub local: SocketAddr,
-    /// The peer, for accepted connections.
-    pub remote: Option<SocketAddr>,
-}
-
-/// The socket event kinds (the kernel's record kinds minus process tracking).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SockKind {
-    Bind,
-    Listen,
-    Accept,
-    Close,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SocketEvent {
-    pub kind: SockKind,
-    pub task: Task,
-    pub fd: Option<i32>,
-    /// 0 on success, else the positive errno.
-    pub errno: i32,
-    pub backlog: Option<u32>,
-    /// None when the kernel could not read the socket (see the `socket_read_errors` counter).
-    pub socket: Option<SocketInfo>,
-    /// The address passed to bind(2).
-    pub requested: Option<SocketAddr>,
-    /// The socket's inode (as in /proc/PID/fd), when known.
-    pub inode: Option<u64>,
-    /// accept: the listening socket's inode, when known.
-    pub listener_inode: Option<u64>,
-}
-
-/// A new program image: execve's file name and the argument list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecRecord {
-    pub task: Task,
-    pub filename: Vec<u8>,
-    pub args: Vec<Vec<u8>>,
-    pub args_truncated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,7 +167,7 @@ fn exec(r: &ExecEvent) -> ExecRecord {
     ExecRecord {
         task: task(&r.task),
         filename: filename.to_vec(),
-        args: crate::procfs::split_args(args),
+        args: split_args(args),
         args_truncated: r.header.flags & FLAG_ARGS_TRUNCATED != 0,
     }
 }

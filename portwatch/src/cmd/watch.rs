@@ -13,19 +13,20 @@ use tokio::{
 };
 
 use crate::{
-    baseline::Baseline,
     cli::WatchArgs,
     clock::{self, Clock},
-    counters::KernelCounters,
     enrich::Enricher,
     error::{Error, Result},
-    filters::Filters,
-    hooks, inventory, kernel_layout, loader,
-    output::{self, JsonLines},
-    preflight,
-    record::{Record, StartRecord},
-    source::SockDiag,
-    stream::Stream,
+    filter::{Filters, baseline::Baseline},
+    kernel::{counters::KernelCounters, hooks, layout, loader, preflight},
+    output::{
+        Output,
+        format::Native,
+        record::{Record, StartRecord},
+        sink::{Writer, widen_pipe},
+    },
+    pipeline::stream::Stream,
+    state::{inventory, sockdiag::SockDiag},
 };
 
 /// How often loss counters are checked (and the wall clock re-synchronised).
@@ -47,8 +48,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let filters = Filters::from_args(&args)?;
     let machine = preflight::check(args.btf.as_deref())?;
     let offsets = {
-        let types = kernel_layout::KernelTypes::open(&machine.btf)?;
-        kernel_layout::kernel_offsets(&types, &machine.tracefs)?
+        let types = layout::KernelTypes::open(&machine.btf)?;
+        layout::kernel_offsets(&types, &machine.tracefs)?
     };
     let (mut ebpf, btf) = loader::load(
         &offsets,
@@ -86,8 +87,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .map_err(|e| Error::io("polling the ring buffer", e.into_parts().1))?;
 
     let mut clock = Clock::now();
-    output::widen_pipe(io::stdout().as_fd());
-    let mut out = JsonLines::new(io::stdout().lock());
+    widen_pipe(io::stdout().as_fd());
+    let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
     eprintln!("portwatch: watching ({})", summary(&hooks));
     for h in &hooks {
         if let Some(missing) = h.missing {

@@ -7,6 +7,14 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
+use portwatch_common::{TCP_CLOSE, TCP_LISTEN};
+use rustc_hash::FxHashSet;
+
+use crate::{
+    model::net::{Bound, Proto},
+    pipeline::source::Sockets,
+};
+
 const NETLINK_SOCK_DIAG: i32 = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -17,24 +25,6 @@ const NLMSG_HDRLEN: usize = 16;
 /// struct inet_diag_msg
 const DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_SKV6ONLY: u16 = 11;
-const TCP_LISTEN: u32 = 10;
-/// UDP sockets that are bound but not connected show as TCP_CLOSE ("UNCONN" in ss).
-const TCP_CLOSE: u32 = 7;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
-    }
-}
 
 /// One socket as sock_diag reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +37,23 @@ pub struct DiagSocket {
     pub v6only: Option<bool>,
 }
 
+impl DiagSocket {
+    pub const fn bound(&self) -> Bound {
+        Bound {
+            local: self.local,
+            v6only: self.v6only,
+        }
+    }
+}
+
 /// Every listening TCP socket and every bound, unconnected UDP socket of this network namespace.
 pub fn listening_sockets() -> io::Result<Vec<DiagSocket>> {
     let mut all = Vec::new();
+    // UDP sockets that are bound but not connected show as TCP_CLOSE ("UNCONN" in ss).
     for (proto, state) in [(Proto::Tcp, TCP_LISTEN), (Proto::Udp, TCP_CLOSE)] {
         for family in [libc::AF_INET, libc::AF_INET6] {
             all.extend(
-                dump(family as u8, proto, 1 << state)?
+                dump(family as u8, proto, 1 << state as u32)?
                     .into_iter()
                     .filter(|s| s.local.port() != 0),
             );
@@ -63,10 +63,7 @@ pub fn listening_sockets() -> io::Result<Vec<DiagSocket>> {
 }
 
 fn request(family: u8, proto: Proto, states: u32) -> Vec<u8> {
-    let protocol = match proto {
-        Proto::Tcp => libc::IPPROTO_TCP,
-        Proto::Udp => libc::IPPROTO_UDP,
-    } as u8;
+    let protocol = proto.number() as u8;
     let len = NLMSG_HDRLEN + 56;
     let mut b = Vec::with_capacity(len);
     b.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -193,6 +190,15 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<DiagSocket> {
         uid,
         v6only: if ip.is_ipv6() { v6only } else { None },
     })
+}
+
+/// This network namespace's listening and bound sockets, as the stream's `Sockets`.
+pub struct SockDiag;
+
+impl Sockets for SockDiag {
+    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
+        Ok(listening_sockets()?.into_iter().map(|s| s.inode).collect())
+    }
 }
 
 #[cfg(test)]

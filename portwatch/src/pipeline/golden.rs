@@ -13,22 +13,25 @@ use portwatch_common::{
 use rustc_hash::FxHashSet;
 
 use crate::{
-    baseline::Baseline,
     cli::{Cli, Command},
     clock::Clock,
-    decode::tests::{bytes, exec_event, sock_event},
     enrich::Enricher,
     error::Result,
-    filters::Filters,
-    inventory::{Listener, Scope},
-    output::JsonLines,
-    record::{KindCounts, LossCounts},
-    sockdiag::{DiagSocket, Proto},
-    source::{Counters, Sockets},
-    stream::Stream,
+    filter::{Filters, baseline::Baseline},
+    model::{
+        loss::{KindCounts, LossCounts},
+        net::{Proto, Scope},
+    },
+    output::{Output, format::Native, sink::Writer},
+    pipeline::{
+        decode::tests::{bytes, exec_event, sock_event},
+        source::{Counters, Sockets},
+        stream::Stream,
+    },
+    state::{inventory::Listener, sockdiag::DiagSocket},
 };
 
-const GOLDEN: &str = include_str!("../tests/golden/stream.jsonl");
+const GOLDEN: &str = include_str!("../../tests/golden/stream.jsonl");
 const GOLDEN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/stream.jsonl");
 
 /// Booted at 2026-01-01T00:00:00Z: the snapshot is taken 9 s after boot, before the live
@@ -249,7 +252,7 @@ fn run() -> Vec<u8> {
     let mut sink = Vec::new();
     {
         let mut stream = Stream::new(
-            JsonLines::new(&mut sink),
+            Output::new(Box::new(Native), Writer(&mut sink)),
             Enricher::new(Some(0)),
             Box::new(counters.clone()),
             Box::new(FixedSockets(vec![901])),

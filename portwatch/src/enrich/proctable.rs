@@ -18,8 +18,8 @@ use std::{
 use rustc_hash::FxHashMap;
 
 use crate::{
-    decode::{ExecRecord, Task},
-    procfs,
+    enrich::procfs,
+    model::task::{ExecRecord, Task},
 };
 
 /// How long an exited process stays known.
@@ -117,7 +117,7 @@ impl ProcessTable {
             entries: FxHashMap::default(),
             ns_per_tick: procfs::ns_per_tick(),
             exec_traced_since,
-            read_v1_cgroups: crate::cgroup::v1_in_use(),
+            read_v1_cgroups: crate::enrich::cgroup::v1_in_use(),
             last_sweep: Instant::now(),
         }
     }
@@ -312,7 +312,7 @@ mod tests {
                 boot_ns: at_ns,
                 pid,
                 tid: pid,
-                comm: crate::decode::Comm::new(b"x"),
+                comm: crate::model::task::Comm::new(b"x"),
                 start_ns: Some(start_ns),
                 ..Task::default()
             },

@@ -6,6 +6,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::model::task::split_args;
+
 /// Nanoseconds per clock tick, the unit of /proc/PID/stat's start time.
 pub fn ns_per_tick() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -94,7 +96,7 @@ fn read_exe(d: &Path) -> Option<String> {
 fn read_cgroup(d: &Path) -> Option<String> {
     fs::read_to_string(d.join("cgroup"))
         .ok()
-        .and_then(|t| crate::cgroup::preferred_path(&t))
+        .and_then(|t| crate::enrich::cgroup::preferred_path(&t))
 }
 
 /// Runs `read` on /proc/PID if it is the process started at `start_ticks` (any, if None) both
@@ -113,15 +115,6 @@ fn consistent<T>(
     (after.start_ticks == before.start_ticks).then_some((before, value))
 }
 
-/// Splits a NUL-separated argument list (/proc/PID/cmdline or the kernel's copy).
-pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
-    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-    if raw.is_empty() {
-        return Vec::new();
-    }
-    raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
-}
-
 /// Every numeric directory of /proc.
 pub fn pids() -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -134,7 +127,7 @@ pub fn pids() -> Vec<u32> {
 
 /// The task context of a live process, from /proc, shaped like the kernel's (for processes that
 /// were already running when portwatch started, such as the owners of existing listeners).
-pub fn task(pid: u32, boot_ns: u64) -> Option<crate::decode::Task> {
+pub fn task(pid: u32, boot_ns: u64) -> Option<crate::model::task::Task> {
     use std::os::unix::fs::MetadataExt;
     let st = stat(pid)?;
     let status = fs::read_to_string(dir(pid).join("status")).ok()?;
@@ -149,14 +142,14 @@ pub fn task(pid: u32, boot_ns: u64) -> Option<crate::decode::Task> {
     };
     let tick = ns_per_tick();
     let parent = stat(st.ppid);
-    Some(crate::decode::Task {
+    Some(crate::model::task::Task {
         boot_ns,
         pid,
         tid: pid,
         uid: first_id("Uid:")?,
         gid: first_id("Gid:")?,
-        comm: crate::decode::Comm::from_text(&st.comm),
-        cgroup_id: crate::cgroup::v2_id_of(pid).unwrap_or(0),
+        comm: crate::model::task::Comm::from_text(&st.comm),
+        cgroup_id: crate::enrich::cgroup::v2_id_of(pid).unwrap_or(0),
         ppid: Some(st.ppid),
         parent_start_ns: parent.map(|p| p.start_ticks * tick),
         start_ns: Some(st.start_ticks * tick),

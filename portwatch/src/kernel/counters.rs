@@ -5,8 +5,8 @@ use portwatch_common::{EventKind, counters};
 
 use crate::{
     error::{Error, Result},
-    record::{KindCounts, LossCounts},
-    source::Counters,
+    model::loss::{KindCounts, LossCounts},
+    pipeline::source::Counters,
 };
 
 pub struct KernelCounters {

@@ -1,0 +1,132 @@
+//! Attaching through aya: one hook option at a time, all its programs or none, with the
+//! kernel's refusal turned into one line.
+use std::path::Path;
+
+use aya::{
+    Btf, Ebpf,
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, TracePoint},
+};
+use portwatch_common::EventKind;
+
+use super::{AttachOption, Chosen, Forced, HOOKS, Program, Target, choose};
+use crate::error::Result;
+
+/// Attaches the hooks in `HOOKS` that the `selected` event kinds need to the loaded object.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    forced: &[Forced],
+    selected: impl Fn(EventKind) -> bool,
+) -> Result<Vec<Chosen>> {
+    choose(HOOKS, forced, selected, |option| {
+        attach_option(ebpf, btf, option)
+    })
+}
+
+fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<(), String> {
+    for (i, p) in option.programs.iter().enumerate() {
+        if let Err(e) = attach_program(ebpf, btf, p) {
+            // All or nothing: unload what this option already attached.
+            for done in &option.programs[..i] {
+                if let Some(prog) = ebpf.program_mut(done.program) {
+                    let _ = match prog {
+                        aya::programs::Program::TracePoint(t) => t.unload(),
+                        aya::programs::Program::BtfTracePoint(t) => t.unload(),
+                        aya::programs::Program::FEntry(t) => t.unload(),
+                        aya::programs::Program::FExit(t) => t.unload(),
+                        aya::programs::Program::KProbe(t) => t.unload(),
+                        _ => Ok(()),
+                    };
+                }
+            }
+            return Err(format!("{}: {e}", p.target));
+        }
+    }
+    Ok(())
+}
+
+fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String> {
+    let prog = ebpf
+        .program_mut(p.program)
+        .ok_or_else(|| format!("program {} is not in the object", p.program))?;
+    let describe = |e: ProgramError| describe_program_error(&e);
+    match p.target {
+        Target::Tracepoint { category, name } => {
+            let tp: &mut TracePoint = prog.try_into().map_err(describe)?;
+            tp.load().map_err(describe)?;
+            tp.attach(category, name).map(drop).map_err(describe)
+        }
+        Target::BtfTracepoint { name } => {
+            let tp: &mut BtfTracePoint = prog.try_into().map_err(describe)?;
+            tp.load(name, btf).map_err(describe)?;
+            tp.attach().map(drop).map_err(describe)
+        }
+        Target::Fentry { function } => {
+            let p: &mut FEntry = prog.try_into().map_err(describe)?;
+            p.load(function, btf).map_err(trampoline_refused)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        Target::Fexit { function } => {
+            let p: &mut FExit = prog.try_into().map_err(describe)?;
+            p.load(function, btf).map_err(trampoline_refused)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        Target::Kprobe { function } | Target::Kretprobe { function } => {
+            let p: &mut KProbe = prog.try_into().map_err(describe)?;
+            p.load().map_err(describe)?;
+            p.attach(function, 0).map(drop).map_err(|e| {
+                if Path::new(KPROBE_PMU).exists() {
+                    describe(e)
+                } else {
+                    format!("this kernel has no kprobes (no {KPROBE_PMU})")
+                }
+            })
+        }
+    }
+}
+
+/// Where a kernel with kprobes (CONFIG_KPROBES) lists its kprobe event source.
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// A refused fentry/fexit load, with the usual cause when the verifier said nothing: lockdown
+/// (or another LSM) forbids BPF trampolines.
+fn trampoline_refused(e: ProgramError) -> String {
+    let text = describe_program_error(&e);
+    if text.contains("Operation not permitted") && !text.contains("verifier:") {
+        format!("{text}: the kernel refuses BPF trampolines (lockdown or an LSM)")
+    } else {
+        text
+    }
+}
+
+/// One line for a program error, with the verifier's last words when it rejected the program.
+fn describe_program_error(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            if std::env::var_os("PORTWATCH_VERIFIER_LOG").is_some() {
+                eprintln!("{log}");
+            }
+            // The verifier ends with statistics; the reason is the last line before them.
+            let last = log
+                .lines()
+                .rev()
+                .filter(|l| !l.trim().is_empty())
+                .find(|l| {
+                    !["processed ", "verification time", "stack depth"]
+                        .iter()
+                        .any(|stat| l.starts_with(stat))
+                })
+                .unwrap_or("");
+            if last.is_empty() {
+                format!("load failed: {io_error}")
+            } else {
+                format!("load failed: {io_error} (verifier: {last})")
+            }
+        }
+        other => crate::error::chain(other),
+    }
+}

@@ -1,0 +1,207 @@
+//! The selection policy, kept free of aya so that it can be tested: for each hook, the first
+//! attach type that the kernel accepts (or the one forced with `--attach`).
+use portwatch_common::EventKind;
+
+use super::{AttachOption, Chosen, Forced, Hook, Refusal};
+use crate::error::{Error, Result};
+
+/// Picks, for every hook that a `selected` event kind needs, the first option (or the forced
+/// one) that `try_attach` accepts. `try_attach` must leave nothing attached when it fails.
+pub fn choose<F>(
+    hooks: &[Hook],
+    forced: &[Forced],
+    selected: impl Fn(EventKind) -> bool,
+    mut try_attach: F,
+) -> Result<Vec<Chosen>>
+where
+    F: FnMut(&AttachOption) -> Result<(), String>,
+{
+    let mut chosen = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        if !hook.serves.iter().any(|&k| selected(k)) {
+            chosen.push(Chosen {
+                hook: hook.name,
+                attach: None,
+                targets: Vec::new(),
+                refused: Vec::new(),
+                skipped: Some("no event kind selected with --events needs it"),
+                missing: None,
+            });
+            continue;
+        }
+        let force = forced
+            .iter()
+            .find(|f| f.hook == hook.name)
+            .map(|f| f.attach);
+        let mut refused = Vec::new();
+        let mut picked = None;
+        for option in hook.options {
+            if force.is_some_and(|f| f != option.attach) {
+                continue;
+            }
+            match try_attach(option) {
+                Ok(()) => {
+                    picked = Some(option);
+                    break;
+                }
+                Err(error) => refused.push(Refusal {
+                    attach: option.attach,
+                    error,
+                }),
+            }
+        }
+        if picked.is_none() && hook.required {
+            let attempts: Vec<String> = refused
+                .iter()
+                .map(|r| format!("{}: {}", r.attach, r.error))
+                .collect();
+            let others: Vec<&str> = EventKind::SOCKET
+                .iter()
+                .filter(|k| !hook.serves.contains(k))
+                .map(|k| k.name())
+                .collect();
+            return Err(Error::Hook {
+                hook: hook.name,
+                without: hook.without,
+                attempts: attempts.join("; "),
+                fix: format!(
+                    "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted, or watch without them (--events {})",
+                    others.join(",")
+                ),
+            });
+        }
+        chosen.push(Chosen {
+            hook: hook.name,
+            attach: picked.map(|o| o.attach),
+            targets: picked
+                .map(|o| o.programs.iter().map(|p| p.target.to_string()).collect())
+                .unwrap_or_default(),
+            refused,
+            skipped: None,
+            missing: picked.is_none().then_some(hook.without),
+        });
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::hooks::AttachType;
+
+    const TWO_WAYS: &[Hook] = &[Hook {
+        name: "close",
+        required: true,
+        serves: &[EventKind::Close],
+        without: "close events cannot be seen",
+        options: &[
+            AttachOption {
+                attach: AttachType::TpBtf,
+                programs: &[],
+            },
+            AttachOption {
+                attach: AttachType::Tracepoint,
+                programs: &[],
+            },
+        ],
+    }];
+
+    fn all(_: EventKind) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_hook_no_selected_event_needs_is_not_attached() {
+        let chosen = choose(
+            TWO_WAYS,
+            &[],
+            |k| k == EventKind::Bind,
+            |_| panic!("nothing is attached"),
+        )
+        .unwrap();
+        assert_eq!(chosen[0].attach, None);
+        assert!(chosen[0].skipped.is_some());
+    }
+
+    #[test]
+    fn picks_the_first_option_that_attaches() {
+        let chosen = choose(TWO_WAYS, &[], all, |_| Ok(())).unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::TpBtf));
+        assert!(chosen[0].refused.is_empty());
+    }
+
+    #[test]
+    fn falls_back_and_says_why() {
+        let chosen = choose(TWO_WAYS, &[], all, |o| match o.attach {
+            AttachType::Tracepoint => Ok(()),
+            _ => Err("EPERM".into()),
+        })
+        .unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));
+        assert_eq!(chosen[0].refused[0].attach, AttachType::TpBtf);
+        assert_eq!(chosen[0].refused[0].error, "EPERM");
+    }
+
+    #[test]
+    fn forced_type_is_the_only_one_tried() {
+        let forced = [Forced {
+            hook: "close",
+            attach: AttachType::Tracepoint,
+        }];
+        let mut tried = Vec::new();
+        let chosen = choose(TWO_WAYS, &forced, all, |o| {
+            tried.push(o.attach);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(tried, vec![AttachType::Tracepoint]);
+        assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));
+    }
+
+    #[test]
+    fn required_hook_that_never_attaches_is_an_error_naming_it() {
+        let err = choose(TWO_WAYS, &[], all, |_| Err("nope".into())).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`close`"), "{msg}");
+        assert!(msg.contains("close events cannot be seen"), "{msg}");
+        assert!(msg.contains("--events bind,listen,accept"), "{msg}");
+        assert!(
+            msg.contains("tp_btf: nope") && msg.contains("tracepoint: nope"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn optional_hook_is_skipped_and_reported() {
+        const OPTIONAL: &[Hook] = &[Hook {
+            name: "x",
+            required: false,
+            serves: &[EventKind::Close],
+            without: "x events cannot be seen",
+            options: TWO_WAYS[0].options,
+        }];
+        let chosen = choose(OPTIONAL, &[], all, |_| Err("nope".into())).unwrap();
+        assert_eq!(chosen[0].attach, None);
+        assert_eq!(chosen[0].refused.len(), 2);
+        assert_eq!(chosen[0].missing, Some("x events cannot be seen"));
+    }
+
+    #[test]
+    fn parses_forced_attach() {
+        assert_eq!(
+            "close=tracepoint".parse::<Forced>().unwrap(),
+            Forced {
+                hook: "close",
+                attach: AttachType::Tracepoint
+            }
+        );
+        assert!("close".parse::<Forced>().is_err());
+        assert!("nosuch=tracepoint".parse::<Forced>().is_err());
+        assert!(
+            "bind=tp_btf"
+                .parse::<Forced>()
+                .unwrap_err()
+                .contains("no tp_btf")
+        );
+    }
+}

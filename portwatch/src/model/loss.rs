@@ -1,0 +1,49 @@
+//! What was lost or damaged on the way from the kernel, counted per kind.
+use serde::Serialize;
+
+/// Per-kind counts (exec and exit are the process-tracking records).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindCounts {
+    pub bind: u64,
+    pub listen: u64,
+    pub accept: u64,
+    pub close: u64,
+    pub exec: u64,
+    pub exit: u64,
+}
+
+impl KindCounts {
+    /// From counts in `EventKind::ALL` order.
+    pub fn from_array(a: [u64; 6]) -> Self {
+        let [bind, listen, accept, close, exec, exit] = a;
+        Self {
+            bind,
+            listen,
+            accept,
+            close,
+            exec,
+            exit,
+        }
+    }
+
+    pub const fn total(&self) -> u64 {
+        self.bind + self.listen + self.accept + self.close + self.exec + self.exit
+    }
+}
+
+/// Everything counted as lost or damaged since start-up (cumulative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LossCounts {
+    /// Events that never reached userspace or could not be decoded.
+    pub lost_total: u64,
+    /// Events dropped in the kernel because the ring buffer was full.
+    pub ring_buffer_full: KindCounts,
+    /// Syscalls whose arguments could not be stored (in-flight table full): their event is lost.
+    pub in_flight_table_full: KindCounts,
+    /// Records that reached userspace but could not be decoded.
+    pub decode_errors: u64,
+    /// Events sent without their socket fields because the kernel could not read the socket.
+    pub socket_read_errors: u64,
+    /// Records sent without parent, start time and namespace because the task was unreadable.
+    pub task_read_errors: u64,
+}

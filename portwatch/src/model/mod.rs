@@ -1,0 +1,9 @@
+//! The event model: plain types every stage shares, with no I/O. The kernel's records are
+//! decoded into these (`pipeline::decode`), enriched, judged and finally shaped into output
+//! records (`output`); each piece of vocabulary (a protocol's name, what "overlapping
+//! addresses" means, the loss counts) is defined here once.
+pub mod errno;
+pub mod loss;
+pub mod net;
+pub mod socket;
+pub mod task;

@@ -1,0 +1,43 @@
+//! A socket event as the kernel reported it, decoded: the kind, the task, the socket's
+//! addresses and the result.
+use std::net::SocketAddr;
+
+use super::task::Task;
+
+/// What the socket looked like when the event happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// IP protocol number (6 TCP, 17 UDP, ...).
+    pub protocol: u16,
+    pub sock_type: u16,
+    pub local: SocketAddr,
+    /// The peer, for accepted connections.
+    pub remote: Option<SocketAddr>,
+}
+
+/// The socket event kinds (the kernel's record kinds minus process tracking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockKind {
+    Bind,
+    Listen,
+    Accept,
+    Close,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketEvent {
+    pub kind: SockKind,
+    pub task: Task,
+    pub fd: Option<i32>,
+    /// 0 on success, else the positive errno.
+    pub errno: i32,
+    pub backlog: Option<u32>,
+    /// None when the kernel could not read the socket (see the `socket_read_errors` counter).
+    pub socket: Option<SocketInfo>,
+    /// The address passed to bind(2).
+    pub requested: Option<SocketAddr>,
+    /// The socket's inode (as in /proc/PID/fd), when known.
+    pub inode: Option<u64>,
+    /// accept: the listening socket's inode, when known.
+    pub listener_inode: Option<u64>,
+}

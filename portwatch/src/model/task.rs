@@ -1,0 +1,88 @@
+//! Who did it, as the kernel saw it: the task behind a record, its command name, and a new
+//! program image (execve).
+use std::borrow::Cow;
+
+/// Who caused a record, as the kernel saw it at that moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Task {
+    /// CLOCK_BOOTTIME nanoseconds of the event.
+    pub boot_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: Comm,
+    pub cgroup_id: u64,
+    /// None when the kernel could not read the task (counted as `task_read_errors`).
+    pub ppid: Option<u32>,
+    pub parent_start_ns: Option<u64>,
+    /// Process start (CLOCK_BOOTTIME ns): with `pid`, the process's lasting identity.
+    pub start_ns: Option<u64>,
+    pub netns: Option<u32>,
+    /// None when the kernel has no audit support; Some(u32::MAX) means "unset".
+    pub loginuid: Option<u32>,
+}
+
+/// A thread's command name as the kernel keeps it: up to 16 bytes (15 and a NUL, as the kernel
+/// writes it), maybe not UTF-8. Held inline: every record carries one.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    /// The bytes up to the first NUL, at most 16.
+    pub fn new(raw: &[u8]) -> Self {
+        let raw = &raw[..raw.len().min(16)];
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// From text (a name read from /proc), cut to 16 bytes at a character boundary.
+    pub fn from_text(s: &str) -> Self {
+        let mut end = s.len().min(16);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::new(&s.as_bytes()[..end])
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// As text: bytes that are not UTF-8 become U+FFFD (borrowed when there are none).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text().fmt(f)
+    }
+}
+
+/// A new program image: execve's file name and the argument list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub task: Task,
+    pub filename: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
+    pub args_truncated: bool,
+}
+
+/// Splits a NUL-separated argument list (/proc/PID/cmdline or the kernel's copy).
+pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
