@@ -3,7 +3,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::kernel::hooks::Forced;
+use crate::{
+    filter::socket_kind_names,
+    kernel::hooks::{self, Forced},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,10 +63,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
 
-    /// Use attach type TYPE for HOOK instead of the best one the kernel accepts,
-    /// e.g. `--attach close=tracepoint`. Repeatable. Hooks: bind, listen, accept, close;
-    /// types: tp_btf, tracepoint.
-    #[arg(long, value_name = "HOOK=TYPE")]
+    #[arg(long, value_name = "HOOK=TYPE", help = hooks::attach_help())]
     pub attach: Vec<Forced>,
 
     /// Mark every listener (pre-existing or new) that no rule of this baseline allows with an
@@ -71,9 +71,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
 
-    /// Only events of these kinds (comma-separated): bind, listen, accept, close.
     #[arg(
         long,
+        help = format!("Only events of these kinds (comma-separated): {}", socket_kind_names()),
         value_delimiter = ',',
         value_name = "KINDS",
         help_heading = "Filters (in the kernel)"

@@ -152,13 +152,10 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
     let any = |f: &str| f == "*";
     let proto = match words[0] {
         "*" => None,
-        "tcp" => Some(Proto::Tcp),
-        "udp" => Some(Proto::Udp),
-        other => {
-            return Err(format!(
-                "unknown protocol `{other}` (expected tcp, udp or *)"
-            ));
-        }
+        name => Some(
+            Proto::from_name(name)
+                .ok_or_else(|| format!("unknown protocol `{name}` (expected tcp, udp or *)"))?,
+        ),
     };
     let port = |p: &str| {
         p.parse::<u16>()

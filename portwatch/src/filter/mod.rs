@@ -58,24 +58,30 @@ fn cgroup_id(value: &str) -> Result<u64> {
     )
 }
 
+/// `bind, listen, accept, close`: what `--events` takes.
+pub fn socket_kind_names() -> String {
+    EventKind::SOCKET.map(EventKind::name).join(", ")
+}
+
 impl Filters {
     pub fn from_args(args: &WatchArgs) -> Result<Self> {
         let mut kinds = 0;
         for name in &args.events {
-            let kind = EventKind::ALL[..4]
-                .iter()
+            let kind = EventKind::SOCKET
+                .into_iter()
                 .find(|k| k.name() == name)
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "unknown event kind `{name}` for --events (known: bind, listen, accept, close)"
+                        "unknown event kind `{name}` for --events (known: {})",
+                        socket_kind_names()
                     ))
                 })?;
-            kinds |= 1 << *kind as u32;
+            kinds |= 1 << kind as u32;
         }
         if args.events.is_empty() {
-            kinds = EventKind::ALL[..4]
-                .iter()
-                .fold(0, |m, k| m | 1 << *k as u32);
+            kinds = EventKind::SOCKET
+                .into_iter()
+                .fold(0, |m, k| m | 1 << k as u32);
         }
         let mut f = Self {
             pids: args.pid.clone(),

@@ -2,8 +2,6 @@
 //! process and listener tables current, and reports losses.
 use rustc_hash::FxHashSet;
 
-use portwatch_common::{IPPROTO_TCP, IPPROTO_UDP};
-
 use crate::{
     clock::Clock,
     enrich::Enricher,
@@ -162,11 +160,10 @@ impl<S: Sink> Stream<S> {
             return Ok(());
         }
         let mut record = SocketRecord::new(e, process, clock);
-        let proto = e.socket.as_ref().and_then(|s| match s.protocol {
-            IPPROTO_TCP => Some(Proto::Tcp),
-            IPPROTO_UDP => Some(Proto::Udp),
-            _ => None,
-        });
+        let proto = e
+            .socket
+            .as_ref()
+            .and_then(|s| Proto::from_number(s.protocol));
         match (e.kind, e.inode, proto, &e.socket) {
             // A new listener: a listening TCP socket, or a bound UDP socket.
             (SockKind::Listen, Some(inode), Some(proto @ Proto::Tcp), Some(s))
@@ -238,7 +235,10 @@ impl<S: Sink> Stream<S> {
             }
             SockKind::Listen => e.errno == 0 && self.already_reported.contains(&inode),
             SockKind::Bind => {
-                let udp = e.socket.as_ref().is_some_and(|s| s.protocol == IPPROTO_UDP);
+                let udp = e
+                    .socket
+                    .as_ref()
+                    .is_some_and(|s| s.protocol == Proto::Udp.number());
                 udp && e.errno == 0 && self.already_reported.contains(&inode)
             }
             SockKind::Accept => false,
@@ -281,7 +281,7 @@ impl<S: Sink> Stream<S> {
                 uid: o.uid,
                 gid: o.gid,
                 comm: o.comm,
-                protocol: Some(protocol_name(IPPROTO_UDP)),
+                protocol: Some(protocol_name(Proto::Udp.number())),
                 family: Some(family(&live.local)),
                 address: Some(live.local.ip()),
                 port: Some(live.local.port()),

@@ -35,6 +35,8 @@ pub enum AttachType {
 }
 
 impl AttachType {
+    pub const ALL: [Self; 4] = [Self::Fentry, Self::Kprobe, Self::TpBtf, Self::Tracepoint];
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::Fentry => "fentry",
@@ -54,15 +56,13 @@ impl fmt::Display for AttachType {
 impl FromStr for AttachType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fentry" => Ok(Self::Fentry),
-            "kprobe" => Ok(Self::Kprobe),
-            "tp_btf" => Ok(Self::TpBtf),
-            "tracepoint" => Ok(Self::Tracepoint),
-            other => Err(format!(
-                "unknown attach type `{other}` (known: fentry, kprobe, tp_btf, tracepoint)"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.map(Self::name).into();
+                format!("unknown attach type `{s}` (known: {})", known.join(", "))
+            })
     }
 }
 
@@ -153,6 +153,22 @@ pub struct Refusal {
     pub error: String,
 }
 
+/// The help of `--attach`, from the hook table.
+pub fn attach_help() -> String {
+    let hooks: Vec<String> = HOOKS
+        .iter()
+        .map(|h| {
+            let types: Vec<_> = h.options.iter().map(|o| o.attach.name()).collect();
+            format!("{} ({})", h.name, types.join(", "))
+        })
+        .collect();
+    format!(
+        "Use attach type TYPE for HOOK instead of the best one the kernel accepts, e.g. \
+         `--attach close=tracepoint`. Repeatable. Hooks and their types, best first: {}",
+        hooks.join("; ")
+    )
+}
+
 /// `--attach HOOK=TYPE`: use TYPE for HOOK instead of the best one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forced {
@@ -167,7 +183,8 @@ impl FromStr for Forced {
             .split_once('=')
             .ok_or_else(|| format!("expected HOOK=TYPE, got `{s}`"))?;
         let hook = HOOKS.iter().find(|h| h.name == hook).ok_or_else(|| {
-            format!("unknown hook `{hook}` (known: bind, listen, accept, close, exec, exit)")
+            let known: Vec<_> = HOOKS.iter().map(|h| h.name).collect();
+            format!("unknown hook `{hook}` (known: {})", known.join(", "))
         })?;
         let attach: AttachType = attach.parse()?;
         if !hook.options.iter().any(|o| o.attach == attach) {
