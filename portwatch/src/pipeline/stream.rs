@@ -12,7 +12,7 @@ use crate::{
     },
     model::{
         loss::LossCounts,
-        net::{Proto, Scope, family, protocol_name},
+        net::{Bound, Proto, Scope, family, protocol_name},
         socket::{SockKind, SocketEvent},
         task::Comm,
     },
@@ -104,6 +104,7 @@ impl<S: Sink> Stream<S> {
                 Live {
                     proto: l.socket.proto,
                     local: l.socket.local,
+                    v6only: l.socket.v6only,
                     since_ns: now,
                     from_snapshot: true,
                     accepted: 0,
@@ -171,9 +172,15 @@ impl<S: Sink> Stream<S> {
                 if e.errno == 0 =>
             {
                 let exe = record.process.exe.clone();
-                let others = self
-                    .listeners
-                    .neighbours(inode, proto, &s.local, exe.as_deref());
+                let others = self.listeners.neighbours(
+                    inode,
+                    proto,
+                    Bound {
+                        local: s.local,
+                        v6only: None,
+                    },
+                    exe.as_deref(),
+                );
                 if !others.is_empty() {
                     record.shared_with = Some(others);
                 }
@@ -194,6 +201,7 @@ impl<S: Sink> Stream<S> {
                         Live {
                             proto,
                             local: s.local,
+                            v6only: None,
                             since_ns: e.task.boot_ns,
                             from_snapshot: false,
                             accepted: 0,

@@ -6,7 +6,10 @@ use std::{net::SocketAddr, sync::Arc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use crate::model::{net::Proto, task::Comm};
+use crate::model::{
+    net::{Bound, Proto, overlaps},
+    task::Comm,
+};
 
 /// Who held a listener, remembered for records written after the owner is gone.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +27,8 @@ pub struct Owner {
 pub struct Live {
     pub proto: Proto,
     pub local: SocketAddr,
+    /// IPV6_V6ONLY, known for listeners from the snapshot (sock_diag reports it).
+    pub v6only: Option<bool>,
     /// Boot-clock ns of the listen/bind, or of the snapshot for listeners older than portwatch.
     pub since_ns: u64,
     pub from_snapshot: bool,
@@ -52,13 +57,13 @@ pub struct Neighbour {
     pub exe: Option<Arc<str>>,
 }
 
-fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
-    let (x, y) = (a.ip(), b.ip());
-    // Without the v6only flag of live sockets, an IPv6 wildcard is taken to be dual-stack (the
-    // Linux default).
-    x == y
-        || (x.is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
-        || (y.is_unspecified() && (y.is_ipv6() || x.is_ipv4()))
+impl Live {
+    const fn bound(&self) -> Bound {
+        Bound {
+            local: self.local,
+            v6only: self.v6only,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -107,16 +112,16 @@ impl ListenerTable {
         &self,
         inode: u64,
         proto: Proto,
-        local: &SocketAddr,
+        local: Bound,
         exe: Option<&str>,
     ) -> Vec<Neighbour> {
-        let same_port = self.by_port.get(&(proto, local.port()));
+        let same_port = self.by_port.get(&(proto, local.local.port()));
         let mut out: Vec<Neighbour> = same_port
             .into_iter()
             .flatten()
             .filter(|&&i| i != inode)
             .filter_map(|i| self.by_inode.get(i))
-            .filter(|l| overlap(&l.local, local) && l.owner.exe.as_deref() != exe)
+            .filter(|l| overlaps(l.bound(), local) && l.owner.exe.as_deref() != exe)
             .map(|l| Neighbour {
                 pid: l.owner.pid,
                 exe: l.owner.exe.clone(),
@@ -193,6 +198,7 @@ mod tests {
         Live {
             proto,
             local: addr.parse().unwrap(),
+            v6only: None,
             since_ns,
             from_snapshot: false,
             accepted: 0,
@@ -232,19 +238,53 @@ mod tests {
         t.insert(1, live(Proto::Tcp, "0.0.0.0:8080", 10, "/usr/bin/app", 0));
         t.insert(2, live(Proto::Tcp, "[::]:8081", 11, "/usr/bin/other", 0));
         t.insert(3, live(Proto::Udp, "0.0.0.0:8080", 12, "/usr/bin/dns", 0));
-        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let same_exe = t.neighbours(9, Proto::Tcp, &local, Some("/usr/bin/app"));
+        let local = Bound {
+            local: "127.0.0.1:8080".parse().unwrap(),
+            v6only: None,
+        };
+        let same_exe = t.neighbours(9, Proto::Tcp, local, Some("/usr/bin/app"));
         assert!(
             same_exe.is_empty(),
             "SO_REUSEPORT workers of one program are not flagged"
         );
-        let other = t.neighbours(9, Proto::Tcp, &local, Some("/tmp/intruder"));
+        let other = t.neighbours(9, Proto::Tcp, local, Some("/tmp/intruder"));
         assert_eq!(
             other,
             vec![Neighbour {
                 pid: 10,
                 exe: Some("/usr/bin/app".into())
             }]
+        );
+    }
+
+    /// The table and the inventory agree on overlap: a v6-only `::` socket does not take IPv4,
+    /// so an IPv4 listener on its port shares nothing with it (the table once assumed every
+    /// `::` socket was dual-stack).
+    #[test]
+    fn a_v6only_wildcard_does_not_overlap_ipv4() {
+        let mut t = ListenerTable::default();
+        let mut v6 = live(Proto::Tcp, "[::]:80", 10, "/usr/sbin/web6", 0);
+        v6.v6only = Some(true);
+        t.insert(1, v6);
+        let ipv4 = |a: &str| Bound {
+            local: a.parse().unwrap(),
+            v6only: None,
+        };
+        assert!(
+            t.neighbours(2, Proto::Tcp, ipv4("127.0.0.1:80"), Some("/x"))
+                .is_empty()
+        );
+        assert_eq!(
+            t.neighbours(2, Proto::Tcp, ipv4("[::1]:80"), Some("/x"))
+                .len(),
+            1
+        );
+        t.insert(3, live(Proto::Tcp, "[::]:81", 11, "/usr/sbin/dual", 0));
+        assert_eq!(
+            t.neighbours(4, Proto::Tcp, ipv4("127.0.0.1:81"), Some("/x"))
+                .len(),
+            1,
+            "v6only unknown: dual-stack, the Linux default"
         );
     }
 
