@@ -277,6 +277,22 @@ pub struct FilterConfig {
     pub _pad: u32,
 }
 
+impl FilterConfig {
+    /// Whether `--events` selected `kind`.
+    #[inline(always)]
+    pub const fn selects(&self, kind: EventKind) -> bool {
+        self.kinds & (1 << kind as u32) != 0
+    }
+
+    /// The rule of every value filter, in the kernel and for the snapshot alike: an inactive
+    /// filter (`filter::*` bit clear) lets everything through, an active one only what is
+    /// `listed`.
+    #[inline(always)]
+    pub fn passes(&self, filter: u32, listed: impl FnOnce() -> bool) -> bool {
+        self.active & filter == 0 || listed()
+    }
+}
+
 pub mod filter {
     pub const PIDS: u32 = 1 << 0;
     pub const UIDS: u32 = 1 << 1;

@@ -40,7 +40,7 @@ fn config() -> FilterConfig {
 pub fn task_allowed(kind: Option<EventKind>) -> bool {
     let c = config();
     if let Some(kind) = kind {
-        if c.kinds & (1 << kind as u32) == 0 {
+        if !c.selects(kind) {
             return false;
         }
     }
@@ -48,33 +48,26 @@ pub fn task_allowed(kind: Option<EventKind>) -> bool {
     if pid == c.self_tgid {
         return false;
     }
-    if c.active & filter::PIDS != 0 && unsafe { FILTER_PIDS.get(&pid) }.is_none() {
-        return false;
-    }
-    let uid = bpf_get_current_uid_gid() as u32;
-    if c.active & filter::UIDS != 0 && unsafe { FILTER_UIDS.get(&uid) }.is_none() {
-        return false;
-    }
-    if c.active & filter::CGROUPS != 0 {
-        let cgroup = unsafe { bpf_get_current_cgroup_id() };
-        if unsafe { FILTER_CGROUPS.get(&cgroup) }.is_none() {
-            return false;
-        }
-    }
-    true
+    c.passes(filter::PIDS, || unsafe { FILTER_PIDS.get(&pid) }.is_some())
+        && c.passes(filter::UIDS, || {
+            let uid = bpf_get_current_uid_gid() as u32;
+            unsafe { FILTER_UIDS.get(&uid) }.is_some()
+        })
+        && c.passes(filter::CGROUPS, || {
+            let cgroup = unsafe { bpf_get_current_cgroup_id() };
+            unsafe { FILTER_CGROUPS.get(&cgroup) }.is_some()
+        })
 }
 
 /// The filters on what the record found: network namespace and local port.
 #[inline(always)]
 pub fn place_allowed(netns: u32, port: Option<u16>) -> bool {
     let c = config();
-    if c.active & filter::NETNS != 0 && unsafe { FILTER_NETNS.get(&netns) }.is_none() {
-        return false;
-    }
-    if let Some(port) = port {
-        if c.active & filter::PORTS != 0 && unsafe { FILTER_PORTS.get(&port) }.is_none() {
-            return false;
-        }
-    }
-    true
+    c.passes(filter::NETNS, || {
+        unsafe { FILTER_NETNS.get(&netns) }.is_some()
+    }) && port.is_none_or(|port| {
+        c.passes(filter::PORTS, || {
+            unsafe { FILTER_PORTS.get(&port) }.is_some()
+        })
+    })
 }

@@ -65,10 +65,10 @@ fn main() {
     let clock = Clock::now();
     let mut enricher = Enricher::new(Some(0));
     let seeded = Instant::now();
-    enricher.processes.seed_from_proc();
+    enricher.seed_from_proc();
     println!(
         "seeded the process table from /proc: {} processes in {:.1} ms",
-        enricher.processes.len(),
+        enricher.known_processes(),
         seeded.elapsed().as_secs_f64() * 1e3
     );
     let KernelRecord::Socket(event) = decode::decode(&bytes).expect("decodes").record else {

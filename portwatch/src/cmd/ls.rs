@@ -6,6 +6,7 @@ use crate::{
     clock::Clock,
     enrich::Enricher,
     error::{Error, Result},
+    model::{listener::Listener, process::ListenerOwner},
     output::{
         Output,
         format::Native,
@@ -15,80 +16,82 @@ use crate::{
     state::inventory,
 };
 
+/// A listener and its first owner.
+type Entry = (Listener, ListenerOwner);
+
 /// The current listeners, each with its owner's context.
-fn current() -> Result<Vec<ListenerRecord>> {
+fn current(clock: &Clock) -> Result<Vec<Entry>> {
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
-    let clock = Clock::now();
     let mut enricher = Enricher::new(None);
-    enricher.processes.seed_from_proc();
+    enricher.seed_from_proc();
     Ok(listeners
-        .iter()
-        .map(|l| enricher.listener(l, &clock))
+        .into_iter()
+        .map(|l| {
+            let owner = enricher.listener_owner(&l, clock);
+            (l, owner)
+        })
         .collect())
 }
 
 /// `portwatch baseline`: the current listeners as an allowlist.
 pub fn baseline() -> Result<()> {
-    let records = current()?;
+    let clock = Clock::now();
+    let listeners = current(&clock)?;
     let mut out = io::stdout().lock();
-    let text = crate::filter::baseline::render(&records, &Clock::now().format_now());
+    let text = crate::filter::baseline::render(&listeners, &clock.format_now());
     out.write_all(text.as_bytes()).map_err(Error::from_output)?;
     out.flush().map_err(Error::from_output)
 }
 
 pub fn run(args: &LsArgs) -> Result<()> {
-    let records = current()?;
+    let clock = Clock::now();
+    let listeners = current(&clock)?;
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
     if args.json || !terminal {
         let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
-        for r in records {
+        for (l, owner) in &listeners {
+            let r = ListenerRecord::new(l, owner, None, clock.format_now());
             out.write(&Record::Listener(r))?;
         }
         out.flush()
     } else {
         let mut out = io::stdout().lock();
-        write!(out, "{}", table(&records)).map_err(Error::from_output)?;
+        write!(out, "{}", table(&listeners)).map_err(Error::from_output)?;
         out.flush().map_err(Error::from_output)
     }
 }
 
 /// The human view: one row per listener.
-pub fn table(records: &[ListenerRecord]) -> String {
+pub fn table(listeners: &[Entry]) -> String {
     let header = [
         "PROTO", "LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE",
     ];
-    let rows: Vec<[String; 8]> = records
+    let rows: Vec<[String; 8]> = listeners
         .iter()
-        .map(|r| {
-            let local = if r.family == "ipv6" {
-                format!("[{}]:{}", r.address, r.port)
-            } else {
-                format!("{}:{}", r.address, r.port)
-            };
-            let p = r.process.as_ref();
+        .map(|(l, owner)| {
+            let p = &owner.process;
+            let task = owner.task.as_ref();
             let place = p
-                .and_then(|p| {
-                    p.container
-                        .as_ref()
-                        .map(|c| format!("{} {}", c.runtime, &c.id[..12]))
-                        .or_else(|| p.unit.clone())
-                })
+                .container
+                .as_ref()
+                .map(|c| format!("{} {}", c.runtime, c.id.get(..12).unwrap_or(&c.id)))
+                .or_else(|| p.unit.clone())
                 .unwrap_or_default();
-            let mut scope = r.scope.name().to_owned();
-            if r.shared > 0 {
-                scope.push_str(&format!(" +{} shared", r.shared));
+            let mut scope = l.scope.name().to_owned();
+            if l.shared > 0 {
+                scope.push_str(&format!(" +{} shared", l.shared));
             }
             [
-                r.protocol.to_owned(),
-                local,
+                l.socket.proto.name().to_owned(),
+                // SocketAddr's Display brackets IPv6 addresses.
+                l.socket.local.to_string(),
                 scope,
-                r.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-                p.and_then(|p| p.user.clone()).unwrap_or_else(|| "-".into()),
-                r.comm.clone().unwrap_or_else(|| "-".into()),
-                p.and_then(|p| p.exe.as_deref().map(str::to_owned))
-                    .unwrap_or_else(|| "-".into()),
+                task.map_or_else(|| "-".into(), |t| t.pid.to_string()),
+                p.user.clone().unwrap_or_else(|| "-".into()),
+                task.map_or_else(|| "-".into(), |t| t.comm.text().into_owned()),
+                p.exe.as_deref().unwrap_or("-").to_owned(),
                 place,
             ]
         })

@@ -69,7 +69,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // from /proc once.
     let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
     let mut enricher = Enricher::new(exec_traced.then(clock::boottime_ns));
-    enricher.processes.seed_from_proc();
+    enricher.seed_from_proc();
 
     let mut map = |name: &str| {
         ebpf.take_map(name)

@@ -1,6 +1,7 @@
 //! cgroups: from the kernel's cgroup id to a path, and from a path to the container or systemd
 //! unit a process runs in. The path shapes follow what docker, containerd/Kubernetes, cri-o,
 //! podman and systemd create, with the systemd and cgroupfs drivers, on cgroup v2 and v1.
+use crate::model::process::Container;
 use std::{
     collections::HashMap,
     fs,
@@ -9,8 +10,6 @@ use std::{
     sync::OnceLock,
     time::{Duration, Instant},
 };
-
-use serde::Serialize;
 
 /// The cgroup path to show for a process, from its /proc/PID/cgroup text: the v2 path, unless
 /// it is the root and a v1 hierarchy (systemd's first) says more, as on hybrid hosts.
@@ -45,17 +44,6 @@ pub fn v1_in_use() -> bool {
         t.lines()
             .any(|l| l.split(':').nth(1).is_some_and(|c| !c.is_empty()))
     })
-}
-
-/// A container runtime's workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Container {
-    /// `docker`, `containerd`, `cri-o`, `podman`, or `kubernetes` when the path names a pod but
-    /// not the runtime (cgroupfs driver).
-    pub runtime: &'static str,
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
 }
 
 /// Where a process runs, as far as its cgroup path tells.

@@ -17,11 +17,10 @@ use self::{
 use crate::{
     clock::Clock,
     model::{
-        net::family,
+        listener::Listener,
+        process::{ListenerOwner, Parent, Process, ProcessContext},
         task::{ExecRecord, Task},
     },
-    output::record::{ListenerRecord, ParentRecord, Process, ProcessContext},
-    state::inventory::Listener,
 };
 
 /// `loginuid` of a task that never logged in (AUDIT_UID_UNSET).
@@ -31,7 +30,7 @@ const LOGINUID_UNSET: u32 = u32::MAX;
 const CONTEXTS_KEPT: usize = 16_384;
 
 pub struct Enricher {
-    pub processes: ProcessTable,
+    processes: ProcessTable,
     users: Users,
     cgroups: CgroupPaths,
     /// The last context built for each pid, reused while nothing it was built from changed.
@@ -83,6 +82,26 @@ impl Enricher {
         }
     }
 
+    /// Adds the processes running now (/proc) that the process table does not know yet.
+    pub fn seed_from_proc(&mut self) {
+        self.processes.seed_from_proc();
+    }
+
+    /// Exec records were lost at `now_ns`: fork inheritance is no longer trusted before it.
+    pub fn exec_records_lost(&mut self, now_ns: u64) {
+        self.processes.exec_records_lost(now_ns);
+    }
+
+    /// Processes in the process table.
+    pub fn known_processes(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Periodic upkeep: forgets exited processes.
+    pub fn maintain(&mut self) {
+        self.processes.maintain();
+    }
+
     pub fn on_exec(&mut self, e: &ExecRecord) {
         self.processes.on_exec(e);
     }
@@ -92,49 +111,25 @@ impl Enricher {
         self.contexts.remove(&t.pid);
     }
 
-    /// A record for a listener found by the inventory, with its first owner's context.
-    pub fn listener(&mut self, l: &Listener, clock: &Clock) -> ListenerRecord {
-        let now = clock.boot_now();
-        let s = &l.socket;
-        let owner = l.owners.first().and_then(|&pid| procfs::task(pid, now));
-        let mut r = ListenerRecord {
-            time: clock.format(now),
-            protocol: s.proto.name(),
-            family: family(&s.local),
-            address: s.local.ip().to_string(),
-            port: s.local.port(),
-            scope: l.scope,
-            v6only: s.v6only,
-            inode: s.inode,
-            shared: l.shared,
-            owners: l.owners.clone(),
-            alert: None,
-            pid: None,
-            tid: None,
-            uid: None,
-            gid: None,
-            comm: None,
-            process: None,
-        };
-        match owner {
-            Some(task) => {
-                r.pid = Some(task.pid);
-                r.tid = Some(task.tid);
-                r.uid = Some(task.uid);
-                r.gid = Some(task.gid);
-                r.comm = Some(task.comm.text().into_owned());
-                r.process = Some(self.context(&task, clock));
-            }
+    /// The first owner of a listener found by the inventory, with its context (or the gap that
+    /// says why there is none).
+    pub fn listener_owner(&mut self, l: &Listener, clock: &Clock) -> ListenerOwner {
+        let task = l
+            .owners
+            .first()
+            .and_then(|&pid| procfs::task(pid, clock.boot_now()));
+        let process = match &task {
+            Some(task) => self.context(task, clock),
             None => {
                 let mut c = ProcessContext::default();
                 c.gap(
                     "pid",
                     "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)",
                 );
-                r.process = Some(Process::new(c));
+                Process::new(c)
             }
-        }
-        r
+        };
+        ListenerOwner { task, process }
     }
 
     /// The context of the task in `t`: from the cache when the process, its parent and their
@@ -279,11 +274,11 @@ impl Enricher {
     }
 }
 
-fn parent_record(ppid: u32, pstart: u64, image: &ImageLookup, clock: &Clock) -> ParentRecord {
-    let mut p = ParentRecord {
+fn parent_record(ppid: u32, pstart: u64, image: &ImageLookup, clock: &Clock) -> Parent {
+    let mut p = Parent {
         pid: ppid,
         start_time: Some(clock.format(pstart)),
-        ..ParentRecord::default()
+        ..Parent::default()
     };
     match image {
         Ok(image) => {
@@ -332,7 +327,6 @@ mod tests {
         e.on_exec(&exec(2_000, "/bin/first"));
         let first = e.context(&task(3_000), &clock);
         assert_eq!(first.exe.as_deref(), Some("/bin/first"));
-        assert!(first.members().contains(r#""exe":"/bin/first""#));
         assert!(Arc::ptr_eq(&first, &e.context(&task(4_000), &clock)));
 
         // A new program (exec), a new uid, a new pid: each gives a new context.

@@ -18,7 +18,7 @@ use std::{fmt::Write as _, fs, net::IpAddr, path::Path};
 use crate::{
     error::{Error, Result},
     model::net::{Proto, Scope},
-    output::record::ListenerRecord,
+    model::{listener::Listener, process::ListenerOwner},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,21 +216,20 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
 }
 
 /// The current listeners as a baseline file (one rule per distinct listener).
-pub fn render(records: &[ListenerRecord], generated: &str) -> String {
-    let mut rules: Vec<(String, u16, String, String, String)> = records
+pub fn render(listeners: &[(Listener, ListenerOwner)], generated: &str) -> String {
+    let mut rules: Vec<(&str, u16, String, String, String)> = listeners
         .iter()
-        .map(|r| {
-            let ip: IpAddr = r.address.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            let p = r.process.as_ref();
+        .map(|(l, owner)| {
+            let p = &owner.process;
             (
-                r.protocol.to_owned(),
-                r.port,
-                scope_text(ip),
-                p.and_then(|p| p.user.clone())
-                    .or_else(|| r.uid.map(|u| u.to_string()))
+                l.socket.proto.name(),
+                l.socket.local.port(),
+                scope_text(l.socket.local.ip()),
+                p.user
+                    .clone()
+                    .or_else(|| owner.task.as_ref().map(|t| t.uid.to_string()))
                     .unwrap_or_else(|| "*".into()),
-                p.and_then(|p| p.exe.as_deref().map(str::to_owned))
-                    .unwrap_or_else(|| "*".into()),
+                p.exe.as_deref().unwrap_or("*").to_owned(),
             )
         })
         .collect();

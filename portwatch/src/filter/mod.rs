@@ -14,7 +14,10 @@ use portwatch_common::{EventKind, FilterConfig, filter, names};
 use crate::{
     cli::WatchArgs,
     error::{Error, Result},
-    output::record::{ListenerRecord, ProcessContext},
+    model::{
+        listener::Listener,
+        process::{ListenerOwner, ProcessContext},
+    },
 };
 
 /// The filters of one `watch` run, resolved (paths to inodes, names to kinds).
@@ -158,28 +161,34 @@ impl Filters {
         fill(ebpf, names::FILTER_PORTS_MAP, &self.ports)
     }
 
-    /// All filters, on a snapshot listener (the kernel's did not see it).
-    pub fn allows_listener(&self, r: &ListenerRecord) -> bool {
+    /// All filters, on a snapshot listener (the kernel's did not see it), with the kernel's
+    /// rule (`FilterConfig::passes`): a listener passes the pid filter when any holder is listed.
+    pub fn allows_listener(&self, l: &Listener, owner: &ListenerOwner) -> bool {
         let c = &self.config;
-        let process = r.process.as_ref();
-        let kinds_allow_listeners =
-            c.kinds & (1 << EventKind::Listen as u32 | 1 << EventKind::Bind as u32) != 0;
-        kinds_allow_listeners
-            && (c.active & filter::PIDS == 0 || r.owners.iter().any(|p| self.pids.contains(p)))
-            && (c.active & filter::UIDS == 0 || r.uid.is_some_and(|u| self.uids.contains(&u)))
-            && (c.active & filter::PORTS == 0 || self.ports.contains(&r.port))
-            && (c.active & filter::CGROUPS == 0
-                || process.is_some_and(|p| self.cgroups.contains(&p.cgroup_id)))
-            && (c.active & filter::NETNS == 0
-                || process
-                    .and_then(|p| p.netns)
-                    .is_some_and(|n| self.netns.contains(&n)))
-            && process.is_some_and(|p| self.allows(p))
+        let p = &owner.process;
+        (c.selects(EventKind::Listen) || c.selects(EventKind::Bind))
+            && c.passes(filter::PIDS, || {
+                l.owners.iter().any(|o| self.pids.contains(o))
+            })
+            && c.passes(filter::UIDS, || {
+                owner
+                    .task
+                    .as_ref()
+                    .is_some_and(|t| self.uids.contains(&t.uid))
+            })
+            && c.passes(filter::PORTS, || {
+                self.ports.contains(&l.socket.local.port())
+            })
+            && c.passes(filter::CGROUPS, || self.cgroups.contains(&p.cgroup_id))
+            && c.passes(filter::NETNS, || {
+                p.netns.is_some_and(|n| self.netns.contains(&n))
+            })
+            && self.allows(p)
     }
 
     /// Whether `--events` selects this kind (all four without `--events`).
     pub fn selects(&self, kind: EventKind) -> bool {
-        self.config.kinds & (1 << kind as u32) != 0
+        self.config.selects(kind)
     }
 
     /// Whether close events reach the daemon (the listener table needs them).

@@ -2,8 +2,11 @@
 //! decoded into these (`pipeline::decode`), enriched, judged and finally shaped into output
 //! records (`output`); each piece of vocabulary (a protocol's name, what "overlapping
 //! addresses" means, the loss counts) is defined here once.
+pub mod attach;
 pub mod errno;
+pub mod listener;
 pub mod loss;
 pub mod net;
+pub mod process;
 pub mod socket;
 pub mod task;

@@ -1,25 +1,22 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
-use std::{borrow::Cow, collections::BTreeMap, net::IpAddr, ops::Deref, sync::Arc};
+use std::{borrow::Cow, net::IpAddr, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
     clock::{Clock, Timestamp},
-    enrich::cgroup::Container,
-    kernel::hooks::Chosen,
     model::{
+        attach::Chosen,
         errno::errno_name,
+        listener::{Ended, Listener, Neighbour},
         loss::LossCounts,
-        net::{family, protocol_name},
-    },
-    model::{
-        net::Scope,
+        net::{Scope, family, protocol_name},
+        process::{ListenerOwner, Process},
         socket::{SockKind, SocketEvent},
         task::Comm,
     },
-    state::listeners::{Ended, Neighbour},
 };
 
 /// A record; its `event` member is the variant's name (`Record::event`).
@@ -69,16 +66,39 @@ pub struct ListenerRecord {
     pub gid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
-    /// Written after the other fields (see `Record::write_line`).
+    /// Written after the other fields (by the encoder).
     #[serde(skip)]
-    pub process: Option<Arc<Process>>,
+    pub process: Arc<Process>,
+}
+
+impl ListenerRecord {
+    /// The record of a listener found by the inventory, owned by `owner`, at `time`.
+    pub fn new(l: &Listener, owner: &ListenerOwner, alert: Option<String>, time: String) -> Self {
+        let s = &l.socket;
+        let task = owner.task.as_ref();
+        Self {
+            time,
+            protocol: s.proto.name(),
+            family: family(&s.local),
+            address: s.local.ip().to_string(),
+            port: s.local.port(),
+            scope: l.scope,
+            v6only: s.v6only,
+            inode: s.inode,
+            shared: l.shared,
+            owners: l.owners.clone(),
+            alert,
+            pid: task.map(|t| t.pid),
+            tid: task.map(|t| t.tid),
+            uid: task.map(|t| t.uid),
+            gid: task.map(|t| t.gid),
+            comm: task.map(|t| t.comm.text().into_owned()),
+            process: Arc::clone(&owner.process),
+        }
+    }
 }
 
 const fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-const fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -141,99 +161,6 @@ pub struct SocketRecord {
     pub ended: Option<Ended>,
     /// Written after the other fields.
     pub process: Arc<Process>,
-}
-
-/// Who did it, beyond pid/tid/uid/gid/comm: see `enrich`.
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProcessContext {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ppid: Option<u32>,
-    /// When the process started (with `pid`, its lasting identity).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
-    /// Audit login uid: the user who logged in, whatever su/sudo did since.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub loginuid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub args: Option<Arc<[String]>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub args_truncated: bool,
-    /// 0 (omitted) only when there is no process to take it from.
-    #[serde(skip_serializing_if = "is_zero_u64")]
-    pub cgroup_id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<ParentRecord>,
-    /// Fields that could not be known, each with the reason.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub gaps: BTreeMap<&'static str, String>,
-}
-
-impl ProcessContext {
-    pub fn gap(&mut self, field: &'static str, why: impl Into<String>) {
-        self.gaps.insert(field, why.into());
-    }
-}
-
-/// A process context with its JSON members, formatted once for each state of a process and
-/// shared by all its records (`enrich` caches it): a busy process costs no formatting per event.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Process {
-    context: ProcessContext,
-    /// `context` as JSON object members, without the braces (empty when it has none).
-    members: Box<str>,
-}
-
-impl Process {
-    pub fn new(context: ProcessContext) -> Arc<Self> {
-        // Strings, numbers and maps with string keys: serialising them cannot fail.
-        let json = serde_json::to_string(&context).unwrap_or_default();
-        let members = json
-            .strip_prefix('{')
-            .and_then(|j| j.strip_suffix('}'))
-            .unwrap_or_default()
-            .into();
-        Arc::new(Self { context, members })
-    }
-
-    pub fn members(&self) -> &str {
-        &self.members
-    }
-}
-
-impl Deref for Process {
-    type Target = ProcessContext;
-
-    fn deref(&self) -> &ProcessContext {
-        &self.context
-    }
-}
-
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ParentRecord {
-    pub pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comm: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<Arc<str>>,
-    /// Why comm and exe are missing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gap: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]

@@ -19,6 +19,7 @@ use crate::{
     error::Result,
     filter::{Filters, baseline::Baseline},
     model::{
+        listener::{BoundSocket, Listener},
         loss::{KindCounts, LossCounts},
         net::{Proto, Scope},
     },
@@ -28,7 +29,6 @@ use crate::{
         source::{Counters, Sockets},
         stream::Stream,
     },
-    state::{inventory::Listener, sockdiag::DiagSocket},
 };
 
 const GOLDEN: &str = include_str!("../../tests/golden/stream.jsonl");
@@ -216,7 +216,7 @@ fn records() -> VecDeque<Vec<u8>> {
 }
 
 fn snapshot() -> Vec<Listener> {
-    let socket = |proto, local: &str, inode, v6only| DiagSocket {
+    let socket = |proto, local: &str, inode, v6only| BoundSocket {
         proto,
         local: local.parse().unwrap(),
         inode,

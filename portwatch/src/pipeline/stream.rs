@@ -1,5 +1,7 @@
 //! The record stream after start-up: turns kernel records into output records, keeps the
 //! process and listener tables current, and reports losses.
+use std::net::SocketAddr;
+
 use rustc_hash::FxHashSet;
 
 use crate::{
@@ -11,17 +13,15 @@ use crate::{
         baseline::{Baseline, Subject},
     },
     model::{
+        listener::Listener,
         loss::LossCounts,
-        net::{Bound, Proto, Scope, family, protocol_name},
+        net::{Proto, Scope, family, protocol_name},
+        process::{Process, ProcessContext},
         socket::{SockKind, SocketEvent},
-        task::Comm,
     },
     output::{
         Output,
-        record::{
-            ListenerRecord, LossRecord, Process, ProcessContext, Record, SnapshotRecord,
-            SocketRecord, StopRecord,
-        },
+        record::{ListenerRecord, LossRecord, Record, SnapshotRecord, SocketRecord, StopRecord},
         sink::Sink,
     },
     pipeline::{
@@ -29,10 +29,7 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::{
-        inventory::Listener,
-        listeners::{ListenerTable, Live, Owner},
-    },
+    state::listeners::{ListenerTable, Live, Owner},
 };
 
 pub struct Stream<S: Sink> {
@@ -82,35 +79,28 @@ impl<S: Sink> Stream<S> {
         let now = clock.boot_now();
         let mut reported = 0;
         for l in listeners {
-            let mut r = self.enricher.listener(l, clock);
-            if !self.filters.allows_listener(&r) {
+            let owner = self.enricher.listener_owner(l, clock);
+            if !self.filters.allows_listener(l, &owner) {
                 continue;
             }
             reported += 1;
-            if let Some(b) = &self.baseline {
-                let p = r.process.as_ref();
-                r.alert = b.check(&Subject {
-                    proto: l.socket.proto,
-                    address: l.socket.local.ip(),
-                    port: l.socket.local.port(),
-                    uid: r.uid,
-                    user: p.and_then(|p| p.user.as_deref()),
-                    exe: p.and_then(|p| p.exe.as_deref()),
-                });
-            }
-            self.already_reported.insert(l.socket.inode);
+            let s = &l.socket;
+            let uid = owner.task.as_ref().map(|t| t.uid);
+            let alert = self.judge(s.proto, s.local, uid, &owner.process);
+            self.already_reported.insert(s.inode);
             self.listeners.insert(
-                l.socket.inode,
+                s.inode,
                 Live {
-                    proto: l.socket.proto,
-                    local: l.socket.local,
-                    v6only: l.socket.v6only,
+                    proto: s.proto,
+                    local: s.local,
+                    v6only: s.v6only,
                     since_ns: now,
                     from_snapshot: true,
                     accepted: 0,
-                    owner: listener_owner(&r),
+                    owner: Owner::new(owner.task.as_ref(), &owner.process),
                 },
             );
+            let r = ListenerRecord::new(l, &owner, alert, clock.format(now));
             self.out.write(&Record::Listener(r))?;
         }
         self.out.write(&Record::SnapshotComplete(SnapshotRecord {
@@ -126,7 +116,7 @@ impl<S: Sink> Stream<S> {
         let exec_lost = self.counters.exec_lost()?;
         if exec_lost > self.exec_lost {
             self.exec_lost = exec_lost;
-            self.enricher.processes.exec_records_lost(clock.boot_now());
+            self.enricher.exec_records_lost(clock.boot_now());
         }
         while let Some(item) = ring.next_record() {
             let decoded = match decode::decode(&item) {
@@ -160,77 +150,35 @@ impl<S: Sink> Stream<S> {
         if !self.filters.allows(&process) {
             return Ok(());
         }
+        let update = self
+            .listeners
+            .apply(e, &process, self.filters.traces_closes());
+        let alert = update
+            .new_listener
+            .and_then(|(proto, local)| self.judge(proto, local, Some(e.task.uid), &process));
         let mut record = SocketRecord::new(e, process, clock);
-        let proto = e
-            .socket
-            .as_ref()
-            .and_then(|s| Proto::from_number(s.protocol));
-        match (e.kind, e.inode, proto, &e.socket) {
-            // A new listener: a listening TCP socket, or a bound UDP socket.
-            (SockKind::Listen, Some(inode), Some(proto @ Proto::Tcp), Some(s))
-            | (SockKind::Bind, Some(inode), Some(proto @ Proto::Udp), Some(s))
-                if e.errno == 0 =>
-            {
-                let exe = record.process.exe.clone();
-                let others = self.listeners.neighbours(
-                    inode,
-                    proto,
-                    Bound {
-                        local: s.local,
-                        v6only: None,
-                    },
-                    exe.as_deref(),
-                );
-                if !others.is_empty() {
-                    record.shared_with = Some(others);
-                }
-                if let Some(b) = &self.baseline {
-                    record.alert = b.check(&Subject {
-                        proto,
-                        address: s.local.ip(),
-                        port: s.local.port(),
-                        uid: Some(record.uid),
-                        user: record.process.user.as_deref(),
-                        exe: exe.as_deref(),
-                    });
-                }
-                // Kept only while closes are traced: otherwise nothing would leave the table.
-                if self.filters.traces_closes() {
-                    self.listeners.insert(
-                        inode,
-                        Live {
-                            proto,
-                            local: s.local,
-                            v6only: None,
-                            since_ns: e.task.boot_ns,
-                            from_snapshot: false,
-                            accepted: 0,
-                            owner: Owner {
-                                pid: record.pid,
-                                tid: record.tid,
-                                uid: record.uid,
-                                gid: record.gid,
-                                comm: record.comm,
-                                exe,
-                                cgroup_id: record.process.cgroup_id,
-                            },
-                        },
-                    );
-                }
-            }
-            (SockKind::Accept, ..) => {
-                if let Some(listener) = e.listener_inode {
-                    self.listeners.accepted(listener);
-                }
-            }
-            (SockKind::Close, Some(inode), ..) => {
-                if let Some((_, ended)) = self.listeners.close(inode, e.task.boot_ns) {
-                    record.ended = Some(ended);
-                }
-            }
-            _ => {}
-        }
+        record.shared_with = update.shared_with;
+        record.ended = update.ended;
+        record.alert = alert;
         self.out.write(&Record::from_socket(e.kind, record))
+    }
+
+    /// The baseline's verdict on a listener: None when it is allowed (or there is no baseline).
+    fn judge(
+        &self,
+        proto: Proto,
+        local: SocketAddr,
+        uid: Option<u32>,
+        p: &ProcessContext,
+    ) -> Option<String> {
+        self.baseline.as_ref()?.check(&Subject {
+            proto,
+            address: local.ip(),
+            port: local.port(),
+            uid,
+            user: p.user.as_deref(),
+            exe: p.exe.as_deref(),
+        })
     }
 
     /// Whether the snapshot already reported this event's listener (the event raced start-up).
@@ -256,7 +204,7 @@ impl<S: Sink> Stream<S> {
     /// Periodic work: forget exited processes, close UDP listeners that left with their owner,
     /// report losses.
     pub fn tick(&mut self, clock: &Clock) -> Result<()> {
-        self.enricher.processes.maintain();
+        self.enricher.maintain();
         if self.listeners.udp_check_due() {
             self.close_departed_udp(clock)?;
         }
@@ -336,17 +284,5 @@ impl<S: Sink> Stream<S> {
             counts,
         }))?;
         self.flush()
-    }
-}
-
-fn listener_owner(r: &ListenerRecord) -> Owner {
-    Owner {
-        pid: r.pid.unwrap_or(0),
-        tid: r.tid.unwrap_or(0),
-        uid: r.uid.unwrap_or(0),
-        gid: r.gid.unwrap_or(0),
-        comm: Comm::from_text(r.comm.as_deref().unwrap_or_default()),
-        exe: r.process.as_ref().and_then(|p| p.exe.clone()),
-        cgroup_id: r.process.as_ref().map_or(0, |p| p.cgroup_id),
     }
 }

@@ -8,20 +8,12 @@ use std::{collections::HashMap, io};
 
 use crate::{
     model::net::Proto,
-    model::net::{Scope, overlaps},
-    state::sockdiag::{self, DiagSocket},
+    model::{
+        listener::Listener,
+        net::{Scope, overlaps},
+    },
+    state::sockdiag,
 };
-
-#[derive(Clone, Debug)]
-pub struct Listener {
-    pub socket: DiagSocket,
-    /// Processes holding the socket, lowest pid first.
-    pub owners: Vec<u32>,
-    pub scope: Scope,
-    /// Other sockets of the same protocol on the same port whose addresses overlap this one's
-    /// (SO_REUSEPORT groups, or a specific address next to a wildcard one).
-    pub shared: usize,
-}
 
 pub fn snapshot() -> io::Result<Vec<Listener>> {
     let sockets = sockdiag::listening_sockets()?;

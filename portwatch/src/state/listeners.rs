@@ -4,11 +4,13 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
 
 use crate::model::{
+    listener::{Ended, Neighbour},
     net::{Bound, Proto, overlaps},
-    task::Comm,
+    process::ProcessContext,
+    socket::{SockKind, SocketEvent},
+    task::{Comm, Task},
 };
 
 /// Who held a listener, remembered for records written after the owner is gone.
@@ -21,6 +23,21 @@ pub struct Owner {
     pub comm: Comm,
     pub exe: Option<Arc<str>>,
     pub cgroup_id: u64,
+}
+
+impl Owner {
+    /// The owner `task` (unknown: zeros) running `process`.
+    pub fn new(task: Option<&Task>, process: &ProcessContext) -> Self {
+        Self {
+            pid: task.map_or(0, |t| t.pid),
+            tid: task.map_or(0, |t| t.tid),
+            uid: task.map_or(0, |t| t.uid),
+            gid: task.map_or(0, |t| t.gid),
+            comm: task.map_or_else(Comm::default, |t| t.comm),
+            exe: process.exe.clone(),
+            cgroup_id: process.cgroup_id,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -36,27 +53,6 @@ pub struct Live {
     pub owner: Owner,
 }
 
-/// How a listener ended, for its close record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Ended {
-    /// Seconds from listen (or from portwatch's start, see `lifetime_since_start`) to close.
-    pub lifetime_s: f64,
-    /// The listener predates portwatch: `lifetime_s` counts from the snapshot (a lower bound).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub lifetime_since_start: bool,
-    /// Connections accepted while portwatch watched (TCP).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<u64>,
-}
-
-/// Another program serving the same port.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Neighbour {
-    pub pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<Arc<str>>,
-}
-
 impl Live {
     const fn bound(&self) -> Bound {
         Bound {
@@ -64,6 +60,18 @@ impl Live {
             v6only: self.v6only,
         }
     }
+}
+
+/// What the table learned from a socket event, for the event's record.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// The event made a new listener (a listening TCP socket, a bound UDP one): its protocol
+    /// and address, for the baseline to judge.
+    pub new_listener: Option<(Proto, SocketAddr)>,
+    /// Other programs already serving the new listener's port.
+    pub shared_with: Option<Vec<Neighbour>>,
+    /// A closed listener's lifetime and accepted connections.
+    pub ended: Option<Ended>,
 }
 
 #[derive(Default)]
@@ -130,6 +138,53 @@ impl ListenerTable {
         out.sort_by_key(|n| n.pid);
         out.dedup();
         out
+    }
+
+    /// Applies a socket event of a task running `process`: a new listener is added (when
+    /// `keep`: only while closes are traced, or nothing would ever leave the table), an accept
+    /// is counted on its listener, a close ends its listener.
+    pub fn apply(&mut self, e: &SocketEvent, process: &ProcessContext, keep: bool) -> Update {
+        let mut update = Update::default();
+        let proto = e
+            .socket
+            .as_ref()
+            .and_then(|s| Proto::from_number(s.protocol));
+        match (e.kind, e.inode, proto, &e.socket) {
+            (SockKind::Listen, Some(inode), Some(proto @ Proto::Tcp), Some(s))
+            | (SockKind::Bind, Some(inode), Some(proto @ Proto::Udp), Some(s))
+                if e.errno == 0 =>
+            {
+                update.new_listener = Some((proto, s.local));
+                let local = Bound {
+                    local: s.local,
+                    v6only: None,
+                };
+                let others = self.neighbours(inode, proto, local, process.exe.as_deref());
+                update.shared_with = (!others.is_empty()).then_some(others);
+                if keep {
+                    let live = Live {
+                        proto,
+                        local: s.local,
+                        v6only: None,
+                        since_ns: e.task.boot_ns,
+                        from_snapshot: false,
+                        accepted: 0,
+                        owner: Owner::new(Some(&e.task), process),
+                    };
+                    self.insert(inode, live);
+                }
+            }
+            (SockKind::Accept, ..) => {
+                if let Some(listener) = e.listener_inode {
+                    self.accepted(listener);
+                }
+            }
+            (SockKind::Close, Some(inode), ..) => {
+                update.ended = self.close(inode, e.task.boot_ns).map(|(_, ended)| ended);
+            }
+            _ => {}
+        }
+        update
     }
 
     pub fn accepted(&mut self, listener_inode: u64) {

@@ -11,7 +11,7 @@ use portwatch_common::{TCP_CLOSE, TCP_LISTEN};
 use rustc_hash::FxHashSet;
 
 use crate::{
-    model::net::{Bound, Proto},
+    model::{listener::BoundSocket, net::Proto},
     pipeline::source::Sockets,
 };
 
@@ -26,28 +26,8 @@ const NLMSG_HDRLEN: usize = 16;
 const DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_SKV6ONLY: u16 = 11;
 
-/// One socket as sock_diag reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DiagSocket {
-    pub proto: Proto,
-    pub local: SocketAddr,
-    pub inode: u64,
-    pub uid: u32,
-    /// IPv6 sockets: IPV6_V6ONLY (false means an `::` socket also takes IPv4).
-    pub v6only: Option<bool>,
-}
-
-impl DiagSocket {
-    pub const fn bound(&self) -> Bound {
-        Bound {
-            local: self.local,
-            v6only: self.v6only,
-        }
-    }
-}
-
 /// Every listening TCP socket and every bound, unconnected UDP socket of this network namespace.
-pub fn listening_sockets() -> io::Result<Vec<DiagSocket>> {
+pub fn listening_sockets() -> io::Result<Vec<BoundSocket>> {
     let mut all = Vec::new();
     // UDP sockets that are bound but not connected show as TCP_CLOSE ("UNCONN" in ss).
     for (proto, state) in [(Proto::Tcp, TCP_LISTEN), (Proto::Udp, TCP_CLOSE)] {
@@ -78,7 +58,7 @@ fn request(family: u8, proto: Proto, states: u32) -> Vec<u8> {
     b
 }
 
-fn dump(family: u8, proto: Proto, states: u32) -> io::Result<Vec<DiagSocket>> {
+fn dump(family: u8, proto: Proto, states: u32) -> io::Result<Vec<BoundSocket>> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe {
         libc::socket(
@@ -131,7 +111,7 @@ fn malformed() -> io::Error {
 }
 
 /// Parses one datagram of netlink messages into `out`; true once the dump is complete.
-pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<DiagSocket>) -> io::Result<bool> {
+pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<BoundSocket>) -> io::Result<bool> {
     while b.len() >= NLMSG_HDRLEN {
         let len = u32_at(b, 0).ok_or_else(malformed)? as usize;
         let kind = u16_at(b, 4).ok_or_else(malformed)?;
@@ -155,7 +135,7 @@ pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<DiagSocket>) -> 
 }
 
 /// struct inet_diag_msg, then its attributes.
-fn parse_diag(p: &[u8], proto: Proto) -> Option<DiagSocket> {
+fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
     if p.len() < DIAG_MSG_LEN {
         return None;
     }
@@ -183,7 +163,7 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<DiagSocket> {
         }
         attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
     }
-    Some(DiagSocket {
+    Some(BoundSocket {
         proto,
         local: SocketAddr::new(ip, sport),
         inode,

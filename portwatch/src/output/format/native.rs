@@ -3,7 +3,10 @@
 //! records, one per event, are written member by member (`json::Members`); the rarer ones
 //! through serde.
 use super::{Encoder, json::Members};
-use crate::output::record::{Process, Record, SocketRecord};
+use crate::{
+    model::process::{Process, ProcessContext},
+    output::record::{Record, SocketRecord},
+};
 
 /// The native encoder.
 pub struct Native;
@@ -21,11 +24,11 @@ impl Encoder for Native {
         match record {
             Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
                 socket_members(r, &mut m);
-                m.raw(r.process.members());
+                m.raw(process_members(&r.process));
             }
             Record::Listener(r) => {
                 m.flatten(r);
-                m.raw(r.process.as_deref().map_or("", Process::members));
+                m.raw(process_members(&r.process));
             }
             Record::Start(r) => m.flatten(r),
             Record::SnapshotComplete(r) => m.flatten(r),
@@ -37,6 +40,19 @@ impl Encoder for Native {
 }
 
 /// The record's own members (absent ones left out); its process context follows them.
+/// A process context as JSON object members without the braces (empty when it has none),
+/// formatted once per process state (`Process::encoded`).
+fn process_members(p: &Process) -> &str {
+    p.encoded(|c: &ProcessContext| {
+        // Strings, numbers and maps with string keys: serialising them cannot fail.
+        let json = serde_json::to_string(c).unwrap_or_default();
+        json.strip_prefix('{')
+            .and_then(|j| j.strip_suffix('}'))
+            .unwrap_or_default()
+            .into()
+    })
+}
+
 fn socket_members(r: &SocketRecord, m: &mut Members) {
     m.plain("time", r.time);
     m.int("pid", r.pid);
@@ -114,15 +130,15 @@ mod tests {
     use crate::{
         clock::Clock,
         model::{
+            listener::{Ended, Neighbour},
             socket::{SocketEvent, SocketInfo},
             task::Comm,
         },
-        output::record::{ProcessContext, SnapshotRecord},
+        output::record::SnapshotRecord,
         pipeline::decode::{
             KernelRecord, decode,
             tests::{bytes, sock_event},
         },
-        state::listeners::{Ended, Neighbour},
     };
     use portwatch_common::EventKind;
     use serde_json::{Value, json};

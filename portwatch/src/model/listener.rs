@@ -1,0 +1,59 @@
+//! Listeners as every stage sees them: a listening TCP or bound UDP socket, who holds it, and
+//! how it ended.
+use std::{net::SocketAddr, sync::Arc};
+
+use serde::Serialize;
+
+use super::net::{Bound, Proto, Scope};
+
+/// One listening (TCP) or bound (UDP) socket, as sock_diag lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundSocket {
+    pub proto: Proto,
+    pub local: SocketAddr,
+    pub inode: u64,
+    pub uid: u32,
+    /// IPv6 sockets: IPV6_V6ONLY (false means an `::` socket also takes IPv4).
+    pub v6only: Option<bool>,
+}
+
+impl BoundSocket {
+    pub const fn bound(&self) -> Bound {
+        Bound {
+            local: self.local,
+            v6only: self.v6only,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub socket: BoundSocket,
+    /// Processes holding the socket, lowest pid first.
+    pub owners: Vec<u32>,
+    pub scope: Scope,
+    /// Other sockets of the same protocol on the same port whose addresses overlap this one's
+    /// (SO_REUSEPORT groups, or a specific address next to a wildcard one).
+    pub shared: usize,
+}
+
+/// How a listener ended, for its close record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ended {
+    /// Seconds from listen (or from portwatch's start, see `lifetime_since_start`) to close.
+    pub lifetime_s: f64,
+    /// The listener predates portwatch: `lifetime_s` counts from the snapshot (a lower bound).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lifetime_since_start: bool,
+    /// Connections accepted while portwatch watched (TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+}
+
+/// Another program serving the same port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Arc<str>>,
+}

@@ -1,0 +1,133 @@
+//! Who did it, beyond the kernel's task fields: the process context `enrich` builds (program,
+//! arguments, user, parent, cgroup, container), shared by every record of that process state.
+use std::{
+    collections::BTreeMap,
+    ops::Deref,
+    sync::{Arc, OnceLock},
+};
+
+use serde::Serialize;
+
+use super::task::Task;
+
+/// Who did it, beyond pid/tid/uid/gid/comm: see `enrich`.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// When the process started (with `pid`, its lasting identity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Audit login uid: the user who logged in, whatever su/sudo did since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loginuid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Arc<[String]>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_truncated: bool,
+    /// 0 (omitted) only when there is no process to take it from.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub cgroup_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+    /// Fields that could not be known, each with the reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gaps: BTreeMap<&'static str, String>,
+}
+
+impl ProcessContext {
+    pub fn gap(&mut self, field: &'static str, why: impl Into<String>) {
+        self.gaps.insert(field, why.into());
+    }
+}
+
+/// A process context, built once for each state of a process and shared by all its records
+/// (`enrich` caches it), with its encoding cached too: a busy process costs no formatting per
+/// event.
+#[derive(Debug, Default)]
+pub struct Process {
+    context: ProcessContext,
+    /// The context as the output encodes it, made on first use (`encoded`).
+    encoded: OnceLock<Box<str>>,
+}
+
+impl Process {
+    pub fn new(context: ProcessContext) -> Arc<Self> {
+        Arc::new(Self {
+            context,
+            encoded: OnceLock::new(),
+        })
+    }
+
+    /// The context encoded by `encode`, which runs once per process state.
+    pub fn encoded(&self, encode: impl FnOnce(&ProcessContext) -> Box<str>) -> &str {
+        self.encoded.get_or_init(|| encode(&self.context))
+    }
+}
+
+/// Equal when the contexts are (whether or not either has been encoded yet).
+impl PartialEq for Process {
+    fn eq(&self, other: &Self) -> bool {
+        self.context == other.context
+    }
+}
+
+impl Eq for Process {}
+
+impl Deref for Process {
+    type Target = ProcessContext;
+
+    fn deref(&self) -> &ProcessContext {
+        &self.context
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Parent {
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Arc<str>>,
+    /// Why comm and exe are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<&'static str>,
+}
+
+/// A container runtime's workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// `docker`, `containerd`, `cri-o`, `podman`, or `kubernetes` when the path names a pod but
+    /// not the runtime (cgroupfs driver).
+    pub runtime: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+/// A listener's first owner, as far as it is known: its task (from /proc) and context.
+#[derive(Clone, Debug)]
+pub struct ListenerOwner {
+    pub task: Option<Task>,
+    pub process: Arc<Process>,
+}
+
+const fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
