@@ -19,6 +19,19 @@ pub mod names {
     pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
     pub const FILTER_NETNS_MAP: &str = "FILTER_NETNS";
     pub const FILTER_PORTS_MAP: &str = "FILTER_PORTS";
+    /// Every map of the kernel object. The kernel crate's `#[map(name = ...)]` attributes need
+    /// literals; the daemon checks at load that each of these names exists.
+    pub const MAPS: [&str; 9] = [
+        EVENTS_MAP,
+        COUNTERS_MAP,
+        SEQ_MAP,
+        PENDING_MAP,
+        FILTER_PIDS_MAP,
+        FILTER_UIDS_MAP,
+        FILTER_CGROUPS_MAP,
+        FILTER_NETNS_MAP,
+        FILTER_PORTS_MAP,
+    ];
 
     pub const BIND_ENTER: &str = "sys_enter_bind";
     pub const BIND_EXIT: &str = "sys_exit_bind";

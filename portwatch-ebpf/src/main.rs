@@ -1,27 +1,23 @@
 //! portwatch's kernel programs.
 //!
-//! The daemon's hook table picks, per hook, the best of these the running kernel accepts:
-//! - `functions.rs`: bind, listen and accept at the kernel functions (fentry/fexit, else
-//!   kprobe/kretprobe), which also see calls that bypass the syscalls;
-//! - `syscalls.rs`: bind(2), listen(2), accept(2)/accept4(2) as enter/exit tracepoint pairs,
-//!   which load everywhere, including locked-down kernels without kprobes or fentry;
-//! - `close.rs`: a TCP socket leaving LISTEN, from `inet_sock_set_state`.
-//!
-//! Each has the arguments and the result of the call (errno, the port the kernel picked).
+//! `hooks/` has one file per hook (bind, listen, accept, close, process), each with that hook's
+//! programs for every attach type; the daemon's hook table picks, per hook, the best the running
+//! kernel accepts. bind, listen and accept prefer the kernel functions (fentry/fexit, else
+//! kprobe/kretprobe), which also see calls that bypass the syscalls, and fall back to the
+//! syscall tracepoints, which load everywhere. `call.rs` holds the in-flight call their entry
+//! and exit programs share: the arguments and the result (errno, the port the kernel picked).
 //!
 //! Every read of a kernel structure goes through `kernel.rs`, with offsets the daemon took from the
 //! running kernel's BTF. Programs never panic; failures bump a counter in `maps::COUNTERS`.
 #![no_std]
 #![no_main]
 
-mod close;
+mod call;
 mod emit;
 mod filter;
-mod functions;
+mod hooks;
 mod kernel;
 mod maps;
-mod process;
-mod syscalls;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -4,7 +4,10 @@ use std::path::Path;
 use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness, VerifierLogLevel};
 use portwatch_common::{FilterConfig, KernelOffsets, names};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    kernel::hooks::HOOKS,
+};
 
 /// The kernel programs, built by build.rs for the BPF target.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/portwatch-probes"));
@@ -35,7 +38,35 @@ pub fn load(
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)
         .load(PROGRAMS)
         .map_err(describe)?;
+    check_names(&ebpf)?;
     Ok((ebpf, btf))
+}
+
+/// The names the daemon looks things up by (the ABI's map names, the hook table's programs)
+/// against the object: a renamed map or program fails here, at start, with its name.
+fn check_names(ebpf: &Ebpf) -> Result<()> {
+    let missing: Vec<&str> = names::MAPS
+        .into_iter()
+        .filter(|m| ebpf.map(m).is_none())
+        .chain(program_names().filter(|p| ebpf.program(p).is_none()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Load(format!(
+            "the kernel object lacks {} (portwatch-common's names and the kernel crate disagree)",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Every program the hook table attaches.
+fn program_names() -> impl Iterator<Item = &'static str> {
+    HOOKS
+        .iter()
+        .flat_map(|h| h.options)
+        .flat_map(|o| o.programs)
+        .map(|p| p.program)
 }
 
 fn describe(e: EbpfError) -> Error {
@@ -55,4 +86,25 @@ fn raise_memlock_limit() {
     // SAFETY: plain syscall on a valid struct; failure only matters on old kernels, where the
     // map creation that follows reports it.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The embedded object, parsed without a kernel: its maps are the ABI's, and its programs
+    /// are exactly the hook table's (none missing, none that nothing attaches).
+    #[test]
+    fn the_object_has_the_abis_maps_and_the_hook_tables_programs() {
+        let object = aya_obj::Object::parse(PROGRAMS).unwrap();
+        let maps: BTreeSet<&str> = object.maps.keys().map(String::as_str).collect();
+        for m in names::MAPS {
+            assert!(maps.contains(m), "map {m} is not in the object: {maps:?}");
+        }
+        let in_object: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
+        let in_table: BTreeSet<&str> = program_names().collect();
+        assert_eq!(in_object, in_table);
+    }
 }
