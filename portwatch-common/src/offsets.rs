@@ -1,0 +1,74 @@
+//! Kernel struct and tracepoint offsets, read by the daemon from this kernel before load.
+
+/// Where to find things in the running kernel's structures and tracepoint records, in bytes.
+///
+/// Filled in by the daemon from `/sys/kernel/btf/vmlinux` and tracefs format files before the
+/// programs load; the kernel programs never hard-code an offset. A zero `valid` means "not set"
+/// and makes every kernel program bail out instead of reading garbage.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    // struct task_struct: files, process identity, namespaces, memory map
+    pub task_files: u32,
+    pub task_tgid: u32,
+    pub task_group_leader: u32,
+    pub task_real_parent: u32,
+    pub task_start_boottime: u32,
+    /// `ABSENT` without CONFIG_AUDIT.
+    pub task_loginuid: u32,
+    pub task_nsproxy: u32,
+    pub nsproxy_net_ns: u32,
+    /// struct net.ns.inum
+    pub net_ns_inum: u32,
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    // struct files_struct / fdtable / file / socket
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_file: u32,
+    pub socket_sk: u32,
+    // struct sock (sock_common fields are given relative to struct sock)
+    pub sk_family: u32,
+    pub sk_num: u32,
+    /// inet_sock.inet_sport (struct sock is inet_sock's first member)
+    pub sk_sport: u32,
+    pub sk_dport: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_protocol: u32,
+    pub sk_type: u32,
+    /// sock.sk_socket, and where the socket's inode number is from a `struct socket *`:
+    /// socket_alloc.vfs_inode.i_ino relative to socket_alloc.socket.
+    pub sk_socket: u32,
+    pub socket_alloc_socket: u32,
+    pub socket_alloc_inode: u32,
+    pub inode_ino: u32,
+    /// sock.sk_max_ack_backlog: the listen backlog, for kernel-function listen hooks.
+    pub sk_max_ack_backlog: u32,
+    /// struct pt_regs (user registers at syscall entry): the syscall number and first argument,
+    /// which give kernel-function hooks the descriptor of a bind(2) or listen(2).
+    pub pt_regs_orig_ax: u32,
+    pub pt_regs_di: u32,
+    // syscall tracepoint records
+    pub tp_enter_arg0: u32,
+    pub tp_enter_arg1: u32,
+    pub tp_enter_arg2: u32,
+    pub tp_exit_ret: u32,
+    // sock/inet_sock_set_state tracepoint record
+    pub tp_iss_oldstate: u32,
+    pub tp_iss_newstate: u32,
+    pub tp_iss_sport: u32,
+    pub tp_iss_family: u32,
+    pub tp_iss_protocol: u32,
+    pub tp_iss_saddr: u32,
+    pub tp_iss_saddr_v6: u32,
+    pub tp_iss_skaddr: u32,
+    // sched/sched_process_exec tracepoint record
+    pub tp_exec_filename: u32,
+}

@@ -1,0 +1,228 @@
+//! The records the kernel pushes through the ring buffer, and the in-flight call its entry
+//! hooks keep for their exit hooks.
+/// What a record is about. Values are part of the ABI.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Bind = 1,
+    Listen = 2,
+    Accept = 3,
+    Close = 4,
+    /// A process image was replaced (execve): the daemon's process table learns exe and args.
+    Exec = 5,
+    /// A process ended: the daemon's process table can forget it.
+    Exit = 6,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        Self::Bind,
+        Self::Listen,
+        Self::Accept,
+        Self::Close,
+        Self::Exec,
+        Self::Exit,
+    ];
+
+    /// The socket event kinds (the others track processes); `--events` selects among these.
+    pub const SOCKET: [EventKind; 4] = [Self::Bind, Self::Listen, Self::Accept, Self::Close];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Bind => "bind",
+            Self::Listen => "listen",
+            Self::Accept => "accept",
+            Self::Close => "close",
+            Self::Exec => "exec",
+            Self::Exit => "exit",
+        }
+    }
+}
+
+impl TryFrom<u8> for EventKind {
+    type Error = u8;
+    fn try_from(v: u8) -> Result<Self, u8> {
+        match v {
+            1 => Ok(Self::Bind),
+            2 => Ok(Self::Listen),
+            3 => Ok(Self::Accept),
+            4 => Ok(Self::Close),
+            5 => Ok(Self::Exec),
+            6 => Ok(Self::Exit),
+            other => Err(other),
+        }
+    }
+}
+
+/// `SockEvent::flags`: the socket was read (family, protocol, type, local and remote endpoint).
+pub const FLAG_SOCK: u8 = 1 << 0;
+/// `SockEvent::flags`: the sockaddr passed to bind(2) was read (req_family, req_addr, req_port).
+pub const FLAG_REQ_ADDR: u8 = 1 << 1;
+/// `ExecEvent::flags`: the argument list was longer than `ARGS_LEN` and was cut.
+pub const FLAG_ARGS_TRUNCATED: u8 = 1 << 2;
+/// `TaskInfo::flags`: the audit login uid was read (the kernel has CONFIG_AUDIT).
+pub const TASK_LOGINUID: u8 = 1 << 0;
+/// `TaskInfo::flags`: the task structure could be read (parent, start time, network namespace).
+pub const TASK_READ: u8 = 1 << 1;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;
+pub const TCP_CLOSE: i32 = 7;
+pub const TCP_LISTEN: i32 = 10;
+
+pub const TASK_COMM_LEN: usize = 16;
+/// Bytes of the exec'd file name kept (as passed to execve).
+pub const FILENAME_LEN: usize = 256;
+/// Bytes of the NUL-separated argument list kept; a power of two (the kernel masks with it).
+pub const ARGS_LEN: usize = 1024;
+/// An offset the running kernel does not have (e.g. `loginuid` without CONFIG_AUDIT).
+pub const ABSENT: u32 = u32::MAX;
+
+/// First bytes of every ring-buffer record: the kind says which struct follows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHeader {
+    /// An `EventKind` value.
+    pub kind: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: u16,
+    /// 0 on success, else the positive errno the syscall returned.
+    pub errno: i32,
+    /// The CPU that produced the record.
+    pub cpu: u32,
+    pub _pad2: u32,
+    /// Per-CPU count of records this CPU tried to send before this one: a jump between two
+    /// records of one CPU is the number lost in between (ring buffer full).
+    pub seq: u64,
+}
+
+/// Who did it: captured in the kernel at the moment of the event, so it is exact even for
+/// processes that are gone by the time userspace reads the record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskInfo {
+    /// CLOCK_BOOTTIME nanoseconds (`bpf_ktime_get_boot_ns`).
+    pub ts_ns: u64,
+    /// Thread-group id (what userspace calls the pid).
+    pub pid: u32,
+    /// Kernel task id (what userspace calls the thread id).
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Thread-group id of the parent (real_parent).
+    pub ppid: u32,
+    /// Audit login uid (`TASK_LOGINUID`); u32::MAX when unset, as the kernel reports it.
+    pub loginuid: u32,
+    /// Process start, CLOCK_BOOTTIME ns (the thread-group leader's `start_boottime`):
+    /// with `pid`, it names a process for good, even after the pid is reused.
+    pub start_ns: u64,
+    /// The parent's start time, naming the parent the same way.
+    pub parent_start_ns: u64,
+    /// cgroup v2 id (`bpf_get_current_cgroup_id`): the inode of the cgroup's directory.
+    pub cgroup_id: u64,
+    /// Inode of the task's network namespace (as in /proc/PID/ns/net).
+    pub netns: u32,
+    /// `TASK_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// One socket event (bind, listen, accept, close).
+///
+/// Addresses are in network byte order as the kernel stores them; an IPv4 address fills the first
+/// four bytes. Ports are in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SockEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+    /// The file descriptor the syscall worked on (for accept: the new one), -1 if none.
+    pub fd: i32,
+    /// listen(2)'s backlog argument.
+    pub backlog: u32,
+    /// IP protocol number (6 TCP, 17 UDP, 262 MPTCP, ...) when `FLAG_SOCK` is set.
+    pub protocol: u16,
+    /// SOCK_STREAM, SOCK_DGRAM, ... when `FLAG_SOCK` is set.
+    pub sock_type: u16,
+    /// Socket family (AF_INET / AF_INET6) when `FLAG_SOCK` is set.
+    pub family: u8,
+    /// Family of the sockaddr given to bind(2) when `FLAG_REQ_ADDR` is set.
+    pub req_family: u8,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub req_port: u16,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub req_addr: [u8; 16],
+    pub _pad: u32,
+    /// The socket's inode number (as in /proc/PID/fd and sock_diag), 0 if unknown.
+    pub inode: u64,
+    /// accept: the inode of the listening socket the connection came from, 0 if unknown.
+    pub listener_inode: u64,
+}
+
+/// A successful execve: the new image's file name and arguments, as the kernel saw them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+    /// Bytes used in `filename` (without the NUL).
+    pub filename_len: u16,
+    /// Bytes used in `args`: NUL-separated, as in /proc/PID/cmdline.
+    pub args_len: u16,
+    pub _pad: u32,
+    pub filename: [u8; FILENAME_LEN],
+    pub args: [u8; ARGS_LEN],
+}
+
+/// A process (thread group leader) exiting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitEvent {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+}
+
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
+const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1392);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
+
+/// A syscall in flight, stored by the enter hook under the thread id, taken by the exit hook.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    pub kind: u8,
+    pub req_family: u8,
+    pub flags: u8,
+    pub _pad0: u8,
+    pub fd: i32,
+    pub backlog: u32,
+    pub req_port: u16,
+    pub _pad1: u16,
+    pub req_addr: [u8; 16],
+    /// Kernel-function hooks: the `struct sock *` (listen, accept) or `struct socket *` (bind)
+    /// the call is about.
+    pub sock: u64,
+}
+const _: () = assert!(core::mem::size_of::<Pending>() == 40);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_round_trip_and_reject_unknown_values() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::try_from(kind as u8), Ok(kind));
+        }
+        assert_eq!(EventKind::try_from(0), Err(0));
+        assert_eq!(EventKind::try_from(7), Err(7));
+    }
+}
