@@ -3,7 +3,7 @@
 //! once the passing event is seen the dropped one would have been seen too.
 use std::{net::UdpSocket, os::unix::process::CommandExt, process::Command};
 
-use crate::harness::{Daemon, cgroup2_root, listen_once_helper, ours};
+use crate::harness::{Daemon, cgroup2_root, hold_sockets, listen_once_helper, ours};
 
 fn run_helper(cmd: &mut Command) -> u32 {
     let mut child = cmd.spawn().expect("spawn helper");
@@ -125,7 +125,19 @@ fn executable_filter() {
 #[test]
 fn snapshot_listeners_are_filtered_too() {
     let _mine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Sockets of another user that were open before portwatch started: in the snapshot.
+    let (mut nobody, tcp, udp) = hold_sockets(&[], Some(65534));
     let mut d = Daemon::start(&["--uid", "65534"]);
-    d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    let done = d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    for (proto, port) in [("tcp", tcp), ("udp", udp)] {
+        let l = d.expect("nobody's listener", |v| {
+            v["event"] == "listener" && v["protocol"] == proto && v["port"] == port
+        });
+        assert_eq!(l["uid"], 65534, "{l}");
+    }
     nothing_from(&d, std::process::id());
+    let listed: Vec<_> = d.seen.iter().filter(|v| v["event"] == "listener").collect();
+    assert!(listed.iter().all(|l| l["uid"] == 65534), "{listed:#?}");
+    assert_eq!(done["listeners"], listed.len(), "{done}");
+    nobody.kill();
 }

@@ -435,3 +435,42 @@ pub fn bind_burst_helper() -> &'static Path {
 pub fn hold_sockets_helper() -> &'static Path {
     c_helper("hold_sockets")
 }
+
+/// A helper process that is killed when dropped, so a failing test leaves none behind.
+pub struct Helper(pub Child);
+
+impl Helper {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Kills it now and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts tests/helpers/hold_sockets (as `uid` when given) and returns it with its (TCP, UDP)
+/// ports once both sockets are open.
+pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(hold_sockets_helper());
+    cmd.args(args).stdout(Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    (Helper(child), ports.next().unwrap(), ports.next().unwrap())
+}

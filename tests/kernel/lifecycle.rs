@@ -1,46 +1,38 @@
 //! Listener lifecycle: closes carry lifetime and accepted connections; sockets that go with
 //! their owner are reported; a different program joining a served port is named.
 use std::{
-    io::{BufRead, BufReader},
     net::{TcpListener, TcpStream},
     os::fd::AsRawFd,
-    process::{Child, Command, Stdio},
 };
 
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Daemon, fd_inode, hold_sockets_helper, ours, proc_self};
-
-/// Starts hold_sockets and returns it with its (TCP, UDP) ports once they are open.
-fn hold_sockets(args: &[String]) -> (Child, u16, u16) {
-    let mut child = Command::new(hold_sockets_helper())
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
-    (child, ports.next().unwrap(), ports.next().unwrap())
-}
+use crate::harness::{
+    Daemon, fd_inode, hold_sockets, hold_sockets_helper, ours, parse_time, proc_self,
+};
 
 #[test]
 fn killing_the_owner_closes_its_listeners_with_their_lifetime() {
-    let (mut child, tcp_port, udp_port) = hold_sockets(&[]);
+    let (mut child, tcp_port, udp_port) = hold_sockets(&[], None);
     let pid = child.id();
     let mut d = Daemon::start(&[]);
     d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    let mut listed = Vec::new();
     for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
         let l = d.expect("listener", |v| {
             v["event"] == "listener" && v["protocol"] == proto && v["port"] == port
         });
         assert_eq!(l["pid"], pid, "{l}");
+        listed.push(parse_time(l["time"].as_str().unwrap()));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    for (proto, port) in [("tcp", tcp_port), ("udp", udp_port)] {
+    // The sockets live on for a while under portwatch's watch: at least this long.
+    let held = std::time::Duration::from_millis(300);
+    std::thread::sleep(held);
+    child.kill();
+    for ((proto, port), listed_ns) in [("tcp", tcp_port), ("udp", udp_port)]
+        .into_iter()
+        .zip(listed)
+    {
         let c = d.expect("close", |v| {
             v["event"] == "close" && v["protocol"] == proto && v["port"] == port
         });
@@ -49,7 +41,14 @@ fn killing_the_owner_closes_its_listeners_with_their_lifetime() {
             c["lifetime_since_start"], true,
             "it predates portwatch: {c}"
         );
-        assert!(c["lifetime_s"].as_f64().unwrap() >= 0.0, "{c}");
+        // Counted from the snapshot (the listener record's time) to the close record's time.
+        let lifetime = c["lifetime_s"].as_f64().unwrap();
+        let between = (parse_time(c["time"].as_str().unwrap()) - listed_ns) as f64 / 1e9;
+        assert!(lifetime >= held.as_secs_f64(), "held {held:?}: {c}");
+        assert!(
+            (lifetime - between).abs() < 0.01,
+            "{between} s between the records: {c}"
+        );
         assert_eq!(c["exe"], hold_sockets_helper().to_str().unwrap(), "{c}");
         if proto == "udp" {
             assert_eq!(c["reason"], "owner exited", "{c}");
@@ -99,14 +98,13 @@ fn a_different_program_joining_a_served_port_is_named() {
     let port = mine.local_addr().unwrap().as_socket().unwrap().port();
     d.expect("our listen", |v| ours("listen")(v) && v["port"] == port);
     // ...and another executable joins it.
-    let (mut child, tcp_port, _) = hold_sockets(&[port.to_string()]);
+    let (mut child, tcp_port, _) = hold_sockets(&[port.to_string()], None);
     assert_eq!(tcp_port, port);
     let pid = child.id();
     let joined = d.expect("the other program's listen", |v| {
         v["event"] == "listen" && v["pid"] == pid && v["port"] == port
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert_eq!(
         joined["shared_with"],
         serde_json::json!([{"pid": std::process::id(), "exe": proc_self().exe}]),
