@@ -2,7 +2,7 @@
 //! thread's pid and tid is checked field by field.
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener},
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, FromRawFd},
 };
 
 use serde_json::Value;
@@ -356,19 +356,51 @@ fn unix_and_netlink_binds_are_not_reported() {
     let path = dir.join("sock");
     let _ = std::fs::remove_file(&path);
     let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    // A marker event after the unix bind: once it is seen, the unix bind would have been too.
-    let marker = udp(Domain::IPV4);
-    marker.bind(&v4(0).into()).unwrap();
-    let port = local(&marker).port();
-    d.expect("marker bind", |v| {
-        ours("bind")(v) && port_of(v) == Some(port)
-    });
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let netlink = unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        assert!(
+            fd >= 0,
+            "netlink socket: {}",
+            std::io::Error::last_os_error()
+        );
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    };
+    // SAFETY: all-zero is a valid sockaddr_nl (the kernel picks the port id).
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    // SAFETY: a valid sockaddr_nl and its size.
+    let bound = unsafe {
+        libc::bind(
+            netlink.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    assert_eq!(
+        bound,
+        0,
+        "netlink bind: {}",
+        std::io::Error::last_os_error()
+    );
+    // A marker event after both binds: once it is seen, they would have been too.
+    d.sync();
+    let fds = [unix.as_raw_fd(), netlink.as_raw_fd()];
     assert!(
         !d.seen
             .iter()
-            .any(|v| (ours("bind")(v) || ours("listen")(v)) && v["fd"] == unix.as_raw_fd()),
+            .any(|v| (ours("bind")(v) || ours("listen")(v)) && fds.iter().any(|&fd| v["fd"] == fd)),
         "{:#?}",
         d.seen
     );
+    // Had the kernel sent them, the daemon would have refused their families as decode errors.
+    let (_, records, _) = d.stop_with(libc::SIGTERM);
+    let stop = records.last().unwrap();
+    assert_eq!(stop["event"], "stop", "{stop}");
+    assert_eq!(stop["decode_errors"], 0, "{stop}");
     let _ = std::fs::remove_dir_all(&dir);
 }

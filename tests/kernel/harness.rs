@@ -358,18 +358,69 @@ fn forced_attach_args() -> Vec<String> {
 }
 
 /// The attach types the running kernel should give each hook (`hook=type,...`):
-/// `PORTWATCH_EXPECT_ATTACH` in qemu guests, else this machine's (lockdown refuses fentry, no
-/// kprobes: tracepoints, and tp_btf for close).
+/// `PORTWATCH_EXPECT_ATTACH` in qemu guests; else what this machine's facts imply (see
+/// `machine_attach`).
 pub fn expected_attach() -> Vec<(String, String)> {
     std::env::var("PORTWATCH_EXPECT_ATTACH")
-        .unwrap_or_else(|_| {
-            "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,exec=tracepoint,exit=tracepoint"
-                .into()
-        })
+        .unwrap_or_else(|_| machine_attach())
         .split(',')
         .filter_map(|s| s.split_once('='))
         .map(|(h, t)| (h.to_owned(), t.to_owned()))
         .collect()
+}
+
+/// The best attach types for bind, listen and accept, from facts read independently of
+/// portwatch: kernel lockdown refuses BPF trampolines (fentry), and kprobes need a kernel that
+/// has them (their event source). close always has its BTF tracepoint on kernels with BTF.
+fn machine_attach() -> String {
+    let function = if lockdown().is_none_or(|mode| mode == "none") {
+        "fentry"
+    } else if kprobes_available() {
+        "kprobe"
+    } else {
+        "tracepoint"
+    };
+    format!(
+        "bind={function},listen={function},accept={function},close=tp_btf,exec=tracepoint,exit=tracepoint"
+    )
+}
+
+pub fn kprobes_available() -> bool {
+    Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}
+
+/// The kernel lockdown mode (`none`, `integrity`, `confidentiality`), from securityfs, mounted
+/// for the occasion where it is not; None when the kernel has no lockdown support.
+pub fn lockdown() -> Option<String> {
+    let read = |dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("lockdown")).ok()?;
+        // "none [integrity] confidentiality": the bracketed one is in force.
+        let mode = text.split_once('[')?.1.split_once(']')?.0;
+        Some(mode.to_owned())
+    };
+    if let Some(mode) = read(Path::new("/sys/kernel/security")) {
+        return Some(mode);
+    }
+    let dir = std::env::temp_dir().join(format!("portwatch-securityfs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: valid NUL-terminated strings; unmounted below.
+    let mounted = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            target.as_ptr(),
+            c"securityfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } == 0;
+    let mode = if mounted { read(&dir) } else { None };
+    if mounted {
+        // SAFETY: the mount made above.
+        unsafe { libc::umount(target.as_ptr()) };
+    }
+    let _ = std::fs::remove_dir(&dir);
+    mode
 }
 
 /// The inode of this process's file descriptor `fd` (a socket's, as portwatch reports it).

@@ -66,10 +66,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // SAFETY: malloc_trim only releases free heap memory.
     let _ = unsafe { libc::malloc_trim(0) };
     // From now on every execve is traced (if the exec hook attached); what ran before is read
-    // from /proc once.
+    // from /proc once, below.
     let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
-    let mut enricher = Enricher::new(exec_traced.then(clock::boottime_ns));
-    enricher.seed_from_proc();
+    let exec_traced_since = exec_traced.then(clock::boottime_ns);
 
     let mut map = |name: &str| {
         ebpf.take_map(name)
@@ -106,6 +105,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         hooks,
     }))?;
 
+    // After the start record, whose time is then when every hook was attached.
+    let mut enricher = Enricher::new(exec_traced_since);
+    enricher.seed_from_proc();
     // The listeners that existed before the hooks attached, reported once, before live events.
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;

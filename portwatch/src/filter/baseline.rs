@@ -363,9 +363,98 @@ mod tests {
         assert!(err("tcp 22 all root sshd").contains("not an absolute path"));
     }
 
+    /// A listener owned by `user` running `exe` (None: an owner portwatch could not read).
+    fn entry(
+        proto: Proto,
+        local: &str,
+        owner: Option<(u32, &str, &str)>,
+    ) -> (Listener, ListenerOwner) {
+        use crate::model::{
+            listener::BoundSocket,
+            net::Scope,
+            process::{Process, ProcessContext},
+            task::Task,
+        };
+        let local: std::net::SocketAddr = local.parse().unwrap();
+        let listener = Listener {
+            socket: BoundSocket {
+                proto,
+                local,
+                inode: 1,
+                uid: 0,
+                v6only: None,
+            },
+            owners: Vec::new(),
+            scope: Scope::of(&local),
+            shared: 0,
+        };
+        let context = ProcessContext {
+            user: owner.map(|(_, user, _)| user.to_owned()),
+            exe: owner.map(|(_, _, exe)| exe.into()),
+            ..ProcessContext::default()
+        };
+        let task = owner.map(|(uid, ..)| Task {
+            uid,
+            ..Task::default()
+        });
+        let owner = ListenerOwner {
+            task,
+            process: Process::new(context),
+        };
+        (listener, owner)
+    }
+
     #[test]
-    fn rendered_baseline_parses_back() {
-        let text = render(&[], "now");
-        assert!(Baseline::parse(&text, "x").unwrap().rules.is_empty());
+    fn rendered_baseline_parses_back_and_allows_what_it_was_made_from() {
+        let listeners = [
+            entry(
+                Proto::Tcp,
+                "0.0.0.0:22",
+                Some((0, "root", "/usr/sbin/sshd")),
+            ),
+            entry(
+                Proto::Tcp,
+                "[::1]:8080",
+                Some((1000, "app", "/opt/my app/server")),
+            ),
+            entry(
+                Proto::Udp,
+                "10.1.2.3:53",
+                Some((53, "dns", "/usr/sbin/dnsd")),
+            ),
+            entry(Proto::Tcp, "[::]:22", Some((0, "root", "/usr/sbin/sshd"))),
+            entry(Proto::Udp, "0.0.0.0:68", None),
+        ];
+        let text = render(&listeners, "now");
+        let b = Baseline::parse(&text, "x").unwrap();
+        // sshd's two sockets (0.0.0.0 and ::) are both scope "all": one rule.
+        assert_eq!(b.rules.len(), 4, "{text}");
+        for (l, owner) in &listeners {
+            let s = Subject {
+                proto: l.socket.proto,
+                address: l.socket.local.ip(),
+                port: l.socket.local.port(),
+                uid: owner.task.as_ref().map(|t| t.uid),
+                user: owner.process.user.as_deref(),
+                exe: owner.process.exe.as_deref(),
+            };
+            assert_eq!(b.check(&s), None, "{l:?}\n{text}");
+        }
+        // And nothing else: another executable on sshd's port alerts.
+        let intruder = Subject {
+            proto: Proto::Tcp,
+            address: "0.0.0.0".parse().unwrap(),
+            port: 22,
+            uid: Some(0),
+            user: Some("root"),
+            exe: Some("/tmp/sshd"),
+        };
+        assert!(b.check(&intruder).is_some());
+        assert!(
+            Baseline::parse(&render(&[], "now"), "x")
+                .unwrap()
+                .rules
+                .is_empty()
+        );
     }
 }

@@ -4,20 +4,16 @@
 //! machine cannot change the result: pids above pid_max, paths that do not exist, uid 0 and an
 //! unknown uid, a cgroup id that is no directory, a clock whose "now" is fixed.
 //! `PORTWATCH_BLESS=1 cargo test golden` rewrites the file after an intended change.
-use std::{cell::Cell, collections::VecDeque, io, net::Ipv6Addr, rc::Rc};
+use std::{collections::VecDeque, net::Ipv6Addr};
 
-use clap::Parser as _;
 use portwatch_common::{
     AF_INET, AF_INET6, EventKind, ExitEvent, FLAG_REQ_ADDR, FLAG_SOCK, SockEvent,
 };
-use rustc_hash::FxHashSet;
 
 use crate::{
-    cli::{Cli, Command},
     clock::Clock,
     enrich::Enricher,
-    error::Result,
-    filter::{Filters, baseline::Baseline},
+    filter::baseline::Baseline,
     model::{
         listener::{BoundSocket, Listener},
         loss::{KindCounts, LossCounts},
@@ -26,8 +22,8 @@ use crate::{
     output::{Output, format::Native, sink::Writer},
     pipeline::{
         decode::tests::{bytes, exec_event, sock_event},
-        source::{Counters, Sockets},
         stream::Stream,
+        testkit::{FixedCounters, FixedSockets, watch_filters},
     },
 };
 
@@ -47,32 +43,6 @@ const RESOLVER: u32 = 4_000_000_102;
 /// No cgroup directory has this inode.
 const CGROUP: u64 = 0xdead_beef_0000;
 const NOBODY_KNOWS: u32 = 4_000_000;
-
-/// Loss counters the test sets.
-#[derive(Clone, Default)]
-struct FixedCounters(Rc<Cell<LossCounts>>);
-
-impl Counters for FixedCounters {
-    fn exec_lost(&self) -> Result<u64> {
-        Ok(self.0.get().ring_buffer_full.exec)
-    }
-
-    fn read(&self, decode_errors: u64) -> Result<LossCounts> {
-        let mut c = self.0.get();
-        c.decode_errors = decode_errors;
-        c.lost_total = c.ring_buffer_full.total() + c.in_flight_table_full.total() + decode_errors;
-        Ok(c)
-    }
-}
-
-/// The sockets that sock_diag would list.
-struct FixedSockets(Vec<u64>);
-
-impl Sockets for FixedSockets {
-    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
-        Ok(self.0.iter().copied().collect())
-    }
-}
 
 fn task(r: &mut SockEvent, pid: u32, start_ns: u64, at_ns: u64) {
     r.task.pid = pid;
@@ -240,13 +210,7 @@ fn snapshot() -> Vec<Listener> {
 }
 
 fn run() -> Vec<u8> {
-    let Cli {
-        command: Command::Watch(args),
-    } = Cli::parse_from(["portwatch", "watch"])
-    else {
-        unreachable!("parsed a watch command")
-    };
-    let filters = Filters::from_args(&args).unwrap();
+    let filters = watch_filters(&[]);
     let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
     let counters = FixedCounters::default();
     let mut sink = Vec::new();
@@ -255,7 +219,7 @@ fn run() -> Vec<u8> {
             Output::new(Box::new(Native), Writer(&mut sink)),
             Enricher::new(Some(0)),
             Box::new(counters.clone()),
-            Box::new(FixedSockets(vec![901])),
+            Box::new(FixedSockets::new(&[901])),
             Some(baseline),
             filters,
         );

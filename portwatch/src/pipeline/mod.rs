@@ -8,3 +8,7 @@ pub mod stream;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
+pub(crate) mod testkit;

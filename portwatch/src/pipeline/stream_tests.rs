@@ -1,0 +1,205 @@
+//! The stream's rules one at a time, fed hand-made kernel records: the snapshot's listeners are
+//! not reported twice, UDP sockets that leave with their owner are closed, and every lost event
+//! has its number in `seq`.
+use std::collections::VecDeque;
+
+use portwatch_common::{AF_INET, EventKind, ExitEvent, FLAG_SOCK, SockEvent};
+use serde_json::Value;
+
+use super::{
+    decode::tests::{bytes, sock_event},
+    stream::Stream,
+    testkit::{FixedCounters, FixedSockets, SharedSink, watch_filters},
+};
+use crate::{
+    clock::Clock,
+    enrich::Enricher,
+    model::{
+        listener::{BoundSocket, Listener},
+        loss::{KindCounts, LossCounts},
+        net::{Proto, Scope},
+    },
+    output::{Output, format::Native},
+};
+
+const S: u64 = 1_000_000_000;
+const CLOCK: Clock = Clock::fixed_at(0, 5 * S);
+/// Above pid_max: /proc never knows it.
+const PID: u32 = 4_000_000_200;
+
+struct Run {
+    stream: Stream<SharedSink>,
+    out: SharedSink,
+    counters: FixedCounters,
+    sockets: FixedSockets,
+}
+
+impl Run {
+    fn new() -> Self {
+        let out = SharedSink::default();
+        let counters = FixedCounters::default();
+        let sockets = FixedSockets::default();
+        let stream = Stream::new(
+            Output::new(Box::new(Native), out.clone()),
+            Enricher::new(Some(0)),
+            Box::new(counters.clone()),
+            Box::new(sockets.clone()),
+            None,
+            watch_filters(&[]),
+        );
+        Self {
+            stream,
+            out,
+            counters,
+            sockets,
+        }
+    }
+
+    fn feed(&mut self, records: &[Vec<u8>]) {
+        let mut q: VecDeque<Vec<u8>> = records.iter().cloned().collect();
+        self.stream.drain(&mut q, &CLOCK).unwrap();
+        self.stream.flush().unwrap();
+    }
+
+    /// The records written so far, of `event`, with their seq.
+    fn of(&self, event: &str) -> Vec<Value> {
+        let records = self.out.records();
+        records
+            .into_iter()
+            .filter(|r| r["event"] == event)
+            .collect()
+    }
+}
+
+/// A record of `kind` on `proto` port `port`, socket `inode`, numbered `seq` on `cpu`.
+fn socket(kind: EventKind, proto: u16, port: u16, inode: u64, cpu: u32, seq: u64) -> Vec<u8> {
+    let mut r: SockEvent = sock_event(kind);
+    r.task.pid = PID;
+    r.task.tid = PID;
+    r.task.ts_ns = 10 * S + seq;
+    r.header.flags = FLAG_SOCK;
+    r.header.cpu = cpu;
+    r.header.seq = seq;
+    r.family = AF_INET as u8;
+    r.protocol = proto;
+    r.local_port = port;
+    r.inode = inode;
+    bytes(&r)
+}
+
+fn exit(pid: u32, seq: u64) -> Vec<u8> {
+    // SAFETY: all-zero is a valid ExitEvent.
+    let mut e: ExitEvent = unsafe { std::mem::zeroed() };
+    e.header.kind = EventKind::Exit as u8;
+    e.header.seq = seq;
+    e.task = sock_event(EventKind::Exit).task;
+    e.task.pid = pid;
+    e.task.tid = pid;
+    bytes(&e)
+}
+
+fn listener(proto: Proto, port: u16, inode: u64) -> Listener {
+    let local = format!("0.0.0.0:{port}").parse().unwrap();
+    Listener {
+        socket: BoundSocket {
+            proto,
+            local,
+            inode,
+            uid: 0,
+            v6only: None,
+        },
+        owners: Vec::new(),
+        scope: Scope::All,
+        shared: 0,
+    }
+}
+
+#[test]
+fn a_snapshot_listener_is_reported_once_and_its_inode_forgotten_at_close() {
+    let mut run = Run::new();
+    let snapshot = [listener(Proto::Tcp, 22, 900), listener(Proto::Udp, 53, 901)];
+    run.stream.snapshot(&snapshot, &CLOCK).unwrap();
+    run.feed(&[
+        // Queued while the snapshot was taken: both already reported.
+        socket(EventKind::Listen, 6, 22, 900, 0, 0),
+        socket(EventKind::Bind, 17, 53, 901, 0, 1),
+        // A TCP bind of the same socket is no new listener: reported.
+        socket(EventKind::Bind, 6, 22, 900, 0, 2),
+        socket(EventKind::Close, 6, 22, 900, 0, 3),
+        // The inode is reused by a new listener after the close: a new listener, reported.
+        socket(EventKind::Listen, 6, 2222, 900, 0, 4),
+    ]);
+    assert_eq!(run.of("listener").len(), 2);
+    let listens = run.of("listen");
+    assert_eq!(listens.len(), 1, "{listens:?}");
+    assert_eq!(listens[0]["port"], 2222);
+    assert!(run.of("bind").iter().all(|b| b["protocol"] == "tcp"));
+    assert_eq!(run.of("bind").len(), 1);
+    let close = &run.of("close")[0];
+    assert_eq!(close["lifetime_since_start"], true, "{close}");
+}
+
+#[test]
+fn udp_sockets_gone_with_their_owner_are_closed_and_others_kept() {
+    let mut run = Run::new();
+    run.feed(&[
+        socket(EventKind::Bind, 17, 5353, 902, 0, 0),
+        socket(EventKind::Bind, 17, 5354, 903, 0, 1),
+    ]);
+    // An unrelated process exits: nothing is checked.
+    run.feed(&[exit(PID + 1, 2)]);
+    run.stream.tick(&CLOCK).unwrap();
+    assert!(run.of("close").is_empty());
+    // The owner exits; sock_diag still lists 903 (another process holds it now).
+    *run.sockets.0.borrow_mut() = vec![903];
+    run.feed(&[exit(PID, 3)]);
+    run.stream.tick(&CLOCK).unwrap();
+    let closes = run.of("close");
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert_eq!(closes[0]["port"], 5353);
+    assert_eq!(closes[0]["reason"], "owner exited");
+    assert_eq!(closes[0]["pid"], PID);
+    // Reported once: a later check does not close it again.
+    run.feed(&[exit(PID, 4)]);
+    run.stream.tick(&CLOCK).unwrap();
+    assert_eq!(run.of("close").len(), 1);
+}
+
+#[test]
+fn the_gaps_in_seq_are_the_losses_counted() {
+    let mut run = Run::new();
+    run.feed(&[
+        socket(EventKind::Bind, 17, 1000, 1, 0, 0),
+        // CPU 0 lost records 1 and 2; CPU 1 lost its first three.
+        socket(EventKind::Bind, 17, 1001, 2, 0, 3),
+        socket(EventKind::Bind, 17, 1002, 3, 1, 3),
+        // Undecodable: its place is left empty too.
+        vec![EventKind::Bind as u8, 0],
+        socket(EventKind::Bind, 17, 1003, 4, 0, 4),
+    ]);
+    // The kernel counted those five, plus two not yet revealed by a gap (the last records of a
+    // CPU) and one in-flight table overflow.
+    run.counters.0.set(LossCounts {
+        ring_buffer_full: KindCounts {
+            bind: 7,
+            ..KindCounts::default()
+        },
+        in_flight_table_full: KindCounts {
+            listen: 1,
+            ..KindCounts::default()
+        },
+        ..LossCounts::default()
+    });
+    run.stream.tick(&CLOCK).unwrap();
+    run.stream.finish("SIGTERM", &CLOCK).unwrap();
+    let records = run.out.records();
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum::<u64>() + seqs[0];
+    let stop = records.last().unwrap();
+    assert_eq!(stop["event"], "stop");
+    assert_eq!(stop["lost_total"], 7 + 1 + 1, "{stop}");
+    assert_eq!(stop["decode_errors"], 1, "{stop}");
+    assert_eq!(gaps, 9, "seq {seqs:?}");
+    // The numbers revealed by gaps sit where the records were lost.
+    assert_eq!(seqs[..4], [0, 3, 7, 9], "{seqs:?}");
+}

@@ -1,0 +1,84 @@
+//! What the stream's tests feed it instead of a kernel: counters and sockets the test sets, an
+//! output it can read back, and `watch` filters parsed from flags.
+use std::{cell::Cell, cell::RefCell, io, rc::Rc};
+
+use clap::Parser as _;
+use rustc_hash::FxHashSet;
+
+use crate::{
+    cli::{Cli, Command},
+    error::Result,
+    filter::Filters,
+    model::loss::LossCounts,
+    output::sink::Sink,
+    pipeline::source::{Counters, Sockets},
+};
+
+/// Loss counters the test sets.
+#[derive(Clone, Default)]
+pub struct FixedCounters(pub Rc<Cell<LossCounts>>);
+
+impl Counters for FixedCounters {
+    fn exec_lost(&self) -> Result<u64> {
+        Ok(self.0.get().ring_buffer_full.exec)
+    }
+
+    fn read(&self, decode_errors: u64) -> Result<LossCounts> {
+        let mut c = self.0.get();
+        c.decode_errors = decode_errors;
+        c.lost_total = c.ring_buffer_full.total() + c.in_flight_table_full.total() + decode_errors;
+        Ok(c)
+    }
+}
+
+/// The sockets that sock_diag would list, changeable while the stream runs.
+#[derive(Clone, Default)]
+pub struct FixedSockets(pub Rc<RefCell<Vec<u64>>>);
+
+impl FixedSockets {
+    pub fn new(inodes: &[u64]) -> Self {
+        Self(Rc::new(RefCell::new(inodes.to_vec())))
+    }
+}
+
+impl Sockets for FixedSockets {
+    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
+        Ok(self.0.borrow().iter().copied().collect())
+    }
+}
+
+/// An output the test reads back while the stream still holds it.
+#[derive(Clone, Default)]
+pub struct SharedSink(pub Rc<RefCell<Vec<u8>>>);
+
+impl SharedSink {
+    /// Every line written so far, parsed.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.0
+            .borrow()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+}
+
+impl Sink for SharedSink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The filters of `portwatch watch FLAGS...`.
+pub fn watch_filters(flags: &[&str]) -> Filters {
+    let cli = Cli::parse_from(["portwatch", "watch"].iter().chain(flags));
+    let Command::Watch(args) = cli.command else {
+        unreachable!("parsed a watch command")
+    };
+    Filters::from_args(&args).unwrap()
+}
