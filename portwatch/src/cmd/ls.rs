@@ -120,3 +120,111 @@ pub fn table(listeners: &[Entry]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        listener::BoundSocket,
+        net::{Proto, Scope},
+        process::{Container, Process, ProcessContext},
+        task::{Comm, Task},
+    };
+
+    fn entry(local: &str, shared: usize, owner: Option<(u32, &str)>, c: ProcessContext) -> Entry {
+        let local: std::net::SocketAddr = local.parse().unwrap();
+        let listener = Listener {
+            socket: BoundSocket {
+                proto: Proto::Tcp,
+                local,
+                inode: 1,
+                uid: 0,
+                v6only: None,
+            },
+            owners: owner.iter().map(|o| o.0).collect(),
+            scope: Scope::of(&local),
+            shared,
+        };
+        let task = owner.map(|(pid, comm)| Task {
+            pid,
+            comm: Comm::new(comm.as_bytes()),
+            ..Task::default()
+        });
+        let owner = ListenerOwner {
+            task,
+            process: Process::new(c),
+        };
+        (listener, owner)
+    }
+
+    #[test]
+    fn one_aligned_row_per_listener_naming_owner_and_workload() {
+        let sshd = ProcessContext {
+            user: Some("root".into()),
+            exe: Some("/usr/sbin/sshd".into()),
+            unit: Some("ssh.service".into()),
+            ..ProcessContext::default()
+        };
+        let web = ProcessContext {
+            user: Some("www-data".into()),
+            exe: Some("/usr/sbin/nginx".into()),
+            container: Some(Container {
+                runtime: "docker",
+                id: "0123456789abcdef".repeat(4),
+                pod_uid: None,
+            }),
+            ..ProcessContext::default()
+        };
+        let text = table(&[
+            entry("[::]:22", 1, Some((10, "sshd")), sshd),
+            entry("127.0.0.1:8080", 0, Some((20, "nginx")), web),
+            entry("0.0.0.0:111", 0, None, ProcessContext::default()),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let columns = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect()
+        };
+        assert_eq!(
+            columns(lines[1]),
+            [
+                "tcp",
+                "[::]:22",
+                "all +1 shared",
+                "10",
+                "root",
+                "sshd",
+                "/usr/sbin/sshd",
+                "ssh.service"
+            ]
+        );
+        assert_eq!(
+            columns(lines[2]),
+            [
+                "tcp",
+                "127.0.0.1:8080",
+                "loopback",
+                "20",
+                "www-data",
+                "nginx",
+                "/usr/sbin/nginx",
+                "docker 0123456789ab"
+            ]
+        );
+        assert_eq!(
+            columns(lines[3]),
+            ["tcp", "0.0.0.0:111", "all", "-", "-", "-", "-"]
+        );
+        // Every column starts where its header does.
+        for header in ["LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE"] {
+            let at = lines[0].find(header).unwrap();
+            assert!(
+                lines[1..].iter().all(|l| l[..at].ends_with("  ")),
+                "{header}:\n{text}"
+            );
+        }
+    }
+}

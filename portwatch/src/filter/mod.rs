@@ -208,3 +208,123 @@ impl Filters {
                     .is_some_and(|c| self.containers.iter().any(|x| c.id.starts_with(x.as_str()))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{os::unix::fs::MetadataExt, sync::Arc};
+
+    use super::*;
+    use crate::{
+        model::{
+            listener::BoundSocket,
+            net::{Proto, Scope},
+            process::{Container, Process},
+            task::Task,
+        },
+        pipeline::testkit::{try_watch_filters, watch_filters},
+    };
+
+    fn listener(port: u16, owners: &[u32]) -> Listener {
+        let local = format!("127.0.0.1:{port}").parse().unwrap();
+        Listener {
+            socket: BoundSocket {
+                proto: Proto::Tcp,
+                local,
+                inode: 1,
+                uid: 0,
+                v6only: None,
+            },
+            owners: owners.to_vec(),
+            scope: Scope::Loopback,
+            shared: 0,
+        }
+    }
+
+    fn owner(uid: Option<u32>, exe: &str) -> ListenerOwner {
+        ListenerOwner {
+            task: uid.map(|uid| Task {
+                uid,
+                ..Task::default()
+            }),
+            process: Process::new(ProcessContext {
+                exe: Some(exe.into()),
+                cgroup_id: 77,
+                ..ProcessContext::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn event_kinds_and_their_errors() {
+        let all = watch_filters(&[]);
+        assert!(EventKind::SOCKET.into_iter().all(|k| all.selects(k)));
+        let some = watch_filters(&["--events", "bind,close"]);
+        assert!(some.selects(EventKind::Bind) && some.selects(EventKind::Close));
+        assert!(!some.selects(EventKind::Listen) && !some.selects(EventKind::Accept));
+        let err = try_watch_filters(&["--events", "exec"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`exec`") && err.contains("bind, listen, accept, close"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_are_resolved_to_inodes_and_bad_ones_refused() {
+        let f = watch_filters(&["--netns", "/proc/self/ns/net", "--cgroup", "12345"]);
+        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert_eq!(f.netns, vec![mine as u32]);
+        assert_eq!(f.cgroups, vec![12345]);
+        assert_eq!(f.config.active, filter::NETNS | filter::CGROUPS);
+        let err = try_watch_filters(&["--netns", "/no/such/ns"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/no/such/ns"), "{err}");
+    }
+
+    #[test]
+    fn userspace_filters_match_the_executable_and_a_container_id_prefix() {
+        let f = watch_filters(&["--exe", "/usr/sbin/sshd", "--container", "abc"]);
+        let mut p = ProcessContext {
+            exe: Some("/usr/sbin/sshd".into()),
+            container: Some(Container {
+                runtime: "docker",
+                id: "abcdef".into(),
+                pod_uid: None,
+            }),
+            ..ProcessContext::default()
+        };
+        assert!(f.allows(&p));
+        p.container.as_mut().unwrap().id = "fedcba".into();
+        assert!(!f.allows(&p), "container");
+        p.container = None;
+        assert!(!f.allows(&p), "no container");
+        let exe_only = watch_filters(&["--exe", "/usr/sbin/sshd"]);
+        p.exe = Some(Arc::from("/tmp/sshd"));
+        assert!(!exe_only.allows(&p), "exe");
+    }
+
+    #[test]
+    fn snapshot_listeners_pass_the_kernels_filters_the_same_way() {
+        let sshd = owner(Some(0), "/usr/sbin/sshd");
+        assert!(watch_filters(&[]).allows_listener(&listener(22, &[10]), &sshd));
+        // pid: any holder of the socket.
+        let by_pid = watch_filters(&["--pid", "11"]);
+        assert!(by_pid.allows_listener(&listener(22, &[10, 11]), &sshd));
+        assert!(!by_pid.allows_listener(&listener(22, &[10]), &sshd));
+        // uid: the first owner's; an unreadable owner does not pass an active uid filter.
+        let by_uid = watch_filters(&["--uid", "0"]);
+        assert!(by_uid.allows_listener(&listener(22, &[10]), &sshd));
+        assert!(!by_uid.allows_listener(&listener(22, &[10]), &owner(None, "/x")));
+        assert!(!by_uid.allows_listener(&listener(22, &[10]), &owner(Some(1000), "/x")));
+        // port, cgroup, and the userspace filters too.
+        assert!(!watch_filters(&["--port", "80"]).allows_listener(&listener(22, &[]), &sshd));
+        assert!(watch_filters(&["--cgroup", "77"]).allows_listener(&listener(22, &[]), &sshd));
+        assert!(!watch_filters(&["--cgroup", "78"]).allows_listener(&listener(22, &[]), &sshd));
+        assert!(!watch_filters(&["--exe", "/bin/nc"]).allows_listener(&listener(22, &[]), &sshd));
+        // Listeners are what binds and listens report: not with --events accept,close.
+        let no_listens = watch_filters(&["--events", "accept,close"]);
+        assert!(!no_listens.allows_listener(&listener(22, &[10]), &sshd));
+    }
+}

@@ -74,11 +74,16 @@ impl Sink for SharedSink {
     }
 }
 
-/// The filters of `portwatch watch FLAGS...`.
-pub fn watch_filters(flags: &[&str]) -> Filters {
+/// The filters of `portwatch watch FLAGS...`, or the error resolving them.
+pub fn try_watch_filters(flags: &[&str]) -> Result<Filters> {
     let cli = Cli::parse_from(["portwatch", "watch"].iter().chain(flags));
     let Command::Watch(args) = cli.command else {
         unreachable!("parsed a watch command")
     };
-    Filters::from_args(&args).unwrap()
+    Filters::from_args(&args)
+}
+
+/// The filters of `portwatch watch FLAGS...`.
+pub fn watch_filters(flags: &[&str]) -> Filters {
+    try_watch_filters(flags).unwrap()
 }
