@@ -22,3 +22,6 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod state;
+
+#[cfg(test)]
+mod testkit;

@@ -124,37 +124,25 @@ pub fn table(listeners: &[Entry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        listener::BoundSocket,
-        net::{Proto, Scope},
-        process::{Container, Process, ProcessContext},
-        task::{Comm, Task},
+    use crate::{
+        model::{
+            net::Proto,
+            process::{Container, ProcessContext},
+            task::{Comm, Task},
+        },
+        testkit,
     };
 
     fn entry(local: &str, shared: usize, owner: Option<(u32, &str)>, c: ProcessContext) -> Entry {
-        let local: std::net::SocketAddr = local.parse().unwrap();
-        let listener = Listener {
-            socket: BoundSocket {
-                proto: Proto::Tcp,
-                local,
-                inode: 1,
-                uid: 0,
-                v6only: None,
-            },
-            owners: owner.iter().map(|o| o.0).collect(),
-            scope: Scope::of(&local),
-            shared,
-        };
+        let mut listener = testkit::listener(Proto::Tcp, local, 1, &[]);
+        listener.shared = shared;
+        listener.owners = owner.iter().map(|o| o.0).collect();
         let task = owner.map(|(pid, comm)| Task {
             pid,
             comm: Comm::new(comm.as_bytes()),
             ..Task::default()
         });
-        let owner = ListenerOwner {
-            task,
-            process: Process::new(c),
-        };
-        (listener, owner)
+        (listener, testkit::listener_owner(task, c))
     }
 
     #[test]

@@ -369,24 +369,9 @@ mod tests {
         local: &str,
         owner: Option<(u32, &str, &str)>,
     ) -> (Listener, ListenerOwner) {
-        use crate::model::{
-            listener::BoundSocket,
-            net::Scope,
-            process::{Process, ProcessContext},
-            task::Task,
-        };
-        let local: std::net::SocketAddr = local.parse().unwrap();
-        let listener = Listener {
-            socket: BoundSocket {
-                proto,
-                local,
-                inode: 1,
-                uid: 0,
-                v6only: None,
-            },
-            owners: Vec::new(),
-            scope: Scope::of(&local),
-            shared: 0,
+        use crate::{
+            model::{process::ProcessContext, task::Task},
+            testkit,
         };
         let context = ProcessContext {
             user: owner.map(|(_, user, _)| user.to_owned()),
@@ -397,11 +382,10 @@ mod tests {
             uid,
             ..Task::default()
         });
-        let owner = ListenerOwner {
-            task,
-            process: Process::new(context),
-        };
-        (listener, owner)
+        (
+            testkit::listener(proto, local, 1, &[]),
+            testkit::listener_owner(task, context),
+        )
     }
 
     #[test]

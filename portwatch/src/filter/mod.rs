@@ -215,43 +215,25 @@ mod tests {
 
     use super::*;
     use crate::{
-        model::{
-            listener::BoundSocket,
-            net::{Proto, Scope},
-            process::{Container, Process},
-            task::Task,
-        },
-        pipeline::testkit::{try_watch_filters, watch_filters},
+        model::{net::Proto, process::Container, task::Task},
+        testkit::{self, try_watch_filters, watch_filters},
     };
 
     fn listener(port: u16, owners: &[u32]) -> Listener {
-        let local = format!("127.0.0.1:{port}").parse().unwrap();
-        Listener {
-            socket: BoundSocket {
-                proto: Proto::Tcp,
-                local,
-                inode: 1,
-                uid: 0,
-                v6only: None,
-            },
-            owners: owners.to_vec(),
-            scope: Scope::Loopback,
-            shared: 0,
-        }
+        testkit::listener(Proto::Tcp, &format!("127.0.0.1:{port}"), 1, owners)
     }
 
     fn owner(uid: Option<u32>, exe: &str) -> ListenerOwner {
-        ListenerOwner {
-            task: uid.map(|uid| Task {
-                uid,
-                ..Task::default()
-            }),
-            process: Process::new(ProcessContext {
-                exe: Some(exe.into()),
-                cgroup_id: 77,
-                ..ProcessContext::default()
-            }),
-        }
+        let task = uid.map(|uid| Task {
+            uid,
+            ..Task::default()
+        });
+        let context = ProcessContext {
+            exe: Some(exe.into()),
+            cgroup_id: 77,
+            ..ProcessContext::default()
+        };
+        testkit::listener_owner(task, context)
     }
 
     #[test]

@@ -15,16 +15,16 @@ use crate::{
     enrich::Enricher,
     filter::baseline::Baseline,
     model::{
-        listener::{BoundSocket, Listener},
+        listener::Listener,
         loss::{KindCounts, LossCounts},
-        net::{Proto, Scope},
+        net::Proto,
     },
     output::{Output, format::Native, sink::Writer},
     pipeline::{
         decode::tests::{bytes, exec_event, sock_event},
         stream::Stream,
-        testkit::{FixedCounters, FixedSockets, watch_filters},
     },
+    testkit::{FixedCounters, FixedSockets, listener, watch_filters},
 };
 
 const GOLDEN: &str = include_str!("../../tests/golden/stream.jsonl");
@@ -186,27 +186,9 @@ fn records() -> VecDeque<Vec<u8>> {
 }
 
 fn snapshot() -> Vec<Listener> {
-    let socket = |proto, local: &str, inode, v6only| BoundSocket {
-        proto,
-        local: local.parse().unwrap(),
-        inode,
-        uid: 0,
-        v6only,
-    };
-    vec![
-        Listener {
-            socket: socket(Proto::Tcp, "0.0.0.0:22", 900, None),
-            owners: Vec::new(),
-            scope: Scope::All,
-            shared: 0,
-        },
-        Listener {
-            socket: socket(Proto::Udp, "[::]:5353", 901, Some(false)),
-            owners: Vec::new(),
-            scope: Scope::All,
-            shared: 0,
-        },
-    ]
+    let mut udp = listener(Proto::Udp, "[::]:5353", 901, &[]);
+    udp.socket.v6only = Some(false);
+    vec![listener(Proto::Tcp, "0.0.0.0:22", 900, &[]), udp]
 }
 
 fn run() -> Vec<u8> {

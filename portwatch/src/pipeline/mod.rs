@@ -10,5 +10,3 @@ pub mod stream;
 mod golden;
 #[cfg(test)]
 mod stream_tests;
-#[cfg(test)]
-pub(crate) mod testkit;

@@ -9,17 +9,16 @@ use serde_json::Value;
 use super::{
     decode::tests::{bytes, sock_event},
     stream::Stream,
-    testkit::{FixedCounters, FixedSockets, SharedSink, watch_filters},
 };
 use crate::{
     clock::Clock,
     enrich::Enricher,
     model::{
-        listener::{BoundSocket, Listener},
         loss::{KindCounts, LossCounts},
-        net::{Proto, Scope},
+        net::Proto,
     },
     output::{Output, format::Native},
+    testkit::{FixedCounters, FixedSockets, SharedSink, listener, watch_filters},
 };
 
 const S: u64 = 1_000_000_000;
@@ -98,26 +97,13 @@ fn exit(pid: u32, seq: u64) -> Vec<u8> {
     bytes(&e)
 }
 
-fn listener(proto: Proto, port: u16, inode: u64) -> Listener {
-    let local = format!("0.0.0.0:{port}").parse().unwrap();
-    Listener {
-        socket: BoundSocket {
-            proto,
-            local,
-            inode,
-            uid: 0,
-            v6only: None,
-        },
-        owners: Vec::new(),
-        scope: Scope::All,
-        shared: 0,
-    }
-}
-
 #[test]
 fn a_snapshot_listener_is_reported_once_and_its_inode_forgotten_at_close() {
     let mut run = Run::new();
-    let snapshot = [listener(Proto::Tcp, 22, 900), listener(Proto::Udp, 53, 901)];
+    let snapshot = [
+        listener(Proto::Tcp, "0.0.0.0:22", 900, &[]),
+        listener(Proto::Udp, "0.0.0.0:53", 901, &[]),
+    ];
     run.stream.snapshot(&snapshot, &CLOCK).unwrap();
     run.feed(&[
         // Queued while the snapshot was taken: both already reported.

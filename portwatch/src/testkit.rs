@@ -1,5 +1,6 @@
-//! What the stream's tests feed it instead of a kernel: counters and sockets the test sets, an
-//! output it can read back, and `watch` filters parsed from flags.
+//! What the unit tests feed the daemon's parts instead of a kernel and a host: counters and
+//! sockets the test sets, an output it can read back, `watch` filters parsed from flags, and
+//! listeners with the owner a test gives them.
 use std::{cell::Cell, cell::RefCell, io, rc::Rc};
 
 use clap::Parser as _;
@@ -9,7 +10,13 @@ use crate::{
     cli::{Cli, Command},
     error::Result,
     filter::Filters,
-    model::loss::LossCounts,
+    model::{
+        listener::{BoundSocket, Listener},
+        loss::LossCounts,
+        net::{Proto, Scope},
+        process::{ListenerOwner, Process, ProcessContext},
+        task::Task,
+    },
     output::sink::Sink,
     pipeline::source::{Counters, Sockets},
 };
@@ -86,4 +93,29 @@ pub fn try_watch_filters(flags: &[&str]) -> Result<Filters> {
 /// The filters of `portwatch watch FLAGS...`.
 pub fn watch_filters(flags: &[&str]) -> Filters {
     try_watch_filters(flags).unwrap()
+}
+
+/// A listener on `local` (`ADDRESS:PORT`), socket `inode`, held by `owners`.
+pub fn listener(proto: Proto, local: &str, inode: u64, owners: &[u32]) -> Listener {
+    let local: std::net::SocketAddr = local.parse().unwrap();
+    Listener {
+        socket: BoundSocket {
+            proto,
+            local,
+            inode,
+            uid: 0,
+            v6only: None,
+        },
+        owners: owners.to_vec(),
+        scope: Scope::of(&local),
+        shared: 0,
+    }
+}
+
+/// A listener's owner: `task` (None: unreadable) running with `context`.
+pub fn listener_owner(task: Option<Task>, context: ProcessContext) -> ListenerOwner {
+    ListenerOwner {
+        task,
+        process: Process::new(context),
+    }
 }
