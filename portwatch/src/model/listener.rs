@@ -4,7 +4,11 @@ use std::{net::SocketAddr, sync::Arc};
 
 use serde::Serialize;
 
-use super::net::{Bound, Proto, Scope};
+use super::{
+    net::{Bound, Proto, Scope},
+    process::ProcessContext,
+    task::{Comm, Task},
+};
 
 /// One listening (TCP) or bound (UDP) socket, as sock_diag lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,4 +60,31 @@ pub struct Neighbour {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<Arc<str>>,
+}
+
+/// Who held a listener, remembered for records written after the holder is gone.
+#[derive(Clone, Debug, Default)]
+pub struct Holder {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: Comm,
+    pub exe: Option<Arc<str>>,
+    pub cgroup_id: u64,
+}
+
+impl Holder {
+    /// The owner `task` (unknown: zeros) running `process`.
+    pub fn new(task: Option<&Task>, process: &ProcessContext) -> Self {
+        Self {
+            pid: task.map_or(0, |t| t.pid),
+            tid: task.map_or(0, |t| t.tid),
+            uid: task.map_or(0, |t| t.uid),
+            gid: task.map_or(0, |t| t.gid),
+            comm: task.map_or_else(Comm::default, |t| t.comm),
+            exe: process.exe.clone(),
+            cgroup_id: process.cgroup_id,
+        }
+    }
 }

@@ -1,7 +1,11 @@
 //! The JSON records portwatch writes, one per line. These types are the output schema
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
-use std::{borrow::Cow, net::IpAddr, sync::Arc};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
@@ -10,10 +14,10 @@ use crate::{
     model::{
         attach::Chosen,
         errno::errno_name,
-        listener::{Ended, Listener, Neighbour},
+        listener::{Ended, Holder, Listener, Neighbour},
         loss::LossCounts,
-        net::{Scope, family, protocol_name},
-        process::{ListenerOwner, Process},
+        net::{Proto, Scope, family, protocol_name},
+        process::{ListenerOwner, Process, ProcessContext},
         socket::{SockKind, SocketEvent},
         task::Comm,
     },
@@ -182,6 +186,44 @@ pub struct StopRecord {
 }
 
 impl SocketRecord {
+    /// The close of UDP socket `inode` on `local`, gone with its exited holder (UDP has no
+    /// close hook: sock_diag no longer lists it).
+    pub fn departed(
+        inode: u64,
+        local: SocketAddr,
+        holder: &Holder,
+        ended: Ended,
+        time: Timestamp,
+    ) -> Self {
+        let mut process = ProcessContext {
+            exe: holder.exe.clone(),
+            cgroup_id: holder.cgroup_id,
+            ..ProcessContext::default()
+        };
+        process.gap(
+            "ppid",
+            "the socket closed with its owner's exit; the owner is gone",
+        );
+        Self {
+            time,
+            pid: holder.pid,
+            tid: holder.tid,
+            uid: holder.uid,
+            gid: holder.gid,
+            comm: holder.comm,
+            protocol: Some(protocol_name(Proto::Udp.number())),
+            family: Some(family(&local)),
+            address: Some(local.ip()),
+            port: Some(local.port()),
+            scope: Some(Scope::of(&local)),
+            inode: Some(inode),
+            reason: Some("owner exited"),
+            ended: Some(ended),
+            process: Process::new(process),
+            ..Self::default()
+        }
+    }
+
     pub fn new(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
         let t = &e.task;
         let mut r = Self {

@@ -13,10 +13,11 @@ use crate::{
         baseline::{Baseline, Subject},
     },
     model::{
+        listener::Holder,
         listener::Listener,
         loss::LossCounts,
-        net::{Proto, Scope, family, protocol_name},
-        process::{Process, ProcessContext},
+        net::Proto,
+        process::ProcessContext,
         socket::{SockKind, SocketEvent},
     },
     output::{
@@ -29,7 +30,7 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::listeners::{ListenerTable, Live, Owner},
+    state::listeners::{ListenerTable, Live},
 };
 
 pub struct Stream<S: Sink> {
@@ -97,7 +98,7 @@ impl<S: Sink> Stream<S> {
                     since_ns: now,
                     from_snapshot: true,
                     accepted: 0,
-                    owner: Owner::new(owner.task.as_ref(), &owner.process),
+                    owner: Holder::new(owner.task.as_ref(), &owner.process),
                 },
             );
             let r = ListenerRecord::new(l, &owner, alert, clock.format(now));
@@ -220,34 +221,8 @@ impl<S: Sink> Stream<S> {
             .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
         let now = clock.boot_now();
         for (inode, live, ended) in self.listeners.reconcile_udp(&present, now) {
-            let o = &live.owner;
-            let mut process = ProcessContext {
-                exe: o.exe.clone(),
-                cgroup_id: o.cgroup_id,
-                ..ProcessContext::default()
-            };
-            process.gap(
-                "ppid",
-                "the socket closed with its owner's exit; the owner is gone",
-            );
-            let record = SocketRecord {
-                time: clock.timestamp(now),
-                pid: o.pid,
-                tid: o.tid,
-                uid: o.uid,
-                gid: o.gid,
-                comm: o.comm,
-                protocol: Some(protocol_name(Proto::Udp.number())),
-                family: Some(family(&live.local)),
-                address: Some(live.local.ip()),
-                port: Some(live.local.port()),
-                scope: Some(Scope::of(&live.local)),
-                inode: Some(inode),
-                reason: Some("owner exited"),
-                ended: Some(ended),
-                process: Process::new(process),
-                ..SocketRecord::default()
-            };
+            let record =
+                SocketRecord::departed(inode, live.local, &live.owner, ended, clock.timestamp(now));
             self.out.write(&Record::Close(record))?;
         }
         Ok(())

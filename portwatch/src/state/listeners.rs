@@ -1,44 +1,16 @@
 //! The daemon's table of current listeners (listening TCP sockets, bound UDP sockets), keyed by
 //! socket inode: it gives a closing listener its lifetime and accepted-connection count, notices
 //! UDP sockets that disappear with their owner, and names other programs already serving a port.
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    listener::{Ended, Neighbour},
+    listener::{Ended, Holder, Neighbour},
     net::{Bound, Proto, overlaps},
     process::ProcessContext,
     socket::{SockKind, SocketEvent},
-    task::{Comm, Task},
 };
-
-/// Who held a listener, remembered for records written after the owner is gone.
-#[derive(Clone, Debug, Default)]
-pub struct Owner {
-    pub pid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub comm: Comm,
-    pub exe: Option<Arc<str>>,
-    pub cgroup_id: u64,
-}
-
-impl Owner {
-    /// The owner `task` (unknown: zeros) running `process`.
-    pub fn new(task: Option<&Task>, process: &ProcessContext) -> Self {
-        Self {
-            pid: task.map_or(0, |t| t.pid),
-            tid: task.map_or(0, |t| t.tid),
-            uid: task.map_or(0, |t| t.uid),
-            gid: task.map_or(0, |t| t.gid),
-            comm: task.map_or_else(Comm::default, |t| t.comm),
-            exe: process.exe.clone(),
-            cgroup_id: process.cgroup_id,
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Live {
@@ -50,7 +22,7 @@ pub struct Live {
     pub since_ns: u64,
     pub from_snapshot: bool,
     pub accepted: u64,
-    pub owner: Owner,
+    pub owner: Holder,
 }
 
 impl Live {
@@ -79,7 +51,7 @@ pub struct ListenerTable {
     by_inode: FxHashMap<u64, Live>,
     /// (protocol, port) → inodes, so a new listener finds its neighbours without a scan.
     by_port: FxHashMap<(Proto, u16), Vec<u64>>,
-    /// Owners that exited while holding a UDP socket: check sock_diag for what went with them.
+    /// Holders that exited while holding a UDP socket: check sock_diag for what went with them.
     udp_check_due: bool,
 }
 
@@ -169,7 +141,7 @@ impl ListenerTable {
                         since_ns: e.task.boot_ns,
                         from_snapshot: false,
                         accepted: 0,
-                        owner: Owner::new(Some(&e.task), process),
+                        owner: Holder::new(Some(&e.task), process),
                     };
                     self.insert(inode, live);
                 }
@@ -257,10 +229,10 @@ mod tests {
             since_ns,
             from_snapshot: false,
             accepted: 0,
-            owner: Owner {
+            owner: Holder {
                 pid,
                 exe: Some(exe.into()),
-                ..Owner::default()
+                ..Holder::default()
             },
         }
     }
