@@ -1,0 +1,129 @@
+//! Unit tests of `proctable`.
+use super::*;
+
+fn exec(pid: u32, start_ns: u64, at_ns: u64, exe: &str, arg: &str) -> ExecRecord {
+    ExecRecord {
+        task: Task {
+            boot_ns: at_ns,
+            pid,
+            tid: pid,
+            comm: crate::model::task::Comm::new(b"x"),
+            start_ns: Some(start_ns),
+            ..Task::default()
+        },
+        filename: exe.as_bytes().to_vec(),
+        args: vec![arg.as_bytes().to_vec()],
+        args_truncated: false,
+    }
+}
+
+/// Pids far above pid_max, so /proc never knows them.
+const PID: u32 = 4_000_000_001;
+
+#[test]
+fn a_reused_pid_gets_its_own_identity() {
+    let mut t = ProcessTable::new(Some(0));
+    t.on_exec(&exec(
+        PID,
+        1_000_000_000,
+        1_000_000_100,
+        "/bin/first",
+        "one",
+    ));
+    t.on_exec(&exec(
+        PID,
+        9_000_000_000,
+        9_000_000_100,
+        "/bin/second",
+        "two",
+    ));
+    let a = t.image(PID, 1_000_000_000, None, 2_000_000_000).unwrap();
+    let b = t.image(PID, 9_000_000_000, None, 9_500_000_000).unwrap();
+    assert_eq!(a.exe.as_deref(), Some("/bin/first"));
+    assert_eq!(b.exe.as_deref(), Some("/bin/second"));
+    assert_eq!(b.args.as_deref(), Some(&["two".to_owned()][..]));
+}
+
+#[test]
+fn a_fork_child_runs_the_image_its_parent_had_when_it_forked() {
+    let mut t = ProcessTable::new(Some(0));
+    let parent = (PID, 1_000_000_000);
+    t.on_exec(&exec(PID, parent.1, 1_000_000_100, "/bin/old", "a"));
+    // Child forked at 2 s; the parent exec'd something else at 3 s.
+    t.on_exec(&exec(PID, parent.1, 3_000_000_000, "/bin/new", "b"));
+    let child = t
+        .image(PID + 1, 2_000_000_000, Some(parent), 4_000_000_000)
+        .unwrap();
+    assert_eq!(child.exe.as_deref(), Some("/bin/old"));
+    assert_eq!(child.source, Source::Inherited);
+}
+
+#[test]
+fn lost_exec_records_stop_inheritance_for_processes_started_before() {
+    let mut t = ProcessTable::new(Some(0));
+    let parent = (PID, 1_000_000_000);
+    t.on_exec(&exec(PID, parent.1, 1_000_000_100, "/bin/sh", "sh"));
+    t.exec_records_lost(3_000_000_000);
+    // Started at 2 s, before the loss was noticed: its exec may be the lost one.
+    assert!(
+        t.image(PID + 1, 2_000_000_000, Some(parent), 3_500_000_000)
+            .is_err()
+    );
+    // Started after: inheritance holds again.
+    assert!(
+        t.image(PID + 2, 4_000_000_000, Some(parent), 4_500_000_000)
+            .is_ok()
+    );
+}
+
+#[test]
+fn unknown_gone_process_is_an_explained_gap() {
+    let mut t = ProcessTable::new(None);
+    let err = t
+        .image(PID, 5_000_000_000, None, 6_000_000_000)
+        .unwrap_err();
+    assert!(err.contains("exited"), "{err}");
+}
+
+#[test]
+fn relative_exec_path_of_a_gone_process_is_flagged() {
+    let mut t = ProcessTable::new(Some(0));
+    t.on_exec(&exec(PID, 1_000_000_000, 1_000_000_100, "./tool", "tool"));
+    let image = t.image(PID, 1_000_000_000, None, 1_000_000_200).unwrap();
+    assert_eq!(image.exe.as_deref(), Some("./tool"));
+    assert!(image.exe_gap.unwrap().contains("relative"));
+}
+
+#[test]
+fn exited_processes_are_forgotten_after_the_grace_period() {
+    let mut t = ProcessTable::new(Some(0));
+    t.on_exec(&exec(PID, 1_000_000_000, 1_000_000_100, "/bin/x", "x"));
+    t.on_exit(&Task {
+        pid: PID,
+        start_ns: Some(1_000_000_000),
+        ..Task::default()
+    });
+    t.maintain();
+    assert_eq!(t.len(), 1, "kept during the grace period");
+    for e in t.entries.values_mut() {
+        e.exited = Some(Instant::now() - EXIT_GRACE);
+    }
+    t.maintain();
+    assert!(t.is_empty());
+}
+
+#[test]
+fn seeds_this_process_from_proc() {
+    let mut t = ProcessTable::new(None);
+    t.seed_from_proc();
+    let me = std::process::id();
+    let start = procfs::stat(me).unwrap().start_ticks;
+    let image = t
+        .image(me, start * procfs::ns_per_tick(), None, u64::MAX)
+        .unwrap();
+    assert_eq!(image.source, Source::Proc);
+    assert_eq!(
+        image.exe.as_deref(),
+        Some(&*std::env::current_exe().unwrap().to_string_lossy())
+    );
+}

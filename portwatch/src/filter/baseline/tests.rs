@@ -1,0 +1,182 @@
+//! Unit tests of `baseline`.
+use super::*;
+
+fn subject<'a>(proto: Proto, addr: &str, port: u16, user: &'a str, exe: &'a str) -> Subject<'a> {
+    Subject {
+        proto,
+        address: addr.parse().unwrap(),
+        port,
+        uid: Some(0),
+        user: Some(user),
+        exe: Some(exe),
+    }
+}
+
+#[test]
+fn rules_match_what_they_say() {
+    let b = Baseline::parse(
+        "# comment\n\
+         tcp 22 all root /usr/sbin/sshd\n\
+         \n\
+         udp 5353 * * *   # mdns from anyone\n\
+         tcp 8000-8099 127.0.0.1 app /opt/my app/server\n\
+         tcp 9000 address 0 *\n",
+        "b.txt",
+    )
+    .unwrap();
+    assert_eq!(b.rules.len(), 4);
+    let ok = |s: Subject<'_>| b.check(&s).is_none();
+    assert!(ok(subject(
+        Proto::Tcp,
+        "0.0.0.0",
+        22,
+        "root",
+        "/usr/sbin/sshd"
+    )));
+    assert!(ok(subject(Proto::Tcp, "::", 22, "root", "/usr/sbin/sshd")));
+    assert!(
+        !ok(subject(
+            Proto::Tcp,
+            "127.0.0.1",
+            22,
+            "root",
+            "/usr/sbin/sshd"
+        )),
+        "scope"
+    );
+    assert!(
+        !ok(subject(Proto::Tcp, "0.0.0.0", 22, "root", "/tmp/sshd")),
+        "exe"
+    );
+    assert!(
+        !ok(subject(Proto::Tcp, "0.0.0.0", 22, "bob", "/usr/sbin/sshd")),
+        "user"
+    );
+    assert!(
+        !ok(subject(Proto::Udp, "0.0.0.0", 22, "root", "/usr/sbin/sshd")),
+        "proto"
+    );
+    assert!(ok(subject(Proto::Udp, "10.0.0.1", 5353, "x", "/bin/x")));
+    assert!(ok(subject(
+        Proto::Tcp,
+        "127.0.0.1",
+        8050,
+        "app",
+        "/opt/my app/server"
+    )));
+    assert!(ok(subject(
+        Proto::Tcp,
+        "::ffff:127.0.0.1",
+        8099,
+        "app",
+        "/opt/my app/server"
+    )));
+    assert!(!ok(subject(
+        Proto::Tcp,
+        "127.0.0.1",
+        8100,
+        "app",
+        "/opt/my app/server"
+    )));
+    assert!(
+        ok(subject(Proto::Tcp, "10.1.1.1", 9000, "root", "/x")),
+        "uid 0"
+    );
+    let alert = b
+        .check(&subject(Proto::Tcp, "0.0.0.0", 4444, "root", "/usr/bin/nc"))
+        .unwrap();
+    assert_eq!(
+        alert,
+        "not in baseline b.txt: no rule allows tcp 4444 all root /usr/bin/nc"
+    );
+}
+
+#[test]
+fn malformed_lines_are_refused_with_line_and_problem() {
+    let err = |text: &str| Baseline::parse(text, "b.txt").unwrap_err().to_string();
+    let e = err("tcp 22 all root /usr/sbin/sshd\ntcpp 22 all root /x\n");
+    assert!(
+        e.contains("b.txt line 2") && e.contains("unknown protocol `tcpp`"),
+        "{e}"
+    );
+    assert!(err("tcp 70000 all root /x").contains("`70000` is not a port number"));
+    assert!(err("tcp 90-80 all root /x").contains("backwards"));
+    assert!(err("tcp 22 everywhere root /x").contains("unknown scope `everywhere`"));
+    assert!(err("tcp 22 all root").contains("expected 5 fields"));
+    assert!(err("tcp 22 all root sshd").contains("not an absolute path"));
+}
+
+/// A listener owned by `user` running `exe` (None: an owner portwatch could not read).
+fn entry(proto: Proto, local: &str, owner: Option<(u32, &str, &str)>) -> (Listener, ListenerOwner) {
+    use crate::{
+        model::{process::ProcessContext, task::Task},
+        testkit,
+    };
+    let context = ProcessContext {
+        user: owner.map(|(_, user, _)| user.to_owned()),
+        exe: owner.map(|(_, _, exe)| exe.into()),
+        ..ProcessContext::default()
+    };
+    let task = owner.map(|(uid, ..)| Task {
+        uid,
+        ..Task::default()
+    });
+    (
+        testkit::listener(proto, local, 1, &[]),
+        testkit::listener_owner(task, context),
+    )
+}
+
+#[test]
+fn rendered_baseline_parses_back_and_allows_what_it_was_made_from() {
+    let listeners = [
+        entry(
+            Proto::Tcp,
+            "0.0.0.0:22",
+            Some((0, "root", "/usr/sbin/sshd")),
+        ),
+        entry(
+            Proto::Tcp,
+            "[::1]:8080",
+            Some((1000, "app", "/opt/my app/server")),
+        ),
+        entry(
+            Proto::Udp,
+            "10.1.2.3:53",
+            Some((53, "dns", "/usr/sbin/dnsd")),
+        ),
+        entry(Proto::Tcp, "[::]:22", Some((0, "root", "/usr/sbin/sshd"))),
+        entry(Proto::Udp, "0.0.0.0:68", None),
+    ];
+    let text = render(&listeners, "now");
+    let b = Baseline::parse(&text, "x").unwrap();
+    // sshd's two sockets (0.0.0.0 and ::) are both scope "all": one rule.
+    assert_eq!(b.rules.len(), 4, "{text}");
+    for (l, owner) in &listeners {
+        let s = Subject {
+            proto: l.socket.proto,
+            address: l.socket.local.ip(),
+            port: l.socket.local.port(),
+            uid: owner.task.as_ref().map(|t| t.uid),
+            user: owner.process.user.as_deref(),
+            exe: owner.process.exe.as_deref(),
+        };
+        assert_eq!(b.check(&s), None, "{l:?}\n{text}");
+    }
+    // And nothing else: another executable on sshd's port alerts.
+    let intruder = Subject {
+        proto: Proto::Tcp,
+        address: "0.0.0.0".parse().unwrap(),
+        port: 22,
+        uid: Some(0),
+        user: Some("root"),
+        exe: Some("/tmp/sshd"),
+    };
+    assert!(b.check(&intruder).is_some());
+    assert!(
+        Baseline::parse(&render(&[], "now"), "x")
+            .unwrap()
+            .rules
+            .is_empty()
+    );
+}

@@ -1,0 +1,96 @@
+//! The C helpers in tests/helpers: compiled once per run (or prebuilt in a guest), and the
+//! processes that hold sockets for a test.
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+/// A C helper from tests/helpers, compiled once per test run.
+fn c_helper(name: &'static str) -> &'static Path {
+    static HELPERS: std::sync::Mutex<Vec<(&'static str, &'static Path)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = HELPERS.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
+        return path;
+    }
+    let file = format!("pw-{}", name.replace('_', "-"));
+    // Prebuilt (in a guest without a compiler, `cargo xtask vm-test` puts them there).
+    if let Some(dir) = std::env::var_os("PORTWATCH_TEST_HELPERS") {
+        let path: &'static Path = Box::leak(Path::new(&dir).join(&file).into_boxed_path());
+        built.push((name, path));
+        return path;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/helpers/{name}.c"));
+    let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Some tests run helpers as an unprivileged user: the directory must be reachable whatever
+    // the umask.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&dir, mode).unwrap();
+    let out = dir.join(file);
+    let status = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc (gcc is needed for the helpers)");
+    assert!(status.success(), "compiling {}", src.display());
+    let path: &'static Path = Box::leak(out.into_boxed_path());
+    built.push((name, path));
+    path
+}
+
+/// tests/helpers/listen_once.c: listens on a loopback port and exits at once.
+pub fn listen_once_helper() -> &'static Path {
+    c_helper("listen_once")
+}
+
+/// tests/helpers/bind_burst.c: waits for a line on stdin, then binds N UDP sockets.
+pub fn bind_burst_helper() -> &'static Path {
+    c_helper("bind_burst")
+}
+
+/// tests/helpers/hold_sockets.c: holds a TCP listener and a UDP socket until killed.
+pub fn hold_sockets_helper() -> &'static Path {
+    c_helper("hold_sockets")
+}
+
+/// A helper process that is killed when dropped, so a failing test leaves none behind.
+pub struct Helper(pub Child);
+
+impl Helper {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Kills it now and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts tests/helpers/hold_sockets (as `uid` when given) and returns it with its (TCP, UDP)
+/// ports once both sockets are open.
+pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(hold_sockets_helper());
+    cmd.args(args).stdout(Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    (Helper(child), ports.next().unwrap(), ports.next().unwrap())
+}
