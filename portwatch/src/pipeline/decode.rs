@@ -254,6 +254,19 @@ pub(crate) mod tests {
         assert_eq!(s.remote, Some("[::ffff:10.1.2.3]:51000".parse().unwrap()));
     }
 
+    /// The socket kinds are EventKind::SOCKET's, and each record is named as its kernel kind.
+    #[test]
+    fn every_socket_kind_decodes_to_the_record_of_its_name() {
+        use crate::output::record::{Record, SocketRecord};
+        for kind in EventKind::SOCKET {
+            let s = socket_of(&sock_event(kind));
+            assert_eq!(
+                Record::from_socket(s.kind, SocketRecord::default()).event(),
+                kind.name()
+            );
+        }
+    }
+
     #[test]
     fn rejects_wrong_length_for_the_kind() {
         let b = bytes(&sock_event(EventKind::Bind));

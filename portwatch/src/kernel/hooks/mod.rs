@@ -85,6 +85,8 @@ pub struct Hook {
 }
 
 /// The help of `--attach`, from the hook table.
+///
+/// The README's hook table is checked against the hook table too (`tests::readme_...`).
 pub fn attach_help() -> String {
     let hooks: Vec<String> = HOOKS
         .iter()
@@ -130,5 +132,44 @@ impl FromStr for Forced {
             hook: hook.name,
             attach,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's "How it works" table names every hook with its attach types, best first,
+    /// as the hook table has them (the README is documentation of this table, so it is
+    /// checked against it).
+    #[test]
+    fn the_readme_hook_table_agrees_with_the_hook_table() {
+        let readme = include_str!("../../../../README.md");
+        for hook in HOOKS {
+            let types: Vec<_> = hook.options.iter().map(|o| o.attach.name()).collect();
+            let name = if hook.required {
+                hook.name.to_owned()
+            } else {
+                format!("{} (optional)", hook.name)
+            };
+            let row = format!("| {name} | {} |", types.join(", "));
+            assert!(
+                readme.contains(&row),
+                "README lacks the row starting `{row}`"
+            );
+        }
+    }
+
+    #[test]
+    fn attach_types_parse_back_from_their_names() {
+        for a in AttachType::ALL {
+            assert_eq!(a.name().parse::<AttachType>(), Ok(a));
+        }
+        assert!(
+            "uprobe"
+                .parse::<AttachType>()
+                .unwrap_err()
+                .contains("fentry, kprobe, tp_btf, tracepoint")
+        );
     }
 }
