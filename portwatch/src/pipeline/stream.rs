@@ -13,8 +13,7 @@ use crate::{
         baseline::{Baseline, Subject},
     },
     model::{
-        listener::Holder,
-        listener::Listener,
+        listener::{Holder, Listener},
         loss::LossCounts,
         net::Proto,
         process::ProcessContext,
@@ -30,7 +29,7 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::listeners::{ListenerTable, Live},
+    state::listeners::ListenerTable,
 };
 
 pub struct Stream<S: Sink> {
@@ -89,18 +88,8 @@ impl<S: Sink> Stream<S> {
             let uid = owner.task.as_ref().map(|t| t.uid);
             let alert = self.judge(s.proto, s.local, uid, &owner.process);
             self.already_reported.insert(s.inode);
-            self.listeners.insert(
-                s.inode,
-                Live {
-                    proto: s.proto,
-                    local: s.local,
-                    v6only: s.v6only,
-                    since_ns: now,
-                    from_snapshot: true,
-                    accepted: 0,
-                    owner: Holder::new(owner.task.as_ref(), &owner.process),
-                },
-            );
+            let holder = Holder::new(owner.task.as_ref(), &owner.process);
+            self.listeners.insert_snapshot(s, holder, now);
             let r = ListenerRecord::new(l, &owner, alert, clock.format(now));
             self.out.write(&Record::Listener(r))?;
         }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{
-    listener::{Ended, Holder, Neighbour},
+    listener::{BoundSocket, Ended, Holder, Neighbour},
     net::{Bound, Proto, overlaps},
     process::ProcessContext,
     socket::{SockKind, SocketEvent},
@@ -110,6 +110,20 @@ impl ListenerTable {
         out.sort_by_key(|n| n.pid);
         out.dedup();
         out
+    }
+
+    /// A listener of the start-up snapshot, held by `holder`: its lifetime counts from `now_ns`.
+    pub fn insert_snapshot(&mut self, s: &BoundSocket, holder: Holder, now_ns: u64) {
+        let live = Live {
+            proto: s.proto,
+            local: s.local,
+            v6only: s.v6only,
+            since_ns: now_ns,
+            from_snapshot: true,
+            accepted: 0,
+            owner: holder,
+        };
+        self.insert(s.inode, live);
     }
 
     /// Applies a socket event of a task running `process`: a new listener is added (when
