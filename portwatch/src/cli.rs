@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    filter::socket_kind_names,
     kernel::hooks::{self, Forced},
+    model::socket::socket_kind_names,
 };
 
 #[derive(Debug, Parser)]

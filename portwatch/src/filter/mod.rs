@@ -14,6 +14,7 @@ use portwatch_common::{EventKind, FilterConfig, filter, names};
 use crate::{
     cli::WatchArgs,
     error::{Error, Result},
+    model::socket::socket_kind_names,
     model::{
         listener::Listener,
         process::{ListenerOwner, ProcessContext},
@@ -59,11 +60,6 @@ fn cgroup_id(value: &str) -> Result<u64> {
         "cgroup",
         &root.join(value.trim_start_matches('/')).to_string_lossy(),
     )
-}
-
-/// `bind, listen, accept, close`: what `--events` takes.
-pub fn socket_kind_names() -> String {
-    EventKind::SOCKET.map(EventKind::name).join(", ")
 }
 
 impl Filters {

@@ -2,6 +2,8 @@
 //! addresses and the result.
 use std::net::SocketAddr;
 
+use portwatch_common::EventKind;
+
 use super::task::Task;
 
 /// What the socket looked like when the event happened.
@@ -13,6 +15,11 @@ pub struct SocketInfo {
     pub local: SocketAddr,
     /// The peer, for accepted connections.
     pub remote: Option<SocketAddr>,
+}
+
+/// `bind, listen, accept, close`: the socket event kinds by name, as `--events` takes them.
+pub fn socket_kind_names() -> String {
+    EventKind::SOCKET.map(EventKind::name).join(", ")
 }
 
 /// The socket event kinds (the kernel's record kinds minus process tracking).
