@@ -11,7 +11,7 @@ use portwatch_common::{KernelOffsets, Pending, counters};
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
 /// Wake the daemon only once the ring holds this fraction of its size (1/WAKE_FRACTION). Below
-/// that, records wait for the daemon's periodic drain (`watch::DRAIN`): one wake-up per batch
+/// that, records wait for the daemon's periodic drain (`cmd::watch::DRAIN`): one wake-up per batch
 /// instead of one per record is most of the cost of tracing a storm.
 const WAKE_FRACTION: u64 = 8;
 
