@@ -44,12 +44,11 @@ impl Encoder for Native {
 /// formatted once per process state (`Process::encoded`).
 fn process_members(p: &Process) -> &str {
     p.encoded(|c: &ProcessContext| {
-        // Strings, numbers and maps with string keys: serialising them cannot fail.
-        let json = serde_json::to_string(c).unwrap_or_default();
-        json.strip_prefix('{')
-            .and_then(|j| j.strip_suffix('}'))
-            .unwrap_or_default()
-            .into()
+        let mut out = Vec::new();
+        Members::new(&mut out).flatten(c);
+        // `flatten` starts each member list with the comma that `Members::raw` adds again.
+        let members = out.strip_prefix(b",").unwrap_or(&out);
+        String::from_utf8_lossy(members).into()
     })
 }
 
