@@ -210,8 +210,13 @@ impl<S: Sink> Stream<S> {
             .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
         let now = clock.boot_now();
         for (inode, live, ended) in self.listeners.reconcile_udp(&present, now) {
-            let record =
-                SocketRecord::departed(inode, live.local, &live.owner, ended, clock.timestamp(now));
+            let record = SocketRecord::departed(
+                inode,
+                live.bound.local,
+                &live.owner,
+                ended,
+                clock.timestamp(now),
+            );
             self.out.write(&Record::Close(record))?;
         }
         Ok(())

@@ -15,23 +15,13 @@ use crate::model::{
 #[derive(Clone, Debug)]
 pub struct Live {
     pub proto: Proto,
-    pub local: SocketAddr,
-    /// IPV6_V6ONLY, known for listeners from the snapshot (sock_diag reports it).
-    pub v6only: Option<bool>,
+    /// Its address; v6only is known for listeners from the snapshot (sock_diag reports it).
+    pub bound: Bound,
     /// Boot-clock ns of the listen/bind, or of the snapshot for listeners older than portwatch.
     pub since_ns: u64,
     pub from_snapshot: bool,
     pub accepted: u64,
     pub owner: Holder,
-}
-
-impl Live {
-    const fn bound(&self) -> Bound {
-        Bound {
-            local: self.local,
-            v6only: self.v6only,
-        }
-    }
 }
 
 /// What the table learned from a socket event, for the event's record.
@@ -65,16 +55,16 @@ impl ListenerTable {
     }
 
     pub fn insert(&mut self, inode: u64, live: Live) {
-        let key = (live.proto, live.local.port());
+        let key = (live.proto, live.bound.local.port());
         if let Some(old) = self.by_inode.insert(inode, live) {
-            self.unindex(inode, (old.proto, old.local.port()));
+            self.unindex(inode, (old.proto, old.bound.local.port()));
         }
         self.by_port.entry(key).or_default().push(inode);
     }
 
     fn remove(&mut self, inode: u64) -> Option<Live> {
         let live = self.by_inode.remove(&inode)?;
-        self.unindex(inode, (live.proto, live.local.port()));
+        self.unindex(inode, (live.proto, live.bound.local.port()));
         Some(live)
     }
 
@@ -101,7 +91,7 @@ impl ListenerTable {
             .flatten()
             .filter(|&&i| i != inode)
             .filter_map(|i| self.by_inode.get(i))
-            .filter(|l| overlaps(l.bound(), local) && l.owner.exe.as_deref() != exe)
+            .filter(|l| overlaps(l.bound, local) && l.owner.exe.as_deref() != exe)
             .map(|l| Neighbour {
                 pid: l.owner.pid,
                 exe: l.owner.exe.clone(),
@@ -116,8 +106,7 @@ impl ListenerTable {
     pub fn insert_snapshot(&mut self, s: &BoundSocket, holder: Holder, now_ns: u64) {
         let live = Live {
             proto: s.proto,
-            local: s.local,
-            v6only: s.v6only,
+            bound: s.bound(),
             since_ns: now_ns,
             from_snapshot: true,
             accepted: 0,
@@ -150,8 +139,7 @@ impl ListenerTable {
                 if keep {
                     let live = Live {
                         proto,
-                        local: s.local,
-                        v6only: None,
+                        bound: local,
                         since_ns: e.task.boot_ns,
                         from_snapshot: false,
                         accepted: 0,
@@ -238,8 +226,10 @@ mod tests {
     fn live(proto: Proto, addr: &str, pid: u32, exe: &str, since_ns: u64) -> Live {
         Live {
             proto,
-            local: addr.parse().unwrap(),
-            v6only: None,
+            bound: Bound {
+                local: addr.parse().unwrap(),
+                v6only: None,
+            },
             since_ns,
             from_snapshot: false,
             accepted: 0,
@@ -305,7 +295,7 @@ mod tests {
     fn a_v6only_wildcard_does_not_overlap_ipv4() {
         let mut t = ListenerTable::default();
         let mut v6 = live(Proto::Tcp, "[::]:80", 10, "/usr/sbin/web6", 0);
-        v6.v6only = Some(true);
+        v6.bound.v6only = Some(true);
         t.insert(1, v6);
         let ipv4 = |a: &str| Bound {
             local: a.parse().unwrap(),
