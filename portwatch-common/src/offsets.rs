@@ -51,6 +51,9 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     /// sock.sk_max_ack_backlog: the listen backlog, for kernel-function listen hooks.
     pub sk_max_ack_backlog: u32,
+    /// sock_common.skc_state (TCP_LISTEN, ...): a listen(2) on a listening socket only changes
+    /// its backlog, and the listen hooks skip it.
+    pub sk_state: u32,
     /// struct pt_regs (user registers at syscall entry): the syscall number and first argument,
     /// which give kernel-function hooks the descriptor of a bind(2) or listen(2).
     pub pt_regs_orig_ax: u32,

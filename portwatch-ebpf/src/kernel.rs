@@ -5,7 +5,9 @@ use aya_ebpf::helpers::{
     bpf_get_current_task, bpf_probe_read_kernel,
     generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
 };
-use portwatch_common::{ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TaskInfo};
+use portwatch_common::{
+    ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TCP_LISTEN, TaskInfo,
+};
 
 use crate::maps::offset;
 
@@ -140,6 +142,12 @@ pub fn socket_inode(sk: *const u8) -> u64 {
 #[inline(always)]
 pub fn listen_backlog(sk: *const u8) -> u32 {
     read(sk.wrapping_add(offset!(sk_max_ack_backlog))).unwrap_or(0)
+}
+
+/// Whether `sk` is already listening (a second listen(2) on it only sets the backlog).
+#[inline(always)]
+pub fn is_listening(sk: *const u8) -> bool {
+    read::<u8>(sk.wrapping_add(offset!(sk_state))).is_ok_and(|s| i32::from(s) == TCP_LISTEN)
 }
 
 /// The `struct sock *` of a `struct socket *`.

@@ -193,6 +193,29 @@ fn listen_without_bind_reports_the_port_the_kernel_picked() {
     );
 }
 
+/// nginx calls listen(2) twice on each socket (the second time to set the backlog): one
+/// listener, one record, on every attach type.
+#[test]
+fn a_second_listen_on_a_listening_socket_is_not_a_new_listener() {
+    let mut d = Daemon::start(&[]);
+    let s = tcp(Domain::IPV4);
+    s.bind(&v4(0).into()).unwrap();
+    let port = local(&s).port();
+    s.listen(5).unwrap();
+    s.listen(511).unwrap();
+    d.expect("first listen", |v| {
+        ours("listen")(v) && port_of(v) == Some(port)
+    });
+    d.sync();
+    let listens: Vec<&Value> = d
+        .seen
+        .iter()
+        .filter(|v| ours("listen")(v) && port_of(v) == Some(port))
+        .collect();
+    assert_eq!(listens.len(), 1, "{listens:#?}");
+    assert_eq!(listens[0]["backlog"], 5);
+}
+
 #[test]
 fn listen_failure_reports_errno() {
     let mut d = Daemon::start(&[]);

@@ -9,7 +9,7 @@ use portwatch_common::{EventKind, Pending};
 use crate::{
     call::{SYS_LISTEN, call_fexit, call_kretprobe, try_exit, watched_call},
     filter::task_allowed,
-    kernel::{listen_backlog, syscall_fd},
+    kernel::{is_listening, listen_backlog, sock_of_fd, syscall_fd},
     maps::{offset, offsets_valid, remember},
 };
 
@@ -67,6 +67,11 @@ fn try_enter_listen(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let fd: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg0)) }.map_err(i64::from)?;
     let backlog: u64 = unsafe { ctx.read_at(offset!(tp_enter_arg1)) }.map_err(i64::from)?;
+    // A listen(2) on a listening socket is no new listener; inet_csk_listen_start, where the
+    // kernel-function hooks sit, does not run for it either.
+    if sock_of_fd(fd as i32).is_ok_and(is_listening) {
+        return Ok(());
+    }
     let mut pending: Pending = unsafe { core::mem::zeroed() };
     pending.kind = EventKind::Listen as u8;
     pending.fd = fd as i32;

@@ -259,6 +259,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         socket_alloc_inode: types.field("socket_alloc", "vfs_inode")?.offset,
         inode_ino: f("inode", "i_ino", 8)?,
         sk_max_ack_backlog: sk("sk_max_ack_backlog", 4)?,
+        sk_state: sk("__sk_common.skc_state", 1)?,
         pt_regs_orig_ax: f("pt_regs", "orig_ax", 8)?,
         pt_regs_di: f("pt_regs", "di", 8)?,
         tp_enter_arg0: arg0,
