@@ -130,7 +130,7 @@ struct Traced {
     peak_rss_kib: u64,
 }
 
-fn load_name(load: Load) -> &'static str {
+pub(crate) fn load_name(load: Load) -> &'static str {
     match load {
         Load::Accept => "accept",
         Load::Listen4 => "listen4",
@@ -155,7 +155,7 @@ fn spawn_load(case: &Case, seconds: f64) -> Result<Child> {
 }
 
 /// The load's operations and its rate (operations per second).
-fn finish_load(mut child: Child) -> Result<(u64, f64)> {
+pub(crate) fn finish_load(mut child: Child) -> Result<(u64, f64)> {
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("loadgen stdout")?).read_line(&mut line)?;
     wait_or_kill(&mut child, Duration::from_secs(10))?;
@@ -166,7 +166,7 @@ fn finish_load(mut child: Child) -> Result<(u64, f64)> {
 }
 
 /// Waits for a child, killing it if it has not exited in time (a benchmark never hangs).
-fn wait_or_kill(child: &mut Child, limit: Duration) -> Result<()> {
+pub(crate) fn wait_or_kill(child: &mut Child, limit: Duration) -> Result<()> {
     let end = std::time::Instant::now() + limit;
     while child.try_wait()?.is_none() {
         if std::time::Instant::now() > end {
@@ -180,7 +180,7 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> Result<()> {
     Ok(())
 }
 
-fn go(child: &mut Child) -> Result<()> {
+pub(crate) fn go(child: &mut Child) -> Result<()> {
     child
         .stdin
         .take()
@@ -202,12 +202,17 @@ fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `/proc/PID/status` figure in KiB (VmRSS, VmHWM), 0 if unreadable.
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)

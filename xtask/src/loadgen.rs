@@ -57,14 +57,16 @@ impl Pacer {
     }
 }
 
-pub fn run(load: Load, seconds: f64, rate: Option<u64>) -> Result<()> {
+pub fn run(load: Load, seconds: f64, rate: Option<u64>, count: Option<u64>) -> Result<()> {
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go)?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
     let ops = match load {
         Load::Accept => accept_storm(deadline, rate)?,
-        Load::Listen4 | Load::Listen6 | Load::UdpBind => churn(load, deadline, rate)?,
+        Load::Listen4 | Load::Listen6 | Load::UdpBind => {
+            churn(load, deadline, rate, count.unwrap_or(u64::MAX))?
+        }
         Load::Processes => processes(deadline)?,
     };
     let mut out = std::io::stdout().lock();
@@ -72,12 +74,13 @@ pub fn run(load: Load, seconds: f64, rate: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-fn churn(load: Load, deadline: Instant, rate: Option<u64>) -> Result<u64> {
+fn churn(load: Load, deadline: Instant, rate: Option<u64>, count: u64) -> Result<u64> {
     let pacer = Pacer::new(rate);
     let mut ops = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && ops < count {
         for _ in 0..64 {
             match load {
+                _ if ops >= count => break,
                 Load::Listen4 => drop(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?),
                 Load::Listen6 => drop(TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?),
                 Load::UdpBind => drop(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?),

@@ -8,6 +8,7 @@
 //! - `bench`: per-event cost figures of the daemon's userspace path.
 mod bench;
 mod loadgen;
+mod memory;
 mod setup;
 mod vm;
 
@@ -54,6 +55,9 @@ enum Task {
         seconds: f64,
         #[arg(long)]
         rate: Option<u64>,
+        /// Stop after this many operations (and at the latest after `--seconds`).
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// (For bench) one process of the `processes` load: listen on a loopback port, exit.
     #[command(hide = true)]
@@ -122,13 +126,15 @@ fn run(cli: Cli) -> Result<()> {
                 &["bench", "--package", "portwatch", "--bench", "enrich"],
             )?;
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            bench::run(&root, seconds, only.as_deref())
+            bench::run(&root, seconds, only.as_deref())?;
+            memory::run(&root, only.as_deref())
         }
         Task::Loadgen {
             load,
             seconds,
             rate,
-        } => loadgen::run(load, seconds, rate),
+            count,
+        } => loadgen::run(load, seconds, rate, count),
         Task::ListenOnce => loadgen::listen_once(),
         Task::VmTest { kernel, run } => {
             setup::ensure()?;
