@@ -10,9 +10,10 @@ pub const FILTER_UIDS_MAP: &str = "FILTER_UIDS";
 pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
 pub const FILTER_NETNS_MAP: &str = "FILTER_NETNS";
 pub const FILTER_PORTS_MAP: &str = "FILTER_PORTS";
+pub const BOUND_UDP_MAP: &str = "BOUND_UDP";
 /// Every map of the kernel object. The kernel crate's `#[map(name = ...)]` attributes need
 /// literals; the daemon checks at load that each of these names exists.
-pub const MAPS: [&str; 9] = [
+pub const MAPS: [&str; 10] = [
     EVENTS_MAP,
     COUNTERS_MAP,
     SEQ_MAP,
@@ -22,6 +23,7 @@ pub const MAPS: [&str; 9] = [
     FILTER_CGROUPS_MAP,
     FILTER_NETNS_MAP,
     FILTER_PORTS_MAP,
+    BOUND_UDP_MAP,
 ];
 
 pub const BIND_ENTER: &str = "sys_enter_bind";
@@ -36,6 +38,9 @@ pub const CLOSE_TP_BTF: &str = "close_tp_btf";
 pub const CLOSE_TRACEPOINT: &str = "close_tracepoint";
 pub const PROCESS_EXEC: &str = "process_exec";
 pub const PROCESS_EXIT: &str = "process_exit";
+pub const UDP_POST_BIND4: &str = "udp_post_bind4";
+pub const UDP_POST_BIND6: &str = "udp_post_bind6";
+pub const UDP_RELEASE: &str = "udp_release";
 // Kernel-function hooks (kernels that allow fentry/fexit or kprobes).
 pub const BIND_FENTRY: &str = "bind_fentry";
 pub const BIND_FEXIT: &str = "bind_fexit";

@@ -77,6 +77,8 @@ pub const TASK_COMM_LEN: usize = 16;
 pub const FILENAME_LEN: usize = 256;
 /// Bytes of the NUL-separated argument list kept; a power of two (the kernel masks with it).
 pub const ARGS_LEN: usize = 1024;
+/// Bound UDP sockets whose close the kernel can track at once (`BOUND_UDP`, not preallocated).
+pub const BOUND_UDP_MAX: u32 = 1 << 18;
 /// An offset the running kernel does not have (e.g. `loginuid` without CONFIG_AUDIT).
 pub const ABSENT: u32 = u32::MAX;
 

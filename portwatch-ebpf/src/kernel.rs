@@ -138,6 +138,18 @@ pub fn socket_inode(sk: *const u8) -> u64 {
     read(inode.wrapping_add(offset!(inode_ino))).unwrap_or(0)
 }
 
+/// The inode of `sk`'s socket when it belongs to a user process (its socket has a file), else 0.
+#[inline(always)]
+pub fn user_socket_inode(sk: *const u8) -> u64 {
+    let Ok(socket) = read::<*const u8>(sk.wrapping_add(offset!(sk_socket))) else {
+        return 0;
+    };
+    match read::<*const u8>(socket.wrapping_add(offset!(socket_file))) {
+        Ok(file) if !socket.is_null() && !file.is_null() => socket_inode(sk),
+        _ => 0,
+    }
+}
+
 /// The listen backlog of `sk` (set before `inet_csk_listen_start` runs).
 #[inline(always)]
 pub fn listen_backlog(sk: *const u8) -> u32 {

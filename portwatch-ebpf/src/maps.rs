@@ -53,6 +53,14 @@ pub fn stamp(header: &mut portwatch_common::RecordHeader) {
 #[map(name = "PENDING")]
 pub static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
 
+/// Bound UDP sockets of user processes, socket cookie → inode, so their release can be reported
+/// (`hooks/udp_close.rs`). Not preallocated: the kernel memory follows the live sockets.
+#[map(name = "BOUND_UDP")]
+pub static BOUND_UDP: HashMap<u64, u64> = HashMap::with_max_entries(
+    portwatch_common::BOUND_UDP_MAX,
+    aya_ebpf::bindings::BPF_F_NO_PREALLOC,
+);
+
 /// Set by the daemon before load (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };

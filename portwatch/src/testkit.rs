@@ -15,6 +15,7 @@ use crate::{
         loss::LossCounts,
         net::{Proto, Scope},
         process::{ListenerOwner, Process, ProcessContext},
+        socket::{SockKind, SocketEvent},
         task::Task,
     },
     output::sink::Sink,
@@ -100,6 +101,7 @@ pub fn listener(proto: Proto, local: &str, inode: u64, owners: &[u32]) -> Listen
     let local: std::net::SocketAddr = local.parse().unwrap();
     Listener {
         socket: BoundSocket {
+            cookie: 0,
             proto,
             local,
             inode,
@@ -117,5 +119,20 @@ pub fn listener_owner(task: Option<Task>, context: ProcessContext) -> ListenerOw
     ListenerOwner {
         task,
         process: Process::new(context),
+    }
+}
+
+/// A socket event of `kind` on socket `inode`, with nothing else known.
+pub fn socket_event(kind: SockKind, inode: u64) -> SocketEvent {
+    SocketEvent {
+        kind,
+        task: Task::default(),
+        fd: None,
+        errno: 0,
+        backlog: None,
+        socket: None,
+        requested: None,
+        inode: Some(inode),
+        listener_inode: None,
     }
 }

@@ -3,7 +3,7 @@
 use std::{
     io::{BufRead, BufReader},
     net::{Ipv4Addr, SocketAddr},
-    os::unix::process::CommandExt,
+    os::unix::process::{CommandExt, ExitStatusExt},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -22,7 +22,7 @@ fn attach_types_are_the_best_the_kernel_allows() {
     let start = d.start_record();
     assert_eq!(start["pid"], d_pid(&d));
     let hooks = start["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 6);
+    assert_eq!(hooks.len(), 7);
     let get = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
     for (hook, attach) in expected_attach() {
         assert_eq!(get(&hook)["attach"], attach.as_str(), "{hook}: {hooks:?}");
@@ -122,9 +122,69 @@ fn sigint_stops_cleanly_with_totals() {
     orderly_stop(libc::SIGINT, "SIGINT");
 }
 
+/// The cgroup programs are attached through BPF links, so they leave the host's cgroup with
+/// portwatch, even when it is killed with SIGKILL: the kernel's own list of programs attached
+/// to the cgroup v2 root says so.
+#[test]
+fn nothing_stays_attached_to_the_cgroup_after_sigkill() {
+    let _alone = crate::harness::exclusive();
+    let before = cgroup_root_programs();
+    let d = Daemon::start_alone(&[]);
+    assert_eq!(d.attach("udp_close"), "cgroup");
+    let during = cgroup_root_programs();
+    assert_eq!(
+        during.map(|n| n - 1),
+        before,
+        "one program per attach type while it runs"
+    );
+    let (status, _, _) = d.stop_with(libc::SIGKILL);
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while cgroup_root_programs() != before {
+        assert!(
+            Instant::now() < deadline,
+            "still attached after SIGKILL: {:?} (before: {before:?})",
+            cgroup_root_programs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many programs are attached to the cgroup v2 root for post_bind4, post_bind6 and
+/// sock_release (BPF_PROG_QUERY, independent of portwatch).
+fn cgroup_root_programs() -> [u32; 3] {
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const ATTACH_TYPES: [u32; 3] = [12, 13, 34];
+    let root = std::fs::File::open(crate::harness::cgroup2_root()).expect("cgroup v2 root");
+    ATTACH_TYPES.map(|attach_type| {
+        // union bpf_attr, query: target_fd, attach_type, query_flags, attach_flags, prog_ids,
+        // prog_cnt (at byte 24), ...; no ids buffer: the kernel only writes the count.
+        let mut attr = [0u32; 16];
+        attr[0] = std::os::fd::AsRawFd::as_raw_fd(&root) as u32;
+        attr[1] = attach_type;
+        // SAFETY: a zeroed bpf_attr of 64 bytes with the query's fields set.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_QUERY,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        assert_eq!(
+            ret,
+            0,
+            "BPF_PROG_QUERY: {}",
+            std::io::Error::last_os_error()
+        );
+        attr[6]
+    })
+}
+
 #[test]
 fn closed_stdout_ends_it_quietly() {
     require_root();
+    let _shared = crate::harness::shared();
     // `portwatch watch | head -1`: read the first line, then close the pipe.
     let mut child = Command::new(BIN)
         .arg("watch")

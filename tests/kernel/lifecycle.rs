@@ -1,7 +1,7 @@
 //! Listener lifecycle: closes carry lifetime and accepted connections; sockets that go with
 //! their owner are reported; a different program joining a served port is named.
 use std::{
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpStream, UdpSocket},
     os::fd::AsRawFd,
 };
 
@@ -50,12 +50,51 @@ fn killing_the_owner_closes_its_listeners_with_their_lifetime() {
             "{between} s between the records: {c}"
         );
         assert_eq!(c["exe"], hold_sockets_helper().to_str().unwrap(), "{c}");
-        if proto == "udp" {
+        if proto == "udp" && d.attach("udp_close").is_null() {
             assert_eq!(c["reason"], "owner exited", "{c}");
+        } else if proto == "udp" {
+            // The kernel saw the release, in the dying owner's context.
+            assert!(c.get("reason").is_none(), "{c}");
+            assert_eq!(c["tid"], pid, "{c}");
         } else {
             assert_eq!(c["accepted"], 0, "{c}");
         }
     }
+}
+
+/// A UDP socket closed by a process that keeps running is reported closed by that thread, with
+/// its lifetime; a client's socket that was never bound explicitly is not reported at all.
+#[test]
+fn a_udp_socket_closed_by_a_running_process_is_reported() {
+    let mut d = Daemon::start(&[]);
+    assert_eq!(d.attach("udp_close"), "cgroup");
+    for addr in ["127.0.0.1:0", "[::1]:0"] {
+        let s = UdpSocket::bind(addr).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let inode = fd_inode(s.as_raw_fd());
+        d.expect("bind", |v| ours("bind")(v) && v["inode"] == inode);
+        drop(s);
+        let c = d.expect("close", |v| ours("close")(v) && v["inode"] == inode);
+        assert_eq!(c["protocol"], "udp", "{c}");
+        assert_eq!(c["port"], port, "{c}");
+        assert_eq!(c["exe"], proc_self().exe, "{c}");
+        assert!(c.get("reason").is_none(), "{c}");
+        let lifetime = c["lifetime_s"].as_f64().expect("lifetime");
+        assert!((0.0..5.0).contains(&lifetime), "{c}");
+    }
+    // A client: its port is picked when it sends, it never called bind(2).
+    let client = socket2::Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    let to: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    client.send_to(b"x", &to.into()).unwrap();
+    let client_port = client.local_addr().unwrap().as_socket().unwrap().port();
+    drop(client);
+    d.sync();
+    assert!(
+        !d.seen
+            .iter()
+            .any(|v| v["pid"] == std::process::id() && v["port"] == client_port),
+        "the client socket was reported"
+    );
 }
 
 #[test]

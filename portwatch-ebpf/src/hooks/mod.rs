@@ -5,3 +5,4 @@ mod bind;
 mod close;
 mod listen;
 mod process;
+mod udp_close;

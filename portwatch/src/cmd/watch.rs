@@ -1,7 +1,10 @@
 //! `portwatch watch`: start-up, then the event loop until SIGINT/SIGTERM or stdout closes.
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd},
+    os::{
+        fd::{AsFd, AsRawFd},
+        unix::fs::MetadataExt as _,
+    },
     time::Duration,
 };
 
@@ -18,7 +21,7 @@ use crate::{
     enrich::Enricher,
     error::{Error, Result},
     filter::{Filters, baseline::Baseline},
-    kernel::{counters::KernelCounters, hooks, layout, loader, preflight},
+    kernel::{bound_udp, counters::KernelCounters, hooks, layout, loader, preflight},
     output::{
         Output,
         format::Native,
@@ -26,7 +29,7 @@ use crate::{
         sink::{Writer, widen_pipe},
     },
     pipeline::stream::Stream,
-    state::{inventory, sockdiag::SockDiag},
+    state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
 };
 
 /// How often loss counters are checked (and the wall clock re-synchronised).
@@ -69,6 +72,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // from /proc once, below.
     let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
     let exec_traced_since = exec_traced.then(clock::boottime_ns);
+    let udp_closes_traced = hooks
+        .iter()
+        .any(|h| h.hook == "udp_close" && h.attach.is_some());
 
     let mut map = |name: &str| {
         ebpf.take_map(name)
@@ -111,6 +117,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // The listeners that existed before the hooks attached, reported once, before live events.
     let listeners =
         inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
+    if udp_closes_traced {
+        bound_udp::remember_snapshot(&mut ebpf, &listeners)?;
+    }
+    let own_netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32);
     let mut stream = Stream::new(
         out,
         enricher,
@@ -118,6 +128,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         Box::new(SockDiag),
         baseline,
         filters,
+        ListenerTable::new(own_netns, udp_closes_traced),
     );
     stream.snapshot(&listeners, &clock)?;
 

@@ -1,6 +1,8 @@
 //! Everything that talks to the kernel's BPF side: start-up checks, this kernel's layout,
 //! loading the programs, attaching them, and reading the ring buffer and counters.
+pub mod bound_udp;
 pub mod btf;
+pub mod cgroup_root;
 pub mod counters;
 pub mod hooks;
 pub mod layout;

@@ -16,10 +16,18 @@ pub enum AttachType {
     TpBtf,
     /// Classic tracepoint: stable record fields, the most widely available.
     Tracepoint,
+    /// cgroup socket programs on the cgroup v2 root, through BPF links (gone when portwatch is).
+    Cgroup,
 }
 
 impl AttachType {
-    pub const ALL: [Self; 4] = [Self::Fentry, Self::Kprobe, Self::TpBtf, Self::Tracepoint];
+    pub const ALL: [Self; 5] = [
+        Self::Fentry,
+        Self::Kprobe,
+        Self::TpBtf,
+        Self::Tracepoint,
+        Self::Cgroup,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -27,6 +35,7 @@ impl AttachType {
             Self::Kprobe => "kprobe",
             Self::TpBtf => "tp_btf",
             Self::Tracepoint => "tracepoint",
+            Self::Cgroup => "cgroup",
         }
     }
 }

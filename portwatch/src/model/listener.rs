@@ -19,6 +19,8 @@ pub struct BoundSocket {
     pub uid: u32,
     /// IPv6 sockets: IPV6_V6ONLY (false means an `::` socket also takes IPv4).
     pub v6only: Option<bool>,
+    /// The kernel's socket cookie (unique for the host's uptime), 0 if unknown.
+    pub cookie: u64,
 }
 
 impl BoundSocket {

@@ -188,10 +188,14 @@ pub struct StopRecord {
 impl SocketRecord {
     /// The close of UDP socket `inode` on `local`, gone with its exited holder (UDP has no
     /// close hook: sock_diag no longer lists it).
+    /// The close of a listener whose close record was not seen, found gone by sock_diag: with
+    /// its owner's exit, or else (the record was lost) at an unknown moment by an unknown task.
     pub fn departed(
         inode: u64,
+        proto: Proto,
         local: SocketAddr,
         holder: &Holder,
+        owner_exited: bool,
         ended: Ended,
         time: Timestamp,
     ) -> Self {
@@ -200,10 +204,18 @@ impl SocketRecord {
             cgroup_id: holder.cgroup_id,
             ..ProcessContext::default()
         };
-        process.gap(
-            "ppid",
-            "the socket closed with its owner's exit; the owner is gone",
-        );
+        let (reason, gap) = if owner_exited {
+            (
+                "owner exited",
+                "the socket closed with its owner's exit; the owner is gone",
+            )
+        } else {
+            (
+                "close not seen",
+                "its close record was lost; found closed by sock_diag: pid and user are its owner's, the closer is unknown",
+            )
+        };
+        process.gap("ppid", gap);
         Self {
             time,
             pid: holder.pid,
@@ -211,13 +223,13 @@ impl SocketRecord {
             uid: holder.uid,
             gid: holder.gid,
             comm: holder.comm,
-            protocol: Some(protocol_name(Proto::Udp.number())),
+            protocol: Some(protocol_name(proto.number())),
             family: Some(family(&local)),
             address: Some(local.ip()),
             port: Some(local.port()),
             scope: Some(Scope::of(&local)),
             inode: Some(inode),
-            reason: Some("owner exited"),
+            reason: Some(reason),
             ended: Some(ended),
             process: Process::new(process),
             ..Self::default()

@@ -24,6 +24,7 @@ use crate::{
         decode::tests::{bytes, exec_event, sock_event},
         stream::Stream,
     },
+    state::listeners::ListenerTable,
     testkit::{FixedCounters, FixedSockets, listener, watch_filters},
 };
 
@@ -54,7 +55,7 @@ fn task(r: &mut SockEvent, pid: u32, start_ns: u64, at_ns: u64) {
     r.task.uid = 0;
     r.task.gid = 0;
     r.task.cgroup_id = CGROUP;
-    r.task.netns = 4_026_531_840;
+    r.task.netns = NETNS;
     r.task.comm = [0; 16];
     r.task.comm[..6].copy_from_slice(b"server");
 }
@@ -191,6 +192,9 @@ fn snapshot() -> Vec<Listener> {
     vec![listener(Proto::Tcp, "0.0.0.0:22", 900, &[]), udp]
 }
 
+/// The records' network namespace, which is the daemon's own.
+const NETNS: u32 = 4_026_531_840;
+
 fn run() -> Vec<u8> {
     let filters = watch_filters(&[]);
     let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
@@ -204,6 +208,7 @@ fn run() -> Vec<u8> {
             Box::new(FixedSockets::new(&[901])),
             Some(baseline),
             filters,
+            ListenerTable::new(NETNS, false),
         );
         stream.snapshot(&snapshot(), &AT_START).unwrap();
         stream.drain(&mut records(), &LATER).unwrap();

@@ -57,6 +57,7 @@ impl<S: Sink> Stream<S> {
         sockets: Box<dyn Sockets>,
         baseline: Option<Baseline>,
         filters: Filters,
+        listeners: ListenerTable,
     ) -> Self {
         Self {
             out,
@@ -65,7 +66,7 @@ impl<S: Sink> Stream<S> {
             enricher,
             counters,
             sockets,
-            listeners: ListenerTable::default(),
+            listeners,
             already_reported: FxHashSet::default(),
             reported: LossCounts::default(),
             decode_errors: 0,
@@ -146,6 +147,9 @@ impl<S: Sink> Stream<S> {
         let alert = update
             .new_listener
             .and_then(|(proto, local)| self.judge(proto, local, Some(e.task.uid), &process));
+        if update.already_closed {
+            return Ok(());
+        }
         let mut record = SocketRecord::new(e, process, clock);
         record.shared_with = update.shared_with;
         record.ended = update.ended;
@@ -191,29 +195,32 @@ impl<S: Sink> Stream<S> {
         }
     }
 
-    /// Periodic work: forget exited processes, close UDP listeners that left with their owner,
+    /// Periodic work: forget exited processes, close the listeners whose close was not seen,
     /// report losses.
     pub fn tick(&mut self, clock: &Clock) -> Result<()> {
         self.enricher.maintain();
-        if self.listeners.udp_check_due() {
-            self.close_departed_udp(clock)?;
+        if self.listeners.check_due() {
+            self.close_unseen(clock)?;
         }
         self.report_loss(clock)?;
         self.flush()
     }
 
-    /// UDP has no close hook: after an owner exits, sock_diag tells which of its sockets went.
-    fn close_departed_udp(&mut self, clock: &Clock) -> Result<()> {
+    /// sock_diag tells which listeners went away without a close record (see `ListenerTable`).
+    fn close_unseen(&mut self, clock: &Clock) -> Result<()> {
         let present = self
             .sockets
             .present()
             .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
         let now = clock.boot_now();
-        for (inode, live, ended) in self.listeners.reconcile_udp(&present, now) {
+        for (inode, live, ended) in self.listeners.reconcile(&present, now) {
+            self.already_reported.remove(&inode);
             let record = SocketRecord::departed(
                 inode,
+                live.proto,
                 live.bound.local,
                 &live.owner,
+                live.owner_exited,
                 ended,
                 clock.timestamp(now),
             );
@@ -225,6 +232,10 @@ impl<S: Sink> Stream<S> {
     /// Writes a `loss` record when any counter moved since the last one; returns the counts.
     fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
         let counts = self.counters.read(self.decode_errors)?;
+        let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
+        if closes_lost(&counts) > closes_lost(&self.reported) {
+            self.listeners.closes_lost();
+        }
         if counts != self.reported {
             // Losses not yet visible as sequence gaps get their numbers now, just before the
             // record that counts them.

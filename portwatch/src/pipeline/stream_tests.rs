@@ -18,11 +18,14 @@ use crate::{
         net::Proto,
     },
     output::{Output, format::Native},
+    state::listeners::ListenerTable,
     testkit::{FixedCounters, FixedSockets, SharedSink, listener, watch_filters},
 };
 
 const S: u64 = 1_000_000_000;
 const CLOCK: Clock = Clock::fixed_at(0, 5 * S);
+/// The records' network namespace, the daemon's own.
+const NETNS: u32 = 4_026_531_840;
 /// Above pid_max: /proc never knows it.
 const PID: u32 = 4_000_000_200;
 
@@ -45,6 +48,7 @@ impl Run {
             Box::new(sockets.clone()),
             None,
             watch_filters(&[]),
+            ListenerTable::new(NETNS, false),
         );
         Self {
             stream,
@@ -76,6 +80,7 @@ fn socket(kind: EventKind, proto: u16, port: u16, inode: u64, cpu: u32, seq: u64
     r.task.pid = PID;
     r.task.tid = PID;
     r.task.ts_ns = 10 * S + seq;
+    r.task.netns = NETNS;
     r.header.flags = FLAG_SOCK;
     r.header.cpu = cpu;
     r.header.seq = seq;
@@ -149,6 +154,47 @@ fn udp_sockets_gone_with_their_owner_are_closed_and_others_kept() {
     run.feed(&[exit(PID, 4)]);
     run.stream.tick(&CLOCK).unwrap();
     assert_eq!(run.of("close").len(), 1);
+}
+
+/// A UDP close from the kernel ends its socket; when a close record is lost, the loss counter
+/// makes sock_diag be checked, the socket is closed as "close not seen", and its close record,
+/// if it turns up after all, is not reported a second time.
+#[test]
+fn lost_closes_are_found_by_a_check_and_never_reported_twice() {
+    let mut run = Run::new();
+    run.feed(&[
+        socket(EventKind::Bind, 17, 5353, 902, 0, 0),
+        socket(EventKind::Bind, 17, 5354, 903, 0, 1),
+        socket(EventKind::Close, 17, 5353, 902, 0, 2),
+    ]);
+    let closes = run.of("close");
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert_eq!(closes[0]["inode"], 902);
+    assert!(
+        closes[0]["lifetime_s"].as_f64().unwrap() > 0.0,
+        "{}",
+        closes[0]
+    );
+    assert!(closes[0].get("reason").is_none());
+
+    // The next close record of CPU 0 is lost; sock_diag no longer lists 903.
+    run.counters.0.set(LossCounts {
+        ring_buffer_full: KindCounts {
+            close: 1,
+            ..KindCounts::default()
+        },
+        lost_total: 1,
+        ..LossCounts::default()
+    });
+    *run.sockets.0.borrow_mut() = vec![];
+    run.stream.tick(&CLOCK).unwrap();
+    run.stream.tick(&CLOCK).unwrap();
+    let closes = run.of("close");
+    assert_eq!(closes.len(), 2, "{closes:?}");
+    assert_eq!(closes[1]["inode"], 903);
+    assert_eq!(closes[1]["reason"], "close not seen");
+    run.feed(&[socket(EventKind::Close, 17, 5354, 903, 1, 0)]);
+    assert_eq!(run.of("close").len(), 2, "reported once");
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! The daemon's table of current listeners (listening TCP sockets, bound UDP sockets), keyed by
-//! socket inode: it gives a closing listener its lifetime and accepted-connection count, notices
-//! UDP sockets that disappear with their owner, and names other programs already serving a port.
+//! socket inode: it gives a closing listener its lifetime and accepted-connection count, and
+//! names other programs already serving a port.
+//!
+//! Its size follows the live sockets: every close the kernel reports removes an entry, and a
+//! sock_diag check (`reconcile`) removes those whose close was not seen: it is due when closes
+//! were lost, when an owner of UDP sockets exits on a kernel without the UDP close hook, and
+//! whenever the table has doubled since the last check.
 use std::net::SocketAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -22,6 +27,10 @@ pub struct Live {
     pub from_snapshot: bool,
     pub accepted: u64,
     pub owner: Holder,
+    /// The network namespace (inode) it was made in, 0 if unknown.
+    pub netns: u32,
+    /// Its owner's exit was seen.
+    pub owner_exited: bool,
 }
 
 /// What the table learned from a socket event, for the event's record.
@@ -34,18 +43,39 @@ pub struct Update {
     pub shared_with: Option<Vec<Neighbour>>,
     /// A closed listener's lifetime and accepted connections.
     pub ended: Option<Ended>,
+    /// A close the last sock_diag check already reported: not to be reported again.
+    pub already_closed: bool,
 }
+
+/// The table may grow to this many entries before its first sock_diag check.
+const CHECK_MIN: usize = 4096;
 
 #[derive(Default)]
 pub struct ListenerTable {
     by_inode: FxHashMap<u64, Live>,
     /// (protocol, port) → inodes, so a new listener finds its neighbours without a scan.
     by_port: FxHashMap<(Proto, u16), Vec<u64>>,
-    /// Holders that exited while holding a UDP socket: check sock_diag for what went with them.
-    udp_check_due: bool,
+    check_due: bool,
+    /// The kernel reports UDP closes (the `udp_close` hook is attached).
+    udp_closes_traced: bool,
+    /// portwatch's network namespace: sock_diag lists only its sockets.
+    own_netns: u32,
+    /// Entries after the last check.
+    checked_len: usize,
+    /// What the last check closed: their close records, if still queued, are duplicates.
+    recently_checked: FxHashSet<u64>,
 }
 
 impl ListenerTable {
+    /// A table for a daemon in network namespace `own_netns` (0: unknown, never checked).
+    pub fn new(own_netns: u32, udp_closes_traced: bool) -> Self {
+        Self {
+            own_netns,
+            udp_closes_traced,
+            ..Self::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_inode.len()
     }
@@ -60,6 +90,9 @@ impl ListenerTable {
             self.unindex(inode, (old.proto, old.bound.local.port()));
         }
         self.by_port.entry(key).or_default().push(inode);
+        if self.by_inode.len() > CHECK_MIN.max(2 * self.checked_len) {
+            self.check_due = true;
+        }
     }
 
     fn remove(&mut self, inode: u64) -> Option<Live> {
@@ -111,6 +144,8 @@ impl ListenerTable {
             from_snapshot: true,
             accepted: 0,
             owner: holder,
+            netns: self.own_netns,
+            owner_exited: false,
         };
         self.insert(s.inode, live);
     }
@@ -144,6 +179,8 @@ impl ListenerTable {
                         from_snapshot: false,
                         accepted: 0,
                         owner: Holder::new(Some(&e.task), process),
+                        netns: e.task.netns.unwrap_or(0),
+                        owner_exited: false,
                     };
                     self.insert(inode, live);
                 }
@@ -154,6 +191,7 @@ impl ListenerTable {
                 }
             }
             (SockKind::Close, Some(inode), ..) => {
+                update.already_closed = self.recently_checked.remove(&inode);
                 update.ended = self.close(inode, e.task.boot_ns).map(|(_, ended)| ended);
             }
             _ => {}
@@ -173,41 +211,51 @@ impl ListenerTable {
         Some((live, ended))
     }
 
-    /// A process exited: if it held UDP sockets, they may have gone with it.
+    /// A process exited. Without the UDP close hook, the UDP sockets it held may have gone
+    /// with it: sock_diag is checked.
     pub fn owner_exited(&mut self, pid: u32) {
-        if self
-            .by_inode
-            .values()
-            .any(|l| l.proto == Proto::Udp && l.owner.pid == pid)
-        {
-            self.udp_check_due = true;
+        if self.udp_closes_traced {
+            return;
+        }
+        for l in self.by_inode.values_mut() {
+            if l.proto == Proto::Udp && l.owner.pid == pid {
+                l.owner_exited = true;
+                self.check_due = true;
+            }
         }
     }
 
-    pub fn udp_check_due(&self) -> bool {
-        self.udp_check_due
+    /// Close records were lost (ring buffer full, or a UDP socket the kernel could not track).
+    pub fn closes_lost(&mut self) {
+        self.check_due = true;
     }
 
-    /// Removes the UDP listeners that sock_diag no longer lists; returns them with their ends.
-    pub fn reconcile_udp(
-        &mut self,
-        present: &FxHashSet<u64>,
-        now_ns: u64,
-    ) -> Vec<(u64, Live, Ended)> {
-        self.udp_check_due = false;
+    pub fn check_due(&self) -> bool {
+        self.check_due
+    }
+
+    /// Removes the listeners of portwatch's namespace that sock_diag (`present`) no longer
+    /// lists; returns them with their ends. Those of other namespaces are left alone.
+    pub fn reconcile(&mut self, present: &FxHashSet<u64>, now_ns: u64) -> Vec<(u64, Live, Ended)> {
+        self.check_due = false;
+        let own = self.own_netns;
         let gone: Vec<u64> = self
             .by_inode
             .iter()
-            .filter(|(i, l)| l.proto == Proto::Udp && !present.contains(i))
+            .filter(|(i, l)| own != 0 && l.netns == own && !present.contains(i))
             .map(|(i, _)| *i)
             .collect();
-        gone.into_iter()
+        self.recently_checked = gone.iter().copied().collect();
+        let closed = gone
+            .into_iter()
             .filter_map(|i| {
                 let live = self.remove(i)?;
                 let ended = ended(&live, now_ns);
                 Some((i, live, ended))
             })
-            .collect()
+            .collect();
+        self.checked_len = self.by_inode.len();
+        closed
     }
 }
 
@@ -238,8 +286,12 @@ mod tests {
                 exe: Some(exe.into()),
                 ..Holder::default()
             },
+            netns: NETNS,
+            owner_exited: false,
         }
     }
+
+    const NETNS: u32 = 4026531840;
 
     #[test]
     fn lifetime_and_accepted_connections() {
@@ -321,17 +373,68 @@ mod tests {
 
     #[test]
     fn udp_sockets_that_left_with_their_owner_are_closed() {
-        let mut t = ListenerTable::default();
+        let mut t = ListenerTable::new(NETNS, false);
         t.insert(1, live(Proto::Udp, "0.0.0.0:53", 10, "/usr/sbin/dnsd", 0));
         t.insert(2, live(Proto::Udp, "0.0.0.0:54", 11, "/usr/sbin/other", 0));
         t.owner_exited(99);
-        assert!(!t.udp_check_due());
+        assert!(!t.check_due());
         t.owner_exited(10);
-        assert!(t.udp_check_due());
-        let gone = t.reconcile_udp(&FxHashSet::from_iter([2]), 1_000_000_000);
+        assert!(t.check_due());
+        let gone = t.reconcile(&FxHashSet::from_iter([2]), 1_000_000_000);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, 1);
+        assert!(gone[0].1.owner_exited);
         assert_eq!(t.len(), 1);
-        assert!(!t.udp_check_due());
+        assert!(!t.check_due());
+    }
+
+    /// With the kernel reporting UDP closes, an exit needs no check; a lost close does, and
+    /// the close record that arrives after the check is known as a duplicate.
+    #[test]
+    fn a_check_after_lost_closes_and_the_late_close_record() {
+        let mut t = ListenerTable::new(NETNS, true);
+        t.insert(1, live(Proto::Tcp, "0.0.0.0:80", 10, "/usr/sbin/web", 0));
+        t.owner_exited(10);
+        assert!(!t.check_due());
+        t.closes_lost();
+        assert!(t.check_due());
+        let gone = t.reconcile(&FxHashSet::default(), 1);
+        assert_eq!(gone.len(), 1);
+        assert!(!gone[0].1.owner_exited);
+        let close = crate::testkit::socket_event(SockKind::Close, 1);
+        let update = t.apply(&close, &ProcessContext::default(), true);
+        assert!(update.already_closed);
+        let update = t.apply(&close, &ProcessContext::default(), true);
+        assert!(!update.already_closed, "only once");
+    }
+
+    /// Sockets of other namespaces are not in portwatch's sock_diag view: never checked away.
+    #[test]
+    fn the_check_leaves_other_namespaces_alone() {
+        let mut t = ListenerTable::new(NETNS, true);
+        let mut other = live(Proto::Udp, "0.0.0.0:53", 10, "/usr/sbin/dnsd", 0);
+        other.netns = NETNS + 1;
+        t.insert(1, other);
+        assert!(t.reconcile(&FxHashSet::default(), 1).is_empty());
+        assert_eq!(t.len(), 1);
+    }
+
+    /// No table grows with the sockets ever seen: once it has doubled since the last check,
+    /// one is due, so stale entries never exceed the live ones.
+    #[test]
+    fn growth_makes_a_check_due() {
+        let mut t = ListenerTable::new(NETNS, true);
+        for i in 0..CHECK_MIN as u64 {
+            t.insert(i, live(Proto::Udp, "0.0.0.0:53", 10, "/x", 0));
+        }
+        assert!(!t.check_due());
+        t.insert(
+            CHECK_MIN as u64,
+            live(Proto::Udp, "0.0.0.0:53", 10, "/x", 0),
+        );
+        assert!(t.check_due());
+        let present: FxHashSet<u64> = (0..10).collect();
+        assert_eq!(t.reconcile(&present, 1).len(), CHECK_MIN + 1 - 10);
+        assert_eq!(t.len(), 10);
     }
 }

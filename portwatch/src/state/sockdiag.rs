@@ -148,6 +148,8 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
         libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(src)),
         _ => return None,
     };
+    // The cookie's two 32-bit halves, low first (sock_diag_save_cookie).
+    let cookie = u64::from(u32_at(p, 44)?) | u64::from(u32_at(p, 48)?) << 32;
     let uid = u32_at(p, 64)?;
     let inode = u64::from(u32_at(p, 68)?);
     let mut v6only = None;
@@ -169,6 +171,7 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
         inode,
         uid,
         v6only: if ip.is_ipv6() { v6only } else { None },
+        cookie,
     })
 }
 

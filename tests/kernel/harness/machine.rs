@@ -110,7 +110,7 @@ fn machine_attach() -> String {
         "tracepoint"
     };
     format!(
-        "bind={function},listen={function},accept={function},close=tp_btf,exec=tracepoint,exit=tracepoint"
+        "bind={function},listen={function},accept={function},close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint"
     )
 }
 

@@ -84,10 +84,17 @@ fn pump(stdout: ChildStdout) -> Receiver<Result<Value, String>> {
 /// test's daemon lose the events it waits for; every other daemon holds it shared.
 static FLOODS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Holds off every other daemon while a test floods the kernel.
+/// Holds off every other daemon while a test floods the kernel (or counts what daemons attach).
 pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     FLOODS
         .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// For a test that starts a daemon of its own, outside `Daemon`.
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FLOODS
+        .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -101,10 +108,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str]) -> Self {
-        let shared = FLOODS
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::spawn(args, Some(shared))
+        Self::spawn(args, Some(shared()))
     }
 
     /// For a test that holds `exclusive()`.

@@ -65,15 +65,15 @@ const GUEST_TESTS: &[&str] = &["events::", "process::", "lifecycle::", "attach_t
 const RUNS: &[(&str, &str)] = &[
     (
         "",
-        "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,exec=tracepoint,exit=tracepoint",
+        "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
     ),
     (
         "bind=kprobe,listen=kprobe,accept=kprobe",
-        "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,exec=tracepoint,exit=tracepoint",
+        "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
     ),
     (
         "bind=tracepoint,listen=tracepoint,accept=tracepoint",
-        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,exec=tracepoint,exit=tracepoint",
+        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
     ),
 ];
 

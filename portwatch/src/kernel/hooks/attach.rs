@@ -4,12 +4,15 @@ use std::path::Path;
 
 use aya::{
     Btf, Ebpf,
-    programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSock, FEntry, FExit, KProbe, ProgramError,
+        TracePoint,
+    },
 };
 use portwatch_common::EventKind;
 
 use super::{AttachOption, Chosen, Forced, HOOKS, Program, Target, choose};
-use crate::error::Result;
+use crate::{error::Result, kernel::cgroup_root};
 
 /// Attaches the hooks in `HOOKS` that the `selected` event kinds need to the loaded object.
 pub fn attach_all(
@@ -35,6 +38,7 @@ fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<()
                         aya::programs::Program::FEntry(t) => t.unload(),
                         aya::programs::Program::FExit(t) => t.unload(),
                         aya::programs::Program::KProbe(t) => t.unload(),
+                        aya::programs::Program::CgroupSock(t) => t.unload(),
                         _ => Ok(()),
                     };
                 }
@@ -70,6 +74,16 @@ fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String>
             let p: &mut FExit = prog.try_into().map_err(describe)?;
             p.load(function, btf).map_err(trampoline_refused)?;
             p.attach().map(drop).map_err(describe)
+        }
+        Target::Cgroup { .. } => {
+            let p: &mut CgroupSock = prog.try_into().map_err(describe)?;
+            p.load().map_err(describe)?;
+            // A BPF link (kernel >= 5.7): detached when its descriptor closes, even on SIGKILL.
+            // Programs attached the old way would stay on the host's cgroup.
+            let root = cgroup_root::open()?;
+            p.attach(&root, CgroupAttachMode::Single)
+                .map(drop)
+                .map_err(describe)
         }
         Target::Kprobe { function } | Target::Kretprobe { function } => {
             let p: &mut KProbe = prog.try_into().map_err(describe)?;

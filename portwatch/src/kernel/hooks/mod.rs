@@ -43,6 +43,10 @@ pub enum Target {
     Kretprobe {
         function: &'static str,
     },
+    /// A cgroup socket program (its attach point is in its section name) on the v2 root.
+    Cgroup {
+        attach: &'static str,
+    },
 }
 
 impl fmt::Display for Target {
@@ -54,6 +58,7 @@ impl fmt::Display for Target {
             Self::Fexit { function } => write!(f, "fexit/{function}"),
             Self::Kprobe { function } => write!(f, "kprobe/{function}"),
             Self::Kretprobe { function } => write!(f, "kretprobe/{function}"),
+            Self::Cgroup { attach } => write!(f, "cgroup/{attach}"),
         }
     }
 }
@@ -169,7 +174,7 @@ mod tests {
             "uprobe"
                 .parse::<AttachType>()
                 .unwrap_err()
-                .contains("fentry, kprobe, tp_btf, tracepoint")
+                .contains("fentry, kprobe, tp_btf, tracepoint, cgroup")
         );
     }
 }

@@ -159,6 +159,37 @@ pub const HOOKS: &[Hook] = &[
             },
         ],
     },
+    // UDP has no state change to trace: the cgroup socket hooks see each bound socket's release.
+    // Optional: without them a sock_diag check finds what went away, later and without the closer.
+    Hook {
+        name: "udp_close",
+        required: false,
+        serves: &[EventKind::Close],
+        without: "a UDP socket closed by a running process is found gone only by a later sock_diag check, without who closed it",
+        options: &[AttachOption {
+            attach: AttachType::Cgroup,
+            programs: &[
+                on(
+                    names::UDP_POST_BIND4,
+                    Target::Cgroup {
+                        attach: "post_bind4",
+                    },
+                ),
+                on(
+                    names::UDP_POST_BIND6,
+                    Target::Cgroup {
+                        attach: "post_bind6",
+                    },
+                ),
+                on(
+                    names::UDP_RELEASE,
+                    Target::Cgroup {
+                        attach: "sock_release",
+                    },
+                ),
+            ],
+        }],
+    },
     // Process life cycle, for exact executables and arguments of short-lived processes. Optional:
     // without them portwatch still reports every socket event, with the process read from /proc.
     Hook {

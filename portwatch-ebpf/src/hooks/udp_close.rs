@@ -1,0 +1,82 @@
+//! UDP sockets closing, from the cgroup socket hooks on the cgroup v2 root: they run for every
+//! inet socket of every process in its own context, however the socket was bound (bind(2),
+//! io_uring) and closed (close(2), exit, the last reference going).
+//!
+//! `post_bind4`/`post_bind6` run after each successful bind and remember the bound UDP sockets
+//! of user processes in `BOUND_UDP` by socket cookie; `sock_release` sends a `close` for a
+//! remembered socket. So only sockets that were bound explicitly (or listed by the start-up
+//! snapshot, which the daemon adds) are reported, not every DNS client's ephemeral socket.
+//!
+//! These are enforcement hooks: a program returning 0 would deny the bind, so each returns 1.
+//! The context is the `struct sock` itself; it is read through the same offsets as elsewhere.
+use aya_ebpf::{
+    EbpfContext as _, helpers::generated::bpf_get_socket_cookie, macros::cgroup_sock,
+    programs::SockContext,
+};
+use portwatch_common::{EventKind, IPPROTO_UDP, SockEvent, counters};
+
+use crate::{
+    emit::{init_event, send},
+    filter::task_allowed,
+    kernel::{fill_from_sock, user_socket_inode},
+    maps::{BOUND_UDP, bump, offsets_valid},
+};
+
+#[cgroup_sock(post_bind4)]
+pub fn udp_post_bind4(ctx: SockContext) -> i32 {
+    remember_bound(&ctx);
+    1
+}
+
+#[cgroup_sock(post_bind6)]
+pub fn udp_post_bind6(ctx: SockContext) -> i32 {
+    remember_bound(&ctx);
+    1
+}
+
+#[cgroup_sock(sock_release)]
+pub fn udp_release(ctx: SockContext) -> i32 {
+    released(&ctx);
+    1
+}
+
+#[inline(always)]
+fn remember_bound(ctx: &SockContext) {
+    // SAFETY: the context's fields the verifier lets post_bind read.
+    let protocol = unsafe { (*ctx.sock).protocol };
+    if protocol != u32::from(IPPROTO_UDP)
+        || !offsets_valid()
+        || !task_allowed(Some(EventKind::Close))
+    {
+        return;
+    }
+    // A kernel socket has no file, and its release skips the hook: never remembered.
+    let inode = user_socket_inode(ctx.as_ptr() as *const u8);
+    if inode == 0 {
+        return;
+    }
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if BOUND_UDP.insert(&cookie, &inode, 0).is_err() {
+        // Its close cannot be seen: the daemon then checks sock_diag for what went away.
+        bump(counters::pending_full(EventKind::Close));
+    }
+}
+
+#[inline(always)]
+fn released(ctx: &SockContext) {
+    if !offsets_valid() {
+        return;
+    }
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let Some(&inode) = (unsafe { BOUND_UDP.get(&cookie) }) else {
+        return;
+    };
+    let _ = BOUND_UDP.remove(&cookie);
+    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
+    init_event(&mut ev, EventKind::Close);
+    if fill_from_sock(ctx.as_ptr() as *const u8, &mut ev).is_err() {
+        bump(counters::SOCK_READ_FAILED);
+    }
+    ev.inode = inode;
+    send(&mut ev, EventKind::Close);
+}
