@@ -15,7 +15,7 @@ mod offsets;
 mod record;
 
 pub use filter::FilterConfig;
-pub use offsets::KernelOffsets;
+pub use offsets::{IOU_CQE, IOU_NONE, IOU_RES_ARG, KernelOffsets};
 pub use record::*;
 
 #[cfg(feature = "user")]

@@ -11,9 +11,11 @@ pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
 pub const FILTER_NETNS_MAP: &str = "FILTER_NETNS";
 pub const FILTER_PORTS_MAP: &str = "FILTER_PORTS";
 pub const BOUND_UDP_MAP: &str = "BOUND_UDP";
+pub const URING_PENDING_MAP: &str = "URING_PENDING";
+pub const URING_KINDS_MAP: &str = "URING_KINDS";
 /// Every map of the kernel object. The kernel crate's `#[map(name = ...)]` attributes need
 /// literals; the daemon checks at load that each of these names exists.
-pub const MAPS: [&str; 10] = [
+pub const MAPS: [&str; 12] = [
     EVENTS_MAP,
     COUNTERS_MAP,
     SEQ_MAP,
@@ -24,6 +26,8 @@ pub const MAPS: [&str; 10] = [
     FILTER_NETNS_MAP,
     FILTER_PORTS_MAP,
     BOUND_UDP_MAP,
+    URING_PENDING_MAP,
+    URING_KINDS_MAP,
 ];
 
 pub const BIND_ENTER: &str = "sys_enter_bind";
@@ -41,6 +45,8 @@ pub const PROCESS_EXIT: &str = "process_exit";
 pub const UDP_POST_BIND4: &str = "udp_post_bind4";
 pub const UDP_POST_BIND6: &str = "udp_post_bind6";
 pub const UDP_RELEASE: &str = "udp_release";
+pub const URING_SUBMIT: &str = "uring_submit";
+pub const URING_COMPLETE: &str = "uring_complete";
 // Kernel-function hooks (kernels that allow fentry/fexit or kprobes).
 pub const BIND_FENTRY: &str = "bind_fentry";
 pub const BIND_FEXIT: &str = "bind_fexit";

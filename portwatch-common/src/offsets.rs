@@ -74,4 +74,32 @@ pub struct KernelOffsets {
     pub tp_iss_skaddr: u32,
     // sched/sched_process_exec tracepoint record
     pub tp_exec_filename: u32,
+    // io_uring (all ABSENT, and `iou_complete` IOU_NONE, on kernels without it in BTF)
+    /// How `io_uring_complete` gives the result: an `IOU_*` value.
+    pub iou_complete: u32,
+    pub req_opcode: u32,
+    /// io_kiocb.flags (its low 32 bits hold the bits read here)
+    pub req_flags: u32,
+    pub req_fixed_file_bit: u32,
+    /// io_kiocb.file: for bind, listen and accept also the start of their command struct
+    pub req_file: u32,
+    /// io_kiocb.cqe.fd: the descriptor (or fixed-file slot) the request names
+    pub req_cqe_fd: u32,
+    pub req_async_data: u32,
+    /// io_bind.addr_len and io_listen.backlog, relative to io_kiocb.file
+    pub bind_addr_len: u32,
+    pub listen_backlog: u32,
+    /// io_accept.file_slot (non-zero: the connection goes to a fixed-file slot)
+    pub accept_file_slot: u32,
+    /// io_async_msghdr.addr: where io_uring's bind copied the address
+    pub msghdr_addr: u32,
+    /// io_uring_cqe.res
+    pub cqe_res: u32,
 }
+
+/// `KernelOffsets::iou_complete`: no io_uring tracepoints to use.
+pub const IOU_NONE: u32 = 0;
+/// `io_uring_complete(ctx, req, cqe)` (since 6.3): the result is `cqe->res`.
+pub const IOU_CQE: u32 = 1;
+/// `io_uring_complete(ctx, req, user_data, res, cflags, ...)`: the result is argument 3.
+pub const IOU_RES_ARG: u32 = 2;

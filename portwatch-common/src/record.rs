@@ -160,7 +160,9 @@ pub struct SockEvent {
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
     pub req_addr: [u8; 16],
-    pub _pad: u32,
+    /// How the call was made: a `VIA_*` value.
+    pub via: u8,
+    pub _pad: [u8; 3],
     /// The socket's inode number (as in /proc/PID/fd and sock_diag), 0 if unknown.
     pub inode: u64,
     /// accept: the inode of the listening socket the connection came from, 0 if unknown.
@@ -196,14 +198,30 @@ const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1392);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
 
-/// A syscall in flight, stored by the enter hook under the thread id, taken by the exit hook.
+/// `SockEvent::via`: the call came from a syscall (or its path is unknown).
+pub const VIA_SYSCALL: u8 = 0;
+/// Through io_uring, run by the thread that submitted it.
+pub const VIA_IO_URING: u8 = 1;
+/// Through io_uring, run by the ring's SQPOLL thread (`iou-sqp-PID`).
+pub const VIA_IO_URING_SQPOLL: u8 = 2;
+/// Through io_uring, run by one of its worker threads (`iou-wrk-PID`).
+pub const VIA_IO_URING_WORKER: u8 = 3;
+
+/// io_uring opcodes (UAPI `IORING_OP_*`) of the calls portwatch reports.
+pub const IORING_OP_ACCEPT: u8 = 13;
+pub const IORING_OP_BIND: u8 = 56;
+pub const IORING_OP_LISTEN: u8 = 57;
+
+/// A syscall in flight, stored by the enter hook under the thread id, taken by the exit hook;
+/// or an io_uring request, stored at submission under its address, taken at completion.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
     pub kind: u8,
     pub req_family: u8,
     pub flags: u8,
-    pub _pad0: u8,
+    /// io_uring requests: the `VIA_*` of the submitting thread.
+    pub via: u8,
     pub fd: i32,
     pub backlog: u32,
     pub req_port: u16,

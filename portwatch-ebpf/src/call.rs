@@ -9,7 +9,7 @@ use portwatch_common::{EventKind, Pending, SockEvent};
 use crate::{
     emit::{add_call, concerns_inet, init_event, read_sock, send},
     filter::task_allowed,
-    kernel::{sock_of_fd, sock_of_socket},
+    kernel::{call_path, sock_of_fd, sock_of_socket},
     maps::{offset, offsets_valid, take},
 };
 
@@ -60,6 +60,7 @@ fn exit_call(kind: EventKind, ret: i64) {
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, kind);
     add_call(&mut ev, &pending, ret);
+    ev.via = call_path();
     let sock = pending.sock as *const u8;
     let sk = match kind {
         EventKind::Bind => sock_of_socket(sock),

@@ -7,6 +7,7 @@ use aya_ebpf::helpers::{
 };
 use portwatch_common::{
     ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TCP_LISTEN, TaskInfo,
+    VIA_IO_URING, VIA_IO_URING_SQPOLL, VIA_IO_URING_WORKER, VIA_SYSCALL,
 };
 
 use crate::maps::offset;
@@ -78,6 +79,13 @@ pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
     }
     let fd_array: *const u8 = read(fdt.wrapping_add(offset!(fdtable_fd)))?;
     let file: *const u8 = read(fd_array.wrapping_add(fd as usize * 8))?;
+    sock_of_file(file)
+}
+
+/// The `struct sock` of a socket's `struct file`: file.private_data (struct socket) → socket.sk.
+/// Fails unless the file really is a socket (`socket.file` points back to it).
+#[inline(always)]
+pub fn sock_of_file(file: *const u8) -> Result<*const u8, ReadError> {
     if file.is_null() {
         return Err(ReadError);
     }
@@ -169,17 +177,47 @@ pub fn sock_of_socket(socket: *const u8) -> Result<*const u8, ReadError> {
     if sk.is_null() { Err(ReadError) } else { Ok(sk) }
 }
 
+/// How the current thread runs a call, from its name, which the kernel gives io_uring's own
+/// threads: `iou-sqp-PID` (SQPOLL) and `iou-wrk-PID` (workers); `VIA_SYSCALL` for any other.
+#[inline(always)]
+pub fn io_thread() -> u8 {
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+    match &comm[..8] {
+        b"iou-sqp-" => VIA_IO_URING_SQPOLL,
+        b"iou-wrk-" => VIA_IO_URING_WORKER,
+        _ => VIA_SYSCALL,
+    }
+}
+
+/// In a kernel-function hook: how the call was made. io_uring's threads say so by their name;
+/// a submitting thread runs the request inside io_uring_enter(2).
+#[inline(always)]
+pub fn call_path() -> u8 {
+    match io_thread() {
+        VIA_SYSCALL if syscall_nr() == Some(SYS_IO_URING_ENTER) => VIA_IO_URING,
+        via => via,
+    }
+}
+
+/// x86_64's io_uring_enter(2).
+const SYS_IO_URING_ENTER: u64 = 426;
+
+/// The number of the syscall the current task is in (x86_64), from the user registers saved at
+/// syscall entry.
+#[inline(always)]
+fn syscall_nr() -> Option<u64> {
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    read::<u64>(regs.wrapping_add(offset!(pt_regs_orig_ax))).ok()
+}
+
 /// In a kernel-function hook: the descriptor argument of the syscall the current task is in,
 /// when that syscall is number `nr` (x86_64); -1 when the call came another way (io_uring, an
 /// in-kernel socket). The user registers saved at syscall entry hold number and arguments.
 #[inline(always)]
 pub fn syscall_fd(nr: u64) -> i32 {
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    let Ok(orig_ax) = read::<u64>(regs.wrapping_add(offset!(pt_regs_orig_ax))) else {
-        return -1;
-    };
-    if orig_ax != nr {
+    if syscall_nr() != Some(nr) {
         return -1;
     }
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
     read::<u64>(regs.wrapping_add(offset!(pt_regs_di))).map_or(-1, |fd| fd as i32)
 }

@@ -4,8 +4,10 @@
 //! programs for every attach type; the daemon's hook table picks, per hook, the best the running
 //! kernel accepts. bind, listen and accept prefer the kernel functions (fentry/fexit, else
 //! kprobe/kretprobe), which also see calls that bypass the syscalls, and fall back to the
-//! syscall tracepoints, which load everywhere. `call.rs` holds the in-flight call their entry
-//! and exit programs share: the arguments and the result (errno, the port the kernel picked).
+//! syscall tracepoints, which load everywhere; with those, `uring.rs` reads io_uring's requests,
+//! which bypass the syscalls. `udp_close.rs` holds cgroup socket programs: UDP sockets change
+//! no state when they close. `call.rs` holds the in-flight call the entry and exit programs
+//! share: the arguments and the result (errno, the port the kernel picked).
 //!
 //! Every read of a kernel structure goes through `kernel.rs`, with offsets the daemon took from the
 //! running kernel's BTF. Programs never panic; failures bump a counter in `maps::COUNTERS`.

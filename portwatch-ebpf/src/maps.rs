@@ -2,7 +2,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use portwatch_common::{KernelOffsets, Pending, counters};
 
@@ -60,6 +60,16 @@ pub static BOUND_UDP: HashMap<u64, u64> = HashMap::with_max_entries(
     portwatch_common::BOUND_UDP_MAX,
     aya_ebpf::bindings::BPF_F_NO_PREALLOC,
 );
+
+/// io_uring requests in flight (bind, listen, accept), by request address, from submission to
+/// completion. LRU: a request whose completion is never traced (CQE skipped) cannot pile up.
+#[map(name = "URING_PENDING")]
+pub static URING_PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Which kinds the io_uring hook reports (bit `1 << kind`): those whose own hook is a syscall
+/// tracepoint, which io_uring bypasses. Written by the daemon once the hooks are attached.
+#[map(name = "URING_KINDS")]
+pub static URING_KINDS: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Set by the daemon before load (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]

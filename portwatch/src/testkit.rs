@@ -134,5 +134,6 @@ pub fn socket_event(kind: SockKind, inode: u64) -> SocketEvent {
         requested: None,
         inode: Some(inode),
         listener_inode: None,
+        via: crate::model::socket::Via::Syscall,
     }
 }

@@ -9,3 +9,4 @@ mod harness;
 mod inventory;
 mod lifecycle;
 mod process;
+mod uring;

@@ -14,7 +14,7 @@ use crate::{
     call::watched_call,
     emit::{concerns_inet, init_event, read_sock, send},
     filter::task_allowed,
-    kernel::{sock_of_fd, socket_inode},
+    kernel::{call_path, sock_of_fd, socket_inode},
     maps::{offset, offsets_valid, remember, take},
 };
 
@@ -71,6 +71,7 @@ fn exit_accept(newsk: *const u8) {
     }
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, EventKind::Accept);
+    ev.via = call_path();
     read_sock(&mut ev, Ok(newsk));
     ev.listener_inode = socket_inode(pending.sock as *const u8);
     if concerns_inet(&ev) {

@@ -6,3 +6,4 @@ mod close;
 mod listen;
 mod process;
 mod udp_close;
+mod uring;

@@ -61,7 +61,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         &machine.btf,
     )?;
     filters.install(&mut ebpf)?;
-    let hooks = hooks::attach_all(&mut ebpf, &btf, &args.attach, |k| filters.selects(k))?;
+    let hooks = hooks::attach_all(&mut ebpf, &btf, &offsets, &args.attach, |k| {
+        filters.selects(k)
+    })?;
     // The kernel's types (about 15 MiB) are not needed once everything is attached; give the
     // memory back rather than keep it for the daemon's lifetime.
     drop(btf);

@@ -242,6 +242,49 @@ impl Btf {
         })
     }
 
+    /// The value of enumerator `name`, in whichever enum has it.
+    pub fn enum_value(&self, name: &str) -> Result<Option<i64>, BtfError> {
+        for id in 1..self.offsets.len() as u32 {
+            let t = self.type_by_id(id)?;
+            let width = match t.kind {
+                kind::ENUM => 8,
+                kind::ENUM64 => 12,
+                _ => continue,
+            };
+            for i in 0..t.vlen {
+                let at = t.extra + i * width;
+                if self.name(self.u32_at(at)?)? != name {
+                    continue;
+                }
+                let lo = self.u32_at(at + 4)?;
+                return Ok(Some(if width == 8 {
+                    i64::from(lo as i32)
+                } else {
+                    (i64::from(self.u32_at(at + 8)?) << 32) | i64::from(lo)
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many parameters the function behind typedef `name` (a function pointer, as the
+    /// kernel's `btf_trace_*` types are) takes.
+    pub fn typedef_params(&self, name: &str) -> Result<Option<usize>, BtfError> {
+        let Some(def) = self.by_name(kind::TYPEDEF, name).next() else {
+            return Ok(None);
+        };
+        let ptr = self.type_by_id(def.size_or_type)?;
+        let proto = if ptr.kind == kind::PTR {
+            self.type_by_id(ptr.size_or_type)?
+        } else {
+            ptr
+        };
+        if proto.kind != kind::FUNC_PROTO {
+            return Err(malformed("a tracepoint type that is no function pointer"));
+        }
+        Ok(Some(proto.vlen))
+    }
+
     /// The parameter names of kernel function `name`, if BTF describes it.
     pub fn function_params(&self, name: &str) -> Result<Option<Vec<&str>>, BtfError> {
         let Some(func) = self.by_name(kind::FUNC, name).next() else {

@@ -22,6 +22,53 @@ pub fn socket_kind_names() -> String {
     EventKind::SOCKET.map(EventKind::name).join(", ")
 }
 
+/// How a call reached the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Via {
+    /// A syscall (or a path the kernel-function hooks cannot tell).
+    #[default]
+    Syscall,
+    /// An io_uring request, run by `thread`.
+    IoUring(IoThread),
+}
+
+/// The thread that ran an io_uring request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoThread {
+    /// The thread that submitted it, inside io_uring_enter(2).
+    Submitter,
+    /// The ring's SQPOLL thread (`iou-sqp-PID`).
+    Sqpoll,
+    /// One of io_uring's workers (`iou-wrk-PID`).
+    Worker,
+}
+
+impl Via {
+    /// From the kernel's `VIA_*` value; None for one this daemon does not know.
+    pub fn from_kernel(v: u8) -> Option<Self> {
+        use portwatch_common::{
+            VIA_IO_URING, VIA_IO_URING_SQPOLL, VIA_IO_URING_WORKER, VIA_SYSCALL,
+        };
+        Some(match v {
+            VIA_SYSCALL => Self::Syscall,
+            VIA_IO_URING => Self::IoUring(IoThread::Submitter),
+            VIA_IO_URING_SQPOLL => Self::IoUring(IoThread::Sqpoll),
+            VIA_IO_URING_WORKER => Self::IoUring(IoThread::Worker),
+            _ => return None,
+        })
+    }
+}
+
+impl IoThread {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Submitter => "submitter",
+            Self::Sqpoll => "sqpoll",
+            Self::Worker => "worker",
+        }
+    }
+}
+
 /// The socket event kinds (the kernel's record kinds minus process tracking).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SockKind {
@@ -47,4 +94,5 @@ pub struct SocketEvent {
     pub inode: Option<u64>,
     /// accept: the listening socket's inode, when known.
     pub listener_inode: Option<u64>,
+    pub via: Via,
 }

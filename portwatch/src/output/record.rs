@@ -18,7 +18,7 @@ use crate::{
         loss::LossCounts,
         net::{Proto, Scope, family, protocol_name},
         process::{ListenerOwner, Process, ProcessContext},
-        socket::{SockKind, SocketEvent},
+        socket::{SockKind, SocketEvent, Via},
         task::Comm,
     },
 };
@@ -155,6 +155,8 @@ pub struct SocketRecord {
     pub inode: Option<u64>,
     /// accept: the listening socket's inode.
     pub listener_inode: Option<u64>,
+    /// How the call was made, when not by a syscall.
+    pub via: Via,
     /// A new listener on a port that other programs (other executables) already serve.
     pub shared_with: Option<Vec<Neighbour>>,
     /// A new listener that the baseline (`watch --baseline`) does not allow, and why.
@@ -252,6 +254,7 @@ impl SocketRecord {
         };
         r.inode = e.inode;
         r.listener_inode = e.listener_inode;
+        r.via = e.via;
         let mut shown = None;
         if let Some(s) = &e.socket {
             shown = Some(s.local);

@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::model::{
-    socket::{SockKind, SocketEvent, SocketInfo},
+    socket::{SockKind, SocketEvent, SocketInfo, Via},
     task::{Comm, ExecRecord, Task, split_args},
 };
 use portwatch_common::{
@@ -29,6 +29,8 @@ pub enum DecodeError {
     Kind(u8),
     #[error("unknown address family {0}")]
     Family(u8),
+    #[error("unknown call path {0}")]
+    Via(u8),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +160,7 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
         requested,
         inode: (r.inode != 0).then_some(r.inode),
         listener_inode: (r.listener_inode != 0).then_some(r.listener_inode),
+        via: Via::from_kernel(r.via).ok_or(DecodeError::Via(r.via))?,
     })
 }
 

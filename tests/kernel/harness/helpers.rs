@@ -56,6 +56,11 @@ pub fn hold_sockets_helper() -> &'static Path {
     c_helper("hold_sockets")
 }
 
+/// tests/helpers/uring_listen.c: binds, listens and accepts through io_uring only.
+pub fn uring_listen_helper() -> &'static Path {
+    c_helper("uring_listen")
+}
+
 /// A helper process that is killed when dropped, so a failing test leaves none behind.
 pub struct Helper(pub Child);
 

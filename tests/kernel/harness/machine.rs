@@ -109,8 +109,14 @@ fn machine_attach() -> String {
     } else {
         "tracepoint"
     };
+    // io_uring's tracepoints complete the syscall tracepoints; kernel functions need no help.
+    let uring = if function == "tracepoint" {
+        ",io_uring=tp_btf"
+    } else {
+        ""
+    };
     format!(
-        "bind={function},listen={function},accept={function},close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint"
+        "bind={function},listen={function},accept={function},close=tp_btf{uring},udp_close=cgroup,exec=tracepoint,exit=tracepoint"
     )
 }
 

@@ -54,9 +54,17 @@ const KERNELS: &[Kernel] = &[
     },
 ];
 
-/// Tests run in the guest: every event kind, the process context, listener life cycles, the
-/// filters and the attach types. The others need host tools (ss, script, unshare, a compiler).
-const GUEST_TESTS: &[&str] = &["events::", "process::", "lifecycle::", "attach_type"];
+/// Tests run in the guest: every event kind, io_uring, the process context, listener life
+/// cycles, the filters, the attach types and what stays attached after SIGKILL. The others need
+/// host tools (ss, script, unshare, a compiler).
+const GUEST_TESTS: &[&str] = &[
+    "events::",
+    "uring::",
+    "process::",
+    "lifecycle::",
+    "attach_type",
+    "after_sigkill",
+];
 
 /// The runs in each guest: `--attach` for every daemon (hook=TYPE,...; empty: the kernel's best)
 /// and the attach types the tests then expect. The last forces the tracepoints that locked-down
@@ -73,7 +81,7 @@ const RUNS: &[(&str, &str)] = &[
     ),
     (
         "bind=tracepoint,listen=tracepoint,accept=tracepoint",
-        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
+        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,io_uring=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
     ),
 ];
 

@@ -4,26 +4,66 @@ use std::path::Path;
 
 use aya::{
     Btf, Ebpf,
+    maps::Array,
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSock, FEntry, FExit, KProbe, ProgramError,
         TracePoint,
     },
 };
-use portwatch_common::EventKind;
+use portwatch_common::{EventKind, IOU_NONE, KernelOffsets, names};
 
-use super::{AttachOption, Chosen, Forced, HOOKS, Program, Target, choose};
-use crate::{error::Result, kernel::cgroup_root};
+use super::{AttachOption, AttachType, Chosen, Forced, HOOKS, Program, Target, choose};
+use crate::{
+    error::{Error, Result},
+    kernel::cgroup_root,
+};
 
 /// Attaches the hooks in `HOOKS` that the `selected` event kinds need to the loaded object.
 pub fn attach_all(
     ebpf: &mut Ebpf,
     btf: &Btf,
+    offsets: &KernelOffsets,
     forced: &[Forced],
     selected: impl Fn(EventKind) -> bool,
 ) -> Result<Vec<Chosen>> {
-    choose(HOOKS, forced, selected, |option| {
+    let chosen = choose(HOOKS, forced, selected, |option| {
+        let uring = option
+            .programs
+            .iter()
+            .any(|p| p.program == names::URING_SUBMIT);
+        if uring && offsets.iou_complete == IOU_NONE {
+            return Err(
+                "this kernel's BTF describes no io_uring request tracepoints portwatch can read"
+                    .into(),
+            );
+        }
         attach_option(ebpf, btf, option)
+    })?;
+    let kinds = uring_kinds(&chosen);
+    let map = ebpf
+        .map_mut(names::URING_KINDS_MAP)
+        .ok_or_else(|| Error::Load(format!("map {} is missing", names::URING_KINDS_MAP)))?;
+    Array::<_, u32>::try_from(map)
+        .and_then(|mut a| a.set(0, kinds, 0))
+        .map_err(|e| Error::Load(format!("{}: {e}", names::URING_KINDS_MAP)))?;
+    Ok(chosen)
+}
+
+/// The kinds the io_uring hook reports (bit `1 << kind`): those whose own hook is on the
+/// syscall tracepoints, which io_uring's requests bypass.
+fn uring_kinds(chosen: &[Chosen]) -> u32 {
+    [
+        ("bind", EventKind::Bind),
+        ("listen", EventKind::Listen),
+        ("accept", EventKind::Accept),
+    ]
+    .into_iter()
+    .filter(|(hook, _)| {
+        chosen
+            .iter()
+            .any(|c| c.hook == *hook && c.attach == Some(AttachType::Tracepoint))
     })
+    .fold(0, |bits, (_, kind)| bits | 1 << kind as u32)
 }
 
 fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! attach type that the kernel accepts (or the one forced with `--attach`).
 use portwatch_common::EventKind;
 
-use super::{AttachOption, Chosen, Forced, Hook, Refusal};
+use super::{AttachOption, AttachType, Chosen, Forced, Hook, Refusal};
 use crate::error::{Error, Result};
 
 /// Picks, for every hook that a `selected` event kind needs, the first option (or the forced
@@ -25,6 +25,22 @@ where
                 targets: Vec::new(),
                 refused: Vec::new(),
                 skipped: Some("no event kind selected with --events needs it"),
+                missing: None,
+            });
+            continue;
+        }
+        let tracepoints = |name: &&str| {
+            chosen
+                .iter()
+                .any(|c: &Chosen| c.hook == *name && c.attach == Some(AttachType::Tracepoint))
+        };
+        if !hook.completes.is_empty() && !hook.completes.iter().any(tracepoints) {
+            chosen.push(Chosen {
+                hook: hook.name,
+                attach: None,
+                targets: Vec::new(),
+                refused: Vec::new(),
+                skipped: Some("the hooks it completes are on kernel functions, which see these calls themselves"),
                 missing: None,
             });
             continue;
@@ -87,12 +103,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::hooks::AttachType;
 
     const TWO_WAYS: &[Hook] = &[Hook {
         name: "close",
         required: true,
         serves: &[EventKind::Close],
+        completes: &[],
         without: "close events cannot be seen",
         options: &[
             AttachOption {
@@ -177,6 +193,7 @@ mod tests {
             name: "x",
             required: false,
             serves: &[EventKind::Close],
+            completes: &[],
             without: "x events cannot be seen",
             options: TWO_WAYS[0].options,
         }];
@@ -184,6 +201,37 @@ mod tests {
         assert_eq!(chosen[0].attach, None);
         assert_eq!(chosen[0].refused.len(), 2);
         assert_eq!(chosen[0].missing, Some("x events cannot be seen"));
+    }
+
+    /// A hook that completes others (io_uring's, for the syscall tracepoints) is attached only
+    /// when one of those is on its tracepoints.
+    #[test]
+    fn a_completing_hook_follows_the_hooks_it_completes() {
+        const HOOKS: &[Hook] = &[
+            TWO_WAYS[0],
+            Hook {
+                name: "extra",
+                required: false,
+                serves: &[EventKind::Close],
+                completes: &["close"],
+                without: "",
+                options: &[AttachOption {
+                    attach: AttachType::Fentry,
+                    programs: &[],
+                }],
+            },
+        ];
+        let chosen = choose(HOOKS, &[], all, |_| Ok(())).unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::TpBtf));
+        assert_eq!(chosen[1].attach, None);
+        assert!(chosen[1].skipped.is_some());
+        let chosen = choose(HOOKS, &[], all, |o| match o.attach {
+            AttachType::Tracepoint | AttachType::Fentry => Ok(()),
+            _ => Err("EPERM".into()),
+        })
+        .unwrap();
+        assert_eq!(chosen[0].attach, Some(AttachType::Tracepoint));
+        assert_eq!(chosen[1].attach, Some(AttachType::Fentry));
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Hook {
     /// What portwatch cannot see without it, said when it cannot attach.
     pub without: &'static str,
     pub options: &'static [AttachOption],
+    /// Hooks whose syscall tracepoints this one completes (calls that bypass the syscalls):
+    /// attached only when one of them is on its tracepoints. Empty: no such condition.
+    pub completes: &'static [&'static str],
 }
 
 /// The help of `--attach`, from the hook table.

@@ -71,6 +71,7 @@ pub const HOOKS: &[Hook] = &[
         name: "bind",
         required: true,
         serves: &[EventKind::Bind],
+        completes: &[],
         without: "bind events cannot be seen",
         options: &[
             AttachOption {
@@ -91,6 +92,7 @@ pub const HOOKS: &[Hook] = &[
         name: "listen",
         required: true,
         serves: &[EventKind::Listen, EventKind::Close],
+        completes: &[],
         without: "listen events cannot be seen (and close needs them)",
         options: &[
             AttachOption {
@@ -111,6 +113,7 @@ pub const HOOKS: &[Hook] = &[
         name: "accept",
         required: true,
         serves: &[EventKind::Accept, EventKind::Close],
+        completes: &[],
         without: "accept events cannot be seen (and close counts them)",
         options: &[
             AttachOption {
@@ -136,6 +139,7 @@ pub const HOOKS: &[Hook] = &[
         name: "close",
         required: true,
         serves: &[EventKind::Close],
+        completes: &[],
         without: "close events cannot be seen",
         options: &[
             AttachOption {
@@ -159,12 +163,44 @@ pub const HOOKS: &[Hook] = &[
             },
         ],
     },
+    // io_uring's own tracepoints, for its bind, listen and accept requests, which never pass the
+    // syscall tracepoints (the kernel-function hooks see them themselves).
+    Hook {
+        name: "io_uring",
+        required: false,
+        serves: &[
+            EventKind::Bind,
+            EventKind::Listen,
+            EventKind::Accept,
+            EventKind::Close,
+        ],
+        completes: &["bind", "listen", "accept"],
+        without: "binds, listens and accepts made through io_uring are not seen",
+        options: &[AttachOption {
+            attach: AttachType::TpBtf,
+            programs: &[
+                on(
+                    names::URING_SUBMIT,
+                    Target::BtfTracepoint {
+                        name: "io_uring_submit_req",
+                    },
+                ),
+                on(
+                    names::URING_COMPLETE,
+                    Target::BtfTracepoint {
+                        name: "io_uring_complete",
+                    },
+                ),
+            ],
+        }],
+    },
     // UDP has no state change to trace: the cgroup socket hooks see each bound socket's release.
     // Optional: without them a sock_diag check finds what went away, later and without the closer.
     Hook {
         name: "udp_close",
         required: false,
         serves: &[EventKind::Close],
+        completes: &[],
         without: "a UDP socket closed by a running process is found gone only by a later sock_diag check, without who closed it",
         options: &[AttachOption {
             attach: AttachType::Cgroup,
@@ -196,6 +232,7 @@ pub const HOOKS: &[Hook] = &[
         name: "exec",
         required: false,
         serves: &EventKind::SOCKET,
+        completes: &[],
         without: "executables and arguments are read from /proc, so those of processes that exit at once are missing",
         options: &[AttachOption {
             attach: AttachType::Tracepoint,
@@ -212,6 +249,7 @@ pub const HOOKS: &[Hook] = &[
         name: "exit",
         required: false,
         serves: &EventKind::SOCKET,
+        completes: &[],
         without: "exited processes are noticed only by a periodic /proc sweep, and UDP sockets that go with their owner are not reported",
         options: &[AttachOption {
             attach: AttachType::Tracepoint,

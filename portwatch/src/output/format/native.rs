@@ -4,7 +4,10 @@
 //! through serde.
 use super::{Encoder, json::Members};
 use crate::{
-    model::process::{Process, ProcessContext},
+    model::{
+        process::{Process, ProcessContext},
+        socket::Via,
+    },
     output::record::{Record, SocketRecord},
 };
 
@@ -106,6 +109,10 @@ fn socket_members(r: &SocketRecord, m: &mut Members) {
     }
     if let Some(i) = r.listener_inode {
         m.int("listener_inode", i);
+    }
+    if let Via::IoUring(thread) = r.via {
+        m.plain("via", "io_uring");
+        m.plain("io_uring_thread", thread.name());
     }
     if let Some(n) = &r.shared_with {
         m.value("shared_with", n);

@@ -10,6 +10,8 @@ use crate::{
     kernel::btf::{Btf, BtfError, TypeRef},
 };
 
+mod io_uring;
+
 /// A member's position and width in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Field {
@@ -275,6 +277,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
         tp_iss_skaddr: iss.offset("skaddr", 8)?,
         tp_exec_filename: exec.offset("filename", 4)?,
+        ..io_uring::offsets(types)?
     })
 }
 
