@@ -3,7 +3,7 @@
 //! tracepoints. Used for the kinds whose hook is a syscall tracepoint (`URING_KINDS`); the
 //! kernel-function hooks see these calls themselves.
 //!
-//! `io_uring_submit_req` fires once the request is prepared: the descriptor it names, the
+//! `io_uring_submit_req` (`io_uring_submit_sqe` before 6.3) fires once the request is prepared: the descriptor it names, the
 //! address io_uring copied for a bind, the backlog of a listen are read there and kept under the
 //! request's address. `io_uring_complete` fires when its completion is posted, in a thread of the
 //! ring's process (the submitter, the SQPOLL thread or a worker): the result and the socket
@@ -23,6 +23,7 @@ use crate::{
 };
 
 /// match-proto: trace_io_uring_submit_req(struct io_kiocb *req)
+/// match-proto (before 6.3): trace_io_uring_submit_sqe(struct io_kiocb *req, bool force_nonblock)
 #[btf_tracepoint(function = "io_uring_submit_req")]
 pub fn uring_submit(ctx: BtfTracePointContext) -> i32 {
     let _ = submit(ctx.arg(0));

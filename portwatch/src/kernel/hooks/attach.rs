@@ -102,7 +102,14 @@ fn attach_program(ebpf: &mut Ebpf, btf: &Btf, p: &Program) -> Result<(), String>
         }
         Target::BtfTracepoint { name } => {
             let tp: &mut BtfTracePoint = prog.try_into().map_err(describe)?;
-            tp.load(name, btf).map_err(describe)?;
+            let mut loaded = Err(String::new());
+            for candidate in name.split('|') {
+                loaded = tp.load(candidate, btf).map_err(describe);
+                if loaded.is_ok() {
+                    break;
+                }
+            }
+            loaded?;
             tp.attach().map(drop).map_err(describe)
         }
         Target::Fentry { function } => {

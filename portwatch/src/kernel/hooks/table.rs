@@ -181,8 +181,9 @@ pub const HOOKS: &[Hook] = &[
             programs: &[
                 on(
                     names::URING_SUBMIT,
+                    // Called io_uring_submit_sqe (req, force_nonblock) before 6.3.
                     Target::BtfTracepoint {
-                        name: "io_uring_submit_req",
+                        name: "io_uring_submit_req|io_uring_submit_sqe",
                     },
                 ),
                 on(

@@ -45,11 +45,15 @@ pub(super) fn offsets(types: &KernelTypes) -> Result<KernelOffsets> {
         }
         None => return Ok(none),
     };
-    if btf
+    // (void *data, req), or before 6.3 io_uring_submit_sqe (void *data, req, force_nonblock):
+    // the request is the first argument either way.
+    let submit = btf
         .typedef_params("btf_trace_io_uring_submit_req")
-        .map_err(layout)?
-        != Some(2)
-    {
+        .map_err(layout)?;
+    let submit_sqe = btf
+        .typedef_params("btf_trace_io_uring_submit_sqe")
+        .map_err(layout)?;
+    if submit != Some(2) && submit_sqe != Some(3) {
         return Ok(none);
     }
     let sized = |strukt: &str, path: &str, size: usize| -> Result<u32> {
