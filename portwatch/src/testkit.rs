@@ -4,7 +4,6 @@
 use std::{cell::Cell, cell::RefCell, io, rc::Rc};
 
 use clap::Parser as _;
-use rustc_hash::FxHashSet;
 
 use crate::{
     cli::{Cli, Command},
@@ -18,8 +17,7 @@ use crate::{
         socket::{SockKind, SocketEvent},
         task::Task,
     },
-    output::sink::Sink,
-    pipeline::source::{Counters, Sockets},
+    pipeline::source::{Counters, Present, Sockets},
 };
 
 /// Loss counters the test sets.
@@ -50,36 +48,26 @@ impl FixedSockets {
 }
 
 impl Sockets for FixedSockets {
-    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
-        Ok(self.0.borrow().iter().copied().collect())
+    fn present(&mut self) -> io::Result<Present> {
+        Ok(Present {
+            inodes: self.0.borrow().iter().copied().collect(),
+            namespaces: [NETNS].into_iter().collect(),
+        })
     }
 }
+
+/// The one network namespace of the test stream's records, the daemon's own.
+pub const NETNS: u32 = 4_026_531_840;
 
 /// An output the test reads back while the stream still holds it.
-#[derive(Clone, Default)]
-pub struct SharedSink(pub Rc<RefCell<Vec<u8>>>);
+pub type SharedSink = crate::output::sink::Memory;
 
-impl SharedSink {
-    /// Every line written so far, parsed.
-    pub fn records(&self) -> Vec<serde_json::Value> {
-        self.0
-            .borrow()
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect()
-    }
-}
-
-impl Sink for SharedSink {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.borrow_mut().extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Every line written to `sink` so far, parsed.
+pub fn records(sink: &SharedSink) -> Vec<serde_json::Value> {
+    sink.lines()
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
 }
 
 /// The filters of `portwatch watch FLAGS...`, or the error resolving them.
@@ -102,6 +90,7 @@ pub fn listener(proto: Proto, local: &str, inode: u64, owners: &[u32]) -> Listen
     Listener {
         socket: BoundSocket {
             cookie: 0,
+            netns: NETNS,
             proto,
             local,
             inode,

@@ -12,7 +12,9 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{BIN, Daemon, fd_inode, parse_time, require_root, run_to_exit};
+use crate::harness::{
+    BIN, Daemon, fd_inode, hold_sockets_via, parse_time, proc_self, require_root, run_to_exit,
+};
 
 #[test]
 fn snapshot_reports_existing_listeners_with_their_owner_then_a_marker() {
@@ -142,12 +144,21 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-fn tcp_ports_from_ls() -> BTreeSet<u16> {
+/// `portwatch ls --json`'s records.
+fn ls_json() -> Vec<Value> {
     let (code, out, err) = run_to_exit(Command::new(BIN).args(["ls", "--json"]));
     assert_eq!(code, 0, "{err}");
     out.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["event"] == "listener" && v["protocol"] == "tcp")
+        .collect()
+}
+
+/// The listening TCP ports `ls` shows in this test's network namespace (the one `ss` shows).
+fn tcp_ports_from_ls() -> BTreeSet<u16> {
+    let own = proc_self().netns;
+    ls_json()
+        .into_iter()
+        .filter(|v| v["event"] == "listener" && v["protocol"] == "tcp" && v["netns"] == own)
         .map(|v| v["port"].as_u64().unwrap() as u16)
         .collect()
 }
@@ -213,4 +224,69 @@ fn ls_table_names_the_owner() {
         .unwrap_or_else(|| panic!("no row for port {port}:\n{out}"));
     assert!(row.contains(&std::process::id().to_string()), "{row}");
     assert!(row.contains("loopback") && row.contains("root"), "{row}");
+}
+
+/// The snapshot and `ls` list the listeners of every network namespace, with its inode and the
+/// owner; `--netns` selects one. Namespaces made with `unshare -n` and with `ip netns`.
+#[test]
+fn listeners_of_every_network_namespace_are_listed() {
+    use std::os::unix::fs::MetadataExt;
+    let name = format!("pw-test-{}", std::process::id());
+    let (code, _, err) = run_to_exit(Command::new("ip").args(["netns", "add", &name]));
+    assert_eq!(code, 0, "ip netns add: {err}");
+    struct Named(String);
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _named = Named(name.clone());
+    let up = "ip link set lo up && exec \"$0\"";
+    let unshared = hold_sockets_via(&["unshare", "-n", "sh", "-c", up]);
+    let in_named = hold_sockets_via(&["ip", "netns", "exec", &name, "sh", "-c", up]);
+    let own = proc_self().netns;
+    let ns_of = |pid: u32| {
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .unwrap()
+            .ino()
+    };
+    let named_ns = std::fs::metadata(format!("/run/netns/{name}"))
+        .unwrap()
+        .ino();
+    assert_eq!(ns_of(in_named.0.id()), named_ns);
+    let mut d = Daemon::start(&[]);
+    d.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    let ls = ls_json();
+    for (helper, tcp, udp) in [&unshared, &in_named] {
+        let pid = helper.id();
+        let netns = ns_of(pid);
+        assert_ne!(netns, own, "the helper runs in a namespace of its own");
+        for (proto, port) in [("tcp", *tcp), ("udp", *udp)] {
+            let is_it = |v: &&Value| {
+                v["event"] == "listener"
+                    && v["protocol"] == proto
+                    && v["port"] == port
+                    && v["netns"] == netns
+            };
+            for (source, records) in [("snapshot", &d.seen), ("ls", &ls)] {
+                let l = records
+                    .iter()
+                    .find(is_it)
+                    .unwrap_or_else(|| panic!("{source}: no {proto} {port} in netns {netns}"));
+                assert_eq!(l["pid"], pid, "{source}: {l}");
+                assert_eq!(l["address"], "127.0.0.1", "{source}: {l}");
+            }
+        }
+    }
+    // --netns selects the named namespace's listeners, and only those.
+    let path = format!("/run/netns/{name}");
+    let mut only = Daemon::start(&["--netns", &path]);
+    only.expect("snapshot marker", |v| v["event"] == "snapshot_complete");
+    let listed: Vec<&Value> = only
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "listener")
+        .collect();
+    assert!(listed.iter().all(|v| v["netns"] == named_ns), "{listed:?}");
+    assert_eq!(listed.len(), 2, "{listed:?}");
 }

@@ -21,8 +21,7 @@ type Entry = (Listener, ListenerOwner);
 
 /// The current listeners, each with its owner's context.
 fn current(clock: &Clock) -> Result<Vec<Entry>> {
-    let listeners =
-        inventory::snapshot().map_err(|e| Error::io("listing sockets with sock_diag", e))?;
+    let listeners = inventory::listed()?;
     let mut enricher = Enricher::new(None);
     enricher.seed_from_proc();
     Ok(listeners
@@ -58,13 +57,17 @@ pub fn run(args: &LsArgs) -> Result<()> {
         out.flush()
     } else {
         let mut out = io::stdout().lock();
-        write!(out, "{}", table(&listeners)).map_err(Error::from_output)?;
+        let own_netns = std::fs::metadata("/proc/self/ns/net")
+            .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m) as u32);
+        write!(out, "{}", table(&listeners, own_netns)).map_err(Error::from_output)?;
         out.flush().map_err(Error::from_output)
     }
 }
 
 /// The human view: one row per listener.
-pub fn table(listeners: &[Entry]) -> String {
+/// One row per listener; WHERE names the container or unit, and the network namespace of a
+/// socket outside `own_netns` (portwatch's).
+pub fn table(listeners: &[Entry], own_netns: u32) -> String {
     let header = [
         "PROTO", "LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE",
     ];
@@ -73,12 +76,16 @@ pub fn table(listeners: &[Entry]) -> String {
         .map(|(l, owner)| {
             let p = &owner.process;
             let task = owner.task.as_ref();
-            let place = p
+            let mut place = p
                 .container
                 .as_ref()
                 .map(|c| format!("{} {}", c.runtime, c.id.get(..12).unwrap_or(&c.id)))
                 .or_else(|| p.unit.clone())
                 .unwrap_or_default();
+            if l.socket.netns != own_netns {
+                let sep = if place.is_empty() { "" } else { " " };
+                place.push_str(&format!("{sep}netns {}", l.socket.netns));
+            }
             let mut scope = l.scope.name().to_owned();
             if l.shared > 0 {
                 scope.push_str(&format!(" +{} shared", l.shared));
@@ -163,13 +170,24 @@ mod tests {
             }),
             ..ProcessContext::default()
         };
-        let text = table(&[
-            entry("[::]:22", 1, Some((10, "sshd")), sshd),
-            entry("127.0.0.1:8080", 0, Some((20, "nginx")), web),
-            entry("0.0.0.0:111", 0, None, ProcessContext::default()),
-        ]);
+        let text = table(
+            &[
+                entry("[::]:22", 1, Some((10, "sshd")), sshd),
+                entry("127.0.0.1:8080", 0, Some((20, "nginx")), web),
+                entry("0.0.0.0:111", 0, None, ProcessContext::default()),
+                {
+                    let mut other = testkit::listener(Proto::Udp, "0.0.0.0:53", 2, &[]);
+                    other.socket.netns = 7;
+                    (
+                        other,
+                        testkit::listener_owner(None, ProcessContext::default()),
+                    )
+                },
+            ],
+            testkit::NETNS,
+        );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
         let columns = |l: &str| -> Vec<String> {
             l.split("  ")
                 .map(|c| c.trim().to_owned())
@@ -205,6 +223,10 @@ mod tests {
         assert_eq!(
             columns(lines[3]),
             ["tcp", "0.0.0.0:111", "all", "-", "-", "-", "-"]
+        );
+        assert_eq!(
+            columns(lines[4]),
+            ["udp", "0.0.0.0:53", "all", "-", "-", "-", "-", "netns 7"]
         );
         // Every column starts where its header does.
         for header in ["LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE"] {

@@ -114,14 +114,23 @@ impl Enricher {
     /// The first owner of a listener found by the inventory, with its context (or the gap that
     /// says why there is none).
     pub fn listener_owner(&mut self, l: &Listener, clock: &Clock) -> ListenerOwner {
+        // A listener's namespace is its socket's (the owner may have moved on to another).
+        let netns = (l.socket.netns != 0).then_some(l.socket.netns);
         let task = l
             .owners
             .first()
-            .and_then(|&pid| procfs::task(pid, clock.boot_now()));
+            .and_then(|&pid| procfs::task(pid, clock.boot_now()))
+            .map(|t| Task {
+                netns: netns.or(t.netns),
+                ..t
+            });
         let process = match &task {
             Some(task) => self.context(task, clock),
             None => {
-                let mut c = ProcessContext::default();
+                let mut c = ProcessContext {
+                    netns,
+                    ..ProcessContext::default()
+                };
                 c.gap(
                     "pid",
                     "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)",

@@ -21,6 +21,8 @@ pub struct BoundSocket {
     pub v6only: Option<bool>,
     /// The kernel's socket cookie (unique for the host's uptime), 0 if unknown.
     pub cookie: u64,
+    /// The network namespace (inode) it lives in.
+    pub netns: u32,
 }
 
 impl BoundSocket {

@@ -25,6 +25,33 @@ impl<W: Write> Sink for Writer<W> {
     }
 }
 
+/// Records kept in memory, readable while the stream still holds the sink (`doctor`, tests).
+#[derive(Clone, Default)]
+pub struct Memory(pub std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Memory {
+    /// Every line written so far.
+    pub fn lines(&self) -> Vec<Vec<u8>> {
+        self.0
+            .borrow()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+}
+
+impl Sink for Memory {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The capacity asked for when the output is a pipe. Linux's default, 64 KiB, holds about 85
 /// records: a reader that is a little late (a log shipper on a busy host) then stalls the writer
 /// every 64 KiB, and the ring buffer fills behind it. 1 MiB is what an unprivileged process may

@@ -25,7 +25,7 @@ use crate::{
         stream::Stream,
     },
     state::listeners::ListenerTable,
-    testkit::{FixedCounters, FixedSockets, listener, watch_filters},
+    testkit::{FixedCounters, FixedSockets, NETNS, listener, watch_filters},
 };
 
 const GOLDEN: &str = include_str!("../../tests/golden/stream.jsonl");
@@ -192,9 +192,6 @@ fn snapshot() -> Vec<Listener> {
     vec![listener(Proto::Tcp, "0.0.0.0:22", 900, &[]), udp]
 }
 
-/// The records' network namespace, which is the daemon's own.
-const NETNS: u32 = 4_026_531_840;
-
 fn run() -> Vec<u8> {
     let filters = watch_filters(&[]);
     let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
@@ -208,7 +205,7 @@ fn run() -> Vec<u8> {
             Box::new(FixedSockets::new(&[901])),
             Some(baseline),
             filters,
-            ListenerTable::new(NETNS, false),
+            ListenerTable::new(false),
         );
         stream.snapshot(&snapshot(), &AT_START).unwrap();
         stream.drain(&mut records(), &LATER).unwrap();

@@ -34,7 +34,15 @@ pub trait Counters {
     fn read(&self, decode_errors: u64) -> Result<LossCounts>;
 }
 
-/// The sockets that exist now, by inode: what UDP reconciliation compares the listener table with.
+/// The listening and bound sockets that exist now, by inode, and the network namespaces that
+/// were listed: what the listener table's checks compare it with.
 pub trait Sockets {
-    fn present(&mut self) -> io::Result<FxHashSet<u64>>;
+    fn present(&mut self) -> io::Result<Present>;
+}
+
+#[derive(Debug, Default)]
+pub struct Present {
+    pub inodes: FxHashSet<u64>,
+    /// The namespaces (inodes) whose sockets are all in `inodes`.
+    pub namespaces: FxHashSet<u32>,
 }

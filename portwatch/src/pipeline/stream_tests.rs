@@ -19,13 +19,11 @@ use crate::{
     },
     output::{Output, format::Native},
     state::listeners::ListenerTable,
-    testkit::{FixedCounters, FixedSockets, SharedSink, listener, watch_filters},
+    testkit::{FixedCounters, FixedSockets, NETNS, SharedSink, listener, records, watch_filters},
 };
 
 const S: u64 = 1_000_000_000;
 const CLOCK: Clock = Clock::fixed_at(0, 5 * S);
-/// The records' network namespace, the daemon's own.
-const NETNS: u32 = 4_026_531_840;
 /// Above pid_max: /proc never knows it.
 const PID: u32 = 4_000_000_200;
 
@@ -48,7 +46,7 @@ impl Run {
             Box::new(sockets.clone()),
             None,
             watch_filters(&[]),
-            ListenerTable::new(NETNS, false),
+            ListenerTable::new(false),
         );
         Self {
             stream,
@@ -66,7 +64,7 @@ impl Run {
 
     /// The records written so far, of `event`, with their seq.
     fn of(&self, event: &str) -> Vec<Value> {
-        let records = self.out.records();
+        let records = records(&self.out);
         records
             .into_iter()
             .filter(|r| r["event"] == event)
@@ -224,7 +222,7 @@ fn the_gaps_in_seq_are_the_losses_counted() {
     });
     run.stream.tick(&CLOCK).unwrap();
     run.stream.finish("SIGTERM", &CLOCK).unwrap();
-    let records = run.out.records();
+    let records = records(&run.out);
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum::<u64>() + seqs[0];
     let stop = records.last().unwrap();

@@ -1,9 +1,10 @@
-//! The listener inventory: every listening TCP socket and bound UDP socket of the host's network
-//! namespace, with the processes that hold it and how exposed it is.
+//! The listener inventory: every listening TCP socket and bound UDP socket of every network
+//! namespace of the host, with the processes that hold it and how exposed it is.
 //!
-//! Method: sock_diag lists the sockets (with their inodes); the inodes are matched to processes
-//! through /proc/PID/fd. Limits: only the namespace portwatch runs in; a socket held by no process
-//! (kernel-owned, or passed over a unix socket in flight) has no owner.
+//! Method: sock_diag lists the sockets of each namespace (with their inodes); the inodes, which
+//! are host-wide, are matched to processes through /proc/PID/fd. Limits: a socket held by no
+//! process (kernel-owned, or passed over a unix socket in flight) has no owner; a namespace no
+//! process or `ip netns` name refers to is not found (see `netns`).
 use std::{collections::HashMap, io};
 
 use crate::{
@@ -15,20 +16,34 @@ use crate::{
     state::sockdiag,
 };
 
-pub fn snapshot() -> io::Result<Vec<Listener>> {
-    let sockets = sockdiag::listening_sockets()?;
+/// The listeners of `snapshot`, with a warning on stderr for each namespace it could not list.
+pub fn listed() -> crate::error::Result<Vec<Listener>> {
+    let (listeners, failed) =
+        snapshot().map_err(|e| crate::error::Error::io("listing sockets with sock_diag", e))?;
+    for (netns, e) in failed {
+        eprintln!(
+            "portwatch: warning: the sockets of network namespace {netns} are not listed ({e}): entering it needs CAP_SYS_ADMIN"
+        );
+    }
+    Ok(listeners)
+}
+
+/// The listeners, sorted, and the namespaces that could not be listed, with the reason.
+pub fn snapshot() -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
+    let (sockets, _, failed) = sockdiag::everywhere()?;
     let mut owners = crate::enrich::procfs::socket_owners();
-    let mut by_port: HashMap<(Proto, u16), Vec<usize>> = HashMap::new();
+    // Sockets of different namespaces never share a port.
+    let mut by_port: HashMap<(u32, Proto, u16), Vec<usize>> = HashMap::new();
     for (i, s) in sockets.iter().enumerate() {
         by_port
-            .entry((s.proto, s.local.port()))
+            .entry((s.netns, s.proto, s.local.port()))
             .or_default()
             .push(i);
     }
     let mut out: Vec<Listener> = sockets
         .iter()
         .map(|s| {
-            let shared = by_port[&(s.proto, s.local.port())]
+            let shared = by_port[&(s.netns, s.proto, s.local.port())]
                 .iter()
                 .filter(|&&j| {
                     sockets[j].inode != s.inode && overlaps(s.bound(), sockets[j].bound())
@@ -44,8 +59,11 @@ pub fn snapshot() -> io::Result<Vec<Listener>> {
             }
         })
         .collect();
-    out.sort_by_key(|l| (l.socket.proto, l.socket.local.port(), l.socket.local.ip()));
-    Ok(out)
+    out.sort_by_key(|l| {
+        let s = &l.socket;
+        (s.netns, s.proto, s.local.port(), s.local.ip())
+    });
+    Ok((out, failed))
 }
 
 #[cfg(test)]
@@ -56,7 +74,7 @@ mod tests {
     fn finds_this_process_as_owner() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let all = snapshot().unwrap();
+        let (all, _) = snapshot().unwrap();
         let mine = all
             .iter()
             .find(|x| x.socket.proto == Proto::Tcp && x.socket.local.port() == port)

@@ -8,11 +8,11 @@ use std::{
 };
 
 use portwatch_common::{TCP_CLOSE, TCP_LISTEN};
-use rustc_hash::FxHashSet;
 
 use crate::{
     model::{listener::BoundSocket, net::Proto},
-    pipeline::source::Sockets,
+    pipeline::source::{Present, Sockets},
+    state::netns,
 };
 
 const NETLINK_SOCK_DIAG: i32 = 4;
@@ -26,7 +26,37 @@ const NLMSG_HDRLEN: usize = 16;
 const DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_SKV6ONLY: u16 = 11;
 
-/// Every listening TCP socket and every bound, unconnected UDP socket of this network namespace.
+/// Every listening TCP socket and every bound, unconnected UDP socket of every network namespace
+/// portwatch can enter, and the namespaces listed. A namespace it cannot enter (or list) is left
+/// out and named in the third member with the reason.
+pub fn everywhere() -> io::Result<(Vec<BoundSocket>, Present, netns::Unlisted)> {
+    let mut all = Vec::new();
+    let mut present = Present::default();
+    let mut failed = Vec::new();
+    for (i, ns) in netns::all()?.into_iter().enumerate() {
+        // portwatch's own namespace (the first) needs no thread.
+        let listed = if i == 0 {
+            listening_sockets()
+        } else {
+            ns.run(listening_sockets)
+        };
+        match listed {
+            Ok(sockets) => {
+                present.namespaces.insert(ns.inode);
+                for mut s in sockets {
+                    s.netns = ns.inode;
+                    present.inodes.insert(s.inode);
+                    all.push(s);
+                }
+            }
+            Err(e) => failed.push((ns.inode, e)),
+        }
+    }
+    Ok((all, present, failed))
+}
+
+/// Every listening TCP socket and every bound, unconnected UDP socket of the calling thread's
+/// network namespace (their `netns` is left 0 for the caller).
 pub fn listening_sockets() -> io::Result<Vec<BoundSocket>> {
     let mut all = Vec::new();
     // UDP sockets that are bound but not connected show as TCP_CLOSE ("UNCONN" in ss).
@@ -172,15 +202,16 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
         uid,
         v6only: if ip.is_ipv6() { v6only } else { None },
         cookie,
+        netns: 0,
     })
 }
 
-/// This network namespace's listening and bound sockets, as the stream's `Sockets`.
+/// The host's listening and bound sockets, as the stream's `Sockets`.
 pub struct SockDiag;
 
 impl Sockets for SockDiag {
-    fn present(&mut self) -> io::Result<FxHashSet<u64>> {
-        Ok(listening_sockets()?.into_iter().map(|s| s.inode).collect())
+    fn present(&mut self) -> io::Result<Present> {
+        Ok(everywhere()?.1)
     }
 }
 

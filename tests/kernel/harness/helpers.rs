@@ -82,6 +82,30 @@ impl Drop for Helper {
     }
 }
 
+/// Starts tests/helpers/hold_sockets through `prefix` (a command that ends by exec'ing its
+/// last argument, which is the helper, e.g. `unshare -n sh -c '... exec "$0"'`), and returns it
+/// with its (TCP, UDP) ports once both sockets are open.
+pub fn hold_sockets_via(prefix: &[&str]) -> (Helper, u16, u16) {
+    let mut cmd = Command::new(prefix[0]);
+    cmd.args(&prefix[1..])
+        .arg(hold_sockets_helper())
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    let ports = (ports.next(), ports.next());
+    let (Some(tcp), Some(udp)) = ports else {
+        panic!(
+            "{prefix:?} {}: no ports ({line:?})",
+            hold_sockets_helper().display()
+        );
+    };
+    (Helper(child), tcp, udp)
+}
+
 /// Starts tests/helpers/hold_sockets (as `uid` when given) and returns it with its (TCP, UDP)
 /// ports once both sockets are open.
 pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {

@@ -28,6 +28,8 @@ pub enum Target {
         category: &'static str,
         name: &'static str,
     },
+    /// `name`, or where it holds alternatives (`a|b`: a tracepoint renamed between kernels,
+    /// with the same first argument), the first this kernel has.
     BtfTracepoint {
         name: &'static str,
     },

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::pipeline::source::Present;
+
 use crate::model::{
     listener::{BoundSocket, Ended, Holder, Neighbour},
     net::{Bound, Proto, overlaps},
@@ -58,8 +60,6 @@ pub struct ListenerTable {
     check_due: bool,
     /// The kernel reports UDP closes (the `udp_close` hook is attached).
     udp_closes_traced: bool,
-    /// portwatch's network namespace: sock_diag lists only its sockets.
-    own_netns: u32,
     /// Entries after the last check.
     checked_len: usize,
     /// What the last check closed: their close records, if still queued, are duplicates.
@@ -67,10 +67,8 @@ pub struct ListenerTable {
 }
 
 impl ListenerTable {
-    /// A table for a daemon in network namespace `own_netns` (0: unknown, never checked).
-    pub fn new(own_netns: u32, udp_closes_traced: bool) -> Self {
+    pub fn new(udp_closes_traced: bool) -> Self {
         Self {
-            own_netns,
             udp_closes_traced,
             ..Self::default()
         }
@@ -144,7 +142,7 @@ impl ListenerTable {
             from_snapshot: true,
             accepted: 0,
             owner: holder,
-            netns: self.own_netns,
+            netns: s.netns,
             owner_exited: false,
         };
         self.insert(s.inode, live);
@@ -234,15 +232,14 @@ impl ListenerTable {
         self.check_due
     }
 
-    /// Removes the listeners of portwatch's namespace that sock_diag (`present`) no longer
-    /// lists; returns them with their ends. Those of other namespaces are left alone.
-    pub fn reconcile(&mut self, present: &FxHashSet<u64>, now_ns: u64) -> Vec<(u64, Live, Ended)> {
+    /// Removes the listeners that sock_diag (`present`) no longer lists; returns them with their
+    /// ends. Those of namespaces it could not list (or of an unknown one) are left alone.
+    pub fn reconcile(&mut self, present: &Present, now_ns: u64) -> Vec<(u64, Live, Ended)> {
         self.check_due = false;
-        let own = self.own_netns;
         let gone: Vec<u64> = self
             .by_inode
             .iter()
-            .filter(|(i, l)| own != 0 && l.netns == own && !present.contains(i))
+            .filter(|(i, l)| present.namespaces.contains(&l.netns) && !present.inodes.contains(i))
             .map(|(i, _)| *i)
             .collect();
         self.recently_checked = gone.iter().copied().collect();

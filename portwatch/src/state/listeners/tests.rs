@@ -22,6 +22,13 @@ fn live(proto: Proto, addr: &str, pid: u32, exe: &str, since_ns: u64) -> Live {
 
 const NETNS: u32 = 4026531840;
 
+/// sock_diag's answer: these sockets, in the one namespace it listed.
+fn present(inodes: &[u64]) -> Present {
+    Present {
+        inodes: inodes.iter().copied().collect(),
+        namespaces: [NETNS].into_iter().collect(),
+    }
+}
 #[test]
 fn lifetime_and_accepted_connections() {
     let mut t = ListenerTable::default();
@@ -102,14 +109,14 @@ fn a_v6only_wildcard_does_not_overlap_ipv4() {
 
 #[test]
 fn udp_sockets_that_left_with_their_owner_are_closed() {
-    let mut t = ListenerTable::new(NETNS, false);
+    let mut t = ListenerTable::new(false);
     t.insert(1, live(Proto::Udp, "0.0.0.0:53", 10, "/usr/sbin/dnsd", 0));
     t.insert(2, live(Proto::Udp, "0.0.0.0:54", 11, "/usr/sbin/other", 0));
     t.owner_exited(99);
     assert!(!t.check_due());
     t.owner_exited(10);
     assert!(t.check_due());
-    let gone = t.reconcile(&FxHashSet::from_iter([2]), 1_000_000_000);
+    let gone = t.reconcile(&present(&[2]), 1_000_000_000);
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0].0, 1);
     assert!(gone[0].1.owner_exited);
@@ -121,13 +128,13 @@ fn udp_sockets_that_left_with_their_owner_are_closed() {
 /// the close record that arrives after the check is known as a duplicate.
 #[test]
 fn a_check_after_lost_closes_and_the_late_close_record() {
-    let mut t = ListenerTable::new(NETNS, true);
+    let mut t = ListenerTable::new(true);
     t.insert(1, live(Proto::Tcp, "0.0.0.0:80", 10, "/usr/sbin/web", 0));
     t.owner_exited(10);
     assert!(!t.check_due());
     t.closes_lost();
     assert!(t.check_due());
-    let gone = t.reconcile(&FxHashSet::default(), 1);
+    let gone = t.reconcile(&present(&[]), 1);
     assert_eq!(gone.len(), 1);
     assert!(!gone[0].1.owner_exited);
     let close = crate::testkit::socket_event(SockKind::Close, 1);
@@ -137,14 +144,14 @@ fn a_check_after_lost_closes_and_the_late_close_record() {
     assert!(!update.already_closed, "only once");
 }
 
-/// Sockets of other namespaces are not in portwatch's sock_diag view: never checked away.
+/// Sockets of a namespace sock_diag could not list are never checked away.
 #[test]
 fn the_check_leaves_other_namespaces_alone() {
-    let mut t = ListenerTable::new(NETNS, true);
+    let mut t = ListenerTable::new(true);
     let mut other = live(Proto::Udp, "0.0.0.0:53", 10, "/usr/sbin/dnsd", 0);
     other.netns = NETNS + 1;
     t.insert(1, other);
-    assert!(t.reconcile(&FxHashSet::default(), 1).is_empty());
+    assert!(t.reconcile(&present(&[]), 1).is_empty());
     assert_eq!(t.len(), 1);
 }
 
@@ -152,7 +159,7 @@ fn the_check_leaves_other_namespaces_alone() {
 /// one is due, so stale entries never exceed the live ones.
 #[test]
 fn growth_makes_a_check_due() {
-    let mut t = ListenerTable::new(NETNS, true);
+    let mut t = ListenerTable::new(true);
     for i in 0..CHECK_MIN as u64 {
         t.insert(i, live(Proto::Udp, "0.0.0.0:53", 10, "/x", 0));
     }
@@ -162,7 +169,7 @@ fn growth_makes_a_check_due() {
         live(Proto::Udp, "0.0.0.0:53", 10, "/x", 0),
     );
     assert!(t.check_due());
-    let present: FxHashSet<u64> = (0..10).collect();
-    assert_eq!(t.reconcile(&present, 1).len(), CHECK_MIN + 1 - 10);
+    let live: Vec<u64> = (0..10).collect();
+    assert_eq!(t.reconcile(&present(&live), 1).len(), CHECK_MIN + 1 - 10);
     assert_eq!(t.len(), 10);
 }
