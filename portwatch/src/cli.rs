@@ -43,6 +43,24 @@ pub enum Command {
     /// Print the current listeners as a baseline (an allowlist to review and edit) for
     /// `watch --baseline FILE`: one rule per line, PROTOCOL PORT SCOPE USER EXECUTABLE.
     Baseline,
+
+    /// Check that portwatch sees every path a listener can be made on this host: it attaches
+    /// the hooks, makes canary sockets through each (bind, listen and accept syscalls, a failed
+    /// bind, io_uring where the kernel has it, a listener in a fresh network namespace, a UDP
+    /// close) and prints which hook saw which. Exits 1 if a path is blind, naming why. Run it
+    /// after a kernel upgrade. Needs root.
+    Doctor(DoctorArgs),
+
+    /// (For doctor) make the canary sockets; waits for stdin to close.
+    #[command(hide = true)]
+    Canary,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Also print every record the canaries produced.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -50,6 +50,10 @@ pub enum Error {
     #[error("cannot write events: {0}")]
     Output(io::Error),
 
+    /// `portwatch doctor` found paths portwatch does not see (each named on stderr).
+    #[error("{0} of the {1} paths checked are blind (see above)")]
+    Doctor(usize, usize),
+
     /// stdout was closed by its reader (`portwatch watch | head -1`): not a failure.
     #[error("stdout closed")]
     StdoutClosed,

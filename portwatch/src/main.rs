@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use portwatch::{
     cli::{Cli, Command},
-    cmd::{ls, watch},
+    cmd::{canary, doctor, ls, watch},
     error::Error,
 };
 
@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Ls(args) => ls::run(&args),
         Command::Baseline => ls::baseline(),
+        // Inside the runtime: the ring buffer registers with its reactor.
+        Command::Doctor(args) => runtime.block_on(async { doctor::run(args.verbose) }),
+        Command::Canary => canary::run(),
     };
     match result {
         Ok(()) | Err(Error::StdoutClosed) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! prints for that thread.
 mod baseline;
 mod daemon;
+mod doctor;
 mod events;
 mod filters;
 mod harness;

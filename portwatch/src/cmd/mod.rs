@@ -1,3 +1,6 @@
 //! The commands: each one's start-up order, from flags to a running pipeline.
+pub mod canary;
+pub mod doctor;
 pub mod ls;
+pub mod session;
 pub mod watch;

@@ -60,6 +60,7 @@ const KERNELS: &[Kernel] = &[
 const GUEST_TESTS: &[&str] = &[
     "events::",
     "uring::",
+    "doctor::",
     "process::",
     "lifecycle::",
     "attach_type",

@@ -1,0 +1,388 @@
+//! `portwatch doctor`: a self-test for any host, and after every kernel upgrade. It attaches the
+//! hooks as `watch` does, has a child process (`portwatch canary`) make sockets through every
+//! path portwatch covers, runs the child's records through the whole pipeline, and prints which
+//! path was seen through which hook. A path that is blind makes it exit non-zero, with why.
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    cli::{Cli, Command as Cmd, WatchArgs},
+    clock::Clock,
+    cmd::session::{self, Session},
+    enrich::Enricher,
+    error::{Error, Result},
+    filter::Filters,
+    kernel::{bound_udp, hooks::Chosen},
+    output::{Output, format::Native, sink::Memory},
+    pipeline::stream::Stream,
+    state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
+};
+
+/// How long the canaries' records may take to come through.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the canary's records show a path.
+type Finder = Box<dyn Fn(&[Value]) -> bool>;
+
+/// One path portwatch must see: what was done, the hook that should see it, and the record.
+struct Check {
+    path: &'static str,
+    hook: &'static str,
+    /// Err: the canary could not make it (the kernel has no such path), and why.
+    made: std::result::Result<Finder, String>,
+}
+
+/// What a doctor run saw.
+struct Observed {
+    /// The canary process's records, through the whole pipeline.
+    records: Vec<Value>,
+    /// (port, netns) of the TCP listeners the inventory found held by the canary.
+    snapshot: Vec<(u64, u64)>,
+    /// The canary's lines.
+    canaries: Vec<String>,
+    hooks: Vec<Chosen>,
+}
+
+pub fn run(verbose: bool) -> Result<()> {
+    let cli = <Cli as clap::Parser>::parse_from(["portwatch", "watch"]);
+    let Cmd::Watch(args) = cli.command else {
+        unreachable!("parsed a watch command")
+    };
+    let Observed {
+        records,
+        snapshot,
+        canaries,
+        hooks,
+    } = observe(&args)?;
+    let checks = checks(&canaries, &snapshot);
+    let mut out = std::io::stdout().lock();
+    let mut blind = Vec::new();
+    let rows: Vec<[String; 3]> = checks
+        .iter()
+        .map(|c| {
+            let hook = seen_by(&hooks, c);
+            let (attach, why_not) = hook_state(&hooks, hook);
+            let seen = match &c.made {
+                Ok(found) if found(&records) => "yes".to_owned(),
+                Ok(_) => {
+                    blind.push(format!("{}: no record within {WAIT:?}{why_not}", c.path));
+                    "NO".to_owned()
+                }
+                Err(reason) => format!("not tested: {reason}"),
+            };
+            [c.path.to_owned(), format!("{hook} ({attach})"), seen]
+        })
+        .collect();
+    let header = ["PATH", "HOOK", "SEEN"].map(str::to_owned);
+    write_table(&mut out, &header, &rows).map_err(Error::from_output)?;
+    if verbose {
+        for r in &records {
+            writeln!(out, "{r}").map_err(Error::from_output)?;
+        }
+    }
+    if blind.is_empty() {
+        return Ok(());
+    }
+    for b in &blind {
+        eprintln!("portwatch: doctor: blind: {b}");
+    }
+    Err(Error::Doctor(blind.len(), checks.len()))
+}
+
+/// The hook that sees `c`: io_uring's requests go to the kernel-function hooks where the
+/// io_uring hook is not needed (and so not attached).
+fn seen_by(hooks: &[Chosen], c: &Check) -> &'static str {
+    let attached = |name: &str| hooks.iter().any(|h| h.hook == name && h.attach.is_some());
+    match c.path.strip_prefix("io_uring ") {
+        Some(kind) if !attached(c.hook) => match kind {
+            "bind" => "bind",
+            "listen" => "listen",
+            _ => "accept",
+        },
+        _ => c.hook,
+    }
+}
+
+/// The attach type `hook` got, and (for a hook that is not attached) why, for a blind path.
+fn hook_state(hooks: &[Chosen], hook: &str) -> (String, String) {
+    let Some(h) = hooks.iter().find(|h| h.hook == hook) else {
+        // Not a kernel hook: the inventory reads sock_diag in each namespace.
+        return ("sock_diag".into(), String::new());
+    };
+    match h.attach {
+        Some(a) => (a.to_string(), String::new()),
+        None => {
+            let why = h.missing.or(h.skipped).unwrap_or("");
+            let refused: Vec<String> = h
+                .refused
+                .iter()
+                .map(|r| format!("{}: {}", r.attach, r.error))
+                .collect();
+            (
+                "not attached".into(),
+                format!(
+                    " (hook {hook} is not attached: {why}; {})",
+                    refused.join("; ")
+                ),
+            )
+        }
+    }
+}
+
+/// Attaches, runs the canary and returns the child's records, the listeners the inventory
+/// found while the canary held its sockets, the canary's lines and the hooks.
+fn observe(args: &WatchArgs) -> Result<Observed> {
+    let filters = Filters::from_args(args)?;
+    let Session {
+        mut ebpf,
+        hooks,
+        mut ring,
+        counters,
+        exec_traced_since,
+        udp_closes_traced,
+    } = session::start(args, &filters)?;
+    let clock = Clock::now();
+    let sink = Memory::default();
+    let mut enricher = Enricher::new(exec_traced_since);
+    enricher.seed_from_proc();
+    let listeners = inventory::listed()?;
+    if udp_closes_traced {
+        bound_udp::remember_snapshot(&mut ebpf, &listeners)?;
+    }
+    let mut stream = Stream::new(
+        Output::new(Box::new(Native), sink.clone()),
+        enricher,
+        Box::new(counters),
+        Box::new(SockDiag),
+        None,
+        filters,
+        ListenerTable::new(udp_closes_traced),
+    );
+    stream.snapshot(&listeners, &clock)?;
+
+    let spawn = |e| Error::io("starting the canary (portwatch canary)", e);
+    let mut child = Command::new("/proc/self/exe")
+        .arg("canary")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    let pid = child.id();
+    let mut lines = Vec::new();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| spawn(std::io::Error::other("no stdout")))?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(spawn)?;
+        if line == "ready" {
+            break;
+        }
+        lines.push(line);
+    }
+    // While the canary holds its sockets: the (port, netns) of the TCP listeners the inventory
+    // (the snapshot's and `ls`'s) finds held by its process.
+    let (now, _) = inventory::snapshot().map_err(|e| Error::io("listing sockets", e))?;
+    let snapshot: Vec<(u64, u64)> = now
+        .iter()
+        .filter(|l| l.owners.contains(&pid) && l.socket.proto == crate::model::net::Proto::Tcp)
+        .map(|l| (u64::from(l.socket.local.port()), u64::from(l.socket.netns)))
+        .collect();
+    drop(child.stdin.take()); // the canary closes its sockets and exits
+    let _ = child.wait();
+
+    let expected = checks(&lines, &snapshot);
+    let deadline = Instant::now() + WAIT;
+    let records = loop {
+        stream.drain(ring.get_mut(), &clock)?;
+        stream.tick(&clock)?;
+        stream.flush()?;
+        let records: Vec<Value> = sink
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+            .filter(|v| v["pid"] == pid)
+            .collect();
+        let all = expected
+            .iter()
+            .all(|c| c.made.as_ref().map_or(true, |found| found(&records)));
+        if all || Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(ebpf);
+    Ok(Observed {
+        records,
+        snapshot,
+        canaries: lines,
+        hooks,
+    })
+}
+
+/// The value of `key=` on the canary line starting with `name`.
+fn field<'a>(lines: &'a [String], name: &str, key: &str) -> std::result::Result<&'a str, String> {
+    let line = lines
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .ok_or_else(|| format!("the canary made no {name} socket"))?;
+    let value = line
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .ok_or_else(|| format!("the canary's {name} line has no {key}"))?;
+    if key != "unavailable" && line.contains(" unavailable=") {
+        return Err(line
+            .split_once("unavailable=")
+            .map_or("", |x| x.1)
+            .replace('_', " "));
+    }
+    Ok(value)
+}
+
+fn any(f: impl Fn(&Value) -> bool + 'static) -> Finder {
+    Box::new(move |records: &[Value]| records.iter().any(&f))
+}
+
+fn checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
+    let port = |name, key| {
+        field(lines, name, key).and_then(|p| p.parse::<u64>().map_err(|e| e.to_string()))
+    };
+    let tcp = port("tcp", "port");
+    let client = port("tcp", "client");
+    let udp = port("udp", "port");
+    let uring = port("uring", "port");
+    let uring_full = field(lines, "uring", "bind_and_listen").map(|v| v == "true");
+    let netns = port("netns", "port");
+    let netns_inode = port("netns", "netns");
+    let event =
+        |kind: &'static str, port: u64| move |v: &Value| v["event"] == kind && v["port"] == port;
+    let tcp_checks = tcp.clone().map(|p| {
+        let via_syscall = move |v: &Value| v.get("via").is_none();
+        vec![
+            (
+                "bind(2)",
+                "bind",
+                any(move |v| event("bind", p)(v) && v["success"] == true && via_syscall(v)),
+            ),
+            (
+                "listen(2)",
+                "listen",
+                any(move |v| event("listen", p)(v) && v["success"] == true && via_syscall(v)),
+            ),
+            (
+                "a second listen(2): no new listener",
+                "listen",
+                Box::new(move |r: &[Value]| r.iter().filter(|v| event("listen", p)(v)).count() == 1)
+                    as Finder,
+            ),
+            (
+                "failed bind(2) (EADDRINUSE)",
+                "bind",
+                any(move |v| event("bind", p)(v) && v["errno"] == "EADDRINUSE"),
+            ),
+            (
+                "TCP listener close",
+                "close",
+                any(move |v| event("close", p)(v) && v["protocol"] == "tcp"),
+            ),
+        ]
+    });
+    let mut out = Vec::new();
+    match tcp_checks {
+        Ok(list) => out.extend(list.into_iter().map(|(path, hook, f)| Check {
+            path,
+            hook,
+            made: Ok(f),
+        })),
+        Err(e) => out.push(Check {
+            path: "bind(2), listen(2), accept(2)",
+            hook: "bind",
+            made: Err(e),
+        }),
+    }
+    out.push(Check {
+        path: "accept(2)",
+        hook: "accept",
+        made: tcp.and_then(|p| {
+            client.map(|c| any(move |v| event("accept", p)(v) && v["remote_port"] == c))
+        }),
+    });
+    out.push(Check {
+        path: "UDP close by a running process",
+        hook: "udp_close",
+        made: udp.map(|p| any(move |v| event("close", p)(v) && v["protocol"] == "udp")),
+    });
+    // io_uring's requests: its own hook on tracepoint kernels, the kernel functions elsewhere.
+    let via_uring =
+        |kind: &'static str, p: u64| any(move |v| event(kind, p)(v) && v["via"] == "io_uring");
+    let full = uring_full.clone();
+    let uring_op = |kind: &'static str| {
+        uring.clone().and_then(|p| match &full {
+            Ok(true) => Ok(via_uring(kind, p)),
+            Ok(false) => {
+                Err("this kernel has no IORING_OP_BIND or IORING_OP_LISTEN (Linux < 6.11)".into())
+            }
+            Err(e) => Err(e.clone()),
+        })
+    };
+    out.push(Check {
+        path: "io_uring bind",
+        hook: "io_uring",
+        made: uring_op("bind"),
+    });
+    out.push(Check {
+        path: "io_uring listen",
+        hook: "io_uring",
+        made: uring_op("listen"),
+    });
+    out.push(Check {
+        path: "io_uring accept",
+        hook: "io_uring",
+        made: uring.clone().map(|p| via_uring("accept", p)),
+    });
+    out.push(Check {
+        path: "listen(2) in a new network namespace",
+        hook: "listen",
+        made: netns.clone().and_then(|p| {
+            netns_inode
+                .clone()
+                .map(|ns| any(move |v| event("listen", p)(v) && v["netns"] == ns))
+        }),
+    });
+    let listed = netns
+        .and_then(|p| netns_inode.map(|ns| (p, ns)))
+        .map(|held| snapshot.contains(&held));
+    out.push(Check {
+        path: "its listener in the snapshot and ls",
+        hook: "inventory",
+        made: listed.map(|found| Box::new(move |_: &[Value]| found) as Finder),
+    });
+    out
+}
+
+fn write_table(
+    out: &mut impl Write,
+    header: &[String; 3],
+    rows: &[[String; 3]],
+) -> std::io::Result<()> {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The start-up `watch` and `doctor` share: the kernel checked, this kernel's layout read, the
+//! programs loaded with the filters, every hook attached, the ring buffer and counters ready.
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use portwatch_common::names;
+use tokio::io::unix::AsyncFd;
+
+use crate::{
+    cli::WatchArgs,
+    clock,
+    error::{Error, Result},
+    filter::Filters,
+    kernel::{
+        counters::KernelCounters,
+        hooks::{self, Chosen},
+        layout, loader, preflight,
+    },
+};
+
+/// The kernel side, attached and ready to read. Dropping it detaches every program.
+pub struct Session {
+    pub ebpf: Ebpf,
+    pub hooks: Vec<Chosen>,
+    pub ring: AsyncFd<RingBuf<MapData>>,
+    pub counters: KernelCounters,
+    /// When the exec hook started tracing every execve (None: it is not attached).
+    pub exec_traced_since: Option<u64>,
+    /// The `udp_close` hook is attached.
+    pub udp_closes_traced: bool,
+}
+
+pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
+    let machine = preflight::check(args.btf.as_deref())?;
+    let offsets = {
+        let types = layout::KernelTypes::open(&machine.btf)?;
+        layout::kernel_offsets(&types, &machine.tracefs)?
+    };
+    let (mut ebpf, btf) = loader::load(
+        &offsets,
+        &filters.config,
+        args.ring_buffer_size,
+        &machine.btf,
+    )?;
+    filters.install(&mut ebpf)?;
+    let hooks = hooks::attach_all(&mut ebpf, &btf, &offsets, &args.attach, |k| {
+        filters.selects(k)
+    })?;
+    // The kernel's types (about 15 MiB) are not needed once everything is attached; give the
+    // memory back rather than keep it for the daemon's lifetime.
+    drop(btf);
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory.
+    let _ = unsafe { libc::malloc_trim(0) };
+    // From now on every execve is traced (if the exec hook attached); what ran before is read
+    // from /proc once, below.
+    let exec_traced = hooks.iter().any(|h| h.hook == "exec" && h.attach.is_some());
+    let exec_traced_since = exec_traced.then(clock::boottime_ns);
+    let udp_closes_traced = hooks
+        .iter()
+        .any(|h| h.hook == "udp_close" && h.attach.is_some());
+
+    let mut map = |name: &str| {
+        ebpf.take_map(name)
+            .ok_or_else(|| Error::Load(format!("map {name} is missing from the object")))
+    };
+    let ring = RingBuf::try_from(map(names::EVENTS_MAP)?)
+        .map_err(|e| Error::Load(format!("ring buffer: {e}")))?;
+    let counters = KernelCounters::new(
+        PerCpuArray::try_from(map(names::COUNTERS_MAP)?)
+            .map_err(|e| Error::Load(format!("counters: {e}")))?,
+    );
+    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd
+    // owns the RingBuf.
+    let ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| Error::io("polling the ring buffer", e.into_parts().1))?;
+
+    Ok(Session {
+        ebpf,
+        hooks,
+        ring,
+        counters,
+        exec_traced_since,
+        udp_closes_traced,
+    })
+}
+
+/// Each hook's attach type, in one line for stderr.
+pub fn summary(hooks: &[Chosen]) -> String {
+    hooks
+        .iter()
+        .map(|h| match h.attach {
+            Some(a) => format!("{}: {a}", h.hook),
+            None if h.skipped.is_some() => format!("{}: not needed", h.hook),
+            None => format!("{}: unavailable", h.hook),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
