@@ -10,6 +10,8 @@ use std::{
 
 use serde_json::Value;
 
+use self::checks::{Check, checks};
+
 use crate::{
     cli::{Cli, Command as Cmd, WatchArgs},
     clock::Clock,
@@ -23,19 +25,10 @@ use crate::{
     state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
 };
 
+mod checks;
+
 /// How long the canaries' records may take to come through.
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Whether the canary's records show a path.
-type Finder = Box<dyn Fn(&[Value]) -> bool>;
-
-/// One path portwatch must see: what was done, the hook that should see it, and the record.
-struct Check {
-    path: &'static str,
-    hook: &'static str,
-    /// Err: the canary could not make it (the kernel has no such path), and why.
-    made: std::result::Result<Finder, String>,
-}
 
 /// What a doctor run saw.
 struct Observed {
@@ -223,146 +216,6 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
         canaries: lines,
         hooks,
     })
-}
-
-/// The value of `key=` on the canary line starting with `name`.
-fn field<'a>(lines: &'a [String], name: &str, key: &str) -> std::result::Result<&'a str, String> {
-    let line = lines
-        .iter()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .ok_or_else(|| format!("the canary made no {name} socket"))?;
-    let value = line
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .ok_or_else(|| format!("the canary's {name} line has no {key}"))?;
-    if key != "unavailable" && line.contains(" unavailable=") {
-        return Err(line
-            .split_once("unavailable=")
-            .map_or("", |x| x.1)
-            .replace('_', " "));
-    }
-    Ok(value)
-}
-
-fn any(f: impl Fn(&Value) -> bool + 'static) -> Finder {
-    Box::new(move |records: &[Value]| records.iter().any(&f))
-}
-
-fn checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
-    let port = |name, key| {
-        field(lines, name, key).and_then(|p| p.parse::<u64>().map_err(|e| e.to_string()))
-    };
-    let tcp = port("tcp", "port");
-    let client = port("tcp", "client");
-    let udp = port("udp", "port");
-    let uring = port("uring", "port");
-    let uring_full = field(lines, "uring", "bind_and_listen").map(|v| v == "true");
-    let netns = port("netns", "port");
-    let netns_inode = port("netns", "netns");
-    let event =
-        |kind: &'static str, port: u64| move |v: &Value| v["event"] == kind && v["port"] == port;
-    let tcp_checks = tcp.clone().map(|p| {
-        let via_syscall = move |v: &Value| v.get("via").is_none();
-        vec![
-            (
-                "bind(2)",
-                "bind",
-                any(move |v| event("bind", p)(v) && v["success"] == true && via_syscall(v)),
-            ),
-            (
-                "listen(2)",
-                "listen",
-                any(move |v| event("listen", p)(v) && v["success"] == true && via_syscall(v)),
-            ),
-            (
-                "a second listen(2): no new listener",
-                "listen",
-                Box::new(move |r: &[Value]| r.iter().filter(|v| event("listen", p)(v)).count() == 1)
-                    as Finder,
-            ),
-            (
-                "failed bind(2) (EADDRINUSE)",
-                "bind",
-                any(move |v| event("bind", p)(v) && v["errno"] == "EADDRINUSE"),
-            ),
-            (
-                "TCP listener close",
-                "close",
-                any(move |v| event("close", p)(v) && v["protocol"] == "tcp"),
-            ),
-        ]
-    });
-    let mut out = Vec::new();
-    match tcp_checks {
-        Ok(list) => out.extend(list.into_iter().map(|(path, hook, f)| Check {
-            path,
-            hook,
-            made: Ok(f),
-        })),
-        Err(e) => out.push(Check {
-            path: "bind(2), listen(2), accept(2)",
-            hook: "bind",
-            made: Err(e),
-        }),
-    }
-    out.push(Check {
-        path: "accept(2)",
-        hook: "accept",
-        made: tcp.and_then(|p| {
-            client.map(|c| any(move |v| event("accept", p)(v) && v["remote_port"] == c))
-        }),
-    });
-    out.push(Check {
-        path: "UDP close by a running process",
-        hook: "udp_close",
-        made: udp.map(|p| any(move |v| event("close", p)(v) && v["protocol"] == "udp")),
-    });
-    // io_uring's requests: its own hook on tracepoint kernels, the kernel functions elsewhere.
-    let via_uring =
-        |kind: &'static str, p: u64| any(move |v| event(kind, p)(v) && v["via"] == "io_uring");
-    let full = uring_full.clone();
-    let uring_op = |kind: &'static str| {
-        uring.clone().and_then(|p| match &full {
-            Ok(true) => Ok(via_uring(kind, p)),
-            Ok(false) => {
-                Err("this kernel has no IORING_OP_BIND or IORING_OP_LISTEN (Linux < 6.11)".into())
-            }
-            Err(e) => Err(e.clone()),
-        })
-    };
-    out.push(Check {
-        path: "io_uring bind",
-        hook: "io_uring",
-        made: uring_op("bind"),
-    });
-    out.push(Check {
-        path: "io_uring listen",
-        hook: "io_uring",
-        made: uring_op("listen"),
-    });
-    out.push(Check {
-        path: "io_uring accept",
-        hook: "io_uring",
-        made: uring.clone().map(|p| via_uring("accept", p)),
-    });
-    out.push(Check {
-        path: "listen(2) in a new network namespace",
-        hook: "listen",
-        made: netns.clone().and_then(|p| {
-            netns_inode
-                .clone()
-                .map(|ns| any(move |v| event("listen", p)(v) && v["netns"] == ns))
-        }),
-    });
-    let listed = netns
-        .and_then(|p| netns_inode.map(|ns| (p, ns)))
-        .map(|held| snapshot.contains(&held));
-    out.push(Check {
-        path: "its listener in the snapshot and ls",
-        hook: "inventory",
-        made: listed.map(|found| Box::new(move |_: &[Value]| found) as Finder),
-    });
-    out
 }
 
 fn write_table(
