@@ -61,6 +61,10 @@ pub struct DoctorArgs {
     /// Also print every record the canaries produced.
     #[arg(long)]
     pub verbose: bool,
+
+    /// As for `watch`: check the paths with this attach type for HOOK.
+    #[arg(long, value_name = "HOOK=TYPE", help = hooks::attach_help())]
+    pub attach: Vec<Forced>,
 }
 
 #[derive(Debug, clap::Args)]

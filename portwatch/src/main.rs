@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => ls::run(&args),
         Command::Baseline => ls::baseline(),
         // Inside the runtime: the ring buffer registers with its reactor.
-        Command::Doctor(args) => runtime.block_on(async { doctor::run(args.verbose) }),
+        Command::Doctor(args) => runtime.block_on(async { doctor::run(args) }),
         Command::Canary => canary::run(),
     };
     match result {

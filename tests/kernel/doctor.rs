@@ -2,13 +2,15 @@
 //! facts say it gets, and the command says so with exit code 0.
 use std::process::Command;
 
-use crate::harness::{BIN, expected_attach, require_root, run_to_exit, shared};
+use crate::harness::{BIN, expected_attach, forced_attach_args, require_root, run_to_exit, shared};
 
 #[test]
 fn doctor_sees_every_path_through_the_expected_hooks() {
     require_root();
     let _shared = shared();
-    let (code, out, err) = run_to_exit(Command::new(BIN).arg("doctor"));
+    // The attach types forced for this run (`cargo xtask vm-test` forces kprobes, then the
+    // tracepoints), as every daemon of the run gets them.
+    let (code, out, err) = run_to_exit(Command::new(BIN).arg("doctor").args(forced_attach_args()));
     assert_eq!(code, 0, "{out}{err}");
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert!(rows.len() >= 12, "{out}");

@@ -77,7 +77,7 @@ pub fn cgroup2_root() -> String {
 
 /// `--attach` for every daemon of the run, from `PORTWATCH_TEST_ATTACH` (`hook=type,...`):
 /// `cargo xtask vm-test` runs the suite once more with kprobes forced.
-pub(super) fn forced_attach_args() -> Vec<String> {
+pub fn forced_attach_args() -> Vec<String> {
     std::env::var("PORTWATCH_TEST_ATTACH")
         .unwrap_or_default()
         .split(',')

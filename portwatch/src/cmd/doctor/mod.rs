@@ -13,7 +13,7 @@ use serde_json::Value;
 use self::checks::{Check, checks};
 
 use crate::{
-    cli::{Cli, Command as Cmd, WatchArgs},
+    cli::{Cli, Command as Cmd, DoctorArgs, WatchArgs},
     clock::Clock,
     cmd::session::{self, Session},
     enrich::Enricher,
@@ -41,11 +41,13 @@ struct Observed {
     hooks: Vec<Chosen>,
 }
 
-pub fn run(verbose: bool) -> Result<()> {
+pub fn run(doctor: DoctorArgs) -> Result<()> {
     let cli = <Cli as clap::Parser>::parse_from(["portwatch", "watch"]);
-    let Cmd::Watch(args) = cli.command else {
+    let Cmd::Watch(mut args) = cli.command else {
         unreachable!("parsed a watch command")
     };
+    args.attach = doctor.attach;
+    let verbose = doctor.verbose;
     let Observed {
         records,
         snapshot,
