@@ -173,12 +173,21 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
         .stdout
         .take()
         .ok_or_else(|| spawn(std::io::Error::other("no stdout")))?;
+    let mut ready = false;
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(spawn)?;
         if line == "ready" {
+            ready = true;
             break;
         }
         lines.push(line);
+    }
+    // A canary that failed proves nothing: no path may pass as "not tested" because of it.
+    if !ready {
+        let status = child.wait().map_err(spawn)?;
+        return Err(spawn(std::io::Error::other(format!(
+            "it ended ({status}) before making every canary"
+        ))));
     }
     // While the canary holds its sockets: the (port, netns) of the TCP listeners the inventory
     // (the snapshot's and `ls`'s) finds held by its process.
