@@ -9,14 +9,19 @@ use tokio::io::unix::AsyncFd;
 
 use crate::{
     cli::WatchArgs,
-    clock,
+    clock::{self, Clock},
+    enrich::Enricher,
     error::{Error, Result},
-    filter::Filters,
+    filter::{Filters, baseline::Baseline},
     kernel::{
+        bound_udp,
         counters::KernelCounters,
         hooks::{self, Chosen},
         layout, loader, preflight,
     },
+    output::{Output, sink::Sink},
+    pipeline::stream::Stream,
+    state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
 };
 
 /// The kernel side, attached and ready to read. Dropping it detaches every program.
@@ -25,10 +30,16 @@ pub struct Session {
     pub hooks: Vec<Chosen>,
     pub ring: AsyncFd<RingBuf<MapData>>,
     pub counters: KernelCounters,
+    pub tracing: Tracing,
+}
+
+/// What the attached hooks trace, which the stream's tables rely on.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracing {
     /// When the exec hook started tracing every execve (None: it is not attached).
-    pub exec_traced_since: Option<u64>,
+    pub exec_since: Option<u64>,
     /// The `udp_close` hook is attached.
-    pub udp_closes_traced: bool,
+    pub udp_closes: bool,
 }
 
 pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
@@ -81,9 +92,42 @@ pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
         hooks,
         ring,
         counters,
-        exec_traced_since,
-        udp_closes_traced,
+        tracing: Tracing {
+            exec_since: exec_traced_since,
+            udp_closes: udp_closes_traced,
+        },
     })
+}
+
+/// The stream, once it has reported the listeners that existed before the hooks attached
+/// (their UDP sockets handed to the kernel's close tracking): what `watch` and `doctor` read
+/// the ring buffer through.
+pub fn snapshot_stream<S: Sink>(
+    ebpf: &mut Ebpf,
+    counters: KernelCounters,
+    tracing: Tracing,
+    out: Output<S>,
+    baseline: Option<Baseline>,
+    filters: Filters,
+    clock: &Clock,
+) -> Result<Stream<S>> {
+    let mut enricher = Enricher::new(tracing.exec_since);
+    enricher.seed_from_proc();
+    let listeners = inventory::listed()?;
+    if tracing.udp_closes {
+        bound_udp::remember_snapshot(ebpf, &listeners)?;
+    }
+    let mut stream = Stream::new(
+        out,
+        enricher,
+        Box::new(counters),
+        Box::new(SockDiag),
+        baseline,
+        filters,
+        ListenerTable::new(tracing.udp_closes),
+    );
+    stream.snapshot(&listeners, clock)?;
+    Ok(stream)
 }
 
 /// Each hook's attach type, in one line for stderr.

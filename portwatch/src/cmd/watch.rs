@@ -11,18 +11,14 @@ use crate::{
     cli::WatchArgs,
     clock::Clock,
     cmd::session::{self, Session},
-    enrich::Enricher,
     error::{Error, Result},
     filter::{Filters, baseline::Baseline},
-    kernel::bound_udp,
     output::{
         Output,
         format::Native,
         record::{Record, StartRecord},
         sink::{Writer, widen_pipe},
     },
-    pipeline::stream::Stream,
-    state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
 };
 
 /// How often loss counters are checked (and the wall clock re-synchronised).
@@ -47,8 +43,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         hooks,
         mut ring,
         counters,
-        exec_traced_since,
-        udp_closes_traced,
+        tracing,
     } = session::start(&args, &filters)?;
 
     let mut clock = Clock::now();
@@ -72,23 +67,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }))?;
 
     // After the start record, whose time is then when every hook was attached.
-    let mut enricher = Enricher::new(exec_traced_since);
-    enricher.seed_from_proc();
     // The listeners that existed before the hooks attached, reported once, before live events.
-    let listeners = inventory::listed()?;
-    if udp_closes_traced {
-        bound_udp::remember_snapshot(&mut ebpf, &listeners)?;
-    }
-    let mut stream = Stream::new(
-        out,
-        enricher,
-        Box::new(counters),
-        Box::new(SockDiag),
-        baseline,
-        filters,
-        ListenerTable::new(udp_closes_traced),
-    );
-    stream.snapshot(&listeners, &clock)?;
+    let mut stream =
+        session::snapshot_stream(&mut ebpf, counters, tracing, out, baseline, filters, &clock)?;
 
     let mut tick = tokio::time::interval(TICK);
     let mut drain = tokio::time::interval(DRAIN);

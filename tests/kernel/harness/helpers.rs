@@ -90,18 +90,20 @@ pub fn hold_sockets_via(prefix: &[&str]) -> (Helper, u16, u16) {
     cmd.args(&prefix[1..])
         .arg(hold_sockets_helper())
         .stdout(Stdio::piped());
+    started(cmd)
+}
+
+/// Spawns `cmd` (tests/helpers/hold_sockets, maybe through a prefix) and returns it with the
+/// (TCP, UDP) ports it prints once both sockets are open.
+fn started(mut cmd: Command) -> (Helper, u16, u16) {
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
-    let ports = (ports.next(), ports.next());
-    let (Some(tcp), Some(udp)) = ports else {
-        panic!(
-            "{prefix:?} {}: no ports ({line:?})",
-            hold_sockets_helper().display()
-        );
+    let (Some(tcp), Some(udp)) = (ports.next(), ports.next()) else {
+        panic!("{cmd:?}: no ports ({line:?})");
     };
     (Helper(child), tcp, udp)
 }
@@ -115,11 +117,5 @@ pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
-    (Helper(child), ports.next().unwrap(), ports.next().unwrap())
+    started(cmd)
 }

@@ -16,13 +16,11 @@ use crate::{
     cli::{Cli, Command as Cmd, DoctorArgs, WatchArgs},
     clock::Clock,
     cmd::session::{self, Session},
-    enrich::Enricher,
     error::{Error, Result},
     filter::Filters,
-    kernel::{bound_udp, hooks::Chosen},
+    kernel::hooks::Chosen,
     output::{Output, format::Native, sink::Memory},
-    pipeline::stream::Stream,
-    state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
+    state::inventory,
 };
 
 mod checks;
@@ -138,27 +136,13 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
         hooks,
         mut ring,
         counters,
-        exec_traced_since,
-        udp_closes_traced,
+        tracing,
     } = session::start(args, &filters)?;
     let clock = Clock::now();
     let sink = Memory::default();
-    let mut enricher = Enricher::new(exec_traced_since);
-    enricher.seed_from_proc();
-    let listeners = inventory::listed()?;
-    if udp_closes_traced {
-        bound_udp::remember_snapshot(&mut ebpf, &listeners)?;
-    }
-    let mut stream = Stream::new(
-        Output::new(Box::new(Native), sink.clone()),
-        enricher,
-        Box::new(counters),
-        Box::new(SockDiag),
-        None,
-        filters,
-        ListenerTable::new(udp_closes_traced),
-    );
-    stream.snapshot(&listeners, &clock)?;
+    let out = Output::new(Box::new(Native), sink.clone());
+    let mut stream =
+        session::snapshot_stream(&mut ebpf, counters, tracing, out, None, filters, &clock)?;
 
     let spawn = |e| Error::io("starting the canary (portwatch canary)", e);
     let mut child = Command::new("/proc/self/exe")

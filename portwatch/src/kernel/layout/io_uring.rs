@@ -56,16 +56,7 @@ pub(super) fn offsets(types: &KernelTypes) -> Result<KernelOffsets> {
     if submit != Some(2) && submit_sqe != Some(3) {
         return Ok(none);
     }
-    let sized = |strukt: &str, path: &str, size: usize| -> Result<u32> {
-        let field = types.field(strukt, path)?;
-        if field.size != size {
-            return Err(Error::Layout(format!(
-                "{strukt}.{path} is {} bytes, expected {size}",
-                field.size
-            )));
-        }
-        Ok(field.offset)
-    };
+    let sized = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     // Structs of one io_uring command each; a kernel without that command has none.
     let optional = |strukt: &str, path: &str, size: usize| -> Result<u32> {
         if btf.struct_by_name(strukt).is_none() {

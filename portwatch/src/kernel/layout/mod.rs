@@ -170,10 +170,11 @@ impl Tracepoint {
     }
 }
 
-/// Reads every offset the kernel programs need, checking that each has the width they read.
-pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffsets> {
-    let f = |strukt: &str, path: &str, size: usize| -> Result<u32> {
-        let field = types.field(strukt, path)?;
+impl KernelTypes {
+    /// The offset of `path` in `struct strukt`, checked to be `size` bytes wide (the width the
+    /// kernel programs read).
+    pub fn sized(&self, strukt: &str, path: &str, size: usize) -> Result<u32> {
+        let field = self.field(strukt, path)?;
         if field.size != size {
             return Err(Error::Layout(format!(
                 "{strukt}.{path} is {} bytes, expected {size}",
@@ -181,7 +182,12 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
             )));
         }
         Ok(field.offset)
-    };
+    }
+}
+
+/// Reads every offset the kernel programs need, checking that each has the width they read.
+pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffsets> {
+    let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     let sk = |path: &str, size: usize| f("sock", path, size);
 
     let bind_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_bind")?;
