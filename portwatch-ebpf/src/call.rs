@@ -7,6 +7,7 @@ use aya_ebpf::programs::{FExitContext, RetProbeContext, TracePointContext};
 use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
+    diag::At,
     emit::{add_call, concerns_inet, init_event, read_sock, send},
     filter::task_allowed,
     kernel::{call_path, sock_of_fd, sock_of_socket},
@@ -37,19 +38,19 @@ pub fn watched_call(kind: EventKind, sock: *const u8) -> Option<Pending> {
 #[inline(always)]
 pub fn call_fexit(ctx: &FExitContext, kind: EventKind) -> i32 {
     if let Ok(ret) = ctx.ret::<i32>() {
-        exit_call(kind, i64::from(ret));
+        exit_call(kind, i64::from(ret), At::Fentry);
     }
     0
 }
 
 #[inline(always)]
 pub fn call_kretprobe(ctx: &RetProbeContext, kind: EventKind) -> u32 {
-    exit_call(kind, i64::from(ctx.ret::<i32>()));
+    exit_call(kind, i64::from(ctx.ret::<i32>()), At::Kprobe);
     0
 }
 
 #[inline(always)]
-fn exit_call(kind: EventKind, ret: i64) {
+fn exit_call(kind: EventKind, ret: i64, at: At) {
     // None: the entry happened before we attached, or was not ours.
     let Some(pending) = take(kind) else {
         return;
@@ -68,7 +69,7 @@ fn exit_call(kind: EventKind, ret: i64) {
     };
     read_sock(&mut ev, sk);
     if concerns_inet(&ev) {
-        send(&mut ev, kind);
+        send(&mut ev, kind, at);
     }
 }
 
@@ -91,7 +92,7 @@ pub fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
     add_call(&mut ev, &pending, ret);
     read_sock(&mut ev, sock_of_fd(pending.fd));
     if concerns_inet(&ev) {
-        send(&mut ev, kind);
+        send(&mut ev, kind, At::Tracepoint);
     }
     Ok(())
 }

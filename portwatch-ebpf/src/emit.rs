@@ -11,6 +11,7 @@ use portwatch_common::{
 };
 
 use crate::{
+    diag::{self, At},
     filter::place_allowed,
     kernel::{ReadError, fill_from_sock, read_task},
     maps::{EVENTS, bump, stamp, wakeup_flags},
@@ -28,10 +29,12 @@ pub fn fill_task(t: &mut TaskInfo) {
     t.gid = (uid_gid >> 32) as u32;
     t.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     t.comm = bpf_get_current_comm().unwrap_or([0; 16]);
-    if read_task(t).is_ok() {
-        t.flags |= TASK_READ;
-    } else {
-        bump(counters::TASK_READ_FAILED);
+    match read_task(t) {
+        Ok(()) => t.flags |= TASK_READ,
+        Err(ReadError(why)) => {
+            bump(counters::TASK_READ_FAILED);
+            diag::task_unreadable(t.pid, t.tid, why);
+        }
     }
 }
 
@@ -132,19 +135,28 @@ pub fn add_call(ev: &mut SockEvent, p: &Pending, ret: i64) {
 /// read is counted (the record still goes out, without socket fields).
 #[inline(always)]
 pub fn read_sock(ev: &mut SockEvent, sk: Result<*const u8, ReadError>) {
-    let ok = match sk {
-        Ok(sk) => fill_from_sock(sk, ev).is_ok(),
-        Err(_) => false,
+    let read = match sk {
+        Ok(sk) => fill_from_sock(sk, ev),
+        Err(e) => Err(e),
     };
-    if !ok && ev.header.errno == 0 {
-        bump(counters::SOCK_READ_FAILED);
+    if let Err(ReadError(why)) = read {
+        if ev.header.errno == 0 {
+            sock_unreadable(ev, why);
+        }
     }
 }
 
-/// Sends `ev` unless the namespace or port filters drop it; a full ring buffer is counted per
-/// kind, never silent.
+/// Counts a socket that should have been readable and was not.
 #[inline(always)]
-pub fn send(ev: &mut SockEvent, kind: EventKind) {
+pub fn sock_unreadable(ev: &SockEvent, why: crate::kernel::Why) {
+    bump(counters::SOCK_READ_FAILED);
+    diag::sock_unreadable(ev, why);
+}
+
+/// Sends `ev` unless the namespace or port filters drop it; a full ring buffer is counted per
+/// kind, never silent. `at`: the sending program's attach type, for the diagnostics.
+#[inline(always)]
+pub fn send(ev: &mut SockEvent, kind: EventKind, at: At) {
     // The port the record is about: the bound one, else (a failed bind) the requested one.
     let port = if ev.header.flags & FLAG_SOCK != 0 && ev.local_port != 0 {
         ev.local_port
@@ -155,7 +167,10 @@ pub fn send(ev: &mut SockEvent, kind: EventKind) {
         return;
     }
     stamp(&mut ev.header);
-    if EVENTS.output::<SockEvent>(ev, wakeup_flags()).is_err() {
+    if EVENTS.output::<SockEvent>(&*ev, wakeup_flags()).is_ok() {
+        diag::sent(ev, kind, at);
+    } else {
         bump(counters::lost(kind));
+        diag::ring_full(ev, kind, at);
     }
 }

@@ -12,12 +12,28 @@ use portwatch_common::{
 
 use crate::maps::offset;
 
-/// A kernel read failed or a pointer did not lead where it should.
-pub struct ReadError;
+/// A kernel read failed or a pointer did not lead where it should; which one, for the
+/// diagnostics (`diag` says each in words).
+#[derive(Clone, Copy)]
+pub struct ReadError(pub Why);
+
+#[derive(Clone, Copy)]
+pub enum Why {
+    /// bpf_probe_read_kernel faulted (a stale or wrong pointer, or a wrong offset).
+    Fault,
+    /// The descriptor is negative or past the task's table.
+    BadFd,
+    /// The descriptor or request has no file (closed meanwhile).
+    NoFile,
+    /// The file is not a socket (its private data does not point back to it).
+    NotSocket,
+    /// The socket has no `struct sock` (released), or the task no memory map (exiting).
+    Gone,
+}
 
 #[inline(always)]
 pub fn read<T>(ptr: *const u8) -> Result<T, ReadError> {
-    unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) }.map_err(|_| ReadError)
+    unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) }.map_err(|_| ReadError(Why::Fault))
 }
 
 #[inline(always)]
@@ -25,9 +41,28 @@ fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }
 }
 
+// A read that fails part-way clears what it had filled (the daemon ignores those fields
+// without their flag anyway): every failure point then leaves the same state, so the verifier
+// walks the rest of the program once, not once per failure point. With the diagnostics on,
+// that is the difference between loading and passing its million-instruction limit.
+
 /// Parent, process start times, login uid and network namespace of the current task.
 #[inline(always)]
 pub fn read_task(t: &mut TaskInfo) -> Result<(), ReadError> {
+    let read = read_task_fields(t);
+    if read.is_err() {
+        t.ppid = 0;
+        t.loginuid = 0;
+        t.start_ns = 0;
+        t.parent_start_ns = 0;
+        t.netns = 0;
+        t.flags &= !TASK_LOGINUID;
+    }
+    read
+}
+
+#[inline(always)]
+fn read_task_fields(t: &mut TaskInfo) -> Result<(), ReadError> {
     let task = current_task();
     let leader: *const u8 = read(task.wrapping_add(offset!(task_group_leader)))?;
     t.start_ns = read(leader.wrapping_add(offset!(task_start_boottime)))?;
@@ -54,7 +89,7 @@ pub fn read_task(t: &mut TaskInfo) -> Result<(), ReadError> {
 pub fn args_range() -> Result<(u64, u64), ReadError> {
     let mm: *const u8 = read(current_task().wrapping_add(offset!(task_mm)))?;
     if mm.is_null() {
-        return Err(ReadError);
+        return Err(ReadError(Why::Gone));
     }
     Ok((
         read(mm.wrapping_add(offset!(mm_arg_start)))?,
@@ -68,14 +103,14 @@ pub fn args_range() -> Result<(u64, u64), ReadError> {
 #[inline(always)]
 pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
     if fd < 0 {
-        return Err(ReadError);
+        return Err(ReadError(Why::BadFd));
     }
     let task = current_task();
     let files: *const u8 = read(task.wrapping_add(offset!(task_files)))?;
     let fdt: *const u8 = read(files.wrapping_add(offset!(files_fdt)))?;
     let max_fds: u32 = read(fdt.wrapping_add(offset!(fdtable_max_fds)))?;
     if fd as u32 >= max_fds {
-        return Err(ReadError);
+        return Err(ReadError(Why::BadFd));
     }
     let fd_array: *const u8 = read(fdt.wrapping_add(offset!(fdtable_fd)))?;
     let file: *const u8 = read(fd_array.wrapping_add(fd as usize * 8))?;
@@ -87,16 +122,16 @@ pub fn sock_of_fd(fd: i32) -> Result<*const u8, ReadError> {
 #[inline(always)]
 pub fn sock_of_file(file: *const u8) -> Result<*const u8, ReadError> {
     if file.is_null() {
-        return Err(ReadError);
+        return Err(ReadError(Why::NoFile));
     }
     let socket: *const u8 = read(file.wrapping_add(offset!(file_private_data)))?;
     let back: *const u8 = read(socket.wrapping_add(offset!(socket_file)))?;
     if back != file {
-        return Err(ReadError);
+        return Err(ReadError(Why::NotSocket));
     }
     let sk: *const u8 = read(socket.wrapping_add(offset!(socket_sk)))?;
     if sk.is_null() {
-        return Err(ReadError);
+        return Err(ReadError(Why::Gone));
     }
     Ok(sk)
 }
@@ -104,6 +139,21 @@ pub fn sock_of_file(file: *const u8) -> Result<*const u8, ReadError> {
 /// Copies family, protocol, type and both endpoints of `sk` into `ev`, and sets `FLAG_SOCK`.
 #[inline(always)]
 pub fn fill_from_sock(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError> {
+    let read = fill_sock_fields(sk, ev);
+    if read.is_err() {
+        ev.family = 0;
+        ev.protocol = 0;
+        ev.sock_type = 0;
+        ev.local_port = 0;
+        ev.remote_port = 0;
+        ev.local_addr = [0; 16];
+        ev.remote_addr = [0; 16];
+    }
+    read
+}
+
+#[inline(always)]
+fn fill_sock_fields(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError> {
     let family: u16 = read(sk.wrapping_add(offset!(sk_family)))?;
     ev.family = family as u8;
     ev.protocol = read(sk.wrapping_add(offset!(sk_protocol)))?;
@@ -174,7 +224,11 @@ pub fn is_listening(sk: *const u8) -> bool {
 #[inline(always)]
 pub fn sock_of_socket(socket: *const u8) -> Result<*const u8, ReadError> {
     let sk: *const u8 = read(socket.wrapping_add(offset!(socket_sk)))?;
-    if sk.is_null() { Err(ReadError) } else { Ok(sk) }
+    if sk.is_null() {
+        Err(ReadError(Why::Gone))
+    } else {
+        Ok(sk)
+    }
 }
 
 /// How the current thread runs a call, from its name, which the kernel gives io_uring's own

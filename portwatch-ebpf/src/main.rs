@@ -10,11 +10,13 @@
 //! share: the arguments and the result (errno, the port the kernel picked).
 //!
 //! Every read of a kernel structure goes through `kernel.rs`, with offsets the daemon took from the
-//! running kernel's BTF. Programs never panic; failures bump a counter in `maps::COUNTERS`.
+//! running kernel's BTF. Programs never panic; failures bump a counter in `maps::COUNTERS`, and
+//! `diag.rs` says why in words when `doctor --verbose` loaded them with their diagnostics on.
 #![no_std]
 #![no_main]
 
 mod call;
+mod diag;
 mod emit;
 mod filter;
 mod hooks;

@@ -12,6 +12,7 @@ use portwatch_common::{EventKind, Pending, SockEvent};
 
 use crate::{
     call::watched_call,
+    diag::At,
     emit::{concerns_inet, init_event, read_sock, send},
     filter::task_allowed,
     kernel::{call_path, sock_of_fd, socket_inode},
@@ -31,7 +32,7 @@ pub fn accept_fentry(ctx: FEntryContext) -> i32 {
 #[fexit(function = "inet_csk_accept")]
 pub fn accept_fexit(ctx: FExitContext) -> i32 {
     if let Ok(newsk) = ctx.ret::<*const u8>() {
-        exit_accept(newsk);
+        exit_accept(newsk, At::Fentry);
     }
     0
 }
@@ -46,7 +47,7 @@ pub fn accept_kprobe(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn accept_kretprobe(ctx: RetProbeContext) -> u32 {
-    exit_accept(ctx.ret());
+    exit_accept(ctx.ret(), At::Kprobe);
     0
 }
 
@@ -61,7 +62,7 @@ fn enter_accept(listener: *const u8) {
 /// The new connection's socket has no descriptor yet (accept(2) installs it afterwards), so
 /// the record has no `fd` and no `inode`; `listener_inode` names its listener.
 #[inline(always)]
-fn exit_accept(newsk: *const u8) {
+fn exit_accept(newsk: *const u8, at: At) {
     let Some(pending) = take(EventKind::Accept) else {
         return;
     };
@@ -75,7 +76,7 @@ fn exit_accept(newsk: *const u8) {
     read_sock(&mut ev, Ok(newsk));
     ev.listener_inode = socket_inode(pending.sock as *const u8);
     if concerns_inet(&ev) {
-        send(&mut ev, EventKind::Accept);
+        send(&mut ev, EventKind::Accept, at);
     }
 }
 
@@ -145,7 +146,7 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     if concerns_inet(&ev) {
-        send(&mut ev, EventKind::Accept);
+        send(&mut ev, EventKind::Accept, At::Tracepoint);
     }
     Ok(())
 }

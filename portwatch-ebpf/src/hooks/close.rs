@@ -12,15 +12,14 @@ use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use portwatch_common::{
-    EventKind, FLAG_SOCK, IPPROTO_TCP, SockEvent, TCP_CLOSE, TCP_LISTEN, counters,
-};
+use portwatch_common::{EventKind, FLAG_SOCK, IPPROTO_TCP, SockEvent, TCP_CLOSE, TCP_LISTEN};
 
 use crate::{
-    emit::{init_event, send},
+    diag::At,
+    emit::{init_event, send, sock_unreadable},
     filter::task_allowed,
-    kernel::{fill_from_sock, socket_inode},
-    maps::{PENDING, bump, offset, offsets_valid},
+    kernel::{ReadError, fill_from_sock, socket_inode},
+    maps::{PENDING, offset, offsets_valid},
 };
 
 fn inside_listen() -> bool {
@@ -46,12 +45,12 @@ pub fn close_tp_btf(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, EventKind::Close);
-    if fill_from_sock(sk, &mut ev).is_err() {
-        bump(counters::SOCK_READ_FAILED);
-    } else if ev.protocol != IPPROTO_TCP {
-        return 0;
+    match fill_from_sock(sk, &mut ev) {
+        Err(ReadError(why)) => sock_unreadable(&ev, why),
+        Ok(()) if ev.protocol != IPPROTO_TCP => return 0,
+        Ok(()) => {}
     }
-    send(&mut ev, EventKind::Close);
+    send(&mut ev, EventKind::Close, At::TpBtf);
     0
 }
 
@@ -93,6 +92,6 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     ev.header.flags |= FLAG_SOCK;
     let sk: u64 = unsafe { ctx.read_at(offset!(tp_iss_skaddr)) }.map_err(i64::from)?;
     ev.inode = socket_inode(sk as *const u8);
-    send(&mut ev, EventKind::Close);
+    send(&mut ev, EventKind::Close, At::Tracepoint);
     Ok(())
 }

@@ -16,9 +16,10 @@ use aya_ebpf::{
 use portwatch_common::{EventKind, IPPROTO_UDP, SockEvent, counters};
 
 use crate::{
-    emit::{init_event, send},
+    diag::At,
+    emit::{init_event, send, sock_unreadable},
     filter::task_allowed,
-    kernel::{fill_from_sock, user_socket_inode},
+    kernel::{ReadError, fill_from_sock, user_socket_inode},
     maps::{BOUND_UDP, bump, offsets_valid},
 };
 
@@ -74,9 +75,9 @@ fn released(ctx: &SockContext) {
     let _ = BOUND_UDP.remove(&cookie);
     let mut ev: SockEvent = unsafe { core::mem::zeroed() };
     init_event(&mut ev, EventKind::Close);
-    if fill_from_sock(ctx.as_ptr() as *const u8, &mut ev).is_err() {
-        bump(counters::SOCK_READ_FAILED);
+    if let Err(ReadError(why)) = fill_from_sock(ctx.as_ptr() as *const u8, &mut ev) {
+        sock_unreadable(&ev, why);
     }
     ev.inode = inode;
-    send(&mut ev, EventKind::Close);
+    send(&mut ev, EventKind::Close, At::Cgroup);
 }

@@ -16,6 +16,7 @@ use crate::{
     kernel::{
         bound_udp,
         counters::KernelCounters,
+        diagnostics::KernelLog,
         hooks::{self, Chosen},
         layout, loader, preflight,
     },
@@ -31,6 +32,8 @@ pub struct Session {
     pub ring: AsyncFd<RingBuf<MapData>>,
     pub counters: KernelCounters,
     pub tracing: Tracing,
+    /// The programs' diagnostics, when loaded with them (`doctor --verbose`).
+    pub log: Option<KernelLog>,
 }
 
 /// What the attached hooks trace, which the stream's tables rely on.
@@ -42,7 +45,8 @@ pub struct Tracing {
     pub udp_closes: bool,
 }
 
-pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
+/// `diagnostics`: load the programs with their diagnostics on (see `kernel::diagnostics`).
+pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<Session> {
     let machine = preflight::check(args.btf.as_deref())?;
     let offsets = {
         let types = layout::KernelTypes::open(&machine.btf)?;
@@ -53,7 +57,11 @@ pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
         &filters.config,
         args.ring_buffer_size,
         &machine.btf,
+        diagnostics,
     )?;
+    let log = diagnostics
+        .then(|| KernelLog::open(&mut ebpf))
+        .transpose()?;
     filters.install(&mut ebpf)?;
     let hooks = hooks::attach_all(&mut ebpf, &btf, &offsets, &args.attach, |k| {
         filters.selects(k)
@@ -96,6 +104,7 @@ pub fn start(args: &WatchArgs, filters: &Filters) -> Result<Session> {
             exec_since: exec_traced_since,
             udp_closes: udp_closes_traced,
         },
+        log,
     })
 }
 

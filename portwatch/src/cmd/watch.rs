@@ -44,7 +44,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         mut ring,
         counters,
         tracing,
-    } = session::start(&args, &filters)?;
+        log: _,
+    } = session::start(&args, &filters, false)?;
 
     let mut clock = Clock::now();
     widen_pipe(io::stdout().as_fd());

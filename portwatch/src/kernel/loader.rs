@@ -6,7 +6,7 @@ use portwatch_common::{FilterConfig, KernelOffsets, names};
 
 use crate::{
     error::{Error, Result},
-    kernel::hooks::HOOKS,
+    kernel::{diagnostics, hooks::HOOKS},
 };
 
 /// The kernel programs, built by build.rs for the BPF target.
@@ -17,6 +17,7 @@ pub fn load(
     filters: &FilterConfig,
     ring_buffer_bytes: u32,
     btf_path: &Path,
+    diagnostics: bool,
 ) -> Result<(Ebpf, Btf)> {
     raise_memlock_limit();
     // `EbpfLoader::new` parses the running kernel's BTF itself; dropping that copy before
@@ -31,8 +32,14 @@ pub fn load(
         // Debugging aid for kernel-program changes: the full verifier log of a rejected program.
         loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
     }
+    let log_level = if diagnostics {
+        diagnostics::VERBOSE
+    } else {
+        diagnostics::OFF
+    };
     let ebpf = loader
         .btf(Some(&btf))
+        .override_global(diagnostics::LEVEL_GLOBAL, &log_level, true)
         .override_global(names::OFFSETS_GLOBAL, offsets, true)
         .override_global(names::FILTER_GLOBAL, filters, true)
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)

@@ -4,6 +4,7 @@ pub mod bound_udp;
 pub mod btf;
 pub mod cgroup_root;
 pub mod counters;
+pub mod diagnostics;
 pub mod hooks;
 pub mod layout;
 pub mod loader;

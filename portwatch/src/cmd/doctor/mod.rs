@@ -37,6 +37,8 @@ struct Observed {
     /// The canary's lines.
     canaries: Vec<String>,
     hooks: Vec<Chosen>,
+    /// The kernel programs' diagnostics about the canary process (`--verbose` only).
+    diagnostics: Vec<String>,
 }
 
 pub fn run(doctor: DoctorArgs) -> Result<()> {
@@ -51,7 +53,8 @@ pub fn run(doctor: DoctorArgs) -> Result<()> {
         snapshot,
         canaries,
         hooks,
-    } = observe(&args)?;
+        diagnostics,
+    } = observe(&args, verbose)?;
     let checks = checks(&canaries, &snapshot);
     let mut out = std::io::stdout().lock();
     let mut blind = Vec::new();
@@ -74,8 +77,14 @@ pub fn run(doctor: DoctorArgs) -> Result<()> {
     let header = ["PATH", "HOOK", "SEEN"].map(str::to_owned);
     write_table(&mut out, &header, &rows).map_err(Error::from_output)?;
     if verbose {
+        writeln!(out, "\nThe canary's records:").map_err(Error::from_output)?;
         for r in &records {
             writeln!(out, "{r}").map_err(Error::from_output)?;
+        }
+        writeln!(out, "\nThe kernel programs' diagnostics about it:")
+            .map_err(Error::from_output)?;
+        for d in &diagnostics {
+            writeln!(out, "{d}").map_err(Error::from_output)?;
         }
     }
     if blind.is_empty() {
@@ -88,11 +97,11 @@ pub fn run(doctor: DoctorArgs) -> Result<()> {
 }
 
 /// The hook that sees `c`: io_uring's requests go to the kernel-function hooks where the
-/// io_uring hook is not needed (and so not attached).
+/// io_uring hook is not needed (and so skipped); one that failed is the blind one.
 fn seen_by(hooks: &[Chosen], c: &Check) -> &'static str {
-    let attached = |name: &str| hooks.iter().any(|h| h.hook == name && h.attach.is_some());
+    let skipped = |name: &str| hooks.iter().any(|h| h.hook == name && h.skipped.is_some());
     match c.path.strip_prefix("io_uring ") {
-        Some(kind) if !attached(c.hook) => match kind {
+        Some(kind) if skipped(c.hook) => match kind {
             "bind" => "bind",
             "listen" => "listen",
             _ => "accept",
@@ -128,8 +137,9 @@ fn hook_state(hooks: &[Chosen], hook: &str) -> (String, String) {
 }
 
 /// Attaches, runs the canary and returns the child's records, the listeners the inventory
-/// found while the canary held its sockets, the canary's lines and the hooks.
-fn observe(args: &WatchArgs) -> Result<Observed> {
+/// found while the canary held its sockets, the canary's lines and the hooks; with
+/// `diagnostics`, the programs' own lines about the canary.
+fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
     let filters = Filters::from_args(args)?;
     let Session {
         mut ebpf,
@@ -137,7 +147,8 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
         mut ring,
         counters,
         tracing,
-    } = session::start(args, &filters)?;
+        mut log,
+    } = session::start(args, &filters, diagnostics)?;
     let clock = Clock::now();
     let sink = Memory::default();
     let out = Output::new(Box::new(Native), sink.clone());
@@ -186,7 +197,16 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
 
     let expected = checks(&lines, &snapshot);
     let deadline = Instant::now() + WAIT;
+    // The programs log for every process on the host; keep the canary's lines only.
+    let about_canary = format!("pid {pid} ");
+    let mut kernel_lines = Vec::new();
+    let mut take_log = |lines: &mut Vec<String>| {
+        if let Some(log) = &mut log {
+            lines.extend(log.take().into_iter().filter(|l| l.contains(&about_canary)));
+        }
+    };
     let records = loop {
+        take_log(&mut kernel_lines);
         stream.drain(ring.get_mut(), &clock)?;
         stream.tick(&clock)?;
         stream.flush()?;
@@ -204,12 +224,15 @@ fn observe(args: &WatchArgs) -> Result<Observed> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // A program logs just after it sends its record: the last records' lines are in by now.
+    take_log(&mut kernel_lines);
     drop(ebpf);
     Ok(Observed {
         records,
         snapshot,
         canaries: lines,
         hooks,
+        diagnostics: kernel_lines,
     })
 }
 
