@@ -32,14 +32,15 @@ pub fn load(
         // Debugging aid for kernel-program changes: the full verifier log of a rejected program.
         loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
     }
-    let log_level = if diagnostics {
-        diagnostics::VERBOSE
+    let (log_level, log_bytes) = if diagnostics {
+        (diagnostics::VERBOSE, diagnostics::RING_BYTES_VERBOSE)
     } else {
-        diagnostics::OFF
+        (diagnostics::OFF, diagnostics::RING_BYTES_OFF)
     };
     let ebpf = loader
         .btf(Some(&btf))
         .override_global(diagnostics::LEVEL_GLOBAL, &log_level, true)
+        .map_max_entries(diagnostics::LOG_MAP, log_bytes)
         .override_global(names::OFFSETS_GLOBAL, offsets, true)
         .override_global(names::FILTER_GLOBAL, filters, true)
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)

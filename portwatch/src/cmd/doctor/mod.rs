@@ -18,7 +18,7 @@ use crate::{
     cmd::session::{self, Session},
     error::{Error, Result},
     filter::Filters,
-    kernel::hooks::Chosen,
+    kernel::{diagnostics::KernelLog, hooks::Chosen},
     output::{Output, format::Native, sink::Memory},
     state::inventory,
 };
@@ -163,6 +163,9 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         .spawn()
         .map_err(spawn)?;
     let pid = child.id();
+    if let Some(log) = &log {
+        log.keep_pid(pid);
+    }
     let mut lines = Vec::new();
     let stdout = child
         .stdout
@@ -197,16 +200,7 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
 
     let expected = checks(&lines, &snapshot);
     let deadline = Instant::now() + WAIT;
-    // The programs log for every process on the host; keep the canary's lines only.
-    let about_canary = format!("pid {pid} ");
-    let mut kernel_lines = Vec::new();
-    let mut take_log = |lines: &mut Vec<String>| {
-        if let Some(log) = &mut log {
-            lines.extend(log.take().into_iter().filter(|l| l.contains(&about_canary)));
-        }
-    };
     let records = loop {
-        take_log(&mut kernel_lines);
         stream.drain(ring.get_mut(), &clock)?;
         stream.tick(&clock)?;
         stream.flush()?;
@@ -225,7 +219,8 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         std::thread::sleep(Duration::from_millis(50));
     };
     // A program logs just after it sends its record: the last records' lines are in by now.
-    take_log(&mut kernel_lines);
+    let kernel_lines = log.as_mut().map(KernelLog::take).unwrap_or_default();
+    drop(log);
     drop(ebpf);
     Ok(Observed {
         records,
