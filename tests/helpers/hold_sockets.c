@@ -1,10 +1,12 @@
 /* Test helper: hold a listening TCP socket and a bound UDP socket on loopback until killed.
  * Usage: hold_sockets [TCP_PORT]  (with a port, the TCP socket uses SO_REUSEPORT to share it).
- * Prints "TCP_PORT UDP_PORT" once both are ready. */
+ * With PW_COMM in the environment, first takes it as command name (prctl PR_SET_NAME: any
+ * bytes, cut by the kernel at 15). Prints "TCP_PORT UDP_PORT" once both are ready. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +29,8 @@ static int port_of(int s) {
 }
 
 int main(int argc, char **argv) {
+    const char *comm = getenv("PW_COMM");
+    if (comm && prctl(PR_SET_NAME, comm, 0, 0, 0) != 0) return 5;
     int tcp = open_bound(SOCK_STREAM, argc > 1 ? atoi(argv[1]) : 0);
     int udp = open_bound(SOCK_DGRAM, 0);
     if (listen(tcp, 8) != 0) return 4;

@@ -145,7 +145,7 @@ fn now_ns() -> u64 {
 }
 
 /// `portwatch ls --json`'s records.
-fn ls_json() -> Vec<Value> {
+pub fn ls_json() -> Vec<Value> {
     let (code, out, err) = run_to_exit(Command::new(BIN).args(["ls", "--json"]));
     assert_eq!(code, 0, "{err}");
     out.lines()

@@ -9,5 +9,6 @@ mod filters;
 mod harness;
 mod inventory;
 mod lifecycle;
+mod names;
 mod process;
 mod uring;

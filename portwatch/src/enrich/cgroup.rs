@@ -181,12 +181,14 @@ impl Default for CgroupPaths {
 
 /// The cgroup v2 id (directory inode) of a live process, as `bpf_get_current_cgroup_id` gives it.
 pub fn v2_id_of(pid: u32) -> Option<u64> {
-    let path = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))?;
-    let root = v2_root()?;
-    let dir = root.join(path.trim_start_matches('/'));
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    // The path is bytes: cgroup names need not be UTF-8.
+    let raw = fs::read(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = raw
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"0::"))?;
+    let relative = path.strip_prefix(b"/").unwrap_or(path);
+    let dir = v2_root()?.join(OsStr::from_bytes(relative));
     fs::metadata(dir).ok().map(|m| m.ino())
 }
 

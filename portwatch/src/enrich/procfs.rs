@@ -2,11 +2,16 @@
 //! processes the kernel hooks did not describe. Every read checks the process start time, so a
 //! pid that was reused in the meantime is never mistaken for the process asked about.
 use std::{
+    ffi::OsStr,
     fs,
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
 };
 
-use crate::model::task::split_args;
+use crate::model::{
+    task::{Comm, split_args},
+    text,
+};
 
 /// Nanoseconds per clock tick, the unit of /proc/PID/stat's start time.
 pub fn ns_per_tick() -> u64 {
@@ -22,19 +27,21 @@ pub fn ns_per_tick() -> u64 {
 /// The fields of /proc/PID/stat portwatch uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
-    pub comm: String,
+    pub comm: Comm,
     pub ppid: u32,
     /// Start time in clock ticks since boot.
     pub start_ticks: u64,
 }
 
-/// Parses /proc/PID/stat; the command name may itself contain spaces and parentheses.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_owned();
+/// Parses /proc/PID/stat as bytes: the command name is whatever the process chose (any bytes,
+/// spaces and parentheses included, not necessarily UTF-8), so it ends at the last `)`.
+pub fn parse_stat(raw: &[u8]) -> Option<Stat> {
+    let open = raw.iter().position(|&b| b == b'(')?;
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    let comm = Comm::new(raw.get(open + 1..close)?);
     // After ") ": state(3) ppid(4) ... starttime(22); fields counted from 1 as in proc(5).
-    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    let rest = std::str::from_utf8(raw.get(close + 2..)?).ok()?;
+    let rest: Vec<&str> = rest.split_whitespace().collect();
     Some(Stat {
         comm,
         ppid: rest.get(1)?.parse().ok()?,
@@ -47,7 +54,7 @@ fn dir(pid: u32) -> PathBuf {
 }
 
 pub fn stat(pid: u32) -> Option<Stat> {
-    parse_stat(&fs::read_to_string(dir(pid).join("stat")).ok()?)
+    parse_stat(&fs::read(dir(pid).join("stat")).ok()?)
 }
 
 /// What /proc says about a process, if it is still the one started at `start_ticks`.
@@ -55,7 +62,7 @@ pub fn stat(pid: u32) -> Option<Stat> {
 pub struct ProcInfo {
     pub exe: Option<String>,
     pub args: Option<Vec<Vec<u8>>>,
-    pub comm: String,
+    pub comm: Comm,
     pub ppid: u32,
     pub cgroup: Option<String>,
 }
@@ -90,13 +97,15 @@ pub fn cgroup(pid: u32, start_ticks: u64) -> Option<String> {
 fn read_exe(d: &Path) -> Option<String> {
     fs::read_link(d.join("exe"))
         .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| text::escape_os(p.as_os_str()).into_owned())
 }
 
+/// Cgroup paths are names a process (a container runtime, a delegated user) chooses: bytes,
+/// kept as `text::escape` writes them.
 fn read_cgroup(d: &Path) -> Option<String> {
-    fs::read_to_string(d.join("cgroup"))
+    fs::read(d.join("cgroup"))
         .ok()
-        .and_then(|t| crate::enrich::cgroup::preferred_path(&t))
+        .and_then(|raw| crate::enrich::cgroup::preferred_path(&text::escape_lines(&raw)))
 }
 
 /// Runs `read` on /proc/PID if it is the process started at `start_ticks` (any, if None) both
@@ -130,7 +139,9 @@ pub fn pids() -> Vec<u32> {
 pub fn task(pid: u32, boot_ns: u64) -> Option<crate::model::task::Task> {
     use std::os::unix::fs::MetadataExt;
     let st = stat(pid)?;
-    let status = fs::read_to_string(dir(pid).join("status")).ok()?;
+    // Only the numeric Uid and Gid lines are read; the Name line may hold any bytes.
+    let status = fs::read(dir(pid).join("status")).ok()?;
+    let status = String::from_utf8_lossy(&status);
     let first_id = |key: &str| -> Option<u32> {
         status
             .lines()
@@ -148,7 +159,7 @@ pub fn task(pid: u32, boot_ns: u64) -> Option<crate::model::task::Task> {
         tid: pid,
         uid: first_id("Uid:")?,
         gid: first_id("Gid:")?,
-        comm: crate::model::task::Comm::from_text(&st.comm),
+        comm: st.comm,
         cgroup_id: crate::enrich::cgroup::v2_id_of(pid).unwrap_or(0),
         ppid: Some(st.ppid),
         parent_start_ns: parent.map(|p| p.start_ticks * tick),
@@ -173,11 +184,13 @@ pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
             let Ok(target) = fs::read_link(fd.path()) else {
                 continue;
             };
-            let target = target.to_string_lossy();
+            // A socket's link is ASCII; any other file's may be any bytes.
             if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
+                .as_os_str()
+                .as_bytes()
+                .strip_prefix(b"socket:[")
+                .and_then(|t| t.strip_suffix(b"]"))
+                .and_then(|t| std::str::from_utf8(t).ok()?.parse().ok())
             {
                 let holders = owners.entry(inode).or_default();
                 if !holders.contains(&pid) {
@@ -192,17 +205,19 @@ pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
 /// The exec'd file name with symlinks resolved, as /proc/PID/exe shows it (so a process seen
 /// at exec and one read from /proc name their executable the same way, e.g. for baselines).
 /// Resolved in portwatch's own mount namespace, hence only for processes that share it (or are
-/// already gone, and most likely did); otherwise the name stays as the kernel gave it.
-pub fn resolve_exe(pid: u32, filename: &str) -> String {
+/// already gone, and most likely did); otherwise the name stays as the kernel gave it. Both as
+/// `text::escape` writes them.
+pub fn resolve_exe(pid: u32, filename: &[u8]) -> String {
     use std::os::unix::fs::MetadataExt;
     let mnt_ns = |p: &str| fs::metadata(p).ok().map(|m| m.ino());
     let theirs = mnt_ns(&format!("/proc/{pid}/ns/mnt"));
+    let given = || text::escape(filename).into_owned();
     if theirs.is_some() && theirs != mnt_ns("/proc/self/ns/mnt") {
-        return filename.to_owned();
+        return given();
     }
-    fs::canonicalize(filename)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| filename.to_owned())
+    fs::canonicalize(OsStr::from_bytes(filename))
+        .map(|p| text::escape_os(p.as_os_str()).into_owned())
+        .unwrap_or_else(|_| given())
 }
 
 #[cfg(test)]
@@ -211,17 +226,21 @@ mod tests {
 
     #[test]
     fn parses_stat_with_awkward_comm() {
-        let text = "1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
+        let rest = " S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
                     1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(
-            parse_stat(text),
-            Some(Stat {
-                comm: "a) b (c".into(),
-                ppid: 77,
-                start_ticks: 98765
-            })
-        );
-        assert_eq!(parse_stat("garbage"), None);
+        for comm in [&b"a) b (c"[..], b"\xff\xfe)", b"new\nline", b"("] {
+            let text = [&b"1234 ("[..], comm, b")", rest.as_bytes()].concat();
+            assert_eq!(
+                parse_stat(&text),
+                Some(Stat {
+                    comm: Comm::new(comm),
+                    ppid: 77,
+                    start_ticks: 98765
+                }),
+                "{comm:?}"
+            );
+        }
+        assert_eq!(parse_stat(b"garbage"), None);
     }
 
     #[test]
@@ -248,12 +267,13 @@ mod tests {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
         let me = std::process::id();
-        let resolved = resolve_exe(me, link.to_str().unwrap());
+        let resolved = resolve_exe(me, link.as_os_str().as_bytes());
         assert_eq!(
             resolved,
             fs::canonicalize("/bin/sh").unwrap().to_string_lossy()
         );
-        assert_eq!(resolve_exe(me, "/no/such/file"), "/no/such/file");
+        assert_eq!(resolve_exe(me, b"/no/such/file"), "/no/such/file");
+        assert_eq!(resolve_exe(me, b"/no/such/\xff"), "/no/such/\\xff");
         let _ = fs::remove_dir_all(&dir);
     }
 

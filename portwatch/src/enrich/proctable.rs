@@ -19,7 +19,10 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     enrich::procfs,
-    model::task::{ExecRecord, Task},
+    model::{
+        task::{ExecRecord, Task},
+        text,
+    },
 };
 
 /// How long an exited process stays known.
@@ -155,23 +158,22 @@ impl ProcessTable {
             return;
         };
         let key = self.key(e.task.pid, start_ns);
-        let filename = String::from_utf8_lossy(&e.filename).into_owned();
         // /proc is read only for what the record lacks: the absolute path of a relative execve,
         // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
-        let (exe, exe_gap) = if filename.starts_with('/') {
+        let (exe, exe_gap) = if e.filename.starts_with(b"/") {
             (
-                Some(procfs::resolve_exe(e.task.pid, &filename).into()),
+                Some(procfs::resolve_exe(e.task.pid, &e.filename).into()),
                 None,
             )
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
             match procfs::exe(e.task.pid, key.1) {
                 Some(exe) => (Some(exe.into()), None),
-                None if filename.is_empty() => {
+                None if e.filename.is_empty() => {
                     (None, Some("the kernel could not read the file name"))
                 }
                 None => (
-                    Some(filename.into()),
+                    Some(text::escape(&e.filename).into()),
                     Some(
                         "relative path as given to execve: the process exited before /proc/PID/exe could be read",
                     ),
@@ -279,9 +281,7 @@ impl ProcessTable {
 }
 
 fn text_args(args: &[Vec<u8>]) -> Arc<[String]> {
-    args.iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    args.iter().map(|a| text::escape(a).into_owned()).collect()
 }
 
 fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
@@ -296,7 +296,7 @@ fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
         // Kernel threads have an empty command line: that is their true argument list.
         args: info.args.as_deref().map(text_args),
         args_truncated: false,
-        comm: info.comm.into(),
+        comm: info.comm.text().into(),
         cgroup: info.cgroup,
         source: Source::Proc,
     })

@@ -34,8 +34,10 @@ impl IdFile {
             let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
             if mtime != self.mtime {
                 self.mtime = mtime;
-                self.names = fs::read_to_string(&self.path)
-                    .map(|t| parse(&t))
+                // One name that is not UTF-8 must not cost every other name: escaped, as
+                // records write names (`text::escape_lines` keeps the lines and the colons).
+                self.names = fs::read(&self.path)
+                    .map(|raw| parse(&crate::model::text::escape_lines(&raw)))
                     .unwrap_or_default();
             }
         }

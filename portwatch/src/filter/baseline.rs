@@ -12,13 +12,15 @@
 //!
 //! PROTOCOL is `tcp`, `udp` or `*`; PORT a number, a range `A-B` or `*`; SCOPE `loopback`,
 //! `all`, `address` (any specific address), an IP address, or `*`; USER a name, a numeric uid or
-//! `*`; EXECUTABLE the rest of the line (so it may contain spaces), an absolute path or `*`.
+//! `*`; EXECUTABLE the rest of the line (so it may contain spaces), an absolute path or `*`,
+//! written as records write it (`model::text`): `\\` for a backslash, `\xNN` for a byte that is
+//! not UTF-8 or a control character, and `\x23` for a `#`, which would start a comment.
 use std::{fmt::Write as _, fs, net::IpAddr, path::Path};
 
 use crate::{
     error::{Error, Result},
     model::net::{Proto, Scope},
-    model::{listener::Listener, process::ListenerOwner},
+    model::{listener::Listener, process::ListenerOwner, text},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,7 +204,16 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
     };
     let exe = match rest {
         "*" => None,
-        e if e.starts_with('/') => Some(e.to_owned()),
+        e if e.starts_with('/') => {
+            let bytes = text::unescape(e).ok_or_else(|| {
+                format!(
+                    "executable `{e}` has a backslash that is not an escape \
+                     (write `\\\\` for a backslash, `\\xNN` for any byte)"
+                )
+            })?;
+            // The form records use, however the rule spelled it (`\x41` is `A`).
+            Some(text::escape(&bytes).into_owned())
+        }
         e => return Err(format!("executable `{e}` is not an absolute path or *")),
     };
     Ok(Rule {
@@ -243,6 +254,7 @@ pub fn render(listeners: &[(Listener, ListenerOwner)], generated: &str) -> Strin
          # Use it with: portwatch watch --baseline FILE\n"
     );
     for (proto, port, scope, user, exe) in rules {
+        let exe = exe.replace('#', "\\x23");
         let _ = writeln!(out, "{proto:<4} {port:<6} {scope:<10} {user:<12} {exe}");
     }
     out

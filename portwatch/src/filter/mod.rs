@@ -86,10 +86,11 @@ impl Filters {
             pids: args.pid.clone(),
             uids: args.uid.clone(),
             ports: args.port.clone(),
+            // Compared with the executables as records write them (`text::escape`).
             exes: args
                 .exe
                 .iter()
-                .map(|p| p.to_string_lossy().into_owned())
+                .map(|p| crate::model::text::escape_os(p.as_os_str()).into_owned())
                 .collect(),
             containers: args.container.clone(),
             ..Self::default()

@@ -10,3 +10,4 @@ pub mod net;
 pub mod process;
 pub mod socket;
 pub mod task;
+pub mod text;

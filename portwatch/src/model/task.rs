@@ -44,22 +44,13 @@ impl Comm {
         }
     }
 
-    /// From text (a name read from /proc), cut to 16 bytes at a character boundary.
-    pub fn from_text(s: &str) -> Self {
-        let mut end = s.len().min(16);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self::new(&s.as_bytes()[..end])
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 
-    /// As text: bytes that are not UTF-8 become U+FFFD (borrowed when there are none).
+    /// As text, every byte kept (`text::escape`).
     pub fn text(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.as_bytes())
+        crate::model::text::escape(self.as_bytes())
     }
 }
 

@@ -95,7 +95,7 @@ pub fn hold_sockets_via(prefix: &[&str]) -> (Helper, u16, u16) {
 
 /// Spawns `cmd` (tests/helpers/hold_sockets, maybe through a prefix) and returns it with the
 /// (TCP, UDP) ports it prints once both sockets are open.
-fn started(mut cmd: Command) -> (Helper, u16, u16) {
+pub fn started(mut cmd: Command) -> (Helper, u16, u16) {
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -106,6 +106,17 @@ fn started(mut cmd: Command) -> (Helper, u16, u16) {
         panic!("{cmd:?}: no ports ({line:?})");
     };
     (Helper(child), tcp, udp)
+}
+
+/// Starts tests/helpers/hold_sockets (or a copy of it at `exe`) under the command name `comm`
+/// (any bytes; the kernel keeps 15) and returns it with its (TCP, UDP) ports once both sockets
+/// are open.
+pub fn hold_sockets_named(exe: Option<&Path>, comm: &[u8]) -> (Helper, u16, u16) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = Command::new(exe.unwrap_or(hold_sockets_helper()));
+    cmd.env("PW_COMM", std::ffi::OsStr::from_bytes(comm))
+        .stdout(Stdio::piped());
+    started(cmd)
 }
 
 /// Starts tests/helpers/hold_sockets (as `uid` when given) and returns it with its (TCP, UDP)

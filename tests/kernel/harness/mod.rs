@@ -98,6 +98,10 @@ pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
+    args.iter().map(|a| std::ffi::OsStr::new(*a)).collect()
+}
+
 pub struct Daemon {
     _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
     child: Child,
@@ -108,15 +112,23 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(&os_args(args), Some(shared()))
+    }
+
+    /// With arguments that need not be UTF-8 (a path).
+    pub fn start_os(args: &[&std::ffi::OsStr]) -> Self {
         Self::spawn(args, Some(shared()))
     }
 
     /// For a test that holds `exclusive()`.
     pub fn start_alone(args: &[&str]) -> Self {
-        Self::spawn(args, None)
+        Self::spawn(&os_args(args), None)
     }
 
-    fn spawn(args: &[&str], shared: Option<std::sync::RwLockReadGuard<'static, ()>>) -> Self {
+    fn spawn(
+        args: &[&std::ffi::OsStr],
+        shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    ) -> Self {
         require_root();
         let mut child = Command::new(BIN)
             .arg("watch")

@@ -104,6 +104,25 @@ fn malformed_lines_are_refused_with_line_and_problem() {
     assert!(err("tcp 22 everywhere root /x").contains("unknown scope `everywhere`"));
     assert!(err("tcp 22 all root").contains("expected 5 fields"));
     assert!(err("tcp 22 all root sshd").contains("not an absolute path"));
+    assert!(err("tcp 22 all root /opt/a\\q").contains("backslash that is not an escape"));
+}
+
+#[test]
+fn executables_with_any_bytes_are_named_as_records_write_them() {
+    // A process's exe as records write it: 0xff and a backslash escaped.
+    let exe = crate::model::text::escape(b"/tmp/pw-\xff\\x");
+    let b = Baseline::parse("tcp 22 all root /tmp/pw-\\xff\\\\x\n", "b").unwrap();
+    let s = subject(Proto::Tcp, "0.0.0.0", 22, "root", &exe);
+    assert_eq!(b.check(&s), None);
+    // Spelled another way (`\x70` is `p`), the same bytes.
+    let b = Baseline::parse("tcp 22 all root /tmp/\\x70w-\\xff\\\\x\n", "b").unwrap();
+    assert_eq!(b.check(&s), None);
+    // The literal text `\xff` is another name.
+    let literal = crate::model::text::escape(b"/tmp/pw-\\xff\\x");
+    assert!(
+        b.check(&subject(Proto::Tcp, "0.0.0.0", 22, "root", &literal))
+            .is_some()
+    );
 }
 
 /// A listener owned by `user` running `exe` (None: an owner portwatch could not read).
@@ -147,11 +166,17 @@ fn rendered_baseline_parses_back_and_allows_what_it_was_made_from() {
         ),
         entry(Proto::Tcp, "[::]:22", Some((0, "root", "/usr/sbin/sshd"))),
         entry(Proto::Udp, "0.0.0.0:68", None),
+        // Bytes that are not UTF-8, and a `#`, which must not start a comment.
+        entry(
+            Proto::Tcp,
+            "127.0.0.1:9000",
+            Some((0, "root", "/opt/x#1/pw-\\xff")),
+        ),
     ];
     let text = render(&listeners, "now");
     let b = Baseline::parse(&text, "x").unwrap();
     // sshd's two sockets (0.0.0.0 and ::) are both scope "all": one rule.
-    assert_eq!(b.rules.len(), 4, "{text}");
+    assert_eq!(b.rules.len(), 5, "{text}");
     for (l, owner) in &listeners {
         let s = Subject {
             proto: l.socket.proto,

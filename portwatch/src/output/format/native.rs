@@ -239,7 +239,8 @@ mod tests {
         let mut line = Vec::new();
         Native.encode(0, &socket(&e), &mut line);
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
-        assert_eq!(to_json(&socket(&e))["comm"], "a\u{fffd}\"\n");
+        // Every byte kept (`model::text`): 0xff and the newline as `\xNN`.
+        assert_eq!(to_json(&socket(&e))["comm"], "a\\xff\"\\x0a");
     }
 
     #[test]
