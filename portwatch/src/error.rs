@@ -47,6 +47,10 @@ pub enum Error {
         problem: String,
     },
 
+    /// A baseline file refused as a whole (not a regular file, too large, writable by others).
+    #[error("baseline {path}: {problem}")]
+    BaselineFile { path: String, problem: String },
+
     #[error("cannot write events: {0}")]
     Output(io::Error),
 

@@ -2,7 +2,7 @@
 //! does not allow and stays quiet for those it does.
 use std::{net::TcpListener, process::Command};
 
-use crate::harness::{BIN, Daemon, ours, proc_self, require_root, run_to_exit};
+use crate::harness::{BIN, Daemon, ours, proc_self, require_root, run_to_exit, write_baseline};
 
 fn port_of(l: &TcpListener) -> u16 {
     l.local_addr().unwrap().port()
@@ -32,7 +32,7 @@ fn new_listener_outside_the_baseline_alerts_and_an_approved_one_does_not() {
     let dir = std::env::temp_dir().join(format!("portwatch-baseline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("baseline.txt");
-    std::fs::write(&file, &text).unwrap();
+    write_baseline(&file, text.as_bytes());
 
     let mut d = Daemon::start(&["--baseline", file.to_str().unwrap()]);
     let snap = d.expect("approved listener in the snapshot", |v| {
@@ -74,17 +74,18 @@ fn malformed_baselines_are_refused_naming_the_line() {
     std::fs::create_dir_all(&dir).unwrap();
     for (text, problem) in [
         (
-            "tcp 22 all root /usr/sbin/sshd\ntcp 22 everywhere root /x\n",
+            &b"tcp 22 all root /usr/sbin/sshd\ntcp 22 everywhere root /x\n"[..],
             "line 2: unknown scope `everywhere`",
         ),
         (
-            "# ok\n\nudp 99999 * * *\n",
+            b"# ok\n\nudp 99999 * * *\n",
             "line 3: `99999` is not a port number",
         ),
-        ("tcp 22 all root\n", "line 1: expected 5 fields"),
+        (b"tcp 22 all root\n", "line 1: expected 5 fields"),
+        (b"tcp 22 all root /x\n\xff\n", "line 2: not UTF-8"),
     ] {
         let file = dir.join("bad.txt");
-        std::fs::write(&file, text).unwrap();
+        write_baseline(&file, text);
         let (code, out, err) =
             run_to_exit(Command::new(BIN).args(["watch", "--baseline", file.to_str().unwrap()]));
         assert_eq!(code, 1, "{err}");
@@ -103,5 +104,29 @@ fn malformed_baselines_are_refused_naming_the_line() {
         err.contains("cannot read baseline /nonexistent/base"),
         "{err}"
     );
+    // Files that cannot be baselines: refused at once, in one line, before anything is attached
+    // (a device would be read for ever, a FIFO waited on; a file others can write lets them
+    // silence every alert).
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let loose = dir.join("loose.txt");
+    write_baseline(&loose, b"* * * * *\n");
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    for (file, problem) in [
+        (std::path::Path::new("/dev/zero"), "not a regular file"),
+        (&fifo, "not a regular file"),
+        (&loose, "writable by its group or by everyone (mode 0666)"),
+    ] {
+        let (code, out, err) =
+            run_to_exit(Command::new(BIN).args(["watch", "--baseline", file.to_str().unwrap()]));
+        assert_eq!((code, out.as_str()), (1, ""), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("baseline {}: {problem}", file.display())),
+            "{err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

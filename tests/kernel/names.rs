@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{
     harness::{
         Daemon, Helper, hold_sockets_helper, hold_sockets_named, require_root, shared, started,
+        write_baseline,
     },
     inventory::ls_json,
 };
@@ -70,7 +71,7 @@ fn chosen_command_names_keep_their_owner_in_live_records_and_baseline_alerts() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("baseline.txt");
     // Allows nothing these listeners are.
-    std::fs::write(&file, "tcp 1 all root /nonexistent\n").unwrap();
+    write_baseline(&file, b"tcp 1 all root /nonexistent\n");
     let mut d = Daemon::start(&["--uid", "0", "--baseline", file.to_str().unwrap()]);
     let helper = hold_sockets_helper();
     for (name, comm) in NAMES {

@@ -98,6 +98,14 @@ pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Writes a baseline file as an operator would: mode 0644 whatever the umask (portwatch
+/// refuses a baseline others can write).
+pub fn write_baseline(path: &std::path::Path, text: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
 fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
     args.iter().map(|a| std::ffi::OsStr::new(*a)).collect()
 }

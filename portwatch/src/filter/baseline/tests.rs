@@ -205,3 +205,67 @@ fn rendered_baseline_parses_back_and_allows_what_it_was_made_from() {
             .is_empty()
     );
 }
+
+/// A file in this test run's own directory.
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pw-baseline-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn write(name: &str, content: &[u8], mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// `Baseline::load`'s error, within a bounded wait (a load that blocks fails the test).
+fn load_error(path: &std::path::Path) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(Baseline::load(&path).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(result) => result.expect_err("refused"),
+        Err(_) => panic!("loading the baseline blocked"),
+    }
+}
+
+#[test]
+fn files_that_cannot_be_baselines_are_refused_in_one_line() {
+    let good = write("good", b"tcp 22 all root /usr/sbin/sshd\n", 0o644);
+    assert_eq!(Baseline::load(&good).unwrap().rules.len(), 1);
+    // A device would be read for ever, a FIFO without a writer waited on.
+    assert!(load_error(std::path::Path::new("/dev/zero")).contains("not a regular file"));
+    let fifo = temp("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(load_error(&fifo).contains("not a regular file"));
+    assert!(load_error(temp("x").parent().unwrap()).contains("not a regular file"));
+    let big = write("big", &vec![b'#'; MAX_BYTES as usize + 1], 0o644);
+    assert!(load_error(&big).contains("1048577 bytes, more than the 1048576"));
+    for mode in [0o664, 0o646, 0o666] {
+        let loose = write("loose", b"* * * * *\n", mode);
+        let e = load_error(&loose);
+        assert!(
+            e.contains(&format!("(mode {mode:04o})")) && e.contains("chmod go-w"),
+            "{e}"
+        );
+    }
+    let bad = write("not-utf8", b"# a\ntcp 22 all root /x\n\xff\n", 0o644);
+    let e = load_error(&bad);
+    assert!(e.contains("line 3: not UTF-8"), "{e}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let theirs = write("theirs", b"* * * * *\n", 0o644);
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        assert!(load_error(&theirs).contains("owned by uid 65534"));
+    }
+    let _ = std::fs::remove_dir_all(temp("x").parent().unwrap());
+}
