@@ -76,9 +76,15 @@ pub struct LsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Kernel ring buffer size in bytes: a power of two, at least 4096.
+    /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).
-    #[arg(long, default_value_t = 1 << 20, value_parser = parse_ring_size, value_name = "BYTES")]
+    #[arg(
+        long,
+        default_value_t = 1 << 20,
+        value_parser = parse_ring_size,
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
     pub ring_buffer_size: u32,
 
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
@@ -133,14 +139,23 @@ pub struct WatchArgs {
     pub container: Vec<String>,
 }
 
+/// The largest ring buffer: 256 MiB of locked kernel memory holds about a million records.
+pub const MAX_RING_BYTES: u32 = 1 << 28;
+
 fn parse_ring_size(s: &str) -> Result<u32, String> {
-    let n: u32 = s
+    let range = format!("a power of two from 4096 to {MAX_RING_BYTES}");
+    let n: u64 = s
         .parse()
-        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
-    if n < 4096 || !n.is_power_of_two() {
-        return Err(format!("{n} is not a power of two of at least 4096"));
+        .map_err(|_| format!("not a number of bytes ({range})"))?;
+    if n > u64::from(MAX_RING_BYTES) {
+        return Err(format!(
+            "more than the largest ring, {MAX_RING_BYTES} bytes (256 MiB)"
+        ));
     }
-    Ok(n)
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!("not {range}"));
+    }
+    Ok(n as u32)
 }
 
 #[cfg(test)]
@@ -153,6 +168,25 @@ mod tests {
         assert!(parse_ring_size("1000").is_err());
         assert!(parse_ring_size("2048").is_err());
         assert!(parse_ring_size("lots").is_err());
+        assert_eq!(
+            parse_ring_size(&MAX_RING_BYTES.to_string()),
+            Ok(MAX_RING_BYTES)
+        );
+        assert!(
+            parse_ring_size("-4096")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            parse_ring_size("4294967296")
+                .unwrap_err()
+                .contains("largest ring")
+        );
+        assert!(
+            parse_ring_size("536870912")
+                .unwrap_err()
+                .contains("largest ring")
+        );
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub enum Error {
     NoTracefs,
 
     #[error(
+        "tracefs is mounted at {} but this user cannot read it (it is root's, mode 0700); run portwatch as root, or give it CAP_DAC_READ_SEARCH as well as CAP_BPF and CAP_PERFMON",
+        .0.display()
+    )]
+    TracefsUnreadable(PathBuf),
+
+    #[error(
         "this kernel's layout is not supported: {0}; please report it with the output of `uname -r`"
     )]
     Layout(String),

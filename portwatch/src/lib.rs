@@ -24,4 +24,6 @@ pub mod pipeline;
 pub mod state;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod testkit;

@@ -14,9 +14,13 @@ fn main() -> ExitCode {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            eprintln!("portwatch: error: {}", usage_line(&e));
+            return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -39,9 +43,34 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) | Err(Error::StdoutClosed) => ExitCode::SUCCESS,
+        Err(e @ Error::Usage(_)) => {
+            eprintln!("portwatch: error: {e}; see `{}`", help_command());
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("portwatch: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A parser error in one line, as every other error: clap's first line (it names the flag and
+/// the value), without its usage block, and where to read more.
+fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("bad usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first}; see `{}`", help_command())
+}
+
+/// Where the flags of the command given are described.
+fn help_command() -> String {
+    let known = ["watch", "ls", "baseline", "doctor"];
+    match std::env::args()
+        .nth(1)
+        .filter(|c| known.contains(&c.as_str()))
+    {
+        Some(c) => format!("portwatch {c} --help"),
+        None => "portwatch --help".into(),
     }
 }

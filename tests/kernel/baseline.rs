@@ -130,3 +130,45 @@ fn malformed_baselines_are_refused_naming_the_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A new TCP listener on loopback, and its `listen` record.
+fn new_listener(d: &mut Daemon) -> (TcpListener, serde_json::Value) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = port_of(&l);
+    let record = d.expect("listen", |v| ours("listen")(v) && v["port"] == port);
+    (l, record)
+}
+
+#[test]
+fn sighup_reloads_the_baseline_and_a_refused_one_leaves_the_old_in_place() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("portwatch-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("baseline.txt");
+    let allows_nothing_here = b"tcp 1 all root /nonexistent\n";
+    write_baseline(&file, allows_nothing_here);
+    let mut d = Daemon::start(&["--baseline", file.to_str().unwrap()]);
+    let (_a, before) = new_listener(&mut d);
+    assert!(before["alert"].is_string(), "{before}");
+
+    write_baseline(&file, b"tcp * loopback * *\n");
+    d.signal(libc::SIGHUP);
+    d.expect_stderr("reloaded (1 rules)");
+    let (_b, after) = new_listener(&mut d);
+    assert!(after.get("alert").is_none(), "{after}");
+
+    // Refused (writable by everyone): the baseline in use stays.
+    write_baseline(&file, allows_nothing_here);
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    d.signal(libc::SIGHUP);
+    let warning = d.expect_stderr("keeping the baseline in use");
+    assert!(warning.contains("(mode 0666)"), "{warning}");
+    let (_c, still) = new_listener(&mut d);
+    assert!(still.get("alert").is_none(), "{still}");
+
+    // And it kept running: SIGTERM still ends it with its totals.
+    let (status, records, _) = d.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(records.last().unwrap()["event"], "stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

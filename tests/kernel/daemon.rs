@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::harness::{
-    BIN, Daemon, EVENT_TIMEOUT, expected_attach, kprobes_available, lockdown, ours, require_root,
-    run_to_exit,
+    BIN, Daemon, EVENT_TIMEOUT, UnprivilegedCopy, expected_attach, kprobes_available, lockdown,
+    ours, require_root, run_to_exit,
 };
 
 #[test]
@@ -120,6 +120,73 @@ fn sigterm_stops_cleanly_with_totals() {
 #[test]
 fn sigint_stops_cleanly_with_totals() {
     orderly_stop(libc::SIGINT, "SIGINT");
+}
+
+/// Until start-up is done a signal keeps its default action: SIGINT ends portwatch there and
+/// then, whatever step it is in (BTF, load, attach, snapshot), instead of after start-up has
+/// run its course. Signalled at growing delays after spawn, each run either died of SIGINT with
+/// nothing written, or (once start-up was over) stopped in order with its totals.
+#[test]
+fn a_signal_during_start_up_ends_it_at_once() {
+    use std::io::Read;
+    require_root();
+    let _shared = crate::harness::shared();
+    let mut during_start_up = 0;
+    for delay_ms in (0..3000).step_by(50) {
+        let mut child = Command::new(BIN)
+            .arg("watch")
+            .args(crate::harness::forced_attach_args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The delay is what the test varies, not a wait for a result.
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no exit {delay_ms} ms in");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        if status.signal() == Some(libc::SIGINT) {
+            assert!(out.is_empty(), "{delay_ms} ms: wrote {out}");
+            during_start_up += 1;
+            continue;
+        }
+        // Start-up was over: an orderly stop, then no later delay can land in start-up.
+        assert_eq!(status.code(), Some(0), "{delay_ms} ms: {status}");
+        let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(last["event"], "stop", "{delay_ms} ms: {out}");
+        break;
+    }
+    assert!(
+        during_start_up >= 2,
+        "{during_start_up} runs signalled during start-up"
+    );
+}
+
+/// Signals whose default action would end portwatch without its totals.
+#[test]
+fn every_other_signal_that_would_end_it_stops_it_with_totals() {
+    for (signal, name) in [
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGALRM, "SIGALRM"),
+    ] {
+        orderly_stop(signal, name);
+    }
 }
 
 /// The cgroup programs are attached through BPF links, so they leave the host's cgroup with
@@ -345,22 +412,92 @@ fn assert_fails(cmd: &mut Command, cause: &str) {
     assert!(out.is_empty(), "nothing on stdout: {out}");
 }
 
+/// CAP_BPF and CAP_PERFMON without CAP_DAC_READ_SEARCH: tracefs is mounted but root's (mode
+/// 0700), and the error says so rather than "tracefs is not mounted".
 #[test]
-fn unprivileged_user_gets_a_clear_error() {
+fn bpf_capabilities_without_tracefs_access_are_said_exactly() {
     use std::os::unix::fs::PermissionsExt;
     require_root();
-    // A copy the unprivileged user can reach: the checkout may sit in a root-only directory
-    // (mktemp -d makes 0700 ones).
-    let dir = std::env::temp_dir().join(format!("portwatch-nobody-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("portwatch");
-    std::fs::copy(BIN, &bin).unwrap();
+    let tracefs = std::path::Path::new("/sys/kernel/tracing");
+    let mode = std::fs::metadata(tracefs).map(|m| m.permissions().mode() & 0o777);
+    if mode.as_ref().map_or(true, |m| m & 0o005 != 0) {
+        eprintln!("skipped: tracefs is not root's alone here ({mode:?})");
+        return;
+    }
+    let bin = UnprivilegedCopy::new("caps");
     assert_fails(
-        Command::new(&bin).arg("watch").uid(65534).gid(65534),
+        bin.as_nobody_with("+bpf,+perfmon").arg("watch"),
+        "tracefs is mounted at /sys/kernel/tracing but this user cannot read it",
+    );
+}
+
+/// As uid 65534 with CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH only, portwatch runs, and
+/// says what it lacks: the start record and stderr name CAP_SYS_PTRACE and CAP_SYS_ADMIN and
+/// what each costs, and a root-owned listener's missing owner is blamed on the missing
+/// CAP_SYS_PTRACE, not on a kernel-owned socket.
+#[test]
+fn missing_privileges_are_said_exactly_and_the_owners_they_hide_too() {
+    require_root();
+    let _shared = crate::harness::shared();
+    let (_held, tcp, _) = crate::harness::hold_sockets(&[], None);
+    let bin = UnprivilegedCopy::new("fewcaps");
+    let mut child = bin
+        .as_nobody_with("+bpf,+perfmon,+dac_read_search")
+        .arg("watch")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = crate::harness::pump(child.stdout.take().unwrap());
+    let deadline = Instant::now() + crate::harness::START_TIMEOUT;
+    let mut seen = Vec::new();
+    while seen
+        .last()
+        .is_none_or(|v: &Value| v["event"] != "snapshot_complete")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match records.recv_timeout(left) {
+            Ok(Ok(v)) => seen.push(v),
+            other => {
+                let _ = child.kill();
+                panic!("no snapshot with few capabilities: {other:?}");
+            }
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let missing: Vec<&str> = seen[0]["missing_privileges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", seen[0]))
+        .iter()
+        .map(|m| m["capability"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"], "{}", seen[0]);
+    assert!(
+        err.contains(
+            "warning: without CAP_SYS_PTRACE, the owners of other users' sockets cannot be named"
+        ),
+        "{err}"
+    );
+    let listener = seen
+        .iter()
+        .find(|v| v["event"] == "listener" && v["port"] == tcp && v["protocol"] == "tcp")
+        .unwrap_or_else(|| panic!("port {tcp} not in the snapshot"));
+    assert!(listener.get("pid").is_none(), "{listener}");
+    let gap = listener["gaps"]["pid"].as_str().unwrap_or_default();
+    assert!(gap.contains("portwatch lacks CAP_SYS_PTRACE"), "{listener}");
+}
+
+#[test]
+fn unprivileged_user_gets_a_clear_error() {
+    require_root();
+    let bin = UnprivilegedCopy::new("nobody");
+    assert_fails(
+        Command::new(&bin.path).arg("watch").uid(65534).gid(65534),
         "missing privileges",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -386,18 +523,65 @@ fn unmounted_tracefs_gets_a_clear_error() {
     );
 }
 
+/// Every usage error, from the parser or from checking a value against the host, is one line
+/// that names the flag and the value, then where to read more, and exit code 2: a value that
+/// can never match starts no watch that silently shows nothing.
 #[test]
-fn bad_flags_are_usage_errors() {
-    for args in [
-        &["watch", "--ring-buffer-size", "1000"][..],
-        &["watch", "--attach", "bind=tp_btf"],
-        &["watch", "--attach", "nonsense"],
-        &["watch", "--no-such-flag"],
-        &["frobnicate"],
+fn bad_flags_are_usage_errors_in_one_line() {
+    for (args, says) in [
+        (&["watch", "--ring-buffer-size", "1000"][..], "'1000'"),
+        (&["watch", "--ring-buffer-size", "-4096"], "'-4096'"),
+        (
+            &["watch", "--ring-buffer-size", "4294967296"],
+            "largest ring",
+        ),
+        (
+            &["watch", "--ring-buffer-size", "2147483648"],
+            "largest ring",
+        ),
+        (&["watch", "--attach", "bind=tp_btf"], "bind=tp_btf"),
+        (&["watch", "--attach", "nonsense"], "nonsense"),
+        (&["watch", "--no-such-flag"], "--no-such-flag"),
+        (&["watch", "--pid", "abc"], "'abc'"),
+        (
+            &["watch", "--netns", "/etc/passwd"],
+            "--netns `/etc/passwd`: not a namespace",
+        ),
+        (
+            &["watch", "--netns", "/proc/self/ns/pid"],
+            "a pid namespace, not a network one",
+        ),
+        (
+            &["watch", "--netns", "12345"],
+            "no network namespace on this host",
+        ),
+        (
+            &["watch", "--cgroup", "../../etc"],
+            "outside the cgroup v2 hierarchy",
+        ),
+        (&["watch", "--pid", "0"], "--pid `0`: not a process id"),
+        (
+            &["watch", "--pid", "4194305"],
+            "--pid `4194305`: not a process id",
+        ),
+        (&["watch", "--uid", "4294967295"], "(uid_t)-1"),
+        (
+            &["watch", "--exe", "relative"],
+            "--exe `relative`: not an absolute path",
+        ),
+        (&["frobnicate"], "frobnicate"),
     ] {
         let (code, out, err) = run_to_exit(Command::new(BIN).args(args));
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(out.is_empty());
-        assert!(err.contains("error:"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("portwatch: error: "), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: `{says}` not in {err}");
+        let help = if args[0] == "watch" {
+            "see `portwatch watch --help`"
+        } else {
+            "see `portwatch --help`"
+        };
+        assert!(err.trim_end().ends_with(help), "{args:?}: {err}");
     }
 }

@@ -5,8 +5,10 @@
 //! - `test`: setup, then the whole test suite (unit tests and real-kernel tests, here and in the
 //!   qemu guests of `vm-test`; needs root);
 //! - `vm-test`: the real-kernel tests on stock Debian kernels (6.1, 6.12) in qemu;
-//! - `bench`: per-event cost figures of the daemon's userspace path.
+//! - `bench`: per-event cost figures of the daemon's userspace path;
+//! - `fuzz`: the parsers' property tests, for minutes each.
 mod bench;
+mod fuzz;
 mod loadgen;
 mod memory;
 mod setup;
@@ -43,6 +45,16 @@ enum Task {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
         /// Run only the loads whose name contains this text (e.g. `accept`).
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Run the property tests of portwatch's parsers (portwatch/src/fuzz.rs) for minutes each,
+    /// with fresh seeds, and print how many cases passed.
+    Fuzz {
+        /// Minutes per target.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Only the targets whose name contains this text.
         #[arg(long)]
         only: Option<String>,
     },
@@ -136,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
             count,
         } => loadgen::run(load, seconds, rate, count),
         Task::ListenOnce => loadgen::listen_once(),
+        Task::Fuzz { minutes, only } => fuzz::run(&root, minutes, only.as_deref()),
         Task::VmTest { kernel, run } => {
             setup::ensure()?;
             setup::require_root("the guests' tests load eBPF programs")?;

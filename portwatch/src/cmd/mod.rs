@@ -3,4 +3,5 @@ pub mod canary;
 pub mod doctor;
 pub mod ls;
 pub mod session;
+pub mod signals;
 pub mod watch;

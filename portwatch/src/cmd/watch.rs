@@ -5,12 +5,13 @@ use std::{
     time::Duration,
 };
 
-use tokio::signal::unix::{SignalKind, signal};
-
 use crate::{
     cli::WatchArgs,
     clock::Clock,
-    cmd::session::{self, Session},
+    cmd::{
+        session::{self, Session},
+        signals::{Received, Signals},
+    },
     error::{Error, Result},
     filter::{Filters, baseline::Baseline},
     output::{
@@ -30,11 +31,6 @@ const TICK: Duration = Duration::from_millis(200);
 pub const DRAIN: Duration = Duration::from_millis(50);
 
 pub async fn run(args: WatchArgs) -> Result<()> {
-    // Handlers first, so a signal during start-up still ends in an orderly stop.
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-
     // A malformed baseline is refused before anything touches the kernel.
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let filters = Filters::from_args(&args)?;
@@ -47,6 +43,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         log: _,
     } = session::start(&args, &filters, false)?;
 
+    // Start-up is over: from here on a signal ends portwatch with its totals (see `signals`).
+    let mut signals = Signals::install()?;
     let mut clock = Clock::now();
     widen_pipe(io::stdout().as_fd());
     let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
@@ -55,6 +53,13 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         if let Some(missing) = h.missing {
             eprintln!("portwatch: warning: no `{}` hook: {missing}", h.hook);
         }
+    }
+    let missing_privileges = crate::kernel::preflight::missing();
+    for m in missing_privileges {
+        eprintln!(
+            "portwatch: warning: without {}, {}",
+            m.capability, m.without
+        );
     }
     out.write(&Record::Start(StartRecord {
         time: clock.format_now(),
@@ -65,6 +70,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         pid: std::process::id(),
         ring_buffer_bytes: args.ring_buffer_size,
         hooks,
+        missing_privileges,
     }))?;
 
     // After the start record, whose time is then when every hook was attached.
@@ -77,8 +83,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
         tokio::select! {
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
+            received = signals.next() => match received {
+                Received::Stop(name) => break name,
+                Received::Reload => reload_baseline(&args, &mut stream),
+            },
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::io("polling the ring buffer", e))?;
                 stream.drain(guard.get_inner_mut(), &clock)?;
@@ -103,6 +111,29 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     stream.finish(reason, &clock)?;
     drop(ebpf); // detaches every program
     Ok(())
+}
+
+/// SIGHUP: the baseline read again, with the same checks as at start; one that is refused
+/// leaves the one in use in place. Said on stderr either way.
+fn reload_baseline<S: crate::output::sink::Sink>(
+    args: &WatchArgs,
+    stream: &mut crate::pipeline::stream::Stream<S>,
+) {
+    let Some(path) = &args.baseline else {
+        eprintln!("portwatch: SIGHUP: no --baseline to reload");
+        return;
+    };
+    match Baseline::load(path) {
+        Ok(b) => {
+            let rules = b.rules.len();
+            stream.set_baseline(b);
+            eprintln!(
+                "portwatch: SIGHUP: baseline {} reloaded ({rules} rules)",
+                path.display()
+            );
+        }
+        Err(e) => eprintln!("portwatch: warning: SIGHUP: keeping the baseline in use: {e}"),
+    }
 }
 
 /// True when stdout is a pipe whose reader has gone (`portwatch watch | head -1`), so a quiet

@@ -133,7 +133,11 @@ impl Enricher {
                 };
                 c.gap(
                     "pid",
-                    "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)",
+                    if crate::kernel::preflight::lacks("CAP_SYS_PTRACE") {
+                        "no readable /proc/PID/fd holds this socket: portwatch lacks CAP_SYS_PTRACE, so other users' descriptors cannot be read (or it is kernel-owned, or its owner just exited)"
+                    } else {
+                        "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)"
+                    },
                 );
                 Process::new(c)
             }

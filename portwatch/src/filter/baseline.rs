@@ -329,8 +329,19 @@ pub fn render(listeners: &[(Listener, ListenerOwner)], generated: &str) -> Strin
          # Use it with: portwatch watch --baseline FILE\n"
     );
     for (proto, port, scope, user, exe) in rules {
-        let exe = exe.replace('#', "\\x23");
+        let exe = rule_text(&exe);
         let _ = writeln!(out, "{proto:<4} {port:<6} {scope:<10} {user:<12} {exe}");
+    }
+    out
+}
+
+/// An executable as a rule reads it back: a `#` would start a comment, and white space at the
+/// end of a line (a space, U+00A0, ...) is trimmed, so it is written as `\xNN` bytes.
+fn rule_text(exe: &str) -> String {
+    let kept = exe.trim_end_matches(char::is_whitespace);
+    let mut out = kept.replace('#', "\\x23");
+    for b in exe[kept.len()..].bytes() {
+        let _ = write!(out, "\\x{b:02x}");
     }
     out
 }

@@ -2,8 +2,7 @@
 //! event kinds, and portwatch itself) before the programs attach; executable and container can
 //! only be judged after enrichment and are applied before formatting.
 pub mod baseline;
-
-use std::{os::unix::fs::MetadataExt, path::Path};
+mod flags;
 
 use aya::{
     Ebpf,
@@ -36,32 +35,6 @@ pub struct Filters {
     pub containers: Vec<String>,
 }
 
-/// An inode given as a number or as the path of a file that has it (`/proc/PID/ns/net`,
-/// `/run/netns/NAME`, a cgroup directory).
-fn inode_of(what: &str, value: &str) -> Result<u64> {
-    if let Ok(n) = value.parse() {
-        return Ok(n);
-    }
-    std::fs::metadata(value).map(|m| m.ino()).map_err(|e| {
-        Error::Usage(format!(
-            "{what} `{value}`: {e} (give an inode number or a path)"
-        ))
-    })
-}
-
-/// A cgroup given as an id, an absolute cgroupfs path, or a path inside the v2 hierarchy.
-fn cgroup_id(value: &str) -> Result<u64> {
-    if value.parse::<u64>().is_ok() || Path::new(value).exists() {
-        return inode_of("cgroup", value);
-    }
-    let root = crate::enrich::cgroup::v2_root()
-        .ok_or_else(|| Error::Usage("no cgroup v2 hierarchy is mounted for --cgroup".into()))?;
-    inode_of(
-        "cgroup",
-        &root.join(value.trim_start_matches('/')).to_string_lossy(),
-    )
-}
-
 impl Filters {
     pub fn from_args(args: &WatchArgs) -> Result<Self> {
         let mut kinds = 0;
@@ -83,23 +56,32 @@ impl Filters {
                 .fold(0, |m, k| m | 1 << k as u32);
         }
         let mut f = Self {
-            pids: args.pid.clone(),
-            uids: args.uid.clone(),
-            ports: args.port.clone(),
-            // Compared with the executables as records write them (`text::escape`).
-            exes: args
-                .exe
+            pids: args
+                .pid
                 .iter()
-                .map(|p| crate::model::text::escape_os(p.as_os_str()).into_owned())
-                .collect(),
+                .map(|&p| flags::pid(p))
+                .collect::<Result<_>>()?,
+            uids: args
+                .uid
+                .iter()
+                .map(|&u| flags::uid(u))
+                .collect::<Result<_>>()?,
+            ports: args.port.clone(),
             containers: args.container.clone(),
             ..Self::default()
         };
+        for path in &args.exe {
+            // Compared with the executables as records write them (`text::escape`).
+            let path = flags::exe(path)?;
+            f.exes
+                .push(crate::model::text::escape_os(path.as_os_str()).into_owned());
+        }
+        let root = crate::enrich::cgroup::v2_root();
         for c in &args.cgroup {
-            f.cgroups.push(cgroup_id(c)?);
+            f.cgroups.push(flags::cgroup(c, root)?);
         }
         for n in &args.netns {
-            f.netns.push(inode_of("network namespace", n)? as u32);
+            f.netns.push(flags::netns(n)?);
         }
         let mut active = 0;
         for (on, bit) in [

@@ -7,6 +7,7 @@ use std::{
 
 use crate::error::{Error, Result};
 
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -25,7 +26,7 @@ pub struct Machine {
 pub fn check(btf: Option<&Path>) -> Result<Machine> {
     check_capabilities()?;
     let btf = check_btf(btf)?;
-    let tracefs = find_tracefs().ok_or(Error::NoTracefs)?;
+    let tracefs = find_tracefs()?;
     Ok(Machine { tracefs, btf })
 }
 
@@ -72,11 +73,69 @@ fn check_btf(path: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-fn find_tracefs() -> Option<PathBuf> {
-    TRACEFS_CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.join("events").is_dir())
+/// The first candidate whose `events` directory can be read. One that exists but cannot be
+/// read (tracefs is mode 0700, root's) is a missing privilege, not a missing mount.
+fn find_tracefs() -> Result<PathBuf> {
+    let mut unreadable = None;
+    for dir in TRACEFS_CANDIDATES.iter().map(PathBuf::from) {
+        match fs::read_dir(dir.join("events")) {
+            Ok(_) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                unreadable.get_or_insert(dir);
+            }
+            Err(_) => {}
+        }
+    }
+    Err(match unreadable {
+        Some(dir) => Error::TracefsUnreadable(dir),
+        None => Error::NoTracefs,
+    })
+}
+
+/// A capability portwatch runs without, and what is lost without it.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Missing {
+    pub capability: &'static str,
+    pub without: &'static str,
+}
+
+/// The capabilities portwatch can do without, what each serves.
+const OPTIONAL: [(u32, Missing); 2] = [
+    (
+        CAP_SYS_PTRACE,
+        Missing {
+            capability: "CAP_SYS_PTRACE",
+            without: "the owners of other users' sockets cannot be named: their /proc/PID/fd cannot be read",
+        },
+    ),
+    (
+        CAP_SYS_ADMIN,
+        Missing {
+            capability: "CAP_SYS_ADMIN",
+            without: "listeners in other network namespaces are not listed: entering a namespace (setns) needs it",
+        },
+    ),
+];
+
+/// The optional capabilities this process lacks (read once: they do not change while it runs).
+pub fn missing() -> &'static [Missing] {
+    static MISSING: std::sync::OnceLock<Vec<Missing>> = std::sync::OnceLock::new();
+    MISSING.get_or_init(|| {
+        let caps = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| effective_caps(&s))
+            .unwrap_or(0);
+        OPTIONAL
+            .iter()
+            .filter(|(cap, _)| caps & (1u64 << cap) == 0)
+            .map(|&(_, m)| m)
+            .collect()
+    })
+}
+
+/// Whether this process lacks `capability` (by name, as in `Missing`).
+pub fn lacks(capability: &str) -> bool {
+    missing().iter().any(|m| m.capability == capability)
 }
 
 #[cfg(test)]

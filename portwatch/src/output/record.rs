@@ -124,6 +124,9 @@ pub struct StartRecord {
     pub ring_buffer_bytes: u32,
     /// The attach type each hook got.
     pub hooks: Vec<Chosen>,
+    /// The capabilities portwatch runs without, and what is lost without each.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub missing_privileges: &'static [crate::kernel::preflight::Missing],
 }
 
 /// A bind, listen, accept or close, written member by member (`write_members`): the one
@@ -179,7 +182,7 @@ pub struct LossRecord {
 #[derive(Debug, Serialize)]
 pub struct StopRecord {
     pub time: String,
-    /// Why portwatch stopped: `SIGINT` or `SIGTERM`.
+    /// Why portwatch stopped: the signal's name (`cmd::signals::STOPPING`).
     pub reason: &'static str,
     /// Event records written.
     pub events: u64,

@@ -157,6 +157,11 @@ impl<S: Sink> Stream<S> {
         self.out.write(&Record::from_socket(e.kind, record))
     }
 
+    /// A new baseline (SIGHUP), for the listeners from now on.
+    pub fn set_baseline(&mut self, baseline: Baseline) {
+        self.baseline = Some(baseline);
+    }
+
     /// The baseline's verdict on a listener: None when it is allowed (or there is no baseline).
     fn judge(
         &self,

@@ -4,7 +4,7 @@
 //! Waiting is always bounded: `expect` returns the first record that matches or fails the test
 //! after `EVENT_TIMEOUT`, listing what it did see from the test's own process.
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     path::Path,
     process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     sync::mpsc::{Receiver, RecvTimeoutError, channel},
@@ -22,7 +22,7 @@ pub use machine::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portwatch");
 /// Loading BTF and attaching every hook: generous for a debug build on a busy 2-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A kernel event reaches stdout within milliseconds; this only bounds a failing test.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -59,7 +59,7 @@ fn validator() -> jsonschema::Validator {
 }
 
 /// Reads JSON lines from `stdout`, validating each, and sends them (or the reason they are bad).
-fn pump(stdout: ChildStdout) -> Receiver<Result<Value, String>> {
+pub fn pump(stdout: ChildStdout) -> Receiver<Result<Value, String>> {
     let (tx, rx) = channel();
     thread::spawn(move || {
         let schema = validator();
@@ -98,6 +98,44 @@ pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A copy of portwatch that uid 65534 can reach (the checkout may sit in a root-only directory:
+/// mktemp -d makes 0700 ones), removed when dropped.
+pub struct UnprivilegedCopy {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl UnprivilegedCopy {
+    pub fn new(tag: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("portwatch-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("portwatch");
+        std::fs::copy(BIN, &path).unwrap();
+        Self { dir, path }
+    }
+
+    /// It, run as uid 65534 with exactly the capabilities `caps` (`setpriv` syntax, e.g.
+    /// `+bpf,+perfmon`), which it keeps across exec as ambient capabilities.
+    pub fn as_nobody_with(&self, caps: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args([
+                format!("--inh-caps={caps}"),
+                format!("--ambient-caps={caps}"),
+            ])
+            .arg(&self.path);
+        cmd
+    }
+}
+
+impl Drop for UnprivilegedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Writes a baseline file as an operator would: mode 0644 whatever the umask (portwatch
 /// refuses a baseline others can write).
 pub fn write_baseline(path: &std::path::Path, text: &[u8]) {
@@ -114,6 +152,8 @@ pub struct Daemon {
     _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
     child: Child,
     records: Receiver<Result<Value, String>>,
+    /// Its stderr, line by line.
+    stderr: Receiver<String>,
     /// Every record received so far.
     pub seen: Vec<Value>,
 }
@@ -147,10 +187,23 @@ impl Daemon {
             .spawn()
             .expect("spawn portwatch");
         let records = pump(child.stdout.take().expect("stdout"));
+        let stderr = {
+            let (tx, rx) = channel();
+            let err = child.stderr.take().expect("stderr");
+            thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
         let mut daemon = Self {
             _shared: shared,
             child,
             records,
+            stderr,
             seen: Vec::new(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -162,15 +215,35 @@ impl Daemon {
                 Some(_) => {}
                 None => {
                     let _ = daemon.child.kill();
-                    let mut err = String::new();
-                    if let Some(mut s) = daemon.child.stderr.take() {
-                        let _ = s.read_to_string(&mut err);
-                    }
-                    panic!("portwatch did not start within {START_TIMEOUT:?}: {err}");
+                    let _ = daemon.child.wait();
+                    let err: Vec<String> = daemon.stderr.try_iter().collect();
+                    panic!(
+                        "portwatch did not start within {START_TIMEOUT:?}: {}",
+                        err.join("\n")
+                    );
                 }
             }
         }
         daemon
+    }
+
+    /// Waits (bounded) for a line on its stderr that contains `text`, and returns it.
+    pub fn expect_stderr(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no `{text}` on stderr within {EVENT_TIMEOUT:?}"),
+            }
+        }
+    }
+
+    /// Sends `signal` and leaves it running.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
     }
 
     pub fn start_record(&self) -> &Value {
