@@ -123,3 +123,44 @@ fn an_executable_whose_path_is_not_utf8_is_filtered_and_written_byte_for_byte() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cgroup_whose_name_is_not_utf8_is_written_byte_for_byte() {
+    require_root();
+    let _shared = shared();
+    let name = [&b"pw-\xff-"[..], std::process::id().to_string().as_bytes()].concat();
+    let dir = Path::new(&crate::harness::cgroup2_root()).join(OsStr::from_bytes(&name));
+    std::fs::create_dir(&dir).unwrap();
+    // Removed last, once its processes (dropped before it) are gone, even when the test fails.
+    struct Removed<'a>(&'a Path);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(self.0);
+        }
+    }
+    let _removed = Removed(&dir);
+    let written = format!("/pw-\\xff-{}", std::process::id());
+    // Moved into the cgroup before it execs the helper: the snapshot's owner (read from
+    // /proc/PID/cgroup) and the live records (the kernel's cgroup id) both name it.
+    let in_cgroup = || {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "echo $$ > \"$CG/cgroup.procs\" && exec \"$0\""])
+            .arg(hold_sockets_helper())
+            .env("CG", &dir)
+            .stdout(std::process::Stdio::piped());
+        started(cmd)
+    };
+    let (before, old_port, _) = in_cgroup();
+    let mut d = Daemon::start(&[]);
+    let snapshot = d.expect("its listener in the snapshot", |v| {
+        v["event"] == "listener" && v["port"] == old_port && v["protocol"] == "tcp"
+    });
+    assert_eq!(snapshot["cgroup"], written, "{snapshot}");
+    let (after, new_port, _) = in_cgroup();
+    let listen = d.expect("its listen", |v| {
+        v["event"] == "listen" && v["port"] == new_port
+    });
+    assert_eq!(listen["pid"], after.id(), "{listen}");
+    assert_eq!(listen["cgroup"], written, "{listen}");
+    drop((before, after, d));
+}

@@ -157,9 +157,11 @@ impl CgroupPaths {
             let Ok(meta) = fs::metadata(&dir) else {
                 continue;
             };
-            let rel = dir
-                .strip_prefix(&root)
-                .map_or_else(|_| "/".into(), |r| format!("/{}", r.display()));
+            // Cgroup names are bytes (`text::escape`), as /proc/PID/cgroup's are read.
+            let rel = dir.strip_prefix(&root).map_or_else(
+                |_| "/".into(),
+                |r| format!("/{}", crate::model::text::escape_os(r.as_os_str())),
+            );
             self.paths.insert(meta.ino(), rel);
             if let Ok(entries) = fs::read_dir(&dir) {
                 stack.extend(
