@@ -112,7 +112,11 @@ impl UnprivilegedCopy {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.join("portwatch");
-        std::fs::copy(BIN, &path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        // A hard link where the checkout shares /tmp's file system, else a copy.
+        if std::fs::hard_link(BIN, &path).is_err() {
+            std::fs::copy(BIN, &path).unwrap();
+        }
         Self { dir, path }
     }
 
@@ -142,6 +146,18 @@ pub fn write_baseline(path: &std::path::Path, text: &[u8]) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// The capabilities the daemons of this run get as uid 65534 instead of running as root
+/// (`PORTWATCH_TEST_CAPS`, `setpriv` syntax): `cargo xtask test` runs the core cases so, with
+/// the set the README documents.
+fn daemon_command() -> Command {
+    static COPY: std::sync::OnceLock<Option<UnprivilegedCopy>> = std::sync::OnceLock::new();
+    let caps = std::env::var("PORTWATCH_TEST_CAPS").ok();
+    match COPY.get_or_init(|| caps.as_ref().map(|_| UnprivilegedCopy::new("caps-run"))) {
+        Some(copy) => copy.as_nobody_with(caps.as_deref().unwrap_or_default()),
+        None => Command::new(BIN),
+    }
 }
 
 fn os_args<'a>(args: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
@@ -178,7 +194,7 @@ impl Daemon {
         shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
     ) -> Self {
         require_root();
-        let mut child = Command::new(BIN)
+        let mut child = daemon_command()
             .arg("watch")
             .args(args)
             .args(forced_attach_args())
