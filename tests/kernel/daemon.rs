@@ -395,7 +395,107 @@ fn lost_total(v: &Value) -> u64 {
         assert_eq!(counts.len(), 6, "one count per record kind: {counts:?}");
         counts.values().map(|n| n.as_u64().unwrap()).sum()
     };
-    kinds("ring_buffer_full") + kinds("in_flight_table_full") + v["decode_errors"].as_u64().unwrap()
+    kinds("ring_buffer_full")
+        + kinds("in_flight_table_full")
+        + v["decode_errors"].as_u64().unwrap()
+        + v["output_dropped"].as_u64().unwrap()
+}
+
+/// A reader that stops reading (`portwatch watch | sleep 60`) blocks neither the ring buffer
+/// nor a stop: SIGTERM still ends portwatch, the records the output could not take are
+/// counted (`output_dropped`), and the stop record goes to stderr when stdout does not take
+/// it. Exactly: every number below the stop record's `seq` was delivered on stdout, whole, or
+/// is counted lost.
+#[test]
+fn a_reader_that_stops_reading_blocks_nothing_and_loses_nothing_silently() {
+    use std::{
+        io::{Read, Write},
+        os::fd::{FromRawFd, OwnedFd},
+    };
+    const BURST: u64 = 60_000;
+    let _flood = crate::harness::exclusive();
+    let mut burst = Command::new(crate::harness::bind_burst_helper())
+        .arg(BURST.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just opened both; each is owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut child = Command::new(BIN)
+        .args([
+            "watch",
+            "--events",
+            "bind",
+            "--pid",
+            &burst.id().to_string(),
+        ])
+        .args(crate::harness::forced_attach_args())
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until live events flow, then never again.
+    let mut stdout = BufReader::new(std::fs::File::from(read));
+    let mut delivered = Vec::new();
+    for line in stdout.by_ref().lines() {
+        let line = line.unwrap();
+        let last = line.contains("\"event\":\"snapshot_complete\"");
+        delivered.push(line);
+        if last {
+            break;
+        }
+    }
+    burst.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(burst.wait().unwrap().success());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit within {EVENT_TIMEOUT:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let stop = err
+        .lines()
+        .find_map(|l| l.split_once("counting what could not be written: "))
+        .map(|(_, json)| serde_json::from_str::<Value>(json).unwrap())
+        .unwrap_or_else(|| panic!("no stop record on stderr: {err}"));
+    // What the pipe holds now: whole lines, every one valid JSON.
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(rest.is_empty() || rest.ends_with('\n'), "a half line");
+    delivered.extend(rest.lines().map(str::to_owned));
+    for line in &delivered {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let dropped = stop["output_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "{stop}");
+    assert_eq!(
+        lost_total(&stop),
+        stop["lost_total"].as_u64().unwrap(),
+        "{stop}"
+    );
+    assert_eq!(
+        delivered.len() as u64 + stop["lost_total"].as_u64().unwrap(),
+        stop["seq"].as_u64().unwrap(),
+        "delivered + counted lost = numbered: {stop}"
+    );
 }
 
 /// Asserts a start-up failure: exit code 1, one stderr line naming the cause.

@@ -18,9 +18,12 @@ use crate::{
         Output,
         format::Native,
         record::{Record, StartRecord},
-        sink::{Writer, widen_pipe},
+        sink::{QUEUE_BYTES, Queued, widen_pipe},
     },
 };
+
+/// How long a stop waits for stdout's reader to take the last records.
+const STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// How often loss counters are checked (and the wall clock re-synchronised).
 const TICK: Duration = Duration::from_millis(200);
@@ -47,7 +50,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut signals = Signals::install()?;
     let mut clock = Clock::now();
     widen_pipe(io::stdout().as_fd());
-    let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
+    let sink = Queued::new(io::stdout(), QUEUE_BYTES)
+        .map_err(|e| Error::io("starting the output thread", e))?;
+    let mut out = Output::new(Box::new(Native), sink);
     eprintln!("portwatch: watching ({})", session::summary(&hooks));
     for h in &hooks {
         if let Some(missing) = h.missing {
@@ -110,6 +115,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     stream.drain(ring.get_mut(), &clock)?;
     stream.finish(reason, &clock)?;
     drop(ebpf); // detaches every program
+    // Stopping is bounded whatever stdout's reader does: one that stopped reading gets what it
+    // can take within STOP_WAIT, and the totals (counting what it did not take) go to stderr.
+    if !stream.settle(STOP_WAIT) {
+        let line = stream.stop_line(reason, &clock)?;
+        eprint!(
+            "portwatch: stdout is not being read; the stop record, counting what could not be written: {}",
+            String::from_utf8_lossy(&line)
+        );
+    }
     Ok(())
 }
 

@@ -48,6 +48,8 @@ impl Counters for KernelCounters {
             ring_buffer_full,
             in_flight_table_full,
             decode_errors,
+            // The output's own, added by the stream.
+            output_dropped: 0,
             socket_read_errors: self.sum(counters::SOCK_READ_FAILED)?,
             task_read_errors: self.sum(counters::TASK_READ_FAILED)?,
         })

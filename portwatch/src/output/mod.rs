@@ -21,8 +21,12 @@ pub struct Output<S: Sink> {
     sink: S,
     /// Whole lines not yet written (reused: no allocation per record).
     buffer: Vec<u8>,
-    /// Event records written (not start/loss/stop).
+    /// Event records written (not start/loss/stop), those in `buffer` included.
     pub events: u64,
+    /// Records (and of them, events) in `buffer`.
+    buffered: (u64, u64),
+    /// Records the sink dropped rather than block: numbered, never written.
+    pub dropped: u64,
     /// The next record's sequence number. Numbers of lost events are skipped (`skip`), so the
     /// gaps in a stream are exactly its losses.
     next_seq: u64,
@@ -35,6 +39,8 @@ impl<S: Sink> Output<S> {
             sink,
             buffer: Vec::with_capacity(BUFFER_BYTES + 4096),
             events: 0,
+            buffered: (0, 0),
+            dropped: 0,
             next_seq: 0,
         }
     }
@@ -47,11 +53,13 @@ impl<S: Sink> Output<S> {
     pub fn write(&mut self, record: &Record) -> Result<()> {
         self.encoder.encode(self.next_seq, record, &mut self.buffer);
         self.next_seq += 1;
-        if self.buffer.len() >= BUFFER_BYTES {
-            self.write_out()?;
-        }
+        self.buffered.0 += 1;
         if record.is_event() {
             self.events += 1;
+            self.buffered.1 += 1;
+        }
+        if self.buffer.len() >= BUFFER_BYTES {
+            self.write_out()?;
         }
         Ok(())
     }
@@ -61,11 +69,35 @@ impl<S: Sink> Output<S> {
         self.sink.flush().map_err(Error::from_output)
     }
 
+    /// Waits at most `limit` for the sink to write out what it took; what it could not write
+    /// by then is counted as dropped. True when everything was written.
+    pub fn settle(&mut self, limit: std::time::Duration) -> bool {
+        let unwritten = self.sink.settle(limit);
+        self.dropped += unwritten;
+        unwritten == 0
+    }
+
+    /// `record` encoded under the next sequence number, for another destination than the sink.
+    pub fn encode_alone(&mut self, record: &Record) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.encoder.encode(self.next_seq, record, &mut line);
+        self.next_seq += 1;
+        line
+    }
+
     fn write_out(&mut self) -> Result<()> {
-        let written = self.sink.write_all(&self.buffer);
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let taken = self.sink.write_all(&self.buffer);
         // Cleared even on error: the caller stops on an output error anyway.
         self.buffer.clear();
-        written.map_err(Error::from_output)
+        let (records, events) = std::mem::take(&mut self.buffered);
+        if !taken.map_err(Error::from_output)? {
+            self.dropped += records;
+            self.events -= events;
+        }
+        Ok(())
     }
 }
 

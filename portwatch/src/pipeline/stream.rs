@@ -235,8 +235,17 @@ impl<S: Sink> Stream<S> {
     }
 
     /// Writes a `loss` record when any counter moved since the last one; returns the counts.
+    /// Everything counted lost so far: the kernel's counters, decode errors and the records
+    /// the output dropped.
+    fn counts(&mut self) -> Result<LossCounts> {
+        let mut counts = self.counters.read(self.decode_errors)?;
+        counts.output_dropped = self.out.dropped;
+        counts.lost_total += self.out.dropped;
+        Ok(counts)
+    }
+
     fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
-        let counts = self.counters.read(self.decode_errors)?;
+        let counts = self.counts()?;
         let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
         if closes_lost(&counts) > closes_lost(&self.reported) {
             self.listeners.closes_lost();
@@ -269,5 +278,24 @@ impl<S: Sink> Stream<S> {
             counts,
         }))?;
         self.flush()
+    }
+
+    /// Waits at most `limit` for the output to write out everything; what it could not is
+    /// counted as dropped. False when something was not written (the stop record, maybe).
+    pub fn settle(&mut self, limit: std::time::Duration) -> bool {
+        self.out.settle(limit)
+    }
+
+    /// A stop record with the totals as they are now, numbered after everything else but not
+    /// written: for stderr, when stdout's reader did not take the real one.
+    pub fn stop_line(&mut self, reason: &'static str, clock: &Clock) -> Result<Vec<u8>> {
+        let counts = self.counts()?;
+        let events = self.out.events;
+        Ok(self.out.encode_alone(&Record::Stop(StopRecord {
+            time: clock.format_now(),
+            reason,
+            events,
+            counts,
+        })))
     }
 }
