@@ -564,6 +564,23 @@ fn missing_privileges_are_said_exactly_and_the_owners_they_hide_too() {
             }
         }
     }
+    // A live record of a root process that predates portwatch (this test): its executable
+    // comes from /proc/PID/exe, which needs CAP_SYS_PTRACE, and its gap says so.
+    let marker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = marker.local_addr().unwrap().port();
+    let bind = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match records.recv_timeout(left) {
+            Ok(Ok(v)) if ours("bind")(&v) && v["port"] == port => break v,
+            Ok(Ok(_)) => {}
+            other => {
+                let _ = child.kill();
+                panic!("no bind record with few capabilities: {other:?}");
+            }
+        }
+    };
+    let exe_gap = bind["gaps"]["exe"].as_str().unwrap_or_default();
+    assert!(exe_gap.contains("portwatch lacks CAP_SYS_PTRACE"), "{bind}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

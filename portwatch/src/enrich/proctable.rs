@@ -288,10 +288,13 @@ fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
     let info = procfs::read(pid, Some(start_ticks))?;
     Some(Image {
         since_ns: 0,
-        exe_gap: info
-            .exe
-            .is_none()
-            .then_some("/proc/PID/exe is unreadable (kernel thread, or the process is exiting)"),
+        exe_gap: info.exe.is_none().then_some(
+            if crate::kernel::preflight::lacks("CAP_SYS_PTRACE") {
+                "/proc/PID/exe is unreadable: portwatch lacks CAP_SYS_PTRACE, so other users' executables cannot be read (or it is a kernel thread, or exiting)"
+            } else {
+                "/proc/PID/exe is unreadable (kernel thread, or the process is exiting)"
+            },
+        ),
         exe: info.exe.map(Into::into),
         // Kernel threads have an empty command line: that is their true argument list.
         args: info.args.as_deref().map(text_args),
