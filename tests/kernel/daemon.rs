@@ -189,6 +189,33 @@ fn every_other_signal_that_would_end_it_stops_it_with_totals() {
     }
 }
 
+/// A program whose attach the kernel refused is not left loaded for nothing: while a daemon
+/// runs, no kernel-function program of an attach type its hook did not get is in the kernel
+/// (on this machine, where kprobes load but cannot attach, they were).
+#[test]
+fn no_program_stays_loaded_that_is_not_attached() {
+    let _alone = crate::harness::exclusive();
+    let d = Daemon::start_alone(&[]);
+    let loaded = crate::harness::loaded_bpf_programs();
+    for (hook, programs) in [
+        ("bind", ["bind_fentry", "bind_kprobe"]),
+        ("listen", ["listen_fentry", "listen_kprobe"]),
+        ("accept", ["accept_fentry", "accept_kprobe"]),
+    ] {
+        let attach = d.attach(hook);
+        for p in programs {
+            let kind = p.rsplit('_').next().unwrap();
+            if attach != kind {
+                assert!(
+                    !loaded.iter().any(|l| l.starts_with(p)),
+                    "{p} is loaded while {hook} is on {attach}: {loaded:?}"
+                );
+            }
+        }
+    }
+    assert!(loaded.iter().any(|l| l.starts_with("close_")), "{loaded:?}");
+}
+
 /// The cgroup programs are attached through BPF links, so they leave the host's cgroup with
 /// portwatch, even when it is killed with SIGKILL: the kernel's own list of programs attached
 /// to the cgroup v2 root says so.

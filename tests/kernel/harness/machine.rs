@@ -171,3 +171,45 @@ pub fn parse_time(s: &str) -> u64 {
     let t = humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("bad time {s}: {e}"));
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
+
+/// The names of every BPF program loaded on the host (the kernel keeps 15 bytes of a name), from
+/// the kernel itself (BPF_PROG_GET_NEXT_ID, BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD).
+pub fn loaded_bpf_programs() -> Vec<String> {
+    const GET_NEXT_ID: libc::c_long = 11;
+    const GET_FD_BY_ID: libc::c_long = 13;
+    const GET_INFO_BY_FD: libc::c_long = 15;
+    let bpf = |cmd: libc::c_long, attr: &mut [u8; 128]| {
+        // SAFETY: attr is a zero-padded bpf_attr of 128 bytes, as each command expects.
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) }
+    };
+    let mut names = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut attr = [0u8; 128];
+        attr[..4].copy_from_slice(&id.to_ne_bytes());
+        if bpf(GET_NEXT_ID, &mut attr) < 0 {
+            break;
+        }
+        id = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+        let mut attr = [0u8; 128];
+        attr[..4].copy_from_slice(&id.to_ne_bytes());
+        let fd = bpf(GET_FD_BY_ID, &mut attr);
+        if fd < 0 {
+            continue; // gone meanwhile
+        }
+        // struct bpf_prog_info: name[16] at offset 64.
+        let mut info = [0u8; 256];
+        let mut attr = [0u8; 128];
+        attr[..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+        if bpf(GET_INFO_BY_FD, &mut attr) == 0 {
+            let name = &info[64..80];
+            let end = name.iter().position(|&b| b == 0).unwrap_or(16);
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        }
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(fd as i32) };
+    }
+    names
+}

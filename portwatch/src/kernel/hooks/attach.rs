@@ -69,8 +69,10 @@ fn uring_kinds(chosen: &[Chosen]) -> u32 {
 fn attach_option(ebpf: &mut Ebpf, btf: &Btf, option: &AttachOption) -> Result<(), String> {
     for (i, p) in option.programs.iter().enumerate() {
         if let Err(e) = attach_program(ebpf, btf, p) {
-            // All or nothing: unload what this option already attached.
-            for done in &option.programs[..i] {
+            // All or nothing: unload what this option already attached, and the program that
+            // failed, which may have loaded before its attach was refused (else it would stay
+            // in the kernel, loaded for nothing, while portwatch runs).
+            for done in &option.programs[..=i] {
                 if let Some(prog) = ebpf.program_mut(done.program) {
                     let _ = match prog {
                         aya::programs::Program::TracePoint(t) => t.unload(),
