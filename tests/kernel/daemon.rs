@@ -608,6 +608,28 @@ fn missing_privileges_are_said_exactly_and_the_owners_they_hide_too() {
     };
     let exe_gap = bind["gaps"]["exe"].as_str().unwrap_or_default();
     assert!(exe_gap.contains("portwatch lacks CAP_SYS_PTRACE"), "{bind}");
+    // `ls` says it too, and blames the listener's missing owner on it.
+    let (code, out, ls_err) = run_to_exit(
+        bin.as_nobody_with("+dac_read_search")
+            .args(["ls", "--json"]),
+    );
+    assert_eq!(code, 0, "{ls_err}");
+    assert!(
+        ls_err.contains("warning: without CAP_SYS_PTRACE"),
+        "{ls_err}"
+    );
+    let listed: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["port"] == tcp && v["protocol"] == "tcp")
+        .unwrap_or_else(|| panic!("port {tcp} not in ls: {out}"));
+    assert!(
+        listed["gaps"]["pid"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lacks CAP_SYS_PTRACE"),
+        "{listed}"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

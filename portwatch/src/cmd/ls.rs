@@ -19,8 +19,15 @@ use crate::{
 /// A listener and its first owner.
 type Entry = (Listener, ListenerOwner);
 
-/// The current listeners, each with its owner's context.
+/// The current listeners, each with its owner's context; what a missing capability hides is
+/// said on stderr first, as `watch` says it.
 fn current(clock: &Clock) -> Result<Vec<Entry>> {
+    for m in crate::kernel::preflight::missing() {
+        eprintln!(
+            "portwatch: warning: without {}, {}",
+            m.capability, m.without
+        );
+    }
     let listeners = inventory::listed()?;
     let mut enricher = Enricher::new(None);
     enricher.seed_from_proc();
