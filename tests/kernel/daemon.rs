@@ -673,6 +673,21 @@ fn missing_btf_gets_a_clear_error() {
         Command::new(BIN).args(["watch", "--btf", "/nonexistent/vmlinux"]),
         "no kernel BTF at /nonexistent/vmlinux",
     );
+    // A wrong path: a device, or a file far larger than any BTF (sparse, read never).
+    assert_fails(
+        Command::new(BIN).args(["watch", "--btf", "/dev/zero"]),
+        "no kernel BTF at /dev/zero: not a file",
+    );
+    let big = std::env::temp_dir().join(format!("portwatch-bigbtf-{}", std::process::id()));
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    assert_fails(
+        Command::new(BIN).arg("watch").arg("--btf").arg(&big),
+        "1073741824 bytes, more than any kernel's BTF",
+    );
+    let _ = std::fs::remove_file(&big);
 }
 
 #[test]

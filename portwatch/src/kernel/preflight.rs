@@ -58,9 +58,20 @@ pub fn effective_caps(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// The largest `--btf` file read: a kernel's BTF is some 5 to 15 MiB; a wrong path (a log, an
+/// image) must not be read into memory whole.
+const MAX_BTF_BYTES: u64 = 256 << 20;
+
 fn check_btf(path: Option<&Path>) -> Result<PathBuf> {
     let path = path.unwrap_or(Path::new(DEFAULT_BTF)).to_path_buf();
     match fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.len() > MAX_BTF_BYTES => Err(Error::NoBtf {
+            path,
+            reason: format!(
+                "{} bytes, more than any kernel's BTF (at most {MAX_BTF_BYTES} read)",
+                m.len()
+            ),
+        }),
         Ok(m) if m.is_file() => Ok(path),
         Ok(_) => Err(Error::NoBtf {
             path,
