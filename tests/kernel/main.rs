@@ -4,6 +4,7 @@
 mod baseline;
 mod daemon;
 mod doctor;
+mod errors;
 mod events;
 mod filters;
 mod harness;
@@ -11,4 +12,5 @@ mod inventory;
 mod lifecycle;
 mod names;
 mod process;
+mod stopping;
 mod uring;
