@@ -1,6 +1,6 @@
 //! Maps and globals shared by all programs (names are the ABI in portwatch-common).
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
@@ -10,12 +10,13 @@ use portwatch_common::{KernelOffsets, Pending, counters};
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
-/// Wake the daemon only once the ring holds this fraction of its size (1/WAKE_FRACTION). Below
-/// that, records wait for the daemon's periodic drain (`cmd::watch::DRAIN`): one wake-up per batch
-/// instead of one per record is most of the cost of tracing a storm.
+/// Past this fraction of the ring (1/WAKE_FRACTION), every record wakes the daemon: it is then
+/// batching (see `cmd::watch`) and must drain before the ring fills.
 const WAKE_FRACTION: u64 = 8;
 
-/// Flags for submitting a record: see `WAKE_FRACTION`.
+/// Flags for submitting a record. Below `WAKE_FRACTION` the kernel's adaptive rule applies: a
+/// record wakes the daemon only when the daemon had read everything before it, so the first record
+/// after a quiet spell is written at once, and while the daemon is busy no record wakes it again.
 #[inline(always)]
 pub fn wakeup_flags() -> u64 {
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
@@ -23,7 +24,7 @@ pub fn wakeup_flags() -> u64 {
     if queued >= size / WAKE_FRACTION {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
-        BPF_RB_NO_WAKEUP as u64
+        0
     }
 }
 

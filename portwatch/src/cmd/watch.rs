@@ -25,12 +25,14 @@ use crate::{
 /// How long a stop waits for stdout's reader to take the last records.
 const STOP_WAIT: Duration = Duration::from_millis(500);
 
-/// How often loss counters are checked (and the wall clock re-synchronised).
+/// How often, while records keep coming, loss counters are checked (and the wall clock
+/// re-synchronised). A quiet daemon checks them once, when its last batch ends.
 const TICK: Duration = Duration::from_millis(200);
 
-/// How often the ring buffer is drained and the output flushed. The kernel programs wake the
-/// daemon early only when the ring fills up (see `wakeup_flags` in the eBPF crate), so this is the
-/// longest an event waits before it is written.
+/// While records keep coming, how often the ring is drained and the output flushed. A quiet
+/// daemon sleeps until the kernel's wake-up for the first record (see `wakeup_flags` in the eBPF
+/// crate), drains at once, then every DRAIN until a drain finds nothing: the first event of a
+/// burst is written at once, the others within DRAIN, and idle costs no wake-up at all.
 pub const DRAIN: Duration = Duration::from_millis(50);
 
 pub async fn run(args: WatchArgs) -> Result<()> {
@@ -83,31 +85,32 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut stream =
         session::snapshot_stream(&mut ebpf, counters, tracing, out, baseline, filters, &clock)?;
 
-    let mut tick = tokio::time::interval(TICK);
-    let mut drain = tokio::time::interval(DRAIN);
-    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hangup = stdout_hangup();
+    let mut watching_stdout = true;
+    let mut batch = Batch::default();
     let reason = loop {
         tokio::select! {
             received = signals.next() => match received {
                 Received::Stop(name) => break name,
                 Received::Reload => reload_baseline(&args, &mut stream),
             },
+            gone = &mut hangup, if watching_stdout => match gone {
+                Ok(()) => return Err(Error::StdoutClosed),
+                Err(_) => watching_stdout = false,
+            },
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::io("polling the ring buffer", e))?;
-                stream.drain(guard.get_inner_mut(), &clock)?;
                 guard.clear_ready();
-                stream.flush()?;
-            }
-            _ = drain.tick() => {
-                stream.drain(ring.get_mut(), &clock)?;
-                stream.flush()?;
-            }
-            _ = tick.tick() => {
-                clock = Clock::now();
-                stream.tick(&clock)?;
-                if stdout_closed() {
-                    return Err(Error::StdoutClosed);
+                if batch.woken() {
+                    clock = Clock::now();
+                    let records = stream.drain(guard.get_inner_mut(), &clock)?;
+                    batch.drained(records, &mut stream, &mut clock)?;
                 }
+            }
+            _ = tokio::time::sleep_until(batch.next_drain.unwrap_or_else(far_future)),
+                if batch.next_drain.is_some() => {
+                let records = stream.drain(ring.get_mut(), &clock)?;
+                batch.drained(records, &mut stream, &mut clock)?;
             }
         }
     };
@@ -150,15 +153,86 @@ fn reload_baseline<S: crate::output::sink::Sink>(
     }
 }
 
-/// True when stdout is a pipe whose reader has gone (`portwatch watch | head -1`), so a quiet
-/// host does not keep portwatch running until the next event fails to write.
-fn stdout_closed() -> bool {
-    let mut pfd = libc::pollfd {
-        fd: io::stdout().as_raw_fd(),
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n == 1 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+/// The drains of one burst of records: from the kernel's wake-up to the drain that finds the ring
+/// empty.
+#[derive(Default)]
+struct Batch {
+    /// When the ring is drained next (None: the daemon is idle, waiting for a wake-up).
+    next_drain: Option<tokio::time::Instant>,
+    /// Wake-ups since the last drain.
+    wakes: u32,
+    last_tick: Option<tokio::time::Instant>,
+}
+
+impl Batch {
+    /// A wake-up from the kernel; true when the ring is to be drained now. Idle, always. In a
+    /// batch, the first wake-up after a drain is the kernel's for the first record since (the
+    /// adaptive rule), and waits for the next drain; a second one comes only from a ring past its
+    /// wake-up threshold, which must not wait.
+    fn woken(&mut self) -> bool {
+        self.wakes += 1;
+        self.next_drain.is_none() || self.wakes > 1
+    }
+
+    /// After a drain: keep draining while it found records, and check counters every TICK;
+    /// when it found none, check them once more and go idle.
+    fn drained<S: crate::output::sink::Sink>(
+        &mut self,
+        records: usize,
+        stream: &mut crate::pipeline::stream::Stream<S>,
+        clock: &mut Clock,
+    ) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        self.wakes = 0;
+        let tick_due = self.last_tick.is_none_or(|t| now - t >= TICK);
+        if records == 0 || tick_due {
+            *clock = Clock::now();
+            stream.tick(clock)?;
+            self.last_tick = Some(now);
+        } else {
+            stream.flush()?;
+        }
+        self.next_drain = (records > 0).then(|| now + DRAIN);
+        Ok(())
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+/// Resolves when stdout is a pipe whose reader has gone (`portwatch watch | head -1`), so a quiet
+/// host does not keep portwatch running until the next event fails to write. A thread blocked in
+/// poll(2) for that alone: it wakes for nothing else (poll's wake-ups are filtered by the events
+/// asked for), where checking on a timer would wake the daemon for nothing.
+fn stdout_hangup() -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::Builder::new()
+        .name("stdout-hangup".into())
+        .spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd: io::stdout().as_raw_fd(),
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd; no timeout.
+                let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if n == 1 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                    let _ = tx.send(());
+                }
+                // Anything else (no stdout at all): the sender goes and the watch with it.
+                return;
+            }
+        });
+    if watcher.is_err() {
+        eprintln!(
+            "portwatch: warning: cannot start the thread that watches stdout; a closed reader is \
+             noticed at the next write"
+        );
+    }
+    rx
 }

@@ -1,7 +1,7 @@
 //! The output side: format-neutral records (`record`) are numbered, encoded once by the chosen
 //! format (`format`) and handed to a sink (`sink`) in whole lines. Buffered; the event loop
-//! flushes after each drain of the ring buffer (at least every `cmd::watch::DRAIN`), so a record
-//! is written within that time of its event.
+//! flushes after each drain of the ring buffer (the first record of a burst at once, the others
+//! within `cmd::watch::DRAIN`).
 pub mod format;
 pub mod record;
 pub mod sink;

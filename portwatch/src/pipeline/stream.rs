@@ -101,7 +101,8 @@ impl<S: Sink> Stream<S> {
         self.out.flush()
     }
 
-    pub fn drain(&mut self, ring: &mut impl RecordSource, clock: &Clock) -> Result<()> {
+    /// Turns every record waiting in `ring` into output; returns how many there were.
+    pub fn drain(&mut self, ring: &mut impl RecordSource, clock: &Clock) -> Result<usize> {
         // Checked before each batch, so no record after a lost exec is enriched on the
         // assumption that every exec was seen.
         let exec_lost = self.counters.exec_lost()?;
@@ -109,7 +110,9 @@ impl<S: Sink> Stream<S> {
             self.exec_lost = exec_lost;
             self.enricher.exec_records_lost(clock.boot_now());
         }
+        let mut records = 0;
         while let Some(item) = ring.next_record() {
+            records += 1;
             let decoded = match decode::decode(&item) {
                 Ok(d) => d,
                 Err(_) => {
@@ -130,7 +133,7 @@ impl<S: Sink> Stream<S> {
                 }
             }
         }
-        Ok(())
+        Ok(records)
     }
 
     fn socket_event(&mut self, e: &SocketEvent, clock: &Clock) -> Result<()> {
