@@ -44,9 +44,18 @@ enum Task {
         /// Seconds per load run.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
-        /// Run only the loads whose name contains this text (e.g. `accept`).
+        /// Run only the loads whose name contains this text (e.g. `accept`, `idle`, `memory`).
         #[arg(long)]
         only: Option<String>,
+        /// Runs of each tracer per load, each between two runs without a tracer.
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        /// Also the one-minute loads (300 short-lived processes, 100k binds/s).
+        #[arg(long)]
+        long: bool,
+        /// Only the default configuration, not the `--events KIND` runs.
+        #[arg(long)]
+        default_only: bool,
     },
     /// Run the property tests of portwatch's parsers (portwatch/src/fuzz.rs) for minutes each,
     /// with fresh seeds, and print how many cases passed.
@@ -130,15 +139,32 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Task::Bench { seconds, only } => {
+        Task::Bench {
+            seconds,
+            only,
+            pairs,
+            long,
+            default_only,
+        } => {
             setup::ensure()?;
             setup::require_root("the benchmark loads eBPF programs")?;
-            cargo(
-                &root,
-                &["bench", "--package", "portwatch", "--bench", "enrich"],
-            )?;
+            if only.as_deref().is_none_or(|o| "enrich".contains(o)) {
+                cargo(
+                    &root,
+                    &["bench", "--package", "portwatch", "--bench", "enrich"],
+                )?;
+            }
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            bench::run(&root, seconds, only.as_deref())?;
+            bench::run(
+                &root,
+                &bench::Options {
+                    seconds,
+                    pairs: pairs.max(1),
+                    only: only.as_deref(),
+                    long,
+                    default_only,
+                },
+            )?;
             memory::run(&root, only.as_deref())
         }
         Task::Loadgen {

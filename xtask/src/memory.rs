@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    bench::{finish_load, go, load_name, peak_rss_kib, status_kib, wait_or_kill},
+    bench::procs::{finish_load, go, load_name, peak_rss_kib, status_kib, wait_or_kill},
     loadgen::Load,
 };
 
