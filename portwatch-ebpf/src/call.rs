@@ -58,18 +58,18 @@ fn exit_call(kind: EventKind, ret: i64, at: At) {
     if !offsets_valid() {
         return;
     }
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, kind);
-    add_call(&mut ev, &pending, ret);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, kind);
+    add_call(ev, &pending, ret);
     ev.via = call_path();
     let sock = pending.sock as *const u8;
     let sk = match kind {
         EventKind::Bind => sock_of_socket(sock),
         _ => Ok(sock),
     };
-    read_sock(&mut ev, sk);
-    if concerns_inet(&ev) {
-        send(&mut ev, kind, at);
+    read_sock(ev, sk);
+    if concerns_inet(ev) {
+        send(ev, kind, at);
     }
 }
 
@@ -87,12 +87,12 @@ pub fn try_exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
         return Ok(());
     }
     let ret: i64 = unsafe { ctx.read_at(offset!(tp_exit_ret)) }.map_err(i64::from)?;
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, kind);
-    add_call(&mut ev, &pending, ret);
-    read_sock(&mut ev, sock_of_fd(pending.fd));
-    if concerns_inet(&ev) {
-        send(&mut ev, kind, At::Tracepoint);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, kind);
+    add_call(ev, &pending, ret);
+    read_sock(ev, sock_of_fd(pending.fd));
+    if concerns_inet(ev) {
+        send(ev, kind, At::Tracepoint);
     }
     Ok(())
 }

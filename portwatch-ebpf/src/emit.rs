@@ -1,8 +1,7 @@
 //! Building and sending records: the task context every record carries, the decision whether a
 //! socket record concerns an inet socket, and loss counting when the ring buffer is full.
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
-    bpf_probe_read_user,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel, bpf_probe_read_user,
     generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
 };
 use portwatch_common::{
@@ -17,6 +16,36 @@ use crate::{
     maps::{EVENTS, bump, stamp, wakeup_flags},
 };
 
+/// Fills `*p` with zero bytes, 8 at a time. `core::mem::zeroed()` becomes a call of aya-ebpf's
+/// `memset`, a byte loop of 5 instructions per byte: about 1,000 instructions for a socket record,
+/// on every record. Volatile stores, so LLVM cannot turn them back into that call.
+///
+/// # Safety
+/// `p` is valid for writes of a `T`.
+#[inline(always)]
+pub unsafe fn zero<T>(p: *mut T) {
+    const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
+    let words = p.cast::<u64>();
+    for i in 0..size_of::<T>() / 8 {
+        // SAFETY: within `*p`, 8-aligned (asserted above).
+        unsafe { words.add(i).write_volatile(0) };
+    }
+}
+
+/// `zeroed!(ev: SockEvent)`: `ev` is a `&mut SockEvent` to a record of zero bytes on the stack,
+/// built in place: a value returned from a function would be a second copy, and two do not fit
+/// in the 512-byte stack.
+macro_rules! zeroed {
+    ($name:ident: $t:ty) => {
+        let mut $name = core::mem::MaybeUninit::<$t>::uninit();
+        // SAFETY: a local, written whole.
+        unsafe { $crate::emit::zero($name.as_mut_ptr()) };
+        // SAFETY: every byte is written; the record types are plain integers and arrays.
+        let $name: &mut $t = unsafe { $name.assume_init_mut() };
+    };
+}
+pub(crate) use zeroed;
+
 /// Fills `t` with the current task's identity and context.
 #[inline(always)]
 pub fn fill_task(t: &mut TaskInfo) {
@@ -28,7 +57,9 @@ pub fn fill_task(t: &mut TaskInfo) {
     t.uid = uid_gid as u32;
     t.gid = (uid_gid >> 32) as u32;
     t.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    t.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // Straight into the (zeroed) record: aya's wrapper would fill a buffer of its own, then copy.
+    // SAFETY: the helper writes at most 16 bytes, NUL-padded.
+    unsafe { aya_ebpf::helpers::generated::bpf_get_current_comm(t.comm.as_mut_ptr().cast(), 16) };
     match read_task(t) {
         Ok(()) => t.flags |= TASK_READ,
         Err(ReadError(why)) => {

@@ -70,13 +70,13 @@ fn exit_accept(newsk: *const u8, at: At) {
     if newsk.is_null() || !offsets_valid() {
         return;
     }
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, EventKind::Accept);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, EventKind::Accept);
     ev.via = call_path();
-    read_sock(&mut ev, Ok(newsk));
+    read_sock(ev, Ok(newsk));
     ev.listener_inode = socket_inode(pending.sock as *const u8);
-    if concerns_inet(&ev) {
-        send(&mut ev, EventKind::Accept, at);
+    if concerns_inet(ev) {
+        send(ev, EventKind::Accept, at);
     }
 }
 
@@ -136,17 +136,17 @@ fn try_exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if ret < 0 {
         return Ok(());
     }
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, EventKind::Accept);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, EventKind::Accept);
     ev.fd = ret as i32;
-    read_sock(&mut ev, sock_of_fd(ret as i32));
+    read_sock(ev, sock_of_fd(ret as i32));
     if let Some(fd) = listening_fd {
         if let Ok(sk) = sock_of_fd(fd) {
             ev.listener_inode = socket_inode(sk);
         }
     }
-    if concerns_inet(&ev) {
-        send(&mut ev, EventKind::Accept, At::Tracepoint);
+    if concerns_inet(ev) {
+        send(ev, EventKind::Accept, At::Tracepoint);
     }
     Ok(())
 }

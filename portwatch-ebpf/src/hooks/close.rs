@@ -43,14 +43,14 @@ pub fn close_tp_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let sk: *const u8 = ctx.arg(0);
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, EventKind::Close);
-    match fill_from_sock(sk, &mut ev) {
-        Err(ReadError(why)) => sock_unreadable(&ev, why),
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, EventKind::Close);
+    match fill_from_sock(sk, ev) {
+        Err(ReadError(why)) => sock_unreadable(ev, why),
         Ok(()) if ev.protocol != IPPROTO_TCP => return 0,
         Ok(()) => {}
     }
-    send(&mut ev, EventKind::Close, At::TpBtf);
+    send(ev, EventKind::Close, At::TpBtf);
     0
 }
 
@@ -76,8 +76,8 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     {
         return Ok(());
     }
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, EventKind::Close);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, EventKind::Close);
     let family = read_u16(offset!(tp_iss_family))?;
     ev.family = family as u8;
     ev.protocol = IPPROTO_TCP;
@@ -92,6 +92,6 @@ fn try_close_tracepoint(ctx: &TracePointContext) -> Result<(), i64> {
     ev.header.flags |= FLAG_SOCK;
     let sk: u64 = unsafe { ctx.read_at(offset!(tp_iss_skaddr)) }.map_err(i64::from)?;
     ev.inode = socket_inode(sk as *const u8);
-    send(&mut ev, EventKind::Close, At::Tracepoint);
+    send(ev, EventKind::Close, At::Tracepoint);
     Ok(())
 }

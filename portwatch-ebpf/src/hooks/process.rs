@@ -53,7 +53,7 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
     let ev = entry.as_mut_ptr();
     unsafe {
         (*ev).header = header;
-        (*ev).task = core::mem::zeroed();
+        crate::emit::zero(&raw mut (*ev).task);
         fill_task(&mut (*ev).task);
         (*ev).filename_len = 0;
         (*ev).args_len = 0;
@@ -93,10 +93,10 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     if (pid_tgid >> 32) as u32 != pid_tgid as u32 || !offsets_valid() || !task_allowed(None) {
         return 0;
     }
-    let mut ev: ExitEvent = unsafe { core::mem::zeroed() };
+    crate::emit::zeroed!(ev: ExitEvent);
     fill_task(&mut ev.task);
     ev.header = header(EventKind::Exit);
-    if EVENTS.output::<ExitEvent>(&ev, wakeup_flags()).is_err() {
+    if EVENTS.output::<ExitEvent>(ev, wakeup_flags()).is_err() {
         bump(counters::lost(EventKind::Exit));
     }
     0

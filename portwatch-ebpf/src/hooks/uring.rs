@@ -152,10 +152,10 @@ fn complete(req: *const u8, res: i64) {
     // What the submission stored is used in place, then freed: a copy on the stack would not
     // fit in 6.1's 512 bytes with the diagnostics on.
     let (direct, submitted_via) = (p.flags & DIRECT != 0, p.via);
-    let mut ev: SockEvent = unsafe { core::mem::zeroed() };
-    init_event(&mut ev, kind);
+    crate::emit::zeroed!(ev: SockEvent);
+    init_event(ev, kind);
     if kind != EventKind::Accept {
-        add_call(&mut ev, p, res);
+        add_call(ev, p, res);
     }
     let _ = URING_PENDING.remove(&key);
     let file: *const u8 = read(req.wrapping_add(offset!(req_file))).unwrap_or(core::ptr::null());
@@ -167,13 +167,13 @@ fn complete(req: *const u8, res: i64) {
         // The new connection's descriptor; none when it went into a fixed-file slot.
         if !direct {
             ev.fd = res as i32;
-            read_sock(&mut ev, sock_of_fd(res as i32));
+            read_sock(ev, sock_of_fd(res as i32));
         }
         if let Ok(sk) = sock_of_file(file) {
             ev.listener_inode = socket_inode(sk);
         }
     } else {
-        read_sock(&mut ev, sock_of_file(file));
+        read_sock(ev, sock_of_file(file));
     }
     // The thread that ran it: the submitter (inside io_uring_enter), SQPOLL or a worker.
     ev.via = match io_thread() {
@@ -181,7 +181,7 @@ fn complete(req: *const u8, res: i64) {
         0 => submitted_via,
         via => via,
     };
-    if concerns_inet(&ev) {
-        send(&mut ev, kind, At::IoUring);
+    if concerns_inet(ev) {
+        send(ev, kind, At::IoUring);
     }
 }
