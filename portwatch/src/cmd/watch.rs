@@ -52,7 +52,12 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut signals = Signals::install()?;
     let mut clock = Clock::now();
     widen_pipe(io::stdout().as_fd());
-    let sink = Queued::new(io::stdout(), QUEUE_BYTES)
+    // Straight to the descriptor: `io::stdout()` would copy every line through its line buffer.
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("duplicating stdout", e))?;
+    let sink = Queued::new(std::fs::File::from(stdout), QUEUE_BYTES)
         .map_err(|e| Error::io("starting the output thread", e))?;
     let mut out = Output::new(Box::new(Native), sink);
     eprintln!("portwatch: watching ({})", session::summary(&hooks));

@@ -65,9 +65,9 @@ const ATOMIC_WRITE: usize = 4096;
 /// alone).
 fn next_piece(chunk: &[u8]) -> &[u8] {
     let window = &chunk[..chunk.len().min(ATOMIC_WRITE)];
-    match window.iter().rposition(|&b| b == b'\n') {
+    match memchr::memrchr(b'\n', window) {
         Some(end) => &chunk[..=end],
-        None => match chunk.iter().position(|&b| b == b'\n') {
+        None => match memchr::memchr(b'\n', chunk) {
             Some(end) => &chunk[..=end],
             None => chunk,
         },
@@ -152,7 +152,7 @@ impl Sink for Queued {
 }
 
 fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// Records kept in memory, readable while the stream still holds the sink (`doctor`, tests).
