@@ -89,10 +89,10 @@ impl<S: Sink> Output<S> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let taken = self.sink.write_all(&self.buffer);
+        let (records, events) = std::mem::take(&mut self.buffered);
+        let taken = self.sink.write_all(&mut self.buffer, records);
         // Cleared even on error: the caller stops on an output error anyway.
         self.buffer.clear();
-        let (records, events) = std::mem::take(&mut self.buffered);
         if !taken.map_err(Error::from_output)? {
             self.dropped += records;
             self.events -= events;

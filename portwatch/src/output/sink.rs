@@ -6,17 +6,18 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        mpsc::{Sender, channel},
+        mpsc::{Receiver, Sender, channel, sync_channel},
     },
     time::{Duration, Instant},
 };
 
 /// A destination for encoded records.
 pub trait Sink {
-    /// Takes `bytes` (whole records): true when they will be written in full, false when the
-    /// sink dropped them all rather than block (its reader stopped reading); `Output` counts
-    /// those. An error ends the stream.
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<bool>;
+    /// Takes `bytes`, whole records, `lines` of them: true when they will be written in full,
+    /// false when the sink dropped them all rather than block (its reader stopped reading);
+    /// `Output` counts those. The sink may keep the buffer itself and leave another in its place;
+    /// the caller clears what it finds there either way. An error ends the stream.
+    fn write_all(&mut self, bytes: &mut Vec<u8>, lines: u64) -> io::Result<bool>;
     fn flush(&mut self) -> io::Result<()>;
     /// Waits at most `limit` for what was taken to be written, and returns how many of its
     /// records were not (0: all written).
@@ -29,7 +30,7 @@ pub trait Sink {
 pub struct Writer<W: Write>(pub W);
 
 impl<W: Write> Sink for Writer<W> {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    fn write_all(&mut self, bytes: &mut Vec<u8>, _lines: u64) -> io::Result<bool> {
         self.0.write_all(bytes).map(|()| true)
     }
 
@@ -42,8 +43,10 @@ impl<W: Write> Sink for Writer<W> {
 /// sleep 60`) can neither block the event loop (signals, the ring buffer) nor make memory grow:
 /// at most `bound` bytes wait; what comes beyond is dropped, whole, and counted by `Output`.
 pub struct Queued {
-    tx: Option<Sender<Vec<u8>>>,
-    /// Bytes taken and not yet written.
+    tx: Option<Sender<Chunk>>,
+    /// Emptied buffers the writer hands back, for `write_all` to swap in (a few at most).
+    spare: Receiver<Vec<u8>>,
+    /// Memory taken and not yet written, in bytes (see `Chunk::charge`).
     queued: Arc<AtomicUsize>,
     /// Records (lines) taken, and written.
     taken: u64,
@@ -53,18 +56,34 @@ pub struct Queued {
     failed: Arc<Mutex<Option<io::Error>>>,
 }
 
+/// Lines for the writer thread, and the memory they hold: the buffer's capacity, so the bound is
+/// on memory, not on bytes of lines.
+struct Chunk {
+    bytes: Vec<u8>,
+    charge: usize,
+}
+
 /// How much may wait for stdout's reader: some 27,000 records, several seconds of a storm.
 pub const QUEUE_BYTES: usize = 8 << 20;
 
-/// The most a pipe writes atomically (PIPE_BUF): the writer thread writes whole lines in
-/// pieces up to this size, so a write that blocks (a reader that stopped) leaves no half line
-/// in the pipe, and the lines written are known exactly.
+/// Below this, the lines are copied into a buffer of their size; above, the buffer itself is
+/// handed over and a spare one takes its place (no copy of a storm's output).
+const HAND_OVER: usize = 64 * 1024;
+
+/// Spare buffers kept for swapping in.
+const SPARES: usize = 2;
+
+/// The most a pipe writes atomically (PIPE_BUF). When a pipe has no room for more, the writer
+/// thread writes whole lines in pieces up to this size, so a write that blocks (a reader that
+/// stopped) leaves no half line in the pipe, and the lines written are known exactly.
 const ATOMIC_WRITE: usize = 4096;
 
-/// The next piece of `chunk` to write: whole lines, up to `ATOMIC_WRITE` bytes (a longer line
-/// alone).
-fn next_piece(chunk: &[u8]) -> &[u8] {
-    let window = &chunk[..chunk.len().min(ATOMIC_WRITE)];
+/// The next piece of `chunk` to write: whole lines, up to `limit` bytes (a longer line alone).
+fn next_piece(chunk: &[u8], limit: usize) -> &[u8] {
+    let window = &chunk[..chunk.len().min(limit)];
+    if window.len() == chunk.len() {
+        return chunk;
+    }
     match memchr::memrchr(b'\n', window) {
         Some(end) => &chunk[..=end],
         None => match memchr::memchr(b'\n', chunk) {
@@ -74,9 +93,26 @@ fn next_piece(chunk: &[u8]) -> &[u8] {
     }
 }
 
+/// How much `fd` takes without blocking, when it is a pipe: its capacity less what it holds
+/// (counted in whole pages, as the pipe stores it, and a page of margin for the one being
+/// filled). Anything else (a file, a terminal): no limit.
+fn room(fd: i32, capacity: Option<usize>) -> usize {
+    let Some(capacity) = capacity else {
+        return usize::MAX;
+    };
+    let mut held: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut held) } != 0 {
+        return ATOMIC_WRITE;
+    }
+    let pages = (held.max(0) as usize).div_ceil(4096) + 1;
+    capacity.saturating_sub(pages * 4096).max(ATOMIC_WRITE)
+}
+
 impl Queued {
-    pub fn new<W: Write + Send + 'static>(mut w: W, bound: usize) -> io::Result<Self> {
-        let (tx, rx) = channel::<Vec<u8>>();
+    pub fn new<W: Write + AsRawFd + Send + 'static>(mut w: W, bound: usize) -> io::Result<Self> {
+        let (tx, rx) = channel::<Chunk>();
+        let (spare_tx, spare) = sync_channel::<Vec<u8>>(SPARES);
         let queued = Arc::new(AtomicUsize::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(Mutex::new(None));
@@ -85,25 +121,33 @@ impl Queued {
             Arc::clone(&written),
             Arc::clone(&failed),
         );
+        let fd = w.as_raw_fd();
+        // SAFETY: no pointer argument; fails (-1) on anything but a pipe.
+        let capacity = usize::try_from(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }).ok();
         std::thread::Builder::new()
             .name("output".into())
             .spawn(move || {
-                for chunk in rx {
-                    let mut rest = &chunk[..];
+                for Chunk { mut bytes, charge } in rx {
+                    let mut rest = &bytes[..];
                     while !rest.is_empty() {
-                        let piece = next_piece(rest);
+                        let piece = next_piece(rest, room(fd, capacity));
                         if let Err(e) = w.write_all(piece).and_then(|()| w.flush()) {
                             *f.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
                             return;
                         }
                         rest = &rest[piece.len()..];
-                        q.fetch_sub(piece.len(), Ordering::Release);
                         n.fetch_add(lines(piece), Ordering::Release);
+                        q.fetch_sub(piece.len(), Ordering::Release);
                     }
+                    // The rest of the charge: the buffer's capacity beyond its lines.
+                    q.fetch_sub(charge - bytes.len(), Ordering::Release);
+                    bytes.clear();
+                    let _ = spare_tx.try_send(bytes);
                 }
             })?;
         Ok(Self {
             tx: Some(tx),
+            spare,
             queued,
             taken: 0,
             written,
@@ -114,7 +158,7 @@ impl Queued {
 }
 
 impl Sink for Queued {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    fn write_all(&mut self, bytes: &mut Vec<u8>, lines: u64) -> io::Result<bool> {
         let failed = self
             .failed
             .lock()
@@ -123,18 +167,37 @@ impl Sink for Queued {
         if let Some(e) = failed {
             return Err(e);
         }
-        if self.queued.load(Ordering::Acquire) + bytes.len() > self.bound {
+        let hand_over = bytes.len() >= HAND_OVER;
+        let charge = if hand_over {
+            bytes.capacity()
+        } else {
+            bytes.len()
+        };
+        if self.queued.load(Ordering::Acquire) + charge > self.bound {
             return Ok(false);
         }
-        self.queued.fetch_add(bytes.len(), Ordering::AcqRel);
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send(bytes.to_vec()).is_ok());
+        let chunk = if hand_over {
+            let capacity = bytes.capacity();
+            let spare = self
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(capacity));
+            std::mem::replace(bytes, spare)
+        } else {
+            bytes.to_vec()
+        };
+        self.queued.fetch_add(charge, Ordering::AcqRel);
+        let sent = self.tx.as_ref().is_some_and(|tx| {
+            tx.send(Chunk {
+                bytes: chunk,
+                charge,
+            })
+            .is_ok()
+        });
         if !sent {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        self.taken += lines(bytes);
+        self.taken += lines;
         Ok(true)
     }
 
@@ -172,7 +235,7 @@ impl Memory {
 }
 
 impl Sink for Memory {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    fn write_all(&mut self, bytes: &mut Vec<u8>, _lines: u64) -> io::Result<bool> {
         self.0.borrow_mut().extend_from_slice(bytes);
         Ok(true)
     }
@@ -242,7 +305,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (mut last, mut still) = (usize::MAX, 0);
         while Instant::now() < deadline && still < 100 {
-            if q.write_all(&chunk).unwrap() {
+            if q.write_all(&mut chunk.clone(), 100).unwrap() {
                 taken += 100;
             } else {
                 refused += 100;
