@@ -31,7 +31,7 @@ pub fn measure(tracer: Tracer, portwatch: &Path) -> Result<Idle> {
     let me = std::process::id();
     let wanted = match tracer {
         Tracer::Portwatch(_) => ["\"event\":\"listen\"".to_owned(), format!("\"pid\":{me},")],
-        Tracer::Bpftrace(_) => [format!("listen {me}"), String::new()],
+        Tracer::Bpftrace(_) | Tracer::Floor => [format!("listen {me}"), String::new()],
     };
     let (first_tx, first_rx) = mpsc::channel();
     let (seen_tx, seen_rx) = mpsc::channel();

@@ -163,23 +163,31 @@ fn ms_per_k(ns: u64, events: u64) -> f64 {
     }
 }
 
-/// `pairs` rounds of: no tracer, portwatch, bpftrace; then no tracer once more, and one run of
-/// each tracer with the kernel's BPF statistics on.
-fn measure(
-    case: &Case,
-    o: &Options,
-    portwatch: &Path,
-    only_kind: bool,
-) -> Result<(f64, [Figures; 2])> {
+/// What one load measured: the no-tracer rate, each tracer's figures, and (default
+/// configuration only) the paired ratios under `Tracer::Floor`.
+struct Measured {
+    base: f64,
+    tracers: [Figures; 2],
+    floor: Vec<f64>,
+}
+
+/// `pairs` rounds of: no tracer, portwatch, bpftrace (and the floor); then no tracer once more,
+/// and one run of each tracer with the kernel's BPF statistics on.
+fn measure(case: &Case, o: &Options, portwatch: &Path, only_kind: bool) -> Result<Measured> {
     let seconds = case.seconds.unwrap_or(o.seconds);
     let pairs = if case.long { 1 } else { o.pairs };
     let kind = only_kind.then_some(case.event);
     let tracers = [Tracer::Portwatch(kind), Tracer::Bpftrace(kind)];
+    let with_floor = !only_kind && !case.long;
     let mut bare = vec![tracer::bare(case, seconds)?];
     let mut runs: [Vec<Traced>; 2] = [Vec::new(), Vec::new()];
+    let mut floor = Vec::new();
     for _ in 0..pairs {
         for (i, t) in tracers.iter().enumerate() {
             runs[i].push(tracer::run(case, seconds, *t, portwatch, false)?);
+        }
+        if with_floor {
+            floor.push(tracer::run(case, seconds, Tracer::Floor, portwatch, false)?.rate);
         }
         bare.push(tracer::bare(case, seconds)?);
     }
@@ -187,19 +195,25 @@ fn measure(
         let _on = kstats::Enabled::new()?;
         tracers.map(|t| tracer::run(case, seconds, t, portwatch, true))
     };
-    let base = spread(bare.clone()).median;
+    let paired = |rates: Vec<f64>| -> Vec<f64> {
+        rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r / ((bare[i] + bare[i + 1]) / 2.0))
+            .collect()
+    };
     let [pw, bt] = runs;
     let [pw_stats, bt_stats] = stats;
     let figures = |runs: Vec<Traced>, stats: Traced| Figures {
-        ratios: runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r.rate / ((bare[i] + bare[i + 1]) / 2.0))
-            .collect(),
+        ratios: paired(runs.iter().map(|r| r.rate).collect()),
         runs,
         stats,
     };
-    Ok((base, [figures(pw, pw_stats?), figures(bt, bt_stats?)]))
+    Ok(Measured {
+        base: spread(bare.clone()).median,
+        tracers: [figures(pw, pw_stats?), figures(bt, bt_stats?)],
+        floor: paired(floor),
+    })
 }
 
 pub fn run(root: &Path, o: &Options) -> Result<()> {
@@ -251,7 +265,8 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
     println!(
         "\n{}: {} s per run unless named, {} pairs (long loads: 1); ratio = median (range) of \
          the paired rate ratios; CPU in ms per 1000 events written (own: median; kernel: \
-         its BPF programs, from the kernel's statistics); delivered: the worst run",
+         its BPF programs, from the kernel's statistics); delivered: the worst run; floor: \
+         bpftrace programs that do nothing on the syscall tracepoints portwatch uses here",
         if only_kind {
             "Only the load's kind: `portwatch watch --events KIND`, bpftrace on that kind's probes"
         } else {
@@ -278,10 +293,14 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
     );
     let mut costs = Vec::new();
     for case in cases {
-        let (base, [pw, bt]) = measure(case, o, portwatch, only_kind)?;
+        let Measured {
+            base,
+            tracers: [pw, bt],
+            floor,
+        } = measure(case, o, portwatch, only_kind)?;
         let pct = |(seen, ops): (u64, u64)| 100.0 * seen as f64 / ops.max(1) as f64;
         println!(
-            "{:<26} {:>8.0} | {:>17} {:>7.2}% {:>6} {:>6.2} {:>6.2} {:>5.0}/{:<5.0} | {:>17} {:>7.2}% {:>6.2} {:>6.2} {:>5.0}",
+            "{:<26} {:>8.0} | {:>17} {:>7.2}% {:>6} {:>6.2} {:>6.2} {:>5.0}/{:<5.0} | {:>17} {:>7.2}% {:>6.2} {:>6.2} {:>5.0} | {:>17}",
             case.name,
             base,
             spread(pw.ratios.clone()).to_string(),
@@ -296,6 +315,11 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
             bt.user_ms_per_k().median,
             bt.kernel_ms_per_k(),
             bt.peak_mib(),
+            if floor.is_empty() {
+                "-".to_owned()
+            } else {
+                spread(floor).to_string()
+            },
         );
         costs.push((case.name, pw.stats, bt.stats));
     }

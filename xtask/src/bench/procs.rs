@@ -61,7 +61,13 @@ pub(crate) fn wait_or_kill(child: &mut Child, limit: Duration) -> Result<()> {
     let end = Instant::now() + limit;
     while child.try_wait()?.is_none() {
         if Instant::now() > end {
-            eprintln!("xtask: bench: {} did not exit in time; killed", child.id());
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+            eprintln!(
+                "xtask: bench: {} ({}) did not exit in time; killed",
+                child.id(),
+                comm.trim()
+            );
             child.kill()?;
             child.wait()?;
             break;

@@ -29,6 +29,9 @@ pub enum Tracer {
     Portwatch(Option<&'static str>),
     /// bpftrace printing `KIND PID` for each event of these kinds (all of portwatch's: None).
     Bpftrace(Option<&'static str>),
+    /// bpftrace programs that do nothing, on the syscall tracepoints portwatch uses here: what
+    /// merely enabling them costs (every syscall of every task then takes the slow path).
+    Floor,
 }
 
 /// What one traced run measured.
@@ -97,6 +100,17 @@ pub(super) fn start(tracer: Tracer, by_parent: bool, portwatch: &Path) -> Result
             c.args(["-e", &bpftrace_script(kinds, by_parent)]);
             c
         }
+        Tracer::Floor => {
+            let probes: Vec<String> = ["bind", "listen", "accept", "accept4"]
+                .iter()
+                .flat_map(|call| {
+                    ["enter", "exit"].map(|end| format!("tracepoint:syscalls:sys_{end}_{call}"))
+                })
+                .collect();
+            let mut c = Command::new("bpftrace");
+            c.args(["-e", &format!("{} /pid == 0/ {{ }}", probes.join(", "))]);
+            c
+        }
     };
     Ok(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?)
 }
@@ -116,7 +130,7 @@ pub(super) fn attached(
         .context("the tracer wrote nothing in a minute")?;
     thread::sleep(Duration::from_secs(match tracer {
         Tracer::Portwatch(_) => 1,
-        Tracer::Bpftrace(_) => 2,
+        Tracer::Bpftrace(_) | Tracer::Floor => 2,
     }));
     if t.try_wait()?.is_some() {
         bail!("the tracer exited during start-up");
