@@ -276,7 +276,7 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
         o.pairs
     );
     println!(
-        "{:<26} {:>8} | {:>17} {:>8} {:>6} {:>6} {:>6} {:>11} | {:>17} {:>8} {:>6} {:>6} {:>5}",
+        "{:<26} {:>8} | {:>17} {:>8} {:>6} {:>6} {:>6} {:>11} | {:>17} {:>8} {:>6} {:>6} {:>5} | {:>17}",
         "load",
         "ops/s",
         "pw ratio",
@@ -289,7 +289,8 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
         "bt deliv",
         "own",
         "kernel",
-        "RSS"
+        "RSS",
+        "floor ratio"
     );
     let mut costs = Vec::new();
     for case in cases {
