@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     kernel::hooks::{self, Forced},
     model::socket::socket_kind_names,
+    output::format::Format,
 };
 
 #[derive(Debug, Parser)]
@@ -72,10 +73,18 @@ pub struct LsArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// The JSON records' format (implies --json unless native).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
+    /// Output format: portwatch's own records, Elastic Common Schema 9.4, or OCSF 1.8.0.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+
     /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).
     #[arg(

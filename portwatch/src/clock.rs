@@ -125,6 +125,35 @@ impl std::fmt::Debug for Timestamp {
     }
 }
 
+/// Milliseconds since the epoch of a time written by `Clock::format` (OCSF's `time`), None for
+/// any other text.
+pub fn epoch_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 30 || b[29] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(r)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    let secs = days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    Some(secs * 1000 + num(20..23)?)
+}
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
@@ -173,6 +202,19 @@ mod tests {
         let leap_day = 1_709_164_800 * 1_000_000_000; // 2024-02-29T00:00:00Z
         assert_eq!(clock.format(leap_day), "2024-02-29T00:00:00.000000000Z");
         assert_eq!(clock.format(leap_day - 1), "2024-02-28T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn epoch_ms_reads_back_what_format_wrote() {
+        let clock = Clock::fixed(0);
+        let mut ns: u64 = 987_654_321;
+        for _ in 0..10_000 {
+            let ms = i64::try_from(ns / 1_000_000).unwrap();
+            assert_eq!(epoch_ms(&clock.format(ns)), Some(ms));
+            ns += 1_166_399_999_999_987;
+        }
+        assert_eq!(epoch_ms("2026-01-01T00:00:00.000000000"), None);
+        assert_eq!(epoch_ms("2026-0x-01T00:00:00.000000000Z"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod doctor;
 mod errors;
 mod events;
 mod filters;
+mod formats;
 mod harness;
 mod inventory;
 mod lifecycle;

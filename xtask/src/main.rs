@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer and CI tasks.
 //!
-//! - `setup`: installs what building the kernel programs needs, if it is missing (idempotent);
+//! - `setup`: installs what building the kernel programs needs, and the official ECS and OCSF
+//!   definitions the tests check output against, if they are missing (idempotent);
 //! - `run [ARGS]`: setup, build, then `portwatch ARGS` (default: `watch`);
 //! - `test`: setup, then the whole test suite (unit tests and real-kernel tests, here and in the
 //!   qemu guests of `vm-test`; needs root);
@@ -11,6 +12,7 @@ mod bench;
 mod fuzz;
 mod loadgen;
 mod memory;
+mod schemas;
 mod setup;
 mod vm;
 
@@ -31,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the eBPF toolchain if it is missing (Debian's rustc-web + BPF core, bpf-linker).
+    /// Install the eBPF toolchain if it is missing (Debian's rustc-web + BPF core, bpf-linker),
+    /// and fetch the ECS and OCSF definitions the tests check against.
     Setup,
     /// Build portwatch (release) and run it; arguments go to portwatch (default: `watch`).
     Run {
@@ -118,7 +121,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.task {
-        Task::Setup => setup::ensure(),
+        Task::Setup => {
+            setup::ensure()?;
+            schemas::ensure(&root)
+        }
         Task::Run { args } => {
             setup::ensure()?;
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;
@@ -183,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::Test { host_only, args } => {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;
+            schemas::ensure(&root)?;
             let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
             test.extend(args.iter().map(String::as_str));
             cargo(&root, &test)?;

@@ -9,7 +9,7 @@ use crate::{
     model::{listener::Listener, process::ListenerOwner},
     output::{
         Output,
-        format::Native,
+        format::Format,
         record::{ListenerRecord, Record},
         sink::Writer,
     },
@@ -55,8 +55,8 @@ pub fn run(args: &LsArgs) -> Result<()> {
     let listeners = current(&clock)?;
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
-    if args.json || !terminal {
-        let mut out = Output::new(Box::new(Native), Writer(io::stdout().lock()));
+    if args.json || !terminal || args.format != Format::Native {
+        let mut out = Output::new(args.format.encoder(), Writer(io::stdout().lock()));
         for (l, owner) in &listeners {
             let r = ListenerRecord::new(l, owner, None, clock.format_now());
             out.write(&Record::Listener(r))?;

@@ -16,7 +16,6 @@ use crate::{
     filter::{Filters, baseline::Baseline},
     output::{
         Output,
-        format::Native,
         record::{Record, StartRecord},
         sink::{QUEUE_BYTES, Queued, widen_pipe},
     },
@@ -59,7 +58,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .map_err(|e| Error::io("duplicating stdout", e))?;
     let sink = Queued::new(std::fs::File::from(stdout), QUEUE_BYTES)
         .map_err(|e| Error::io("starting the output thread", e))?;
-    let mut out = Output::new(Box::new(Native), sink);
+    let mut out = Output::new(args.format.encoder(), sink);
     eprintln!("portwatch: watching ({})", session::summary(&hooks));
     for h in &hooks {
         if let Some(missing) = h.missing {

@@ -1,6 +1,7 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
 pub mod cgroup;
+pub mod host;
 pub mod procfs;
 pub mod proctable;
 pub mod users;

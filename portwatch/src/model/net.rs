@@ -59,6 +59,16 @@ pub fn protocol_name(protocol: u16) -> Cow<'static, str> {
     })
 }
 
+/// The IP protocol number of a name `protocol_name` gave.
+pub fn protocol_number(name: &str) -> Option<u16> {
+    if let Some(n) = name.strip_prefix("ip-proto-") {
+        return n.parse().ok();
+    }
+    [1, 6, 17, 58, 132, 136, 255, 262]
+        .into_iter()
+        .find(|&n| protocol_name(n) == name)
+}
+
 /// `ipv4` or `ipv6`, as records name address families.
 pub fn family(addr: &SocketAddr) -> &'static str {
     if addr.is_ipv4() { "ipv4" } else { "ipv6" }
@@ -124,6 +134,14 @@ pub fn overlaps(a: Bound, b: Bound) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_numbers_and_names_round_trip() {
+        for n in [1, 6, 17, 58, 132, 136, 255, 262, 99] {
+            assert_eq!(protocol_number(&protocol_name(n)), Some(n));
+        }
+        assert_eq!(protocol_number("quic"), None);
+    }
 
     fn bound(addr: &str, v6only: Option<bool>) -> Bound {
         Bound {

@@ -56,26 +56,38 @@ impl ProcessContext {
 }
 
 /// A process context, built once for each state of a process and shared by all its records
-/// (`enrich` caches it), with its encoding cached too: a busy process costs no formatting per
-/// event.
+/// (`enrich` caches it), with its encodings cached too: a busy process costs no formatting of
+/// its context per event, in any format.
 #[derive(Debug, Default)]
 pub struct Process {
     context: ProcessContext,
-    /// The context as the output encodes it, made on first use (`encoded`).
-    encoded: OnceLock<Box<str>>,
+    /// The context as each output format encodes it, made on first use (`encoded`).
+    encoded: [OnceLock<Encoded>; FORMATS],
 }
+
+/// The output formats that cache an encoding of the context (`output::format::Format`).
+pub const FORMATS: usize = 3;
+
+/// Preformatted pieces of a context, as one format writes them (the format knows which is
+/// which).
+pub type Encoded = Box<[Box<str>]>;
 
 impl Process {
     pub fn new(context: ProcessContext) -> Arc<Self> {
         Arc::new(Self {
             context,
-            encoded: OnceLock::new(),
+            encoded: Default::default(),
         })
     }
 
-    /// The context encoded by `encode`, which runs once per process state.
-    pub fn encoded(&self, encode: impl FnOnce(&ProcessContext) -> Box<str>) -> &str {
-        self.encoded.get_or_init(|| encode(&self.context))
+    /// The context encoded by `encode` for format number `format`, which runs once per
+    /// process state and format.
+    pub fn encoded(
+        &self,
+        format: usize,
+        encode: impl FnOnce(&ProcessContext) -> Encoded,
+    ) -> &[Box<str>] {
+        self.encoded[format].get_or_init(|| encode(&self.context))
     }
 }
 

@@ -76,7 +76,7 @@ pub fn delta(before: &BTreeMap<u32, Prog>, after: &BTreeMap<u32, Prog>) -> Vec<(
         e.ns += a.ns.saturating_sub(b.ns);
     }
     let mut v: Vec<_> = by_name.into_iter().filter(|(_, p)| p.runs > 0).collect();
-    v.sort_by(|a, b| b.1.ns.cmp(&a.1.ns));
+    v.sort_by_key(|p| std::cmp::Reverse(p.1.ns));
     v
 }
 

@@ -84,6 +84,30 @@ impl<'a> Members<'a> {
         }
     }
 
+    /// A nested object, `,"key":{...}`, whose members `members` writes.
+    pub fn object(&mut self, key: &'static str, members: impl FnOnce(&mut Members)) {
+        self.key(key);
+        object(self.out, members);
+    }
+
+    /// A nested array of strings.
+    pub fn strs<'s>(&mut self, key: &'static str, items: impl IntoIterator<Item = &'s str>) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            string(self.out, item);
+        }
+        self.out.push(b']');
+    }
+
+    /// Members written by `Members` elsewhere (each with its leading comma), as they are.
+    pub fn append(&mut self, members: &str) {
+        self.out.extend_from_slice(members.as_bytes());
+    }
+
     /// Preformatted members (`"a":1,"b":2`, no braces), or nothing when empty.
     pub fn raw(&mut self, members: &str) {
         if !members.is_empty() {
@@ -91,6 +115,24 @@ impl<'a> Members<'a> {
             self.out.extend_from_slice(members.as_bytes());
         }
     }
+}
+
+/// Writes a JSON object whose members `members` writes (the first one's comma dropped).
+pub fn object(out: &mut Vec<u8>, members: impl FnOnce(&mut Members)) {
+    out.push(b'{');
+    let start = out.len();
+    members(&mut Members::new(out));
+    if out.get(start) == Some(&b',') {
+        out.remove(start);
+    }
+    out.push(b'}');
+}
+
+/// `members` as they would be written in an object: each with its leading comma.
+pub fn members(write: impl FnOnce(&mut Members)) -> Box<str> {
+    let mut out = Vec::new();
+    write(&mut Members::new(&mut out));
+    String::from_utf8(out).map_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into(), Into::into)
 }
 
 /// Writes `s` as a JSON string.

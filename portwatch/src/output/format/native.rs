@@ -2,7 +2,7 @@
 //! field): `seq` and `event` first, then the record's fields, then its process context. Socket
 //! records, one per event, are written member by member (`json::Members`); the rarer ones
 //! through serde.
-use super::{Encoder, json::Members};
+use super::{Encoder, Format, json::Members};
 use crate::{
     model::{
         process::{Process, ProcessContext},
@@ -46,13 +46,13 @@ impl Encoder for Native {
 /// A process context as JSON object members without the braces (empty when it has none),
 /// formatted once per process state (`Process::encoded`).
 fn process_members(p: &Process) -> &str {
-    p.encoded(|c: &ProcessContext| {
+    &p.encoded(Format::Native as usize, |c: &ProcessContext| {
         let mut out = Vec::new();
         Members::new(&mut out).flatten(c);
         // `flatten` starts each member list with the comma that `Members::raw` adds again.
         let members = out.strip_prefix(b",").unwrap_or(&out);
-        String::from_utf8_lossy(members).into()
-    })
+        Box::new([String::from_utf8_lossy(members).into()])
+    })[0]
 }
 
 fn socket_members(r: &SocketRecord, m: &mut Members) {

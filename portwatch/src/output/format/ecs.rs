@@ -1,0 +1,321 @@
+//! Elastic Common Schema 9.x (`--format ecs`): one ECS document per line, nested objects as ECS
+//! shows them. Socket events are `event.kind: event` (`alert` when the baseline refuses them),
+//! snapshot listeners `state`, loss counts `metric`; what ECS has no field for is under
+//! `portwatch.*` with its native name. The README lists every field. Written member by member
+//! like the native records, with the host and each process context formatted once.
+use super::{
+    Encoder, Format,
+    json::{self, Members},
+    siem::{self, Endpoint, Task, id_string},
+};
+use crate::{
+    enrich::host::Host,
+    model::{
+        net::protocol_number,
+        process::{Encoded, ProcessContext},
+    },
+    output::record::{Record, SocketRecord},
+};
+
+pub const ECS_VERSION: &str = "9.4.0";
+
+pub struct Ecs {
+    /// `ecs`, `agent` and `host`, the same in every document, as members.
+    constant: Box<str>,
+    boot_id: Option<String>,
+}
+
+/// The pieces of a process context this format caches (`Process::encoded`).
+const PROCESS: usize = 0; // members of `process`
+const TOP: usize = 1; // top-level members (`container`)
+const EXTRAS: usize = 2; // members of `portwatch`
+
+impl Ecs {
+    pub fn new(host: &Host) -> Self {
+        let constant = json::members(|m| {
+            m.object("ecs", |e| e.plain("version", ECS_VERSION));
+            m.object("agent", |a| {
+                a.plain("type", "portwatch");
+                a.plain("version", env!("CARGO_PKG_VERSION"));
+            });
+            m.object("host", |h| {
+                if let Some(name) = &host.hostname {
+                    h.str("name", name);
+                    h.str("hostname", name);
+                }
+                if let Some(id) = &host.machine_id {
+                    h.str("id", id);
+                }
+                if let Some(id) = &host.boot_id {
+                    h.object("boot", |b| b.str("id", id));
+                }
+                h.str("architecture", host.architecture);
+                h.object("os", |o| {
+                    o.plain("type", "linux");
+                    for (key, value) in [
+                        ("family", &host.os.family),
+                        ("platform", &host.os.id),
+                        ("name", &host.os.name),
+                        ("version", &host.os.version),
+                        ("kernel", &host.kernel),
+                    ] {
+                        if let Some(v) = value {
+                            o.str(key, v);
+                        }
+                    }
+                });
+            });
+        });
+        Self {
+            constant,
+            boot_id: host.boot_id.clone(),
+        }
+    }
+
+    /// The context's pieces, once per process state.
+    fn context(&self, p: &ProcessContext) -> Encoded {
+        let process = json::members(|m| {
+            if let Some(exe) = &p.exe {
+                m.str("executable", exe);
+            }
+            if let Some(args) = &p.args {
+                m.strs("args", args.iter().map(String::as_str));
+                m.int("args_count", args.len());
+                m.str("command_line", &args.join(" "));
+            }
+            if let Some(start) = &p.start_time {
+                m.str("start", start);
+            }
+            if let Some(parent) = &p.parent {
+                m.object("parent", |pp| {
+                    pp.int("pid", parent.pid);
+                    if let Some(comm) = &parent.comm {
+                        pp.str("name", comm);
+                    }
+                    if let Some(exe) = &parent.exe {
+                        pp.str("executable", exe);
+                    }
+                    if let Some(start) = &parent.start_time {
+                        pp.str("start", start);
+                    }
+                    let boot = self.boot_id.as_deref();
+                    if let Some(id) =
+                        siem::entity_id(boot, parent.pid, parent.start_time.as_deref())
+                    {
+                        pp.str("entity_id", &id);
+                    }
+                });
+            }
+        });
+        let top = json::members(|m| {
+            if let Some(c) = &p.container {
+                m.object("container", |o| {
+                    o.str("id", &c.id);
+                    o.plain("runtime", c.runtime);
+                });
+            }
+        });
+        Box::new([process, top, siem::process_extras(p)])
+    }
+
+    /// `process`, `user`, `group` and `container` of a task and its context; returns the
+    /// context's `portwatch.*` members.
+    fn who<'p>(
+        &self,
+        m: &mut Members,
+        task: &Task,
+        p: &'p ProcessContext,
+        pieces: &'p [Box<str>],
+    ) -> &'p str {
+        m.object("process", |o| {
+            o.int("pid", task.pid);
+            if let Some(tid) = task.tid {
+                o.object("thread", |t| t.int("id", tid));
+            }
+            if let Some(comm) = &task.comm {
+                o.str("name", comm);
+            }
+            let boot = self.boot_id.as_deref();
+            if let Some(id) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
+                o.str("entity_id", &id);
+            }
+            if let Some(uid) = task.uid {
+                o.object("user", |u| user(u, uid, p.user.as_deref()));
+            }
+            o.append(&pieces[PROCESS]);
+        });
+        if let Some(uid) = task.uid {
+            m.object("user", |u| user(u, uid, p.user.as_deref()));
+        }
+        if let Some(gid) = task.gid {
+            m.object("group", |g| user(g, gid, p.group.as_deref()));
+        }
+        m.append(&pieces[TOP]);
+        &pieces[EXTRAS]
+    }
+}
+
+/// `id` (a string) and `name` of a user or group.
+fn user(m: &mut Members, id: u32, name: Option<&str>) {
+    id_string(m, "id", id);
+    if let Some(name) = name {
+        m.str("name", name);
+    }
+}
+
+fn endpoint(m: &mut Members, key: &'static str, e: Endpoint) {
+    m.object(key, |o| {
+        o.ip("ip", e.ip);
+        o.int("port", e.port);
+        o.ip("address", e.ip);
+    });
+}
+
+fn network(m: &mut Members, protocol: Option<&str>, family: Option<&str>) {
+    m.object("network", |n| {
+        if let Some(p) = protocol {
+            n.str("transport", p);
+            if let Some(number) = protocol_number(p) {
+                n.plain("iana_number", itoa::Buffer::new().format(number));
+            }
+        }
+        if let Some(f) = family {
+            n.plain("type", f);
+        }
+        n.plain("direction", "ingress");
+    });
+}
+
+/// `event.kind`, `event.category`, `event.type`, `event.action` of each record kind.
+fn categories(
+    record: &Record,
+) -> (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+) {
+    const NETWORK: &[&str] = &["network"];
+    const PROCESS: &[&str] = &["process"];
+    match record {
+        Record::Bind(_) => ("event", NETWORK, &["start"], "bind"),
+        Record::Listen(_) => ("event", NETWORK, &["start"], "listen"),
+        Record::Accept(_) => (
+            "event",
+            NETWORK,
+            &["connection", "start"],
+            "connection_accepted",
+        ),
+        Record::Close(_) => ("event", NETWORK, &["end"], "listener_closed"),
+        Record::Listener(_) => ("state", NETWORK, &["info"], "listener"),
+        Record::Start(_) => ("event", PROCESS, &["start"], "portwatch_started"),
+        Record::Stop(_) => ("event", PROCESS, &["end"], "portwatch_stopped"),
+        Record::Loss(_) => ("metric", &[], &[], "events_lost"),
+        Record::SnapshotComplete(_) => ("event", &[], &[], "snapshot_complete"),
+    }
+}
+
+impl Ecs {
+    fn socket(&self, record: &Record, r: &SocketRecord, m: &mut Members) {
+        if let (Some(code), Some(name)) = (r.errno_code, &r.errno) {
+            m.object("error", |e| {
+                e.str("code", name);
+                e.str("message", &format!("{name} ({code})"));
+            });
+        }
+        m.str("message", &siem::message(record, r));
+        let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
+        let extras = self.who(m, &Task::of_socket(r), &r.process, pieces);
+        let (local, peer) = (siem::local(r), siem::remote(r));
+        if let Some(local) = local {
+            endpoint(m, "server", local);
+            endpoint(m, "destination", local);
+        }
+        if let Some(peer) = peer {
+            endpoint(m, "client", peer);
+            endpoint(m, "source", peer);
+        }
+        m.object("related", |rel| {
+            let mut ips: Vec<String> = local
+                .iter()
+                .chain(&peer)
+                .map(|e| e.ip.to_string())
+                .collect();
+            ips.dedup();
+            rel.strs("ip", ips.iter().map(String::as_str));
+            if let Some(name) = &r.process.user {
+                rel.strs("user", [name.as_str()]);
+            }
+        });
+        network(m, r.protocol.as_deref(), r.family);
+        m.object("portwatch", |o| {
+            siem::socket_extras(record, r, o);
+            o.append(extras);
+        });
+    }
+}
+
+impl Encoder for Ecs {
+    fn encode(&self, seq: u64, record: &Record, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"@timestamp\":\"");
+        out.extend_from_slice(siem::record_time(record).as_bytes());
+        out.push(b'"');
+        let mut m = Members::new(out);
+        let (kind, category, types, action) = categories(record);
+        let alert = match record {
+            Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+                self.socket(record, r, &mut m);
+                r.alert.as_deref()
+            }
+            Record::Listener(r) => {
+                let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
+                let extras = Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, pieces));
+                if let Ok(ip) = r.address.parse() {
+                    let local = Endpoint { ip, port: r.port };
+                    endpoint(&mut m, "server", local);
+                    endpoint(&mut m, "destination", local);
+                }
+                network(&mut m, Some(r.protocol), Some(r.family));
+                m.object("portwatch", |o| {
+                    siem::listener_extras(r, o);
+                    o.append(extras.unwrap_or(&pieces[EXTRAS]));
+                });
+                r.alert.as_deref()
+            }
+            _ => {
+                if let Record::Start(r) = record {
+                    m.object("process", |p| {
+                        p.int("pid", r.pid);
+                        p.plain("name", "portwatch");
+                    });
+                }
+                m.object("portwatch", |o| siem::own_extras(record, o));
+                None
+            }
+        };
+        m.object("event", |e| {
+            e.plain("kind", if alert.is_some() { "alert" } else { kind });
+            if !category.is_empty() {
+                e.strs("category", category.iter().copied());
+                e.strs("type", types.iter().copied());
+            }
+            e.plain("action", action);
+            match record {
+                Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+                    let failed = r.success == Some(false);
+                    e.plain("outcome", if failed { "failure" } else { "success" });
+                }
+                Record::Stop(r) => e.plain("reason", r.reason),
+                _ => {}
+            }
+            if let Some(reason) = alert {
+                e.str("reason", reason);
+            }
+            e.plain("module", "portwatch");
+            e.plain("dataset", "portwatch.socket");
+            e.int("sequence", seq);
+        });
+        m.append(&self.constant);
+        out.extend_from_slice(b"}\n");
+    }
+}

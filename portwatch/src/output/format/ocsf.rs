@@ -1,0 +1,377 @@
+//! OCSF 1.8.0 (`--format ocsf`): socket events and snapshot listeners as Network Activity
+//! (4001: bind 99 Other "Bind", listen and listener 7 Listen, accept 1 Open, close 2 Close),
+//! portwatch's own records as Event Log Activity (1008: start 6 Start, stop 7 Stop, loss and
+//! the snapshot's end 99 Other). The `host` profile always (`actor`, `device`), `container`
+//! when the record names one; what OCSF has no attribute for is under `unmapped.portwatch`
+//! with its native name. The README lists every attribute. Written member by member, with the
+//! device and each process context formatted once.
+use super::{
+    Encoder, Format,
+    json::{self, Members},
+    siem::{self, Endpoint, Task, id_string},
+};
+use crate::{
+    clock::epoch_ms,
+    enrich::host::Host,
+    model::{
+        net::protocol_number,
+        process::{Encoded, ProcessContext},
+    },
+    output::record::{Record, SocketRecord},
+};
+
+pub const OCSF_VERSION: &str = "1.8.0";
+
+/// A class: its uid, caption, and its category's uid and caption.
+struct Class {
+    uid: u32,
+    name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+}
+
+const NETWORK_ACTIVITY: Class = Class {
+    uid: 4001,
+    name: "Network Activity",
+    category_uid: 4,
+    category_name: "Network Activity",
+};
+
+const EVENT_LOG_ACTIVITY: Class = Class {
+    uid: 1008,
+    name: "Event Log Activity",
+    category_uid: 1,
+    category_name: "System Activity",
+};
+
+/// An activity: its id, the schema's caption (which `type_name` repeats) and the name written
+/// in `activity_name` (portwatch's own for 99 Other).
+struct Activity(u32, &'static str, &'static str);
+
+const fn activity(record: &Record) -> (&'static Class, Activity) {
+    match record {
+        Record::Bind(_) => (&NETWORK_ACTIVITY, Activity(99, "Other", "Bind")),
+        Record::Listen(_) | Record::Listener(_) => {
+            (&NETWORK_ACTIVITY, Activity(7, "Listen", "Listen"))
+        }
+        Record::Accept(_) => (&NETWORK_ACTIVITY, Activity(1, "Open", "Open")),
+        Record::Close(_) => (&NETWORK_ACTIVITY, Activity(2, "Close", "Close")),
+        Record::Start(_) => (&EVENT_LOG_ACTIVITY, Activity(6, "Start", "Start")),
+        Record::Stop(_) => (&EVENT_LOG_ACTIVITY, Activity(7, "Stop", "Stop")),
+        Record::Loss(_) => (&EVENT_LOG_ACTIVITY, Activity(99, "Other", "Events Lost")),
+        Record::SnapshotComplete(_) => (
+            &EVENT_LOG_ACTIVITY,
+            Activity(99, "Other", "Snapshot Complete"),
+        ),
+    }
+}
+
+/// `severity_id` and its caption: Medium for what a reader must look at (a baseline alert,
+/// lost events), Informational otherwise.
+const fn severity(record: &Record) -> (u32, &'static str) {
+    let raised = match record {
+        Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+            r.alert.is_some()
+        }
+        Record::Listener(r) => r.alert.is_some(),
+        Record::Loss(_) => true,
+        Record::Stop(r) => r.counts.lost_total > 0,
+        Record::Start(_) | Record::SnapshotComplete(_) => false,
+    };
+    if raised {
+        (3, "Medium")
+    } else {
+        (1, "Informational")
+    }
+}
+
+pub struct Ocsf {
+    /// `device`, the same in every event, as a member.
+    device: Box<str>,
+    boot_id: Option<String>,
+}
+
+/// The pieces of a process context this format caches (`Process::encoded`).
+const PROCESS: usize = 0; // members of `actor.process`
+const EXTRAS: usize = 1; // members of `unmapped.portwatch`
+
+impl Ocsf {
+    pub fn new(host: &Host) -> Self {
+        let device = json::members(|m| {
+            m.object("device", |d| {
+                d.int("type_id", 0);
+                d.plain("type", "Unknown");
+                if let Some(h) = &host.hostname {
+                    d.str("hostname", h);
+                    d.str("name", h);
+                }
+                if let Some(id) = &host.machine_id {
+                    d.str("uid", id);
+                }
+                if let Some(id) = &host.boot_id {
+                    d.str("boot_uid", id);
+                }
+                d.object("os", |o| {
+                    o.str("name", host.os.name.as_deref().unwrap_or("Linux"));
+                    o.int("type_id", 200);
+                    o.plain("type", "Linux");
+                    if let Some(v) = &host.os.version {
+                        o.str("version", v);
+                    }
+                    if let Some(k) = &host.kernel {
+                        o.str("kernel_release", k);
+                    }
+                });
+            });
+        });
+        Self {
+            device,
+            boot_id: host.boot_id.clone(),
+        }
+    }
+
+    /// The context's pieces, once per process state.
+    fn context(&self, p: &ProcessContext) -> Encoded {
+        let boot = self.boot_id.as_deref();
+        let process = json::members(|m| {
+            if let Some(cmd) = siem::command_line(p) {
+                m.str("cmd_line", &cmd);
+            }
+            if let Some(exe) = &p.exe {
+                file(m, exe);
+            }
+            if let Some(ms) = p.start_time.as_deref().and_then(epoch_ms) {
+                m.int("created_time", ms);
+            }
+            if let Some(parent) = &p.parent {
+                m.object("parent_process", |pp| {
+                    pp.int("pid", parent.pid);
+                    if let Some(comm) = &parent.comm {
+                        pp.str("name", comm);
+                    }
+                    if let Some(exe) = &parent.exe {
+                        file(pp, exe);
+                    }
+                    if let Some(ms) = parent.start_time.as_deref().and_then(epoch_ms) {
+                        pp.int("created_time", ms);
+                    }
+                    if let Some(uid) =
+                        siem::entity_id(boot, parent.pid, parent.start_time.as_deref())
+                    {
+                        pp.str("uid", &uid);
+                    }
+                });
+            }
+            if let Some(c) = &p.container {
+                m.object("container", |o| {
+                    o.str("uid", &c.id);
+                    o.plain("runtime", c.runtime);
+                });
+            }
+        });
+        Box::new([process, siem::process_extras(p)])
+    }
+
+    /// `actor`: the process (with its parent, user and container) and the user; returns the
+    /// context's `unmapped.portwatch` members.
+    fn actor<'p>(
+        &self,
+        m: &mut Members,
+        task: &Task,
+        p: &'p ProcessContext,
+        pieces: &'p [Box<str>],
+    ) -> &'p str {
+        m.object("actor", |a| {
+            a.object("process", |o| {
+                o.int("pid", task.pid);
+                if let Some(tid) = task.tid {
+                    o.int("tid", tid);
+                }
+                if let Some(comm) = &task.comm {
+                    o.str("name", comm);
+                }
+                let boot = self.boot_id.as_deref();
+                if let Some(uid) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
+                    o.str("uid", &uid);
+                }
+                if let Some(uid) = task.uid {
+                    o.object("user", |u| user(u, uid, p.user.as_deref()));
+                }
+                o.append(&pieces[PROCESS]);
+            });
+            if let Some(uid) = task.uid {
+                a.object("user", |u| user(u, uid, p.user.as_deref()));
+            }
+        });
+        &pieces[EXTRAS]
+    }
+}
+
+fn user(m: &mut Members, uid: u32, name: Option<&str>) {
+    id_string(m, "uid", uid);
+    if let Some(name) = name {
+        m.str("name", name);
+    }
+}
+
+fn file(m: &mut Members, path: &str) {
+    m.object("file", |f| {
+        f.str("name", siem::file_name(path));
+        f.str("path", path);
+        f.int("type_id", 1);
+        f.plain("type", "Regular File");
+    });
+}
+
+fn endpoint(m: &mut Members, key: &'static str, e: Endpoint) {
+    m.object(key, |o| {
+        o.ip("ip", e.ip);
+        o.int("port", e.port);
+    });
+}
+
+/// `connection_info`: the transport, the IP version, and the direction (a listener serves
+/// inbound connections).
+fn connection(m: &mut Members, protocol: Option<&str>, family: Option<&str>) {
+    m.object("connection_info", |c| {
+        if let Some(p) = protocol {
+            c.str("protocol_name", p);
+            if let Some(n) = protocol_number(p) {
+                c.int("protocol_num", n);
+            }
+        }
+        match family {
+            Some("ipv4") => {
+                c.int("protocol_ver_id", 4);
+                c.plain("protocol_ver", "Internet Protocol version 4 (IPv4)");
+            }
+            Some("ipv6") => {
+                c.int("protocol_ver_id", 6);
+                c.plain("protocol_ver", "Internet Protocol version 6 (IPv6)");
+            }
+            _ => {}
+        }
+        c.int("direction_id", 1);
+        c.plain("direction", "Inbound");
+    });
+}
+
+fn status(m: &mut Members, ok: bool) {
+    m.int("status_id", if ok { 1 } else { 2 });
+    m.plain("status", if ok { "Success" } else { "Failure" });
+}
+
+impl Ocsf {
+    fn socket(&self, record: &Record, r: &SocketRecord, m: &mut Members) {
+        m.str("message", &siem::message(record, r));
+        let pieces = r
+            .process
+            .encoded(Format::Ocsf as usize, |p| self.context(p));
+        let extras = self.actor(m, &Task::of_socket(r), &r.process, pieces);
+        if let Some(local) = siem::local(r) {
+            endpoint(m, "dst_endpoint", local);
+        }
+        if let Some(peer) = siem::remote(r) {
+            endpoint(m, "src_endpoint", peer);
+        }
+        connection(m, r.protocol.as_deref(), r.family);
+        m.bool("is_src_dst_assignment_known", true);
+        status(m, r.success != Some(false));
+        if let (Some(name), Some(code)) = (&r.errno, r.errno_code) {
+            m.str("status_code", name);
+            m.str("status_detail", &format!("{name} ({code})"));
+        }
+        m.object("unmapped", |u| {
+            u.object("portwatch", |o| {
+                siem::socket_extras(record, r, o);
+                o.append(extras);
+            });
+        });
+    }
+}
+
+impl Encoder for Ocsf {
+    fn encode(&self, seq: u64, record: &Record, out: &mut Vec<u8>) {
+        let (class, Activity(id, caption, name)) = activity(record);
+        out.extend_from_slice(b"{\"class_uid\":");
+        out.extend_from_slice(itoa::Buffer::new().format(class.uid).as_bytes());
+        let mut m = Members::new(out);
+        m.plain("class_name", class.name);
+        m.int("category_uid", class.category_uid);
+        m.plain("category_name", class.category_name);
+        m.int("activity_id", id);
+        m.plain("activity_name", name);
+        m.int("type_uid", u64::from(class.uid) * 100 + u64::from(id));
+        m.str("type_name", &format!("{}: {caption}", class.name));
+        let (severity_id, severity) = severity(record);
+        m.int("severity_id", severity_id);
+        m.plain("severity", severity);
+        if let Some(ms) = epoch_ms(siem::record_time(record)) {
+            m.int("time", ms);
+        }
+        m.int("timezone_offset", 0);
+        let container = match record {
+            Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+                self.socket(record, r, &mut m);
+                r.process.container.is_some()
+            }
+            Record::Listener(r) => {
+                let pieces = r
+                    .process
+                    .encoded(Format::Ocsf as usize, |p| self.context(p));
+                let task = Task::of_listener(r);
+                let extras = task
+                    .as_ref()
+                    .map(|t| self.actor(&mut m, t, &r.process, pieces));
+                if let Ok(ip) = r.address.parse() {
+                    endpoint(&mut m, "dst_endpoint", Endpoint { ip, port: r.port });
+                }
+                connection(&mut m, Some(r.protocol), Some(r.family));
+                status(&mut m, true);
+                m.object("unmapped", |u| {
+                    u.object("portwatch", |o| {
+                        siem::listener_extras(r, o);
+                        o.append(extras.unwrap_or(&pieces[EXTRAS]));
+                    });
+                });
+                task.is_some() && r.process.container.is_some()
+            }
+            _ => {
+                if let Record::Start(r) = record {
+                    m.object("actor", |a| {
+                        a.object("process", |p| {
+                            p.int("pid", r.pid);
+                            p.plain("name", "portwatch");
+                        });
+                    });
+                }
+                m.plain("log_name", "portwatch");
+                m.plain("log_provider", "portwatch");
+                status(&mut m, true);
+                m.object("unmapped", |u| {
+                    u.object("portwatch", |o| siem::own_extras(record, o))
+                });
+                false
+            }
+        };
+        m.object("metadata", |md| {
+            md.plain("version", OCSF_VERSION);
+            md.object("product", |p| {
+                p.plain("name", "portwatch");
+                p.plain("vendor_name", "portwatch");
+                p.plain("version", env!("CARGO_PKG_VERSION"));
+            });
+            let profiles: &[&str] = if container {
+                &["host", "container"]
+            } else {
+                &["host"]
+            };
+            md.strs("profiles", profiles.iter().copied());
+            md.int("sequence", seq);
+            md.plain("event_code", record.event());
+            md.plain("log_name", "portwatch");
+        });
+        m.append(&self.device);
+        out.extend_from_slice(b"}\n");
+    }
+}

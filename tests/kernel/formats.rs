@@ -1,0 +1,236 @@
+//! The SIEM formats from the real kernel: every line of an ECS and an OCSF run, covering every
+//! record kind (a snapshot listener, each socket event, a failed bind, a loss, start and stop),
+//! is checked against the official definitions by tests/schemas/check.py, and the fields that
+//! carry the event against what this test did.
+use std::{
+    io::Write as _,
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    path::PathBuf,
+    process::Command,
+};
+
+use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::harness::{Daemon, gettid, hold_sockets, proc_self, record_kind, record_pid};
+
+/// Where `cargo xtask setup` put the official definitions and their checker's Python.
+fn schemas() -> PathBuf {
+    let dir = std::env::var_os("PORTWATCH_SCHEMAS").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/schemas")),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("venv/bin/python").exists(),
+        "no ECS/OCSF definitions in {}: run `cargo xtask setup` (or set PORTWATCH_SCHEMAS)",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs the checker on `lines`; fails the test with its report unless every line passes.
+fn check(format: &str, lines: &[Value]) {
+    let dir = schemas();
+    let file = dir.join(format!("lines-{format}-{}.ndjson", std::process::id()));
+    let mut f = std::fs::File::create(&file).unwrap();
+    for line in lines {
+        writeln!(f, "{line}").unwrap();
+    }
+    drop(f);
+    let out = Command::new(dir.join("venv/bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/schemas/check.py"
+        ))
+        .arg(format)
+        .arg(&file)
+        .arg(dir.join("ecs-9.4.0-fields.json"))
+        .output()
+        .expect("run tests/schemas/check.py");
+    let _ = std::fs::remove_file(&file);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{format} lines fail the official definitions:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains(&format!("{} lines, 0 problems", lines.len())),
+        "{report}"
+    );
+}
+
+/// The first non-null of `paths` (JSON pointers) in `v`: one field named differently by format.
+fn field<'a>(v: &'a Value, paths: &[&str]) -> &'a Value {
+    paths
+        .iter()
+        .map(|p| v.pointer(p).unwrap_or(&Value::Null))
+        .find(|x| !x.is_null())
+        .unwrap_or(&Value::Null)
+}
+
+fn tid(v: &Value) -> &Value {
+    field(v, &["/process/thread/id", "/actor/process/tid"])
+}
+
+fn local_port(v: &Value) -> &Value {
+    field(v, &["/destination/port", "/dst_endpoint/port"])
+}
+
+fn sequence(v: &Value) -> u64 {
+    field(v, &["/event/sequence", "/metadata/sequence"])
+        .as_u64()
+        .unwrap_or_else(|| panic!("no sequence: {v}"))
+}
+
+fn extras(v: &Value) -> &Value {
+    field(v, &["/portwatch", "/unmapped/portwatch"])
+}
+
+/// A socket event of `kind` from this thread.
+fn ours(kind: &'static str) -> impl Fn(&Value) -> bool {
+    let (pid, tid_now) = (std::process::id(), gettid());
+    move |v| record_kind(v) == kind && record_pid(v) == pid && tid(v) == tid_now
+}
+
+/// The stream's numbers skip one per lost event: at the stop record, the records received
+/// plus those counted lost are all that were numbered.
+fn assert_every_record_delivered_or_counted(records: &[Value]) {
+    let stop = records.last().unwrap();
+    assert_eq!(record_kind(stop), "stop", "{stop}");
+    let lost = extras(stop)["lost_total"].as_u64().unwrap();
+    assert_eq!(
+        sequence(stop) + 1,
+        records.len() as u64 + lost,
+        "numbered vs received + lost: {stop}"
+    );
+}
+
+/// A run with every record kind but loss: returns its records.
+fn every_event(format: &str) -> Vec<Value> {
+    let (mut holder, held_tcp, _) = hold_sockets(&[], None);
+    let mut d = Daemon::start(&["--format", format]);
+    let held = d.expect("snapshot listener", |v| {
+        record_kind(v) == "listener" && local_port(v) == held_tcp
+    });
+    assert_eq!(record_pid(&held), holder.id(), "{held}");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let peer = client.local_addr().unwrap().port();
+    let (accepted, _) = listener.accept().unwrap();
+    let taken = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    let refused = taken.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into());
+    assert!(refused.is_err());
+    let udp = UdpSocket::bind("[::1]:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    drop((accepted, client, udp));
+    drop(listener);
+
+    let me = proc_self();
+    let bind = d.expect("bind", |v| ours("bind")(v) && local_port(v) == port);
+    let failed = d.expect("failed bind", |v| {
+        ours("bind")(v) && local_port(v) == port && extras(v)["errno_code"] == 98
+    });
+    let listen = d.expect("listen", |v| ours("listen")(v) && local_port(v) == port);
+    let accept = d.expect("accept", |v| ours("accept")(v) && local_port(v) == port);
+    d.expect("udp bind", |v| ours("bind")(v) && local_port(v) == udp_port);
+    d.expect("udp close", |v| {
+        ours("close")(v) && local_port(v) == udp_port
+    });
+    let close = d.expect("close", |v| ours("close")(v) && local_port(v) == port);
+    for v in [&bind, &listen, &accept, &close] {
+        assert_eq!(
+            field(v, &["/process/executable", "/actor/process/file/path"]),
+            me.exe.as_str(),
+            "{v}"
+        );
+        assert_eq!(field(v, &["/user/id", "/actor/user/uid"]), "0", "{v}");
+    }
+    assert_eq!(
+        field(&accept, &["/source/port", "/src_endpoint/port"]),
+        peer,
+        "{accept}"
+    );
+    assert_eq!(
+        field(&failed, &["/error/code", "/status_code"]),
+        "EADDRINUSE",
+        "{failed}"
+    );
+    if format == "ocsf" {
+        assert_eq!(bind["status_id"], 1, "{bind}");
+        assert_eq!(failed["status_id"], 2, "{failed}");
+        assert_eq!(accept["type_uid"], 400_101, "{accept}");
+        assert_eq!(listen["connection_info"]["protocol_num"], 6, "{listen}");
+        assert_eq!(held["activity_id"], 7, "{held}");
+    } else {
+        assert_eq!(bind["event"]["outcome"], "success", "{bind}");
+        assert_eq!(failed["event"]["outcome"], "failure", "{failed}");
+        assert_eq!(
+            accept["event"]["type"],
+            serde_json::json!(["connection", "start"])
+        );
+        assert_eq!(listen["network"]["transport"], "tcp", "{listen}");
+        assert_eq!(held["event"]["kind"], "state", "{held}");
+    }
+    let (status, records, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success(), "{status}");
+    holder.kill();
+    records
+}
+
+/// A run whose smallest ring overflows under a burst of binds: a loss record, and a stop
+/// that counts the loss.
+fn overflowing(format: &str) -> Vec<Value> {
+    let _flood = crate::harness::exclusive();
+    let mut d = Daemon::start_alone(&["--format", format, "--ring-buffer-size", "4096"]);
+    for _ in 0..20_000 {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+    }
+    d.expect("loss record", |v| {
+        record_kind(v) == "loss" && extras(v)["ring_buffer_full"]["bind"].as_u64() > Some(0)
+    });
+    let (status, records, _) = d.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status}");
+    let stop = records.last().unwrap();
+    assert!(extras(stop)["lost_total"].as_u64() > Some(0), "{stop}");
+    records
+}
+
+fn every_kind_validates(format: &str) {
+    let mut records = every_event(format);
+    assert_every_record_delivered_or_counted(&records);
+    let overflow = overflowing(format);
+    assert_every_record_delivered_or_counted(&overflow);
+    records.extend(overflow);
+    for kind in [
+        "start",
+        "listener",
+        "snapshot_complete",
+        "bind",
+        "listen",
+        "accept",
+        "close",
+        "loss",
+        "stop",
+    ] {
+        assert!(
+            records.iter().any(|v| record_kind(v) == kind),
+            "no {kind} record in the {format} runs"
+        );
+    }
+    check(format, &records);
+}
+
+#[test]
+fn ocsf_lines_of_every_kind_validate_against_ocsf_1_8_0() {
+    every_kind_validates("ocsf");
+}
+
+#[test]
+fn ecs_lines_of_every_kind_validate_against_ecs_9_4() {
+    every_kind_validates("ecs");
+}
