@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     kernel::hooks::{self, Forced},
     model::socket::socket_kind_names,
-    output::format::Format,
+    output::{format::Format, spec::OutputSpec},
 };
 
 #[derive(Debug, Parser)]
@@ -81,9 +81,17 @@ pub struct LsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Output format: portwatch's own records, Elastic Common Schema 9.4, or OCSF 1.8.0.
+    /// Output format: portwatch's own records, Elastic Common Schema 9.4, or OCSF 1.8.0 (for
+    /// every output that names none).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+
+    /// Where records go (repeatable; default stdout): `stdout`, or `file:PATH` (mode 0600,
+    /// rotated at 100 MiB with 5 backups, reopened on SIGHUP); options after commas:
+    /// `format=native|ecs|ocsf`, and for files `max-size=SIZE` (e.g. 10M, 0 for never) and
+    /// `backups=N`.
+    #[arg(long, value_name = "SINK[,OPTION=VALUE...]")]
+    pub output: Vec<OutputSpec>,
 
     /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).

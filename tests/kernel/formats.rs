@@ -29,9 +29,11 @@ fn schemas() -> PathBuf {
 }
 
 /// Runs the checker on `lines`; fails the test with its report unless every line passes.
-fn check(format: &str, lines: &[Value]) {
+pub fn check(format: &str, lines: &[Value]) {
     let dir = schemas();
-    let file = dir.join(format!("lines-{format}-{}.ndjson", std::process::id()));
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("lines-{format}-{}-{n}.ndjson", std::process::id()));
     let mut f = std::fs::File::create(&file).unwrap();
     for line in lines {
         writeln!(f, "{line}").unwrap();

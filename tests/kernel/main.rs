@@ -13,5 +13,6 @@ mod inventory;
 mod lifecycle;
 mod names;
 mod process;
+mod sinks;
 mod stopping;
 mod uring;

@@ -190,6 +190,8 @@ fn run(cli: Cli) -> Result<()> {
             setup::ensure()?;
             setup::require_root("the integration tests load eBPF programs")?;
             schemas::ensure(&root)?;
+            // The real receivers the sink tests write to.
+            setup::apt_install(TEST_PACKAGES)?;
             let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
             test.extend(args.iter().map(String::as_str));
             cargo(&root, &test)?;
@@ -203,6 +205,9 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+
+/// Debian packages the kernel tests run: logrotate rotates a file sink's files.
+const TEST_PACKAGES: &[&str] = &["logrotate"];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
 /// the daemon as uid 65534 holding only those.

@@ -16,8 +16,10 @@ use crate::{
     filter::{Filters, baseline::Baseline},
     output::{
         Output,
+        format::Format,
         record::{Record, StartRecord},
-        sink::{QUEUE_BYTES, Queued, widen_pipe},
+        sink::{File, QUEUE_BYTES, Queued, Sink, Stdout, widen_pipe},
+        spec::{OutputKind, OutputSpec},
     },
 };
 
@@ -50,15 +52,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // Start-up is over: from here on a signal ends portwatch with its totals (see `signals`).
     let mut signals = Signals::install()?;
     let mut clock = Clock::now();
-    widen_pipe(io::stdout().as_fd());
-    // Straight to the descriptor: `io::stdout()` would copy every line through its line buffer.
-    let stdout = io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io("duplicating stdout", e))?;
-    let sink = Queued::new(std::fs::File::from(stdout), QUEUE_BYTES)
-        .map_err(|e| Error::io("starting the output thread", e))?;
-    let mut out = Output::new(args.format.encoder(), sink);
+    let outputs = sinks(&args)?;
+    let on_stdout = outputs.iter().any(|(name, _, _)| name == "stdout");
+    let mut out = Output::routes(outputs);
     eprintln!("portwatch: watching ({})", session::summary(&hooks));
     for h in &hooks {
         if let Some(missing) = h.missing {
@@ -90,13 +86,16 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         session::snapshot_stream(&mut ebpf, counters, tracing, out, baseline, filters, &clock)?;
 
     let mut hangup = stdout_hangup();
-    let mut watching_stdout = true;
+    let mut watching_stdout = on_stdout;
     let mut batch = Batch::default();
     let reason = loop {
         tokio::select! {
             received = signals.next() => match received {
                 Received::Stop(name) => break name,
-                Received::Reload => reload_baseline(&args, &mut stream),
+                Received::Reload => {
+                    stream.reopen();
+                    reload_baseline(&args, &mut stream);
+                }
             },
             gone = &mut hangup, if watching_stdout => match gone {
                 Ok(()) => return Err(Error::StdoutClosed),
@@ -124,14 +123,54 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     drop(ebpf); // detaches every program
     // Stopping is bounded whatever stdout's reader does: one that stopped reading gets what it
     // can take within STOP_WAIT, and the totals (counting what it did not take) go to stderr.
-    if !stream.settle(STOP_WAIT) {
-        let line = stream.stop_line(reason, &clock)?;
+    for name in stream.settle(STOP_WAIT) {
+        let line = stream.stop_line(&name, reason, &clock)?;
         eprint!(
-            "portwatch: stdout is not being read; the stop record, counting what could not be written: {}",
+            "portwatch: {name} is not taking records; its stop record, counting what could not be written: {}",
             String::from_utf8_lossy(&line)
         );
     }
     Ok(())
+}
+
+/// A sink, its name and its format.
+type NamedSink = (String, Format, Box<dyn Sink>);
+
+/// The sinks of `--output` (stdout when none is named), each with its format, started.
+fn sinks(args: &WatchArgs) -> Result<Vec<NamedSink>> {
+    let specs = if args.output.is_empty() {
+        vec![OutputSpec::STDOUT]
+    } else {
+        args.output.clone()
+    };
+    let mut sinks = Vec::new();
+    for spec in specs {
+        let name = spec.name();
+        if sinks.iter().any(|(n, _, _)| *n == name) {
+            return Err(Error::Usage(format!("--output {name} is named twice")));
+        }
+        let thread = |e| Error::io("starting an output thread", e);
+        let sink: Box<dyn Sink> = match &spec.kind {
+            OutputKind::Stdout => {
+                widen_pipe(io::stdout().as_fd());
+                // Straight to the descriptor: `io::stdout()` would copy every line through its
+                // line buffer.
+                let stdout = io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::io("duplicating stdout", e))?;
+                let dest = Stdout::new(std::fs::File::from(stdout));
+                Box::new(Queued::new(dest, QUEUE_BYTES, "output-stdout").map_err(thread)?)
+            }
+            OutputKind::File { path, rotation } => {
+                let dest = File::open(path, *rotation)
+                    .map_err(|e| Error::io(format!("opening --output {name}"), e))?;
+                Box::new(Queued::new(dest, QUEUE_BYTES, "output-file").map_err(thread)?)
+            }
+        };
+        sinks.push((name, spec.format.unwrap_or(args.format), sink));
+    }
+    Ok(sinks)
 }
 
 /// SIGHUP: the baseline read again, with the same checks as at start; one that is refused
@@ -141,7 +180,7 @@ fn reload_baseline<S: crate::output::sink::Sink>(
     stream: &mut crate::pipeline::stream::Stream<S>,
 ) {
     let Some(path) = &args.baseline else {
-        eprintln!("portwatch: SIGHUP: no --baseline to reload");
+        eprintln!("portwatch: SIGHUP: output files reopened (no --baseline to reload)");
         return;
     };
     match Baseline::load(path) {

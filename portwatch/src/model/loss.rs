@@ -42,11 +42,21 @@ pub struct LossCounts {
     pub in_flight_table_full: KindCounts,
     /// Records that reached userspace but could not be decoded.
     pub decode_errors: u64,
-    /// Records numbered but not written: the output's reader stopped reading and its queue was
-    /// full (`output::sink::Queued`). Part of `lost_total`: their numbers are gaps too.
+    /// Records numbered but not written to this stream's sink: its reader stopped reading and
+    /// its queue was full (`output::sink::Queued`), or its destination failed (a full disk).
+    /// Part of `lost_total`: their numbers are gaps too.
     pub output_dropped: u64,
     /// Events sent without their socket fields because the kernel could not read the socket.
     pub socket_read_errors: u64,
     /// Records sent without parent, start time and namespace because the task was unreadable.
     pub task_read_errors: u64,
+}
+
+impl LossCounts {
+    /// These counts for a sink that dropped `n` records.
+    pub const fn with_output_dropped(mut self, n: u64) -> Self {
+        self.lost_total = self.lost_total.saturating_sub(self.output_dropped) + n;
+        self.output_dropped = n;
+        self
+    }
 }

@@ -1,46 +1,99 @@
-//! The output side: format-neutral records (`record`) are numbered, encoded once by the chosen
-//! format (`format`) and handed to a sink (`sink`) in whole lines. Buffered; the event loop
-//! flushes after each drain of the ring buffer (the first record of a burst at once, the others
-//! within `cmd::watch::DRAIN`).
+//! The output side: format-neutral records (`record`) are numbered, encoded once per format in
+//! use (`format`) into a buffer of whole lines, and handed, shared, to every sink (`sink`) of
+//! that format. Each sink counts what it drops, and the loss and stop records each sink gets
+//! count its own drops, so in every sink's stream the gaps in the sequence numbers are exactly
+//! what that stream lost. Buffered; the event loop flushes after each drain of the ring buffer.
 pub mod format;
 pub mod record;
 pub mod sink;
+pub mod spec;
+
+use serde::Serialize;
 
 use crate::error::{Error, Result};
-use format::Encoder;
-use record::Record;
-use sink::Sink;
+use format::{Encoder, Format};
+use record::{LossRecord, Record, StopRecord};
+use sink::{Lines, Sink};
 
 /// Lines are formatted straight into the output buffer, which is written out when it holds this
 /// much (or at `flush`).
 const BUFFER_BYTES: usize = 256 * 1024;
 
-/// Numbered records, encoded into a buffer of whole lines and written to one sink.
-pub struct Output<S: Sink> {
+/// Below this, the lines are copied into a buffer of their size for the sinks; above, the buffer
+/// itself is handed over and a new one takes its place (no copy of a storm's output).
+const HAND_OVER: usize = 64 * 1024;
+
+/// One format in use: its encoder and the lines encoded and not yet handed over.
+struct Encoding {
+    format: Format,
     encoder: Box<dyn Encoder>,
-    sink: S,
-    /// Whole lines not yet written (reused: no allocation per record).
     buffer: Vec<u8>,
-    /// Event records written (not start/loss/stop), those in `buffer` included.
-    pub events: u64,
     /// Records (and of them, events) in `buffer`.
     buffered: (u64, u64),
-    /// Records the sink dropped rather than block: numbered, never written.
+}
+
+/// A sink, its format and what it was given.
+struct Route<S> {
+    name: String,
+    encoding: usize,
+    sink: S,
+    /// Event records it took.
+    events: u64,
+    /// Records it refused rather than block, or could not write.
+    refused: u64,
+}
+
+impl<S: Sink> Route<S> {
+    fn dropped(&self) -> u64 {
+        self.refused + self.sink.lost()
+    }
+}
+
+/// A sink's drops, as loss and stop records list them when there are several sinks.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SinkDrops {
+    pub sink: String,
     pub dropped: u64,
+}
+
+/// Numbered records, encoded into whole lines and written to every sink.
+pub struct Output<S: Sink> {
+    encodings: Vec<Encoding>,
+    routes: Vec<Route<S>>,
     /// The next record's sequence number. Numbers of lost events are skipped (`skip`), so the
     /// gaps in a stream are exactly its losses.
     next_seq: u64,
 }
 
 impl<S: Sink> Output<S> {
+    /// One sink, in the format of `encoder`.
     pub fn new(encoder: Box<dyn Encoder>, sink: S) -> Self {
+        let mut out = Self::empty();
+        out.encodings.push(Encoding::new(Format::Native, encoder));
+        out.routes.push(Route::new("stdout".into(), 0, sink));
+        out
+    }
+
+    /// Sinks, each named and with its format.
+    pub fn routes(sinks: Vec<(String, Format, S)>) -> Self {
+        let mut out = Self::empty();
+        for (name, format, sink) in sinks {
+            let encoding = match out.encodings.iter().position(|e| e.format == format) {
+                Some(i) => i,
+                None => {
+                    out.encodings.push(Encoding::new(format, format.encoder()));
+                    out.encodings.len() - 1
+                }
+            };
+            out.routes.push(Route::new(name, encoding, sink));
+        }
+        out
+    }
+
+    fn empty() -> Self {
         Self {
-            encoder,
-            sink,
-            buffer: Vec::with_capacity(BUFFER_BYTES + 4096),
-            events: 0,
-            buffered: (0, 0),
-            dropped: 0,
+            encodings: Vec::new(),
+            routes: Vec::new(),
             next_seq: 0,
         }
     }
@@ -50,52 +103,191 @@ impl<S: Sink> Output<S> {
         self.next_seq += n;
     }
 
+    /// Every sink's drops so far (a change is worth a loss record).
+    pub fn drops(&self) -> Vec<SinkDrops> {
+        self.routes
+            .iter()
+            .map(|r| SinkDrops {
+                sink: r.name.clone(),
+                dropped: r.dropped(),
+            })
+            .collect()
+    }
+
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.encoder.encode(self.next_seq, record, &mut self.buffer);
-        self.next_seq += 1;
-        self.buffered.0 += 1;
-        if record.is_event() {
-            self.events += 1;
-            self.buffered.1 += 1;
+        match record {
+            Record::Loss(r) => {
+                return self.write_each(|route, drops| {
+                    Record::Loss(LossRecord {
+                        counts: r.counts.with_output_dropped(route.dropped()),
+                        sinks: drops.clone(),
+                        ..r.clone()
+                    })
+                });
+            }
+            Record::Stop(r) => {
+                return self.write_each(|route, drops| {
+                    Record::Stop(StopRecord {
+                        counts: r.counts.with_output_dropped(route.dropped()),
+                        sinks: drops.clone(),
+                        events: route.events,
+                        ..r.clone()
+                    })
+                });
+            }
+            _ => {}
         }
-        if self.buffer.len() >= BUFFER_BYTES {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let event = u64::from(record.is_event());
+        let mut full = false;
+        for e in &mut self.encodings {
+            e.encoder.encode(seq, record, &mut e.buffer);
+            e.buffered.0 += 1;
+            e.buffered.1 += event;
+            full |= e.buffer.len() >= BUFFER_BYTES;
+        }
+        if full {
             self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// A record made for each sink (loss and stop count that sink's own drops), under one
+    /// number: what is buffered goes out first, so the record comes after it everywhere.
+    fn write_each(
+        &mut self,
+        make: impl Fn(&Route<S>, &Option<Vec<SinkDrops>>) -> Record,
+    ) -> Result<()> {
+        self.write_out()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let drops = (self.routes.len() > 1).then(|| self.drops());
+        for route in &mut self.routes {
+            let mut line = Vec::new();
+            self.encodings[route.encoding]
+                .encoder
+                .encode(seq, &make(route, &drops), &mut line);
+            route.hand_over(Lines::copied(&line), 0)?;
         }
         Ok(())
     }
 
     pub fn flush(&mut self) -> Result<()> {
         self.write_out()?;
-        self.sink.flush().map_err(Error::from_output)
+        for route in &mut self.routes {
+            route.sink.flush().map_err(Error::from_output)?;
+        }
+        Ok(())
     }
 
-    /// Waits at most `limit` for the sink to write out what it took; what it could not write
-    /// by then is counted as dropped. True when everything was written.
-    pub fn settle(&mut self, limit: std::time::Duration) -> bool {
-        let unwritten = self.sink.settle(limit);
-        self.dropped += unwritten;
-        unwritten == 0
+    /// Reopens every sink's destination (SIGHUP).
+    pub fn reopen(&mut self) {
+        for route in &mut self.routes {
+            route.sink.reopen();
+        }
     }
 
-    /// `record` encoded under the next sequence number, for another destination than the sink.
-    pub fn encode_alone(&mut self, record: &Record) -> Vec<u8> {
+    /// Waits at most `limit` in all for the sinks to write out what they took; what one could
+    /// not write by then is counted as dropped. The sinks that did not write everything.
+    pub fn settle(&mut self, limit: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut unsettled = Vec::new();
+        for route in &mut self.routes {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let unwritten = route.sink.settle(left);
+            route.refused += unwritten;
+            if unwritten > 0 {
+                unsettled.push(route.name.clone());
+            }
+        }
+        unsettled
+    }
+
+    /// A record `make` makes from sink `name`'s events, drops and every sink's drops, encoded
+    /// in its format under the next sequence number, for another destination (stderr).
+    pub fn encode_alone(
+        &mut self,
+        name: &str,
+        make: impl Fn(u64, u64, Vec<SinkDrops>) -> Record,
+    ) -> Vec<u8> {
+        let drops = self.drops();
+        let route = self
+            .routes
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or(&self.routes[0]);
+        let record = make(route.events, route.dropped(), drops);
         let mut line = Vec::new();
-        self.encoder.encode(self.next_seq, record, &mut line);
+        self.encodings[route.encoding]
+            .encoder
+            .encode(self.next_seq, &record, &mut line);
         self.next_seq += 1;
         line
     }
 
+    /// Event records the first sink took (tests, `doctor`).
+    pub fn events(&self) -> u64 {
+        self.routes.first().map_or(0, |r| r.events)
+    }
+
     fn write_out(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+        for (i, e) in self.encodings.iter_mut().enumerate() {
+            if e.buffer.is_empty() {
+                continue;
+            }
+            let (records, events) = std::mem::take(&mut e.buffered);
+            let lines = if e.buffer.len() < HAND_OVER {
+                let lines = Lines::copied(&e.buffer);
+                e.buffer.clear();
+                lines
+            } else {
+                let buffer =
+                    std::mem::replace(&mut e.buffer, Vec::with_capacity(BUFFER_BYTES + 4096));
+                let held = buffer.capacity();
+                Lines {
+                    bytes: buffer.into(),
+                    count: records,
+                    held,
+                }
+            };
+            for route in self.routes.iter_mut().filter(|r| r.encoding == i) {
+                route.hand_over(lines.clone(), events)?;
+            }
         }
-        let (records, events) = std::mem::take(&mut self.buffered);
-        let taken = self.sink.write_all(&mut self.buffer, records);
-        // Cleared even on error: the caller stops on an output error anyway.
-        self.buffer.clear();
-        if !taken.map_err(Error::from_output)? {
-            self.dropped += records;
-            self.events -= events;
+        Ok(())
+    }
+}
+
+impl Encoding {
+    fn new(format: Format, encoder: Box<dyn Encoder>) -> Self {
+        Self {
+            format,
+            encoder,
+            buffer: Vec::with_capacity(BUFFER_BYTES + 4096),
+            buffered: (0, 0),
+        }
+    }
+}
+
+impl<S: Sink> Route<S> {
+    fn new(name: String, encoding: usize, sink: S) -> Self {
+        Self {
+            name,
+            encoding,
+            sink,
+            events: 0,
+            refused: 0,
+        }
+    }
+
+    /// Gives the sink `lines` holding `events` event records; counts them if it refuses.
+    fn hand_over(&mut self, lines: Lines, events: u64) -> Result<()> {
+        let count = lines.count;
+        if self.sink.take(lines).map_err(Error::from_output)? {
+            self.events += events;
+        } else {
+            self.refused += count;
         }
         Ok(())
     }

@@ -9,6 +9,8 @@ use std::{
 
 use serde::Serialize;
 
+use super::SinkDrops;
+
 use crate::{
     clock::{Clock, Timestamp},
     model::{
@@ -172,22 +174,30 @@ pub struct SocketRecord {
     pub process: Arc<Process>,
 }
 
-#[derive(Debug, Serialize)]
+/// Counts of what was lost. `output_dropped` (and its part of `lost_total`) is the receiving
+/// sink's own: `Output` fills it in for each sink.
+#[derive(Clone, Debug, Serialize)]
 pub struct LossRecord {
     pub time: String,
     #[serde(flatten)]
     pub counts: LossCounts,
+    /// With several sinks, what each dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<SinkDrops>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct StopRecord {
     pub time: String,
     /// Why portwatch stopped: the signal's name (`cmd::signals::STOPPING`).
     pub reason: &'static str,
-    /// Event records written.
+    /// Event records the receiving sink took (`Output` fills it in).
     pub events: u64,
     #[serde(flatten)]
     pub counts: LossCounts,
+    /// With several sinks, what each dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<SinkDrops>>,
 }
 
 impl SocketRecord {

@@ -44,6 +44,7 @@ pub struct Stream<S: Sink> {
     /// while the snapshot was taken, are not reported a second time.
     already_reported: FxHashSet<u64>,
     reported: LossCounts,
+    reported_drops: Vec<crate::output::SinkDrops>,
     decode_errors: u64,
     exec_lost: u64,
     seq: LossSequencer,
@@ -69,6 +70,7 @@ impl<S: Sink> Stream<S> {
             listeners,
             already_reported: FxHashSet::default(),
             reported: LossCounts::default(),
+            reported_drops: Vec::new(),
             decode_errors: 0,
             exec_lost: 0,
             seq: LossSequencer::default(),
@@ -237,31 +239,32 @@ impl<S: Sink> Stream<S> {
         Ok(())
     }
 
-    /// Writes a `loss` record when any counter moved since the last one; returns the counts.
-    /// Everything counted lost so far: the kernel's counters, decode errors and the records
-    /// the output dropped.
+    /// Everything counted lost before the output: the kernel's counters and decode errors (each
+    /// sink's own drops are added by `Output`, per sink).
     fn counts(&mut self) -> Result<LossCounts> {
-        let mut counts = self.counters.read(self.decode_errors)?;
-        counts.output_dropped = self.out.dropped;
-        counts.lost_total += self.out.dropped;
-        Ok(counts)
+        self.counters.read(self.decode_errors)
     }
 
+    /// Writes a `loss` record when any counter (or any sink's drops) moved since the last one;
+    /// returns the counts.
     fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
         let counts = self.counts()?;
         let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
         if closes_lost(&counts) > closes_lost(&self.reported) {
             self.listeners.closes_lost();
         }
-        if counts != self.reported {
+        let drops = self.out.drops();
+        if counts != self.reported || drops != self.reported_drops {
             // Losses not yet visible as sequence gaps get their numbers now, just before the
             // record that counts them.
             self.out.skip(self.seq.reported(&counts));
             self.out.write(&Record::Loss(LossRecord {
                 time: clock.format_now(),
                 counts,
+                sinks: None,
             }))?;
             self.reported = counts;
+            self.reported_drops = drops;
         }
         Ok(counts)
     }
@@ -270,35 +273,48 @@ impl<S: Sink> Stream<S> {
         self.out.flush()
     }
 
+    /// Reopens the sinks' destinations (SIGHUP).
+    pub fn reopen(&mut self) {
+        self.out.reopen();
+    }
+
     /// The totals, last.
     pub fn finish(&mut self, reason: &'static str, clock: &Clock) -> Result<()> {
         let counts = self.report_loss(clock)?;
-        let events = self.out.events;
         self.out.write(&Record::Stop(StopRecord {
             time: clock.format_now(),
             reason,
-            events,
+            events: 0, // each sink's own, filled in by `Output`
             counts,
+            sinks: None,
         }))?;
         self.flush()
     }
 
     /// Waits at most `limit` for the output to write out everything; what it could not is
-    /// counted as dropped. False when something was not written (the stop record, maybe).
-    pub fn settle(&mut self, limit: std::time::Duration) -> bool {
+    /// counted as dropped. The sinks that did not write everything (the stop record, maybe).
+    pub fn settle(&mut self, limit: std::time::Duration) -> Vec<String> {
         self.out.settle(limit)
     }
 
-    /// A stop record with the totals as they are now, numbered after everything else but not
-    /// written: for stderr, when stdout's reader did not take the real one.
-    pub fn stop_line(&mut self, reason: &'static str, clock: &Clock) -> Result<Vec<u8>> {
+    /// Sink `name`'s stop record with the totals as they are now, numbered after everything
+    /// else but not written: for stderr, when the sink did not take the real one.
+    pub fn stop_line(
+        &mut self,
+        name: &str,
+        reason: &'static str,
+        clock: &Clock,
+    ) -> Result<Vec<u8>> {
         let counts = self.counts()?;
-        let events = self.out.events;
-        Ok(self.out.encode_alone(&Record::Stop(StopRecord {
-            time: clock.format_now(),
-            reason,
-            events,
-            counts,
-        })))
+        let time = clock.format_now();
+        Ok(self.out.encode_alone(name, |events, dropped, drops| {
+            Record::Stop(StopRecord {
+                time: time.clone(),
+                reason,
+                events,
+                counts: counts.with_output_dropped(dropped),
+                sinks: (drops.len() > 1).then_some(drops),
+            })
+        }))
     }
 }

@@ -265,6 +265,11 @@ impl Daemon {
         }
     }
 
+    /// Whether a line on its stderr so far contains `text` (the lines read are used up).
+    pub fn try_stderr(&mut self, text: &str) -> bool {
+        self.stderr.try_iter().any(|line| line.contains(text))
+    }
+
     /// Sends `signal` and leaves it running.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child.

@@ -182,6 +182,7 @@ fn loss_is_a_metric_in_ecs_and_event_log_activity_in_ocsf() {
     let record = Record::Loss(LossRecord {
         time: CLOCK.format(0),
         counts,
+        sinks: None,
     });
     let e = line(&Ecs::new(&host()), &record);
     assert_eq!(e["event"]["kind"], "metric");

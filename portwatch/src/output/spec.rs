@@ -1,0 +1,150 @@
+//! `--output` values: where records go, each sink with its format and options.
+//!
+//! `stdout[,format=F]` or `file:PATH[,format=F][,max-size=SIZE][,backups=N]`; SIZE is bytes or
+//! a number with K, M or G (powers of 1024). A format not named is `--format`'s.
+use std::{path::PathBuf, str::FromStr};
+
+use super::{format::Format, sink::Rotation};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSpec {
+    pub kind: OutputKind,
+    pub format: Option<Format>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    Stdout,
+    File { path: PathBuf, rotation: Rotation },
+}
+
+/// A file is rotated at 100 MiB, and five rotated files are kept.
+pub const DEFAULT_ROTATION: Rotation = Rotation {
+    max_bytes: Some(100 << 20),
+    backups: 5,
+};
+
+impl OutputSpec {
+    pub const STDOUT: Self = Self {
+        kind: OutputKind::Stdout,
+        format: None,
+    };
+
+    /// How records and messages name the sink: `stdout`, `file:PATH`.
+    pub fn name(&self) -> String {
+        match &self.kind {
+            OutputKind::Stdout => "stdout".into(),
+            OutputKind::File { path, .. } => format!("file:{}", path.display()),
+        }
+    }
+}
+
+impl FromStr for OutputSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (target, options) = s.split_once(',').unwrap_or((s, ""));
+        let mut kind = if target == "stdout" {
+            OutputKind::Stdout
+        } else if let Some(path) = target.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(
+                    "`file:` needs a path, e.g. file:/var/log/portwatch/events.json".into(),
+                );
+            }
+            OutputKind::File {
+                path: path.into(),
+                rotation: DEFAULT_ROTATION,
+            }
+        } else {
+            return Err(format!(
+                "unknown output `{target}` (known: stdout, file:PATH)"
+            ));
+        };
+        let mut format = None;
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            let (key, value) = option
+                .split_once('=')
+                .ok_or_else(|| format!("option `{option}` needs a value (KEY=VALUE)"))?;
+            match (key, &mut kind) {
+                ("format", _) => {
+                    format = Some(<Format as clap::ValueEnum>::from_str(value, false).map_err(
+                        |_| format!("unknown format `{value}` (known: native, ecs, ocsf)"),
+                    )?);
+                }
+                ("max-size", OutputKind::File { rotation, .. }) => {
+                    rotation.max_bytes = match value {
+                        "0" | "none" => None,
+                        v => Some(size(v)?),
+                    };
+                }
+                ("backups", OutputKind::File { rotation, .. }) => {
+                    rotation.backups = value
+                        .parse()
+                        .ok()
+                        .filter(|&n| n <= 1000)
+                        .ok_or_else(|| format!("backups `{value}`: a number from 0 to 1000"))?;
+                }
+                _ => {
+                    return Err(format!(
+                        "`{key}` is not an option of `{target}` (stdout takes format; file: format, max-size, backups)"
+                    ));
+                }
+            }
+        }
+        Ok(Self { kind, format })
+    }
+}
+
+/// `100M`, `4096`, `1G`.
+fn size(v: &str) -> Result<u64, String> {
+    let (digits, unit) = match v.as_bytes().last() {
+        Some(b'K' | b'k') => (&v[..v.len() - 1], 1 << 10),
+        Some(b'M' | b'm') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n >= 4096)
+        .ok_or_else(|| format!("max-size `{v}`: a size of at least 4096 bytes, e.g. 100M"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_parse_with_their_options_and_bad_ones_are_named() {
+        assert_eq!("stdout".parse(), Ok(OutputSpec::STDOUT));
+        let f: OutputSpec = "file:/var/log/pw.json,format=ocsf,max-size=10M,backups=2"
+            .parse()
+            .unwrap();
+        assert_eq!(f.format, Some(Format::Ocsf));
+        assert_eq!(
+            f.kind,
+            OutputKind::File {
+                path: "/var/log/pw.json".into(),
+                rotation: Rotation {
+                    max_bytes: Some(10 << 20),
+                    backups: 2
+                }
+            }
+        );
+        assert_eq!(f.name(), "file:/var/log/pw.json");
+        for (bad, says) in [
+            ("kafka://x", "unknown output `kafka://x`"),
+            ("file:", "needs a path"),
+            ("stdout,max-size=1M", "not an option of `stdout`"),
+            ("file:/x,format=xml", "unknown format `xml`"),
+            ("file:/x,max-size=12", "at least 4096"),
+            ("file:/x,backups=-1", "from 0 to 1000"),
+            ("file:/x,backups", "needs a value"),
+        ] {
+            let e = bad.parse::<OutputSpec>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! File sinks on the real kernel: the same records as stdout in their own format, rotation by
+//! size and Debian's logrotate with SIGHUP losing and duplicating nothing (read back by a reader
+//! that follows the files by inode), and a full file system costing only counted records.
+use std::{
+    collections::BTreeMap,
+    io::Read,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::harness::{Daemon, record_kind};
+
+/// A fresh directory for one test.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portwatch-sink-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn parse_lines(bytes: &[u8], what: &str) -> Vec<Value> {
+    assert!(
+        bytes.is_empty() || bytes.ends_with(b"\n"),
+        "{what} ends in a half line"
+    );
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l)
+                .unwrap_or_else(|e| panic!("{what}: a bad line ({e}): {}", l.escape_ascii()))
+        })
+        .collect()
+}
+
+fn seq(v: &Value) -> u64 {
+    [
+        &v["seq"],
+        &v["metadata"]["sequence"],
+        &v["event"]["sequence"],
+    ]
+    .into_iter()
+    .find_map(Value::as_u64)
+    .unwrap_or_else(|| panic!("no sequence number: {v}"))
+}
+
+/// `n` UDP binds on loopback from this thread, each its own socket, closed at once.
+fn binds(n: usize) {
+    for _ in 0..n {
+        drop(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    }
+}
+
+/// What a stream's stop record says: (its sequence number, lost_total).
+fn stop_counts(records: &[Value]) -> (u64, u64) {
+    let stop = records.last().unwrap();
+    assert_eq!(record_kind(stop), "stop", "the last record: {stop}");
+    let counts = if stop["lost_total"].is_null() {
+        &stop["unmapped"]["portwatch"]
+    } else {
+        stop
+    };
+    (seq(stop), counts["lost_total"].as_u64().unwrap())
+}
+
+#[test]
+fn a_file_gets_every_record_of_stdout_in_its_own_format() {
+    let dir = scratch("same");
+    let path = dir.join("events.json");
+    let spec = format!("file:{},format=ocsf", path.display());
+    let mut d = Daemon::start(&["--output", "stdout", "--output", &spec]);
+    binds(20);
+    d.sync();
+    let (status, stdout, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path:?}");
+    let file = parse_lines(&std::fs::read(&path).unwrap(), "the file");
+    // The same records under the same numbers, each in its sink's format.
+    let numbers = |records: &[Value]| records.iter().map(seq).collect::<Vec<_>>();
+    assert_eq!(numbers(&file), numbers(&stdout));
+    for (s, f) in stdout.iter().zip(&file) {
+        assert_eq!(record_kind(s), record_kind(f), "{s}\n{f}");
+    }
+    // Each stop record counts its own sink; with two, it lists both.
+    let stop = stdout.last().unwrap();
+    assert_eq!(
+        stop["sinks"][1]["sink"],
+        spec.split(',').next().unwrap(),
+        "{stop}"
+    );
+    assert_eq!(stop["sinks"][1]["dropped"], 0, "{stop}");
+    assert_eq!(stop_counts(&file).1, 0);
+    crate::formats::check("ocsf", &file);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The lines of every file that ever was at `path`, followed by inode as a log shipper does:
+/// a rotated file stays open and is read to its end until the reader stops.
+struct Follower {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Follower {
+    fn start(path: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (path, done) = (path.to_owned(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut files: BTreeMap<u64, (std::fs::File, Vec<u8>)> = BTreeMap::new();
+            loop {
+                let last_round = done.load(Ordering::Acquire);
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    if !files.contains_key(&meta.ino()) {
+                        if let Ok(f) = std::fs::File::open(&path) {
+                            files.insert(f.metadata().unwrap().ino(), (f, Vec::new()));
+                        }
+                    }
+                }
+                for (f, bytes) in files.values_mut() {
+                    let _ = f.read_to_end(bytes);
+                }
+                if last_round {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            files.into_values().flat_map(|(_, bytes)| bytes).collect()
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// Every record of `stdout` is in `lines` exactly once, and nothing else is.
+fn assert_same_records(stdout: &[Value], lines: &[Value]) {
+    let mut numbers: Vec<u64> = lines.iter().map(seq).collect();
+    numbers.sort_unstable();
+    let dups = numbers.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(dups, 0, "records written twice");
+    let expected: Vec<u64> = stdout.iter().map(seq).collect();
+    assert_eq!(
+        numbers.len(),
+        expected.len(),
+        "records in the files vs on stdout"
+    );
+    assert_eq!(numbers, expected);
+}
+
+#[test]
+fn size_rotation_keeps_every_record_once_within_the_limit() {
+    let dir = scratch("rotate");
+    let path = dir.join("events.json");
+    let spec = format!("file:{},max-size=64K,backups=100", path.display());
+    let mut d = Daemon::start(&["--output", "stdout", "--output", &spec]);
+    binds(1500);
+    d.sync();
+    let (status, stdout, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let mut all = Vec::new();
+    let mut files = 0;
+    for n in (1..=100).rev() {
+        let rotated = PathBuf::from(format!("{}.{n}", path.display()));
+        if let Ok(bytes) = std::fs::read(&rotated) {
+            assert!(
+                bytes.len() <= 64 << 10,
+                "{rotated:?}: {} bytes",
+                bytes.len()
+            );
+            assert_eq!(
+                std::fs::metadata(&rotated).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            all.extend(parse_lines(&bytes, &rotated.display().to_string()));
+            files += 1;
+        }
+    }
+    all.extend(parse_lines(
+        &std::fs::read(&path).unwrap(),
+        "the current file",
+    ));
+    assert!(
+        files >= 10,
+        "1500 records of ~600 bytes in 64 KiB files: {files} rotated"
+    );
+    // In order across the files, too: oldest file first.
+    let numbers: Vec<u64> = all.iter().map(seq).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order");
+    assert_same_records(&stdout, &all);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn logrotate_and_sighup_lose_and_duplicate_nothing() {
+    let dir = scratch("logrotate");
+    let path = dir.join("events.json");
+    let spec = format!("file:{},max-size=0", path.display());
+    let mut d = Daemon::start(&["--output", "stdout", "--output", &spec]);
+    let pid = d.start_record()["pid"].as_u64().unwrap();
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n  rotate 10\n  missingok\n  nocompress\n  postrotate\n    kill -HUP {pid}\n  endscript\n}}\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let follower = Follower::start(&path);
+    for _ in 0..4 {
+        binds(300);
+        let out = Command::new("logrotate")
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.join("state"))
+            .arg(&conf)
+            .output()
+            .expect("run logrotate (Debian's logrotate package)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d.expect_stderr("output files reopened");
+    }
+    binds(300);
+    d.sync();
+    let (status, stdout, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let followed = parse_lines(&follower.finish(), "the followed files");
+    assert_same_records(&stdout, &followed);
+    // And the files on disk hold them too: four rotated ones and the current one.
+    let mut on_disk = Vec::new();
+    for n in 1..=4 {
+        on_disk.extend(parse_lines(
+            &std::fs::read(format!("{}.{n}", path.display())).unwrap(),
+            "a rotated file",
+        ));
+    }
+    on_disk.extend(parse_lines(
+        &std::fs::read(&path).unwrap(),
+        "the current file",
+    ));
+    on_disk.sort_by_key(seq);
+    assert_same_records(&stdout, &on_disk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {dir:?}");
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_file_system_costs_only_counted_records_and_never_a_half_line() {
+    let dir = scratch("enospc");
+    let fs = Tmpfs::mount(&dir, "1m");
+    let path = dir.join("events.json");
+    // Leave some 100 KiB: room for the first records only.
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 920 << 10]).unwrap();
+    let spec = format!("file:{},max-size=0", path.display());
+    let mut d = Daemon::start(&["--output", "stdout", "--output", &spec]);
+    binds(1000);
+    d.sync();
+    d.expect_stderr("No space left on device");
+    // Room again: what comes now is written, the stop record too.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut written_again = false;
+    while !written_again && Instant::now() < deadline {
+        binds(1);
+        d.sync();
+        written_again = d.try_stderr("writing again");
+    }
+    assert!(
+        written_again,
+        "the file sink did not write again once there was room"
+    );
+    let (status, stdout, _) = d.stop_with(libc::SIGINT);
+    assert!(
+        status.success(),
+        "portwatch keeps running through a full disk"
+    );
+    let file = parse_lines(&std::fs::read(&path).unwrap(), "the file");
+    let (last, lost) = stop_counts(&file);
+    assert!(
+        lost > 0,
+        "a full disk lost records: {}",
+        file.last().unwrap()
+    );
+    assert_eq!(file.last().unwrap()["output_dropped"], lost);
+    // Delivered + counted lost = numbered, in the file's own stream.
+    assert_eq!(last + 1, file.len() as u64 + lost);
+    // stdout lost nothing, and its stop record names the file's drops.
+    let stop = stdout.last().unwrap();
+    assert_eq!(stop["lost_total"], 0, "{stop}");
+    assert_eq!(stop["sinks"][1]["dropped"], lost, "{stop}");
+    drop(fs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
