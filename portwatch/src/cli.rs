@@ -86,10 +86,12 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 
-    /// Where records go (repeatable; default stdout): `stdout`, or `file:PATH` (mode 0600,
-    /// rotated at 100 MiB with 5 backups, reopened on SIGHUP); options after commas:
-    /// `format=native|ecs|ocsf`, and for files `max-size=SIZE` (e.g. 10M, 0 for never) and
-    /// `backups=N`.
+    /// Where records go (repeatable; default stdout): `stdout`; `file:PATH` (mode 0600,
+    /// rotated at 100 MiB with 5 backups, reopened on SIGHUP); `syslog` (/dev/log),
+    /// `syslog:unix:PATH`, `syslog:udp://HOST:PORT`, `syslog:tcp://HOST:PORT` (RFC 5424; TCP
+    /// octet-counted). Options after commas: `format=native|ecs|ocsf`; for files
+    /// `max-size=SIZE` (e.g. 10M, 0 for never) and `backups=N`; for syslog `facility=NAME`
+    /// (default daemon) and `max-line=BYTES` (default 8192).
     #[arg(long, value_name = "SINK[,OPTION=VALUE...]")]
     pub output: Vec<OutputSpec>,
 

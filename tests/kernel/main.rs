@@ -15,4 +15,5 @@ mod names;
 mod process;
 mod sinks;
 mod stopping;
+mod syslog;
 mod uring;

@@ -206,8 +206,9 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Debian packages the kernel tests run: logrotate rotates a file sink's files.
-const TEST_PACKAGES: &[&str] = &["logrotate"];
+/// Debian packages the kernel tests run: logrotate rotates a file sink's files, rsyslog receives
+/// the syslog sinks' records.
+const TEST_PACKAGES: &[&str] = &["logrotate", "rsyslog"];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
 /// the daemon as uid 65534 holding only those.

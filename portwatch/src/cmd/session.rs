@@ -123,9 +123,6 @@ pub fn snapshot_stream<S: Sink>(
     let mut enricher = Enricher::new(tracing.exec_since);
     enricher.seed_from_proc();
     let listeners = inventory::listed()?;
-    if tracing.udp_closes {
-        bound_udp::remember_snapshot(ebpf, &listeners)?;
-    }
     let mut stream = Stream::new(
         out,
         enricher,
@@ -135,7 +132,12 @@ pub fn snapshot_stream<S: Sink>(
         filters,
         ListenerTable::new(tracing.udp_closes),
     );
-    stream.snapshot(&listeners, clock)?;
+    let watched = stream.snapshot(&listeners, clock)?;
+    // Only the sockets the filters let through: the kernel reports the close of every socket in
+    // its table, whoever closes it.
+    if tracing.udp_closes {
+        bound_udp::remember_snapshot(ebpf, watched)?;
+    }
     Ok(stream)
 }
 

@@ -18,7 +18,7 @@ use crate::{
         Output,
         format::Format,
         record::{Record, StartRecord},
-        sink::{File, QUEUE_BYTES, Queued, Sink, Stdout, widen_pipe},
+        sink::{File, QUEUE_BYTES, Queued, Sink, Stdout, Syslog, widen_pipe},
         spec::{OutputKind, OutputSpec},
     },
 };
@@ -166,6 +166,11 @@ fn sinks(args: &WatchArgs) -> Result<Vec<NamedSink>> {
                 let dest = File::open(path, *rotation)
                     .map_err(|e| Error::io(format!("opening --output {name}"), e))?;
                 Box::new(Queued::new(dest, QUEUE_BYTES, "output-file").map_err(thread)?)
+            }
+            OutputKind::Syslog { target, framing } => {
+                let format = spec.format.unwrap_or(args.format);
+                let dest = Syslog::new(target.clone(), *framing, format);
+                Box::new(Queued::new(dest, QUEUE_BYTES, "output-syslog").map_err(thread)?)
             }
         };
         sinks.push((name, spec.format.unwrap_or(args.format), sink));

@@ -49,11 +49,18 @@ impl<S: Sink> Route<S> {
     }
 }
 
-/// A sink's drops, as loss and stop records list them when there are several sinks.
+/// A sink's drops, as loss and stop records list them (unless stdout is the only sink).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SinkDrops {
     pub sink: String,
     pub dropped: u64,
+    /// Records written shortened to fit the receiver (syslog).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub truncated: u64,
+}
+
+const fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Numbered records, encoded into whole lines and written to every sink.
@@ -103,6 +110,12 @@ impl<S: Sink> Output<S> {
         self.next_seq += n;
     }
 
+    /// Whether loss and stop records list the sinks: not for stdout alone (the default, whose
+    /// records stay as they always were).
+    fn lists_sinks(&self) -> bool {
+        self.routes.len() > 1 || self.routes.iter().any(|r| r.name != "stdout")
+    }
+
     /// Every sink's drops so far (a change is worth a loss record).
     pub fn drops(&self) -> Vec<SinkDrops> {
         self.routes
@@ -110,6 +123,7 @@ impl<S: Sink> Output<S> {
             .map(|r| SinkDrops {
                 sink: r.name.clone(),
                 dropped: r.dropped(),
+                truncated: r.sink.truncated(),
             })
             .collect()
     }
@@ -162,7 +176,7 @@ impl<S: Sink> Output<S> {
         self.write_out()?;
         let seq = self.next_seq;
         self.next_seq += 1;
-        let drops = (self.routes.len() > 1).then(|| self.drops());
+        let drops = self.lists_sinks().then(|| self.drops());
         for route in &mut self.routes {
             let mut line = Vec::new();
             self.encodings[route.encoding]

@@ -1,10 +1,14 @@
 //! `--output` values: where records go, each sink with its format and options.
 //!
-//! `stdout[,format=F]` or `file:PATH[,format=F][,max-size=SIZE][,backups=N]`; SIZE is bytes or
-//! a number with K, M or G (powers of 1024). A format not named is `--format`'s.
+//! `stdout[,format=F]`, `file:PATH[,format=F][,max-size=SIZE][,backups=N]` (SIZE is bytes or a
+//! number with K, M or G, powers of 1024), or `syslog[:unix:PATH|:udp://HOST:PORT|:tcp://HOST:PORT]
+//! [,format=F][,facility=NAME][,max-line=BYTES]`. A format not named is `--format`'s.
 use std::{path::PathBuf, str::FromStr};
 
-use super::{format::Format, sink::Rotation};
+use super::{
+    format::Format,
+    sink::{Framing, Rotation, Syslog, Target},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputSpec {
@@ -16,7 +20,21 @@ pub struct OutputSpec {
 pub enum OutputKind {
     Stdout,
     File { path: PathBuf, rotation: Rotation },
+    Syslog { target: Target, framing: Framing },
 }
+
+/// The syslog facilities by name (RFC 5424 numbers).
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// daemon, 8 KiB: what rsyslog takes by default (its maxMessageSize).
+pub const DEFAULT_FRAMING: Framing = Framing {
+    facility: 3,
+    max_line: 8192,
+};
 
 /// A file is rotated at 100 MiB, and five rotated files are kept.
 pub const DEFAULT_ROTATION: Rotation = Rotation {
@@ -35,6 +53,7 @@ impl OutputSpec {
         match &self.kind {
             OutputKind::Stdout => "stdout".into(),
             OutputKind::File { path, .. } => format!("file:{}", path.display()),
+            OutputKind::Syslog { target, .. } => Syslog::name(target),
         }
     }
 }
@@ -56,9 +75,31 @@ impl FromStr for OutputSpec {
                 path: path.into(),
                 rotation: DEFAULT_ROTATION,
             }
+        } else if let Some(rest) = target.strip_prefix("syslog") {
+            let to = match rest.strip_prefix(':') {
+                None if rest.is_empty() => Target::Unix("/dev/log".into()),
+                Some(path) if path.starts_with("unix:") && path.len() > 5 => {
+                    Target::Unix(path[5..].into())
+                }
+                Some(addr) if addr.starts_with("udp://") && addr.len() > 6 => {
+                    Target::Udp(host_port(&addr[6..])?)
+                }
+                Some(addr) if addr.starts_with("tcp://") && addr.len() > 6 => {
+                    Target::Tcp(host_port(&addr[6..])?)
+                }
+                _ => {
+                    return Err(format!(
+                        "`{target}`: syslog takes unix:PATH, udp://HOST:PORT or tcp://HOST:PORT (or nothing: /dev/log)"
+                    ));
+                }
+            };
+            OutputKind::Syslog {
+                target: to,
+                framing: DEFAULT_FRAMING,
+            }
         } else {
             return Err(format!(
-                "unknown output `{target}` (known: stdout, file:PATH)"
+                "unknown output `{target}` (known: stdout, file:PATH, syslog, syslog:unix:PATH, syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT)"
             ));
         };
         let mut format = None;
@@ -85,14 +126,43 @@ impl FromStr for OutputSpec {
                         .filter(|&n| n <= 1000)
                         .ok_or_else(|| format!("backups `{value}`: a number from 0 to 1000"))?;
                 }
+                ("facility", OutputKind::Syslog { framing, .. }) => {
+                    framing.facility = FACILITIES
+                        .iter()
+                        .position(|f| *f == value)
+                        .and_then(|n| u8::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!("facility `{value}` (known: {})", FACILITIES.join(", "))
+                        })?;
+                }
+                ("max-line", OutputKind::Syslog { framing, .. }) => {
+                    framing.max_line = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (480..=1 << 20).contains(n))
+                        .ok_or_else(|| {
+                        format!("max-line `{value}`: bytes, from 480 to 1048576")
+                    })?;
+                }
                 _ => {
                     return Err(format!(
-                        "`{key}` is not an option of `{target}` (stdout takes format; file: format, max-size, backups)"
+                        "`{key}` is not an option of `{target}` (stdout takes format; file: format, max-size, backups; syslog: format, facility, max-line)"
                     ));
                 }
             }
         }
         Ok(Self { kind, format })
+    }
+}
+
+/// HOST:PORT, with a port.
+fn host_port(addr: &str) -> Result<String, String> {
+    let port = addr.rsplit_once(':').map(|(_, p)| p);
+    match port.map(str::parse::<u16>) {
+        Some(Ok(p)) if p > 0 => Ok(addr.to_owned()),
+        _ => Err(format!(
+            "`{addr}`: HOST:PORT, e.g. 127.0.0.1:514 or [::1]:514"
+        )),
     }
 }
 
@@ -134,6 +204,22 @@ mod tests {
             }
         );
         assert_eq!(f.name(), "file:/var/log/pw.json");
+        let sys: OutputSpec = "syslog:tcp://127.0.0.1:514,facility=local3,max-line=2048"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            sys.kind,
+            OutputKind::Syslog {
+                target: Target::Tcp("127.0.0.1:514".into()),
+                framing: Framing {
+                    facility: 19,
+                    max_line: 2048
+                }
+            }
+        );
+        assert_eq!(sys.name(), "syslog:tcp://127.0.0.1:514");
+        let local: OutputSpec = "syslog".parse().unwrap();
+        assert_eq!(local.name(), "syslog:unix:/dev/log");
         for (bad, says) in [
             ("kafka://x", "unknown output `kafka://x`"),
             ("file:", "needs a path"),
@@ -142,6 +228,10 @@ mod tests {
             ("file:/x,max-size=12", "at least 4096"),
             ("file:/x,backups=-1", "from 0 to 1000"),
             ("file:/x,backups", "needs a value"),
+            ("syslog:tcp://host", "HOST:PORT"),
+            ("syslog:http://x:1", "syslog takes"),
+            ("syslog,facility=mars", "facility `mars`"),
+            ("syslog,max-line=10", "from 480"),
         ] {
             let e = bad.parse::<OutputSpec>().unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

@@ -61,6 +61,7 @@ impl<S: Sink> Stream<S> {
         listeners: ListenerTable,
     ) -> Self {
         Self {
+            reported_drops: out.drops(),
             out,
             baseline,
             filters,
@@ -70,23 +71,27 @@ impl<S: Sink> Stream<S> {
             listeners,
             already_reported: FxHashSet::default(),
             reported: LossCounts::default(),
-            reported_drops: Vec::new(),
             decode_errors: 0,
             exec_lost: 0,
             seq: LossSequencer::default(),
         }
     }
 
-    /// Reports the listeners that existed at start-up, then the completion marker.
-    pub fn snapshot(&mut self, listeners: &[Listener], clock: &Clock) -> Result<()> {
+    /// Reports the listeners that existed at start-up, then the completion marker; returns the
+    /// ones the filters let through (the others are not watched either).
+    pub fn snapshot<'l>(
+        &mut self,
+        listeners: &'l [Listener],
+        clock: &Clock,
+    ) -> Result<Vec<&'l Listener>> {
         let now = clock.boot_now();
-        let mut reported = 0;
+        let mut reported = Vec::new();
         for l in listeners {
             let owner = self.enricher.listener_owner(l, clock);
             if !self.filters.allows_listener(l, &owner) {
                 continue;
             }
-            reported += 1;
+            reported.push(l);
             let s = &l.socket;
             let uid = owner.task.as_ref().map(|t| t.uid);
             let alert = self.judge(s.proto, s.local, uid, &owner.process);
@@ -98,9 +103,10 @@ impl<S: Sink> Stream<S> {
         }
         self.out.write(&Record::SnapshotComplete(SnapshotRecord {
             time: clock.format_now(),
-            listeners: reported,
+            listeners: reported.len(),
         }))?;
-        self.out.flush()
+        self.out.flush()?;
+        Ok(reported)
     }
 
     /// Turns every record waiting in `ring` into output; returns how many there were.
@@ -313,7 +319,8 @@ impl<S: Sink> Stream<S> {
                 reason,
                 events,
                 counts: counts.with_output_dropped(dropped),
-                sinks: (drops.len() > 1).then_some(drops),
+                sinks: (drops.len() > 1 || drops.iter().any(|d| d.sink != "stdout"))
+                    .then_some(drops),
             })
         }))
     }

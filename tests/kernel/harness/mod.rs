@@ -333,6 +333,18 @@ impl Daemon {
         );
     }
 
+    /// Returns once no record has come for `quiet` (bounded by EVENT_TIMEOUT): the daemon is
+    /// idle.
+    pub fn idle(&mut self, quiet: Duration) {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        while self.next((Instant::now() + quiet).min(deadline)).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "records kept coming for {EVENT_TIMEOUT:?}"
+            );
+        }
+    }
+
     /// Returns once every event this thread caused so far has been received: records from one
     /// thread reach the ring buffer in order, so seeing a marker bind made now is enough.
     pub fn sync(&mut self) {

@@ -1,11 +1,12 @@
 //! Where encoded records go. A sink takes whole lines, shared as `Bytes` between the sinks of
 //! one format, and must not split one. `watch` runs each destination (stdout, a file) behind a
 //! `Queued` writer thread with a bounded queue, so a slow or dead one never blocks the ring
-//! buffer or the other sinks; `Writer` (`ls`, tests) and `Memory` (`doctor`, tests) write in
+//! buffer or the other sinks (destinations: `stdout`, `file`, `syslog`); `Writer` (`ls`, tests) and `Memory` (`doctor`, tests) write in
 //! place.
 mod file;
 mod queued;
 mod stdout;
+mod syslog;
 
 use std::{io, time::Duration};
 
@@ -14,6 +15,7 @@ use bytes::Bytes;
 pub use file::{File, Rotation};
 pub use queued::{Destination, Progress, QUEUE_BYTES, Queued};
 pub use stdout::{Stdout, widen_pipe};
+pub use syslog::{Framing, Syslog, Target};
 
 /// Whole encoded records, shared by the sinks of one format.
 #[derive(Clone)]
@@ -52,6 +54,10 @@ pub trait Sink {
     fn lost(&self) -> u64 {
         0
     }
+    /// Records written shortened to fit the destination (a syslog receiver's limit).
+    fn truncated(&self) -> u64 {
+        0
+    }
     /// Reopens the destination (SIGHUP: a file moved away by logrotate).
     fn reopen(&mut self) {}
 }
@@ -68,6 +74,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn lost(&self) -> u64 {
         (**self).lost()
+    }
+    fn truncated(&self) -> u64 {
+        (**self).truncated()
     }
     fn reopen(&mut self) {
         (**self).reopen();

@@ -34,12 +34,18 @@ pub struct Progress {
     queued: AtomicUsize,
     written: AtomicU64,
     lost: AtomicU64,
+    /// Records written shortened (a syslog receiver's size limit).
+    truncated: AtomicU64,
 }
 
 impl Progress {
     pub fn wrote(&self, piece: &[u8]) {
         self.written.fetch_add(lines(piece), Ordering::Release);
         self.queued.fetch_sub(piece.len(), Ordering::Release);
+    }
+
+    pub fn truncated(&self) {
+        self.truncated.fetch_add(1, Ordering::Release);
     }
 
     pub fn lost(&self, piece: &[u8]) {
@@ -136,6 +142,10 @@ impl Sink for Queued {
 
     fn lost(&self) -> u64 {
         self.progress.lost.load(Ordering::Acquire)
+    }
+
+    fn truncated(&self) -> u64 {
+        self.progress.truncated.load(Ordering::Acquire)
     }
 
     fn reopen(&mut self) {
