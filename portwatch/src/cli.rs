@@ -81,6 +81,11 @@ pub struct LsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
+    /// Read the flags' values from this TOML file (e.g. /etc/portwatch/portwatch.toml); a flag
+    /// given here wins over the file. See the README's "Configuration file".
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Output format: portwatch's own records, Elastic Common Schema 9.4, or OCSF 1.8.0 (for
     /// every output that names none).
     #[arg(long, value_enum, default_value_t)]
@@ -161,7 +166,7 @@ pub struct WatchArgs {
 /// The largest ring buffer: 256 MiB of locked kernel memory holds about a million records.
 pub const MAX_RING_BYTES: u32 = 1 << 28;
 
-fn parse_ring_size(s: &str) -> Result<u32, String> {
+pub fn parse_ring_size(s: &str) -> Result<u32, String> {
     let range = format!("a power of two from 4096 to {MAX_RING_BYTES}");
     let n: u64 = s
         .parse()

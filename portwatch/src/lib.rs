@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod filter;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod state;
+pub mod trusted;
 
 #[cfg(test)]
 mod fuzz;

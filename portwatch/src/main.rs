@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
 use portwatch::{
     cli::{Cli, Command},
     cmd::{canary, doctor, ls, watch},
+    config,
     error::Error,
 };
 
@@ -12,8 +13,11 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("portwatch: internal error (please report): {info}");
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
             return ExitCode::SUCCESS;
@@ -23,6 +27,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let (Command::Watch(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("watch"))
+    {
+        let on_command_line = |id| m.value_source(id) == Some(ValueSource::CommandLine);
+        let given = config::Given {
+            format: on_command_line("format"),
+            ring_buffer_size: on_command_line("ring_buffer_size"),
+        };
+        if let Err(e) = config::apply(args, &given) {
+            eprintln!("portwatch: error: {e}; see `portwatch watch --help`");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

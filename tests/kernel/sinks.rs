@@ -334,3 +334,63 @@ fn a_full_file_system_costs_only_counted_records_and_never_a_half_line() {
     drop(fs);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_configuration_file_sets_the_outputs_and_a_bad_one_is_refused_with_its_line() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = scratch("config");
+    let path = dir.join("events.json");
+    let conf = dir.join("portwatch.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "# outputs as flags would give them\n[[output]]\nsink = \"stdout\"\n\n[[output]]\nsink = \"file:{}\"\nformat = \"ecs\"\nmax-size = \"1M\"\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&["--config", conf.to_str().unwrap()]);
+    binds(5);
+    d.sync();
+    let (status, stdout, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let file = parse_lines(&std::fs::read(&path).unwrap(), "the file");
+    assert!(
+        file.iter().all(|v| v["ecs"]["version"] == "9.4.0"),
+        "ECS, as the file says"
+    );
+    assert_eq!(
+        file.iter().map(seq).collect::<Vec<_>>(),
+        stdout.iter().map(seq).collect::<Vec<_>>()
+    );
+
+    // A bad value: refused before anything is attached, naming the file, the line and the fix.
+    std::fs::write(&conf, "format = \"ocsf\"\n\n[filters]\nports = [22]\n").unwrap();
+    let (code, _, err) = crate::harness::run_to_exit(Command::new(crate::harness::BIN).args([
+        "watch",
+        "--config",
+        conf.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let expected = format!(
+        "portwatch: error: config {} line 4: unknown field `ports`",
+        conf.display()
+    );
+    assert!(err.starts_with(&expected), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    // One others could write: it could send every record elsewhere.
+    std::fs::write(&conf, "format = \"ocsf\"\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = crate::harness::run_to_exit(Command::new(crate::harness::BIN).args([
+        "watch",
+        "--config",
+        conf.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("writable by its group or by everyone"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,19 +15,13 @@
 //! `*`; EXECUTABLE the rest of the line (so it may contain spaces), an absolute path or `*`,
 //! written as records write it (`model::text`): `\\` for a backslash, `\xNN` for a byte that is
 //! not UTF-8 or a control character, and `\x23` for a `#`, which would start a comment.
-use std::{
-    fmt::Write as _,
-    fs::OpenOptions,
-    io::Read as _,
-    net::IpAddr,
-    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
-    path::Path,
-};
+use std::{fmt::Write as _, net::IpAddr, path::Path};
 
 use crate::{
     error::{Error, Result},
     model::net::{Proto, Scope},
     model::{listener::Listener, process::ListenerOwner, text},
+    trusted::Refused,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,68 +115,19 @@ impl Baseline {
     /// rule sshd's StrictModes applies to authorized_keys).
     pub fn load(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let refuse = |problem: String| Error::BaselineFile {
-            path: shown.clone(),
-            problem,
-        };
-        let unreadable = |e| Error::io(format!("cannot read baseline {shown}"), e);
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(unreadable)?;
-        let meta = file.metadata().map_err(unreadable)?;
-        if !meta.is_file() {
-            return Err(refuse(
-                "not a regular file (a FIFO, device or directory cannot be a baseline)".into(),
-            ));
+        match crate::trusted::read(path, MAX_BYTES, "baseline", "silence every alert") {
+            Ok(text) => Self::parse(&text, &shown),
+            Err(Refused::Io(e)) => Err(Error::io(format!("cannot read baseline {shown}"), e)),
+            Err(Refused::Problem(problem)) => Err(Error::BaselineFile {
+                path: shown,
+                problem,
+            }),
+            Err(Refused::NotUtf8 { line }) => Err(Error::Baseline {
+                path: shown,
+                line,
+                problem: "not UTF-8 text (write a byte that is not UTF-8 as \\xNN)".into(),
+            }),
         }
-        if meta.len() > MAX_BYTES {
-            return Err(refuse(format!(
-                "{} bytes, more than the {} a baseline may have",
-                meta.len(),
-                MAX_BYTES
-            )));
-        }
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != 0 && meta.uid() != me {
-            return Err(refuse(format!(
-                "owned by uid {}, neither root nor portwatch's user (uid {me}), who could \
-                 silence every alert with it; chown it to root",
-                meta.uid()
-            )));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(refuse(format!(
-                "writable by its group or by everyone (mode {:04o}), who could silence every \
-                 alert with it; chmod go-w {shown}",
-                meta.mode() & 0o7777
-            )));
-        }
-        let mut raw = Vec::new();
-        file.by_ref()
-            .take(MAX_BYTES + 1)
-            .read_to_end(&mut raw)
-            .map_err(unreadable)?;
-        if raw.len() as u64 > MAX_BYTES {
-            return Err(refuse(format!(
-                "grew past {MAX_BYTES} bytes while it was read"
-            )));
-        }
-        let text = match String::from_utf8(raw) {
-            Ok(text) => text,
-            Err(e) => {
-                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                return Err(Error::Baseline {
-                    path: shown,
-                    line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
-                    problem: "not UTF-8 text (write a byte that is not UTF-8 as \\xNN)".into(),
-                });
-            }
-        };
-        Self::parse(&text, &shown)
     }
 
     pub fn parse(text: &str, path: &str) -> Result<Self> {
