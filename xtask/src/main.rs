@@ -9,6 +9,7 @@
 //! - `bench`: per-event cost figures of the daemon's userspace path;
 //! - `fuzz`: the parsers' property tests, for minutes each.
 mod bench;
+mod deploy;
 mod fuzz;
 mod loadgen;
 mod memory;
@@ -83,6 +84,8 @@ enum Task {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Check the deployment files (systemd unit, Kubernetes manifest); part of `test`.
+    DeployCheck,
     /// (For bench) one process of the `processes` load: listen on a loopback port, exit.
     #[command(hide = true)]
     ListenOnce,
@@ -180,6 +183,11 @@ fn run(cli: Cli) -> Result<()> {
             count,
         } => loadgen::run(load, seconds, rate, count),
         Task::ListenOnce => loadgen::listen_once(),
+        Task::DeployCheck => {
+            setup::apt_install(TEST_PACKAGES)?;
+            cargo(&root, &["build", "--release", "--package", "portwatch"])?;
+            deploy::check(&root, &root.join("target/release/portwatch"))
+        }
         Task::Fuzz { minutes, only } => fuzz::run(&root, minutes, only.as_deref()),
         Task::VmTest { kernel, run } => {
             setup::ensure()?;
@@ -195,6 +203,8 @@ fn run(cli: Cli) -> Result<()> {
             let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
             test.extend(args.iter().map(String::as_str));
             cargo(&root, &test)?;
+            // The binary the kernel tests just ran, in the unit that `verify` checks.
+            deploy::check(&root, &root.join("target/debug/portwatch"))?;
             if args.is_empty() {
                 capabilities_run(&root)?;
             }
@@ -206,13 +216,14 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Debian packages the kernel tests run: logrotate rotates a file sink's files, rsyslog receives
-/// the syslog sinks' records.
-const TEST_PACKAGES: &[&str] = &["logrotate", "rsyslog"];
+/// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
+/// syslog sinks' records; systemd-analyze and yamllint check the deployment files.
+const TEST_PACKAGES: &[&str] = &["logrotate", "rsyslog", "systemd", "yamllint"];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
 /// the daemon as uid 65534 holding only those.
-const DOCUMENTED_CAPS: &str = "+bpf,+perfmon,+dac_read_search,+sys_ptrace,+sys_admin,+net_admin";
+pub const DOCUMENTED_CAPS: &str =
+    "+bpf,+perfmon,+dac_read_search,+sys_ptrace,+sys_admin,+net_admin";
 
 fn capabilities_run(root: &Path) -> Result<()> {
     eprintln!("xtask: the core cases again, the daemon as uid 65534 with {DOCUMENTED_CAPS} only");

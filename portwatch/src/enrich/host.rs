@@ -36,14 +36,21 @@ impl Host {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
         };
-        let os = ["/etc/os-release", "/usr/lib/os-release"]
-            .into_iter()
-            .find_map(|p| fs::read_to_string(p).ok())
-            .map(|text| OsRelease::parse(&text))
-            .unwrap_or_default();
+        // Through init's root first: in a container (a DaemonSet with hostPID) that is the
+        // host's, not the image's; on the host it is / anyway.
+        let os = [
+            "/proc/1/root/etc/os-release",
+            "/etc/os-release",
+            "/usr/lib/os-release",
+        ]
+        .into_iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .map(|text| OsRelease::parse(&text))
+        .unwrap_or_default();
         Self {
             hostname: first_line("/proc/sys/kernel/hostname"),
-            machine_id: first_line("/etc/machine-id"),
+            machine_id: first_line("/proc/1/root/etc/machine-id")
+                .or_else(|| first_line("/etc/machine-id")),
             boot_id: first_line("/proc/sys/kernel/random/boot_id"),
             kernel: first_line("/proc/sys/kernel/osrelease"),
             architecture: std::env::consts::ARCH,
