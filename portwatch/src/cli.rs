@@ -100,6 +100,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SINK[,OPTION=VALUE...]")]
     pub output: Vec<OutputSpec>,
 
+    /// Serve Prometheus metrics on http://ADDR/metrics: a port alone is 127.0.0.1's; another
+    /// address is bound only when written (e.g. 0.0.0.0:9464). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).
     #[arg(

@@ -27,6 +27,7 @@ struct File {
     ring_buffer_size: Option<Spanned<u64>>,
     btf: Option<PathBuf>,
     baseline: Option<PathBuf>,
+    metrics: Option<Spanned<String>>,
     #[serde(default)]
     attach: Vec<Spanned<String>>,
     #[serde(default)]
@@ -145,6 +146,12 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
                 .map_err(|e| at(n.span(), format!("ring_buffer_size: {e}")))?;
         }
     }
+    if let (None, Some(m)) = (args.metrics, &file.metrics) {
+        args.metrics = Some(
+            crate::metrics::parse_addr(m.get_ref())
+                .map_err(|e| at(m.span(), format!("metrics {e}")))?,
+        );
+    }
     if args.btf.is_none() {
         args.btf = file.btf;
     }
@@ -226,6 +233,7 @@ mod tests {
     const FILE: &str = r#"
 format = "ocsf"
 ring_buffer_size = 4194304
+metrics = "9464"
 events = ["listen", "bind"]
 attach = ["listen=kprobe"]
 
@@ -250,6 +258,7 @@ facility = "local3"
         merge(&mut args, &NOT_GIVEN, FILE, "pw.toml").unwrap();
         assert_eq!(args.format, Format::Ocsf);
         assert_eq!(args.ring_buffer_size, 4 << 20);
+        assert_eq!(args.metrics, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(args.events, ["listen", "bind"]);
         assert_eq!(args.port, [22, 443]);
         assert_eq!(args.exe, [PathBuf::from("/usr/sbin/sshd")]);

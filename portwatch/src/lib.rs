@@ -19,6 +19,7 @@ pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod kernel;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -11,6 +11,7 @@ mod formats;
 mod harness;
 mod inventory;
 mod lifecycle;
+mod metrics;
 mod names;
 mod process;
 mod sinks;

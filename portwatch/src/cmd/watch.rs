@@ -68,6 +68,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             m.capability, m.without
         );
     }
+    let metrics = args
+        .metrics
+        .map(|addr| crate::metrics::Metrics::serve(addr, &hooks, args.ring_buffer_size))
+        .transpose()?;
     out.write(&Record::Start(StartRecord {
         time: clock.format_now(),
         version: env!("CARGO_PKG_VERSION"),
@@ -84,6 +88,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // The listeners that existed before the hooks attached, reported once, before live events.
     let mut stream =
         session::snapshot_stream(&mut ebpf, counters, tracing, out, baseline, filters, &clock)?;
+    if let Some(m) = metrics {
+        stream.set_metrics(m);
+        stream.tick(&clock)?;
+    }
 
     let mut hangup = stdout_hangup();
     let mut watching_stdout = on_stdout;

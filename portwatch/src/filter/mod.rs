@@ -141,11 +141,14 @@ impl Filters {
     }
 
     /// All filters, on a snapshot listener (the kernel's did not see it), with the kernel's
-    /// rule (`FilterConfig::passes`): a listener passes the pid filter when any holder is listed.
+    /// rule (`FilterConfig::passes`): a listener passes the pid filter when any holder is listed,
+    /// and portwatch's own never do.
     pub fn allows_listener(&self, l: &Listener, owner: &ListenerOwner) -> bool {
         let c = &self.config;
         let p = &owner.process;
-        (c.selects(EventKind::Listen) || c.selects(EventKind::Bind))
+        // portwatch never reports itself (the kernel's filter skips it too): its metrics port.
+        !l.owners.contains(&std::process::id())
+            && (c.selects(EventKind::Listen) || c.selects(EventKind::Bind))
             && c.passes(filter::PIDS, || {
                 l.owners.iter().any(|o| self.pids.contains(o))
             })

@@ -70,7 +70,12 @@ pub struct Output<S: Sink> {
     /// The next record's sequence number. Numbers of lost events are skipped (`skip`), so the
     /// gaps in a stream are exactly its losses.
     next_seq: u64,
+    /// Records written, by kind (`WRITTEN_KINDS`), for the metrics.
+    written: [u64; 5],
 }
+
+/// The record kinds counted in `Output::written`.
+const WRITTEN_KINDS: [&str; 5] = ["bind", "listen", "accept", "close", "listener"];
 
 impl<S: Sink> Output<S> {
     /// One sink, in the format of `encoder`.
@@ -102,6 +107,7 @@ impl<S: Sink> Output<S> {
             encodings: Vec::new(),
             routes: Vec::new(),
             next_seq: 0,
+            written: [0; 5],
         }
     }
 
@@ -153,6 +159,9 @@ impl<S: Sink> Output<S> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Some(i) = WRITTEN_KINDS.iter().position(|k| *k == record.event()) {
+            self.written[i] += 1;
+        }
         let event = u64::from(record.is_event());
         let mut full = false;
         for e in &mut self.encodings {
@@ -238,6 +247,19 @@ impl<S: Sink> Output<S> {
             .encode(self.next_seq, &record, &mut line);
         self.next_seq += 1;
         line
+    }
+
+    /// Records written so far, by kind.
+    pub fn written(&self) -> Vec<(&'static str, u64)> {
+        WRITTEN_KINDS.into_iter().zip(self.written).collect()
+    }
+
+    /// Each sink's drops with the memory waiting for it.
+    pub fn queues(&self) -> Vec<(SinkDrops, usize)> {
+        self.drops()
+            .into_iter()
+            .zip(self.routes.iter().map(|r| r.sink.queued()))
+            .collect()
     }
 
     /// Event records the first sink took (tests, `doctor`).

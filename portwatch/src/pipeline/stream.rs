@@ -48,6 +48,7 @@ pub struct Stream<S: Sink> {
     decode_errors: u64,
     exec_lost: u64,
     seq: LossSequencer,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl<S: Sink> Stream<S> {
@@ -74,6 +75,7 @@ impl<S: Sink> Stream<S> {
             decode_errors: 0,
             exec_lost: 0,
             seq: LossSequencer::default(),
+            metrics: None,
         }
     }
 
@@ -218,8 +220,16 @@ impl<S: Sink> Stream<S> {
         if self.listeners.check_due() {
             self.close_unseen(clock)?;
         }
-        self.report_loss(clock)?;
+        let counts = self.report_loss(clock)?;
+        if let Some(m) = &self.metrics {
+            m.update(&self.out.written(), &counts, &self.out.queues());
+        }
         self.flush()
+    }
+
+    /// Figures for `--metrics`, kept current at each tick from now on.
+    pub fn set_metrics(&mut self, metrics: crate::metrics::Metrics) {
+        self.metrics = Some(metrics);
     }
 
     /// sock_diag tells which listeners went away without a close record (see `ListenerTable`).

@@ -58,6 +58,10 @@ pub trait Sink {
     fn truncated(&self) -> u64 {
         0
     }
+    /// Memory waiting to be written, in bytes.
+    fn queued(&self) -> usize {
+        0
+    }
     /// Reopens the destination (SIGHUP: a file moved away by logrotate).
     fn reopen(&mut self) {}
 }
@@ -77,6 +81,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn truncated(&self) -> u64 {
         (**self).truncated()
+    }
+    fn queued(&self) -> usize {
+        (**self).queued()
     }
     fn reopen(&mut self) {
         (**self).reopen();

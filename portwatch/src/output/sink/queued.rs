@@ -148,6 +148,10 @@ impl Sink for Queued {
         self.progress.truncated.load(Ordering::Acquire)
     }
 
+    fn queued(&self) -> usize {
+        self.progress.queued.load(Ordering::Acquire)
+    }
+
     fn reopen(&mut self) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Message::Reopen);
