@@ -105,6 +105,16 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
 
+    /// Turn a built-in detection off (repeatable): shell-listener, inline-interpreter-listener,
+    /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port.
+    #[arg(long, value_name = "NAME")]
+    pub no_detection: Vec<String>,
+
+    /// The ports the backdoor-port detection names (repeatable; default: 1337, 4444, 5555,
+    /// 6666, 6667, 6697, 12345, 12346, 20034, 27374, 31337, 54320, 54321).
+    #[arg(long, value_name = "PORT")]
+    pub backdoor_port: Vec<u16>,
+
     /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).
     #[arg(

@@ -33,8 +33,18 @@ struct File {
     #[serde(default)]
     events: Vec<Spanned<String>>,
     filters: Option<Filters>,
+    detections: Option<Detections>,
     #[serde(default)]
     output: Vec<Spanned<Output>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Detections {
+    #[serde(default)]
+    disable: Vec<String>,
+    #[serde(default)]
+    backdoor_ports: Vec<u16>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +191,10 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
             args.output.push(parsed);
         }
     }
+    if let Some(d) = file.detections {
+        take(&mut args.no_detection, d.disable);
+        take(&mut args.backdoor_port, d.backdoor_ports);
+    }
     if let Some(f) = file.filters {
         take(&mut args.pid, f.pid);
         take(&mut args.port, f.port);
@@ -241,6 +255,9 @@ attach = ["listen=kprobe"]
 port = [22, 443]
 exe = ["/usr/sbin/sshd"]
 
+[detections]
+disable = ["backdoor-port"]
+
 [[output]]
 sink = "file:/var/log/portwatch/events.json"
 max-size = "50M"
@@ -261,6 +278,7 @@ facility = "local3"
         assert_eq!(args.metrics, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(args.events, ["listen", "bind"]);
         assert_eq!(args.port, [22, 443]);
+        assert_eq!(args.no_detection, ["backdoor-port"]);
         assert_eq!(args.exe, [PathBuf::from("/usr/sbin/sshd")]);
         assert_eq!(args.attach.len(), 1);
         let names: Vec<String> = args.output.iter().map(OutputSpec::name).collect();

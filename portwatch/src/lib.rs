@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod detect;
 pub mod enrich;
 pub mod error;
 pub mod filter;

@@ -3,6 +3,7 @@
 //! prints for that thread.
 mod baseline;
 mod daemon;
+mod detections;
 mod doctor;
 mod errors;
 mod events;

@@ -217,8 +217,18 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
-/// syslog sinks' records; systemd-analyze and yamllint check the deployment files.
-const TEST_PACKAGES: &[&str] = &["logrotate", "rsyslog", "systemd", "yamllint"];
+/// syslog sinks' records; systemd-analyze and yamllint check the deployment files; python3,
+/// zsh, netcat and socat are the detections' real triggers.
+const TEST_PACKAGES: &[&str] = &[
+    "logrotate",
+    "rsyslog",
+    "systemd",
+    "yamllint",
+    "python3",
+    "zsh",
+    "netcat-openbsd",
+    "socat",
+];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
 /// the daemon as uid 65534 holding only those.

@@ -108,6 +108,12 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
     })
 }
 
+/// What judges the records: the baseline (`alert`) and the built-in detections.
+pub struct Judges {
+    pub baseline: Option<Baseline>,
+    pub rules: crate::detect::Rules,
+}
+
 /// The stream, once it has reported the listeners that existed before the hooks attached
 /// (their UDP sockets handed to the kernel's close tracking): what `watch` and `doctor` read
 /// the ring buffer through.
@@ -116,7 +122,7 @@ pub fn snapshot_stream<S: Sink>(
     counters: KernelCounters,
     tracing: Tracing,
     out: Output<S>,
-    baseline: Option<Baseline>,
+    judges: Judges,
     filters: Filters,
     clock: &Clock,
 ) -> Result<Stream<S>> {
@@ -128,10 +134,12 @@ pub fn snapshot_stream<S: Sink>(
         enricher,
         Box::new(counters),
         Box::new(SockDiag),
-        baseline,
+        judges.baseline,
         filters,
         ListenerTable::new(tracing.udp_closes),
     );
+    // Before the snapshot, whose listeners are judged too.
+    stream.set_rules(judges.rules);
     let watched = stream.snapshot(&listeners, clock)?;
     // Only the sockets the filters let through: the kernel reports the close of every socket in
     // its table, whoever closes it.

@@ -40,6 +40,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // A malformed baseline is refused before anything touches the kernel.
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let filters = Filters::from_args(&args)?;
+    let ports = (!args.backdoor_port.is_empty()).then(|| args.backdoor_port.clone());
+    let rules =
+        crate::detect::Rules::new(args.no_detection.clone(), ports).map_err(Error::Usage)?;
     let Session {
         mut ebpf,
         hooks,
@@ -86,8 +89,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     // After the start record, whose time is then when every hook was attached.
     // The listeners that existed before the hooks attached, reported once, before live events.
+    let judges = session::Judges { baseline, rules };
     let mut stream =
-        session::snapshot_stream(&mut ebpf, counters, tracing, out, baseline, filters, &clock)?;
+        session::snapshot_stream(&mut ebpf, counters, tracing, out, judges, filters, &clock)?;
     if let Some(m) = metrics {
         stream.set_metrics(m);
         stream.tick(&clock)?;

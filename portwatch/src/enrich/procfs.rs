@@ -215,6 +215,17 @@ pub fn resolve_exe(pid: u32, filename: &[u8]) -> String {
     if theirs.is_some() && theirs != mnt_ns("/proc/self/ns/mnt") {
         return given();
     }
+    // An exec through a descriptor (fexecve, /proc/self/fd/N: a memfd, a deleted file) names
+    // the exec'ing process's own files, which portwatch must not resolve as its own: the
+    // process's /proc/PID/exe says what runs ("/memfd:x (deleted)").
+    let by_fd = [&b"/proc/self/"[..], b"/proc/thread-self/", b"/dev/fd/"]
+        .iter()
+        .any(|p| filename.starts_with(p));
+    if by_fd {
+        return fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| text::escape_os(p.as_os_str()).into_owned())
+            .unwrap_or_else(|_| given());
+    }
     fs::canonicalize(OsStr::from_bytes(filename))
         .map(|p| text::escape_os(p.as_os_str()).into_owned())
         .unwrap_or_else(|_| given())

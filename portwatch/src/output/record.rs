@@ -10,6 +10,7 @@ use std::{
 use serde::Serialize;
 
 use super::SinkDrops;
+use crate::detect::Detection;
 
 use crate::{
     clock::{Clock, Timestamp},
@@ -61,6 +62,9 @@ pub struct ListenerRecord {
     /// Why the baseline (`watch --baseline`) does not allow this listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
+    /// What the built-in detections found (`detect`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detections: Vec<Detection>,
     /// The first owner: pid, tid, uid, gid, comm and its process context.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -94,6 +98,7 @@ impl ListenerRecord {
             shared: l.shared,
             owners: l.owners.clone(),
             alert,
+            detections: Vec::new(),
             pid: task.map(|t| t.pid),
             tid: task.map(|t| t.tid),
             uid: task.map(|t| t.uid),
@@ -166,6 +171,8 @@ pub struct SocketRecord {
     pub shared_with: Option<Vec<Neighbour>>,
     /// A new listener that the baseline (`watch --baseline`) does not allow, and why.
     pub alert: Option<String>,
+    /// What the built-in detections found (`detect`): new listeners and accepts.
+    pub detections: Vec<Detection>,
     /// close: why portwatch reports it (a UDP socket gone with its exited owner).
     pub reason: Option<&'static str>,
     /// close: how long the listener lived and how many connections it accepted.

@@ -6,6 +6,7 @@ use rustc_hash::FxHashSet;
 
 use crate::{
     clock::Clock,
+    detect::{self, Rules},
     enrich::Enricher,
     error::{Error, Result},
     filter::{
@@ -49,6 +50,7 @@ pub struct Stream<S: Sink> {
     exec_lost: u64,
     seq: LossSequencer,
     metrics: Option<crate::metrics::Metrics>,
+    rules: Rules,
 }
 
 impl<S: Sink> Stream<S> {
@@ -76,6 +78,7 @@ impl<S: Sink> Stream<S> {
             exec_lost: 0,
             seq: LossSequencer::default(),
             metrics: None,
+            rules: Rules::default(),
         }
     }
 
@@ -100,7 +103,26 @@ impl<S: Sink> Stream<S> {
             self.already_reported.insert(s.inode);
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
             self.listeners.insert_snapshot(s, holder, now);
-            let r = ListenerRecord::new(l, &owner, alert, clock.format(now));
+            let mut r = ListenerRecord::new(l, &owner, alert, clock.format(now));
+            let verb = if s.proto == Proto::Tcp {
+                "listening on"
+            } else {
+                "bound to"
+            };
+            let doing = doing(
+                verb,
+                Some(s.proto.name()),
+                Some(s.local.ip()),
+                Some(s.local.port()),
+            );
+            r.detections = self.rules.judge(&detect::Subject {
+                doing: &doing,
+                accept: false,
+                comm: r.comm.as_deref().unwrap_or("?"),
+                exe: owner.process.exe.as_deref(),
+                args: owner.process.args.as_deref(),
+                port: Some(s.local.port()),
+            });
             self.out.write(&Record::Listener(r))?;
         }
         self.out.write(&Record::SnapshotComplete(SnapshotRecord {
@@ -163,11 +185,39 @@ impl<S: Sink> Stream<S> {
         if update.already_closed {
             return Ok(());
         }
+        let judged = match e.kind {
+            SockKind::Accept => Some("accepting on"),
+            SockKind::Listen if update.new_listener.is_some() => Some("listening on"),
+            SockKind::Bind if update.new_listener.is_some() => Some("bound to"),
+            _ => None,
+        };
         let mut record = SocketRecord::new(e, process, clock);
         record.shared_with = update.shared_with;
         record.ended = update.ended;
         record.alert = alert;
+        if let Some(verb) = judged {
+            let doing = doing(
+                verb,
+                record.protocol.as_deref(),
+                record.address,
+                record.port,
+            );
+            let comm = record.comm.text();
+            record.detections = self.rules.judge(&detect::Subject {
+                doing: &doing,
+                accept: e.kind == SockKind::Accept,
+                comm: &comm,
+                exe: record.process.exe.as_deref(),
+                args: record.process.args.as_deref(),
+                port: record.port,
+            });
+        }
         self.out.write(&Record::from_socket(e.kind, record))
+    }
+
+    /// The detections to run (`--no-detection`, `--backdoor-port`).
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
     }
 
     /// A new baseline (SIGHUP), for the listeners from now on.
@@ -334,4 +384,19 @@ impl<S: Sink> Stream<S> {
             })
         }))
     }
+}
+
+/// "listening on tcp 0.0.0.0:4444", for the detections' reasons.
+fn doing(
+    verb: &str,
+    proto: Option<&str>,
+    ip: Option<std::net::IpAddr>,
+    port: Option<u16>,
+) -> String {
+    let at = match (ip, port) {
+        (Some(std::net::IpAddr::V6(ip)), Some(p)) => format!("[{ip}]:{p}"),
+        (Some(ip), Some(p)) => format!("{ip}:{p}"),
+        _ => "an unknown address".into(),
+    };
+    format!("{verb} {} {at}", proto.unwrap_or("socket"))
 }

@@ -152,8 +152,18 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
     let clock = Clock::now();
     let sink = Memory::default();
     let out = Output::new(Box::new(Native), sink.clone());
-    let mut stream =
-        session::snapshot_stream(&mut ebpf, counters, tracing, out, None, filters, &clock)?;
+    let mut stream = session::snapshot_stream(
+        &mut ebpf,
+        counters,
+        tracing,
+        out,
+        session::Judges {
+            baseline: None,
+            rules: crate::detect::Rules::default(),
+        },
+        filters,
+        &clock,
+    )?;
 
     let spawn = |e| Error::io("starting the canary (portwatch canary)", e);
     let mut child = Command::new("/proc/self/exe")

@@ -9,6 +9,7 @@ use super::{
     siem::{self, Endpoint, Task, id_string},
 };
 use crate::{
+    detect::Severity,
     enrich::host::Host,
     model::{
         net::protocol_number,
@@ -293,8 +294,30 @@ impl Encoder for Ecs {
                 None
             }
         };
+        let found = siem::detections(record);
+        if !found.is_empty() {
+            m.object("rule", |r| r.plain("name", found[0].name));
+            m.object("threat", |t| {
+                t.plain("framework", "MITRE ATT&CK");
+                t.object("technique", |tech| {
+                    tech.strs("id", found.iter().map(|d| d.technique))
+                });
+            });
+        }
         m.object("event", |e| {
-            e.plain("kind", if alert.is_some() { "alert" } else { kind });
+            let alerting = alert.is_some() || !found.is_empty();
+            e.plain("kind", if alerting { "alert" } else { kind });
+            if let Some(worst) = found.iter().map(|d| d.severity).max() {
+                // ECS's scale is the source's: 47, 73 and 99, as Elastic's own rules use.
+                e.int(
+                    "severity",
+                    match worst {
+                        Severity::Medium => 47,
+                        Severity::High => 73,
+                        Severity::Critical => 99,
+                    },
+                );
+            }
             if !category.is_empty() {
                 e.strs("category", category.iter().copied());
                 e.strs("type", types.iter().copied());
@@ -308,7 +331,7 @@ impl Encoder for Ecs {
                 Record::Stop(r) => e.plain("reason", r.reason),
                 _ => {}
             }
-            if let Some(reason) = alert {
+            if let Some(reason) = alert.or_else(|| found.first().map(|d| d.reason.as_str())) {
                 e.str("reason", reason);
             }
             e.plain("module", "portwatch");

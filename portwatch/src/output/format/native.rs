@@ -120,6 +120,9 @@ fn socket_members(r: &SocketRecord, m: &mut Members) {
     if let Some(a) = &r.alert {
         m.str("alert", a);
     }
+    if !r.detections.is_empty() {
+        m.value("detections", &r.detections);
+    }
     if let Some(r) = r.reason {
         m.plain("reason", r);
     }

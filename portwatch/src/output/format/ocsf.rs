@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     clock::epoch_ms,
+    detect::Severity,
     enrich::host::Host,
     model::{
         net::protocol_number,
@@ -66,9 +67,16 @@ const fn activity(record: &Record) -> (&'static Class, Activity) {
     }
 }
 
-/// `severity_id` and its caption: Medium for what a reader must look at (a baseline alert,
-/// lost events), Informational otherwise.
-const fn severity(record: &Record) -> (u32, &'static str) {
+/// `severity_id` and its caption: a detection's own severity (Medium, High, Critical); Medium
+/// for what a reader must look at otherwise (a baseline alert, lost events); else Informational.
+fn severity(record: &Record) -> (u32, &'static str) {
+    if let Some(worst) = siem::detections(record).iter().map(|d| d.severity).max() {
+        return match worst {
+            Severity::Medium => (3, "Medium"),
+            Severity::High => (4, "High"),
+            Severity::Critical => (5, "Critical"),
+        };
+    }
     let raised = match record {
         Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
             r.alert.is_some()

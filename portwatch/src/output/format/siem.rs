@@ -117,6 +117,9 @@ pub fn socket_extras(record: &Record, r: &SocketRecord, m: &mut Members) {
     if let Some(a) = &r.alert {
         m.str("alert", a);
     }
+    if !r.detections.is_empty() {
+        m.value("detections", &r.detections);
+    }
     if let Some(reason) = r.reason {
         m.plain("reason", reason);
     }
@@ -146,6 +149,9 @@ pub fn listener_extras(r: &ListenerRecord, m: &mut Members) {
     m.value("owners", &r.owners);
     if let Some(a) = &r.alert {
         m.str("alert", a);
+    }
+    if !r.detections.is_empty() {
+        m.value("detections", &r.detections);
     }
 }
 
@@ -194,6 +200,15 @@ pub fn own_extras(record: &Record, m: &mut Members) {
         Record::Loss(r) => m.flatten(r),
         Record::SnapshotComplete(r) => m.flatten(r),
         _ => {}
+    }
+}
+
+/// A record's detections (none for portwatch's own records).
+pub fn detections(record: &Record) -> &[crate::detect::Detection] {
+    match record {
+        Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => &r.detections,
+        Record::Listener(r) => &r.detections,
+        _ => &[],
     }
 }
 
