@@ -12,7 +12,9 @@ use std::{
 use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::harness::{Daemon, gettid, hold_sockets, proc_self, record_kind, record_pid};
+use crate::harness::{
+    Daemon, gettid, hold_sockets, proc_self, record_kind, record_pid, record_seq as sequence,
+};
 
 /// Where `cargo xtask setup` put the official definitions and their checker's Python.
 fn schemas() -> PathBuf {
@@ -77,12 +79,6 @@ fn tid(v: &Value) -> &Value {
 
 fn local_port(v: &Value) -> &Value {
     field(v, &["/destination/port", "/dst_endpoint/port"])
-}
-
-fn sequence(v: &Value) -> u64 {
-    field(v, &["/event/sequence", "/metadata/sequence"])
-        .as_u64()
-        .unwrap_or_else(|| panic!("no sequence: {v}"))
 }
 
 fn extras(v: &Value) -> &Value {

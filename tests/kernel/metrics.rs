@@ -45,9 +45,7 @@ fn metrics_are_served_on_loopback_with_the_streams_figures() {
         .unwrap()
         .port();
     let mut d = Daemon::start(&["--metrics", &port.to_string()]);
-    for _ in 0..10 {
-        drop(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-    }
+    crate::harness::binds(10);
     d.sync();
     let binds = d.seen.iter().filter(|v| ours("bind")(v)).count() as f64;
     // The figures follow the stream's counter checks: wait (bounded) for ours to show.

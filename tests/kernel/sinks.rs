@@ -16,7 +16,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, record_kind};
+use crate::harness::{Daemon, binds, record_kind, record_seq as seq};
 
 /// A fresh directory for one test.
 fn scratch(tag: &str) -> PathBuf {
@@ -39,24 +39,6 @@ fn parse_lines(bytes: &[u8], what: &str) -> Vec<Value> {
                 .unwrap_or_else(|e| panic!("{what}: a bad line ({e}): {}", l.escape_ascii()))
         })
         .collect()
-}
-
-fn seq(v: &Value) -> u64 {
-    [
-        &v["seq"],
-        &v["metadata"]["sequence"],
-        &v["event"]["sequence"],
-    ]
-    .into_iter()
-    .find_map(Value::as_u64)
-    .unwrap_or_else(|| panic!("no sequence number: {v}"))
-}
-
-/// `n` UDP binds on loopback from this thread, each its own socket, closed at once.
-fn binds(n: usize) {
-    for _ in 0..n {
-        drop(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-    }
 }
 
 /// What a stream's stop record says: (its sequence number, lost_total).

@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, record_kind};
+use crate::harness::{Daemon, binds, record_kind, record_seq as seq};
 
 /// One message as rsyslog parsed it.
 #[derive(Debug)]
@@ -175,17 +175,6 @@ impl Drop for Rsyslog {
     }
 }
 
-fn seq(v: &Value) -> u64 {
-    [
-        &v["seq"],
-        &v["metadata"]["sequence"],
-        &v["event"]["sequence"],
-    ]
-    .into_iter()
-    .find_map(Value::as_u64)
-    .unwrap_or_else(|| panic!("no sequence number: {v}"))
-}
-
 /// Which sink a message came from, by its format (each sink of these tests has its own).
 fn format_of(v: &Value) -> &'static str {
     if v["class_uid"].is_number() {
@@ -213,12 +202,6 @@ fn quiet(d: &mut Daemon) {
     drop(marker);
     let mine = crate::harness::ours("close");
     d.expect("the marker's close", |v| mine(v) && v["port"] == port);
-}
-
-fn binds(n: usize) {
-    for _ in 0..n {
-        drop(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-    }
 }
 
 #[test]

@@ -395,6 +395,27 @@ pub fn record_kind(v: &Value) -> &str {
     .unwrap_or_default()
 }
 
+/// `n` UDP binds on loopback from this thread, each its own socket, closed at once: records
+/// to fill a stream with.
+pub fn binds(n: usize) {
+    for _ in 0..n {
+        drop(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    }
+}
+
+/// A record's sequence number in any format: native `seq`, ECS `event.sequence`, OCSF
+/// `metadata.sequence`.
+pub fn record_seq(v: &Value) -> u64 {
+    [
+        &v["seq"],
+        &v["event"]["sequence"],
+        &v["metadata"]["sequence"],
+    ]
+    .into_iter()
+    .find_map(Value::as_u64)
+    .unwrap_or_else(|| panic!("no sequence number: {v}"))
+}
+
 /// A record's pid in any format: native `pid`, ECS `process.pid`, OCSF `actor.process.pid`.
 pub fn record_pid(v: &Value) -> &Value {
     [

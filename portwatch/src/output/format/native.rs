@@ -101,6 +101,12 @@ fn socket_members(r: &SocketRecord, m: &mut Members) {
     if let Some(e) = r.errno_code {
         m.int("errno_code", e);
     }
+    later_members(r, m);
+}
+
+/// A socket record's members from `scope` on (its socket's identity, how it was made, what was
+/// judged, how it ended): written alike in every format, the SIEM ones under `portwatch.*`.
+pub(super) fn later_members(r: &SocketRecord, m: &mut Members) {
     if let Some(s) = r.scope {
         m.plain("scope", s.name());
     }

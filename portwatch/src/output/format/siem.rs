@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::json::{self, Members};
 use crate::{
     clock,
-    model::{process::ProcessContext, socket::Via},
+    model::process::ProcessContext,
     output::record::{ListenerRecord, Record, SocketRecord},
 };
 
@@ -98,34 +98,7 @@ pub fn socket_extras(record: &Record, r: &SocketRecord, m: &mut Members) {
     if let Some(e) = r.errno_code {
         m.int("errno_code", e);
     }
-    if let Some(s) = r.scope {
-        m.plain("scope", s.name());
-    }
-    if let Some(i) = r.inode {
-        m.int("inode", i);
-    }
-    if let Some(i) = r.listener_inode {
-        m.int("listener_inode", i);
-    }
-    if let Via::IoUring(thread) = r.via {
-        m.plain("via", "io_uring");
-        m.plain("io_uring_thread", thread.name());
-    }
-    if let Some(n) = &r.shared_with {
-        m.value("shared_with", n);
-    }
-    if let Some(a) = &r.alert {
-        m.str("alert", a);
-    }
-    if !r.detections.is_empty() {
-        m.value("detections", &r.detections);
-    }
-    if let Some(reason) = r.reason {
-        m.plain("reason", reason);
-    }
-    if let Some(e) = &r.ended {
-        m.flatten(e);
-    }
+    super::native::later_members(r, m);
 }
 
 /// A listener record's own fields that the schemas have no place for.
