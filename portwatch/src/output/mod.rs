@@ -74,7 +74,7 @@ pub struct Output<S: Sink> {
     written: [u64; 5],
 }
 
-/// The record kinds counted in `Output::written`.
+/// The record kinds counted in `Output::written`, in the order `write` counts them.
 const WRITTEN_KINDS: [&str; 5] = ["bind", "listen", "accept", "close", "listener"];
 
 impl<S: Sink> Output<S> {
@@ -159,7 +159,15 @@ impl<S: Sink> Output<S> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Some(i) = WRITTEN_KINDS.iter().position(|k| *k == record.event()) {
+        let kind = match record {
+            Record::Bind(_) => Some(0),
+            Record::Listen(_) => Some(1),
+            Record::Accept(_) => Some(2),
+            Record::Close(_) => Some(3),
+            Record::Listener(_) => Some(4),
+            _ => None,
+        };
+        if let Some(i) = kind {
             self.written[i] += 1;
         }
         let event = u64::from(record.is_event());
@@ -227,14 +235,15 @@ impl<S: Sink> Output<S> {
         unsettled
     }
 
-    /// A record `make` makes from sink `name`'s events, drops and every sink's drops, encoded
+    /// A record `make` makes from sink `name`'s events, drops and every sink's drops (when
+    /// records list them, `lists_sinks`), encoded
     /// in its format under the next sequence number, for another destination (stderr).
     pub fn encode_alone(
         &mut self,
         name: &str,
-        make: impl Fn(u64, u64, Vec<SinkDrops>) -> Record,
+        make: impl Fn(u64, u64, Option<Vec<SinkDrops>>) -> Record,
     ) -> Vec<u8> {
-        let drops = self.drops();
+        let drops = self.lists_sinks().then(|| self.drops());
         let route = self
             .routes
             .iter()
@@ -274,7 +283,11 @@ impl<S: Sink> Output<S> {
             }
             let (records, events) = std::mem::take(&mut e.buffered);
             let lines = if e.buffer.len() < HAND_OVER {
-                let lines = Lines::copied(&e.buffer);
+                let lines = Lines {
+                    bytes: bytes::Bytes::copy_from_slice(&e.buffer),
+                    count: records,
+                    held: e.buffer.len(),
+                };
                 e.buffer.clear();
                 lines
             } else {

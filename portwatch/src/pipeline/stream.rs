@@ -379,8 +379,7 @@ impl<S: Sink> Stream<S> {
                 reason,
                 events,
                 counts: counts.with_output_dropped(dropped),
-                sinks: (drops.len() > 1 || drops.iter().any(|d| d.sink != "stdout"))
-                    .then_some(drops),
+                sinks: drops,
             })
         }))
     }

@@ -82,7 +82,9 @@ impl Ecs {
             if let Some(args) = &p.args {
                 m.strs("args", args.iter().map(String::as_str));
                 m.int("args_count", args.len());
-                m.str("command_line", &args.join(" "));
+            }
+            if let Some(cmd) = siem::command_line(p) {
+                m.str("command_line", &cmd);
             }
             if let Some(start) = &p.start_time {
                 m.str("start", start);
