@@ -106,7 +106,8 @@ pub struct WatchArgs {
     pub metrics: Option<std::net::SocketAddr>,
 
     /// Turn a built-in detection off (repeatable): shell-listener, inline-interpreter-listener,
-    /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port.
+    /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port,
+    /// privileged-port, reuseport-hijack, io-uring-listener.
     #[arg(long, value_name = "NAME")]
     pub no_detection: Vec<String>,
 
@@ -114,6 +115,11 @@ pub struct WatchArgs {
     /// 6666, 6667, 6697, 12345, 12346, 20034, 27374, 31337, 54320, 54321).
     #[arg(long, value_name = "PORT")]
     pub backdoor_port: Vec<u16>,
+
+    /// A program allowed to listen and accept through io_uring, quiet for the io-uring-listener
+    /// detection (repeatable): an executable's path, or a file name for any path.
+    #[arg(long, value_name = "EXE")]
+    pub uring_allow: Vec<String>,
 
     /// Kernel ring buffer size in bytes: a power of two from 4096 to 268435456 (256 MiB).
     /// Bigger absorbs longer bursts before events are lost (and counted).

@@ -45,6 +45,8 @@ struct Detections {
     disable: Vec<String>,
     #[serde(default)]
     backdoor_ports: Vec<u16>,
+    #[serde(default)]
+    uring_allow: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +196,7 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     if let Some(d) = file.detections {
         take(&mut args.no_detection, d.disable);
         take(&mut args.backdoor_port, d.backdoor_ports);
+        take(&mut args.uring_allow, d.uring_allow);
     }
     if let Some(f) = file.filters {
         take(&mut args.pid, f.pid);
@@ -257,6 +260,7 @@ exe = ["/usr/sbin/sshd"]
 
 [detections]
 disable = ["backdoor-port"]
+uring_allow = ["/usr/sbin/nginx"]
 
 [[output]]
 sink = "file:/var/log/portwatch/events.json"
@@ -279,6 +283,7 @@ facility = "local3"
         assert_eq!(args.events, ["listen", "bind"]);
         assert_eq!(args.port, [22, 443]);
         assert_eq!(args.no_detection, ["backdoor-port"]);
+        assert_eq!(args.uring_allow, ["/usr/sbin/nginx"]);
         assert_eq!(args.exe, [PathBuf::from("/usr/sbin/sshd")]);
         assert_eq!(args.attach.len(), 1);
         let names: Vec<String> = args.output.iter().map(OutputSpec::name).collect();

@@ -243,3 +243,73 @@ fn a_detection_turned_off_stays_quiet_and_findings_map_into_ecs_and_ocsf() {
         crate::formats::check(format, &records);
     }
 }
+
+/// A port below 1024 nobody on the host listens on now.
+fn free_privileged_port() -> u16 {
+    (700..1000)
+        .find(|&p| TcpListener::bind(("0.0.0.0", p)).is_ok())
+        .expect("a free port below 1024")
+}
+
+/// Python's http.server as `nobody` on `port`, started through `how` (setpriv and the rest).
+fn nobody_serving(how: &[&str], port: u16) -> Running {
+    let serve = format!("exec {PYTHON} -m http.server --bind 0.0.0.0 {port}");
+    let mut args: Vec<&str> = how.to_vec();
+    args.extend(["sh", "-c", &serve]);
+    let mut cmd = Command::new(args[0]);
+    cmd.args(&args[1..]).current_dir("/");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+#[test]
+fn a_privileged_port_without_root_is_flagged_with_how_it_was_allowed() {
+    let mut d = Daemon::start(&[]);
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let caps = [
+        "--inh-caps=+net_bind_service",
+        "--ambient-caps=+net_bind_service",
+    ];
+
+    // Granted CAP_NET_BIND_SERVICE.
+    let port = free_privileged_port();
+    let mut how = vec!["setpriv"];
+    how.extend(nobody.iter().chain(&caps));
+    let granted = nobody_serving(&how, port);
+    let v = listener(&mut d, granted.0.id(), port);
+    let found = detection(&v, "privileged-port");
+    assert_eq!(v["uid"], 65534, "{v}");
+    let reason = found["reason"].as_str().unwrap();
+    assert!(reason.contains("through CAP_NET_BIND_SERVICE"), "{v}");
+    assert!(reason.contains("uid 65534"), "{v}");
+
+    // No capability: its own network namespace lowered ip_unprivileged_port_start.
+    let lowered = format!(
+        "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && exec setpriv {} \"$0\" \"$@\"",
+        nobody.join(" ")
+    );
+    let sysctl = nobody_serving(&["unshare", "--net", "sh", "-c", &lowered], 80);
+    let v = listener(&mut d, sysctl.0.id(), 80);
+    let reason = detection(&v, "privileged-port")["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("ip_unprivileged_port_start"), "{v}");
+
+    // The look-alikes: root on a privileged port, nobody on an ordinary one.
+    let port = free_privileged_port();
+    let root = nobody_serving(&["env"], port);
+    let v = listener(&mut d, root.0.id(), port);
+    assert!(names(&v).is_empty(), "{v}");
+    let port = free_port();
+    let mut how = vec!["setpriv"];
+    how.extend(nobody);
+    let ordinary = nobody_serving(&how, port);
+    let v = listener(&mut d, ordinary.0.id(), port);
+    assert!(names(&v).is_empty(), "{v}");
+}

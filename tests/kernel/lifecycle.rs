@@ -137,7 +137,18 @@ fn a_different_program_joining_a_served_port_is_named() {
     .unwrap();
     mine.listen(8).unwrap();
     let port = mine.local_addr().unwrap().as_socket().unwrap().port();
-    d.expect("our listen", |v| ours("listen")(v) && v["port"] == port);
+    let first = d.expect("our listen", |v| ours("listen")(v) && v["port"] == port);
+    // A second socket of the same program joining (one server's workers) is not a hijack.
+    let worker = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    worker.set_reuse_port(true).unwrap();
+    worker.bind(&mine.local_addr().unwrap()).unwrap();
+    worker.listen(8).unwrap();
+    let first_inode = first["inode"].clone();
+    let second = d.expect("our second listen", |v| {
+        ours("listen")(v) && v["port"] == port && v["inode"] != first_inode
+    });
+    assert!(second.get("shared_with").is_none(), "{second}");
+    assert!(second.get("detections").is_none(), "{second}");
     // ...and another executable joins it.
     let (mut child, tcp_port, _) = hold_sockets(&[port.to_string()], None);
     assert_eq!(tcp_port, port);
@@ -148,7 +159,15 @@ fn a_different_program_joining_a_served_port_is_named() {
     child.kill();
     assert_eq!(
         joined["shared_with"],
-        serde_json::json!([{"pid": std::process::id(), "exe": proc_self().exe}]),
+        serde_json::json!([{"pid": std::process::id(), "exe": proc_self().exe, "uid": 0}]),
+        "{joined}"
+    );
+    let found = &joined["detections"][0];
+    assert_eq!(found["name"], "reuseport-hijack", "{joined}");
+    assert_eq!(found["technique"], "T1557", "{joined}");
+    let ours_named = format!("pid {} ({}, uid 0)", std::process::id(), proc_self().exe);
+    assert!(
+        found["reason"].as_str().unwrap().contains(&ours_named),
         "{joined}"
     );
     // Our own listen had nobody to share with.

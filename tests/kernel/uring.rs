@@ -14,7 +14,14 @@ use crate::harness::{Daemon, Helper, uring_listen_helper};
 
 /// Runs tests/helpers/uring_listen in `mode` and checks each of its records.
 fn through_io_uring(mode: &str, thread: &str) {
-    let mut d = Daemon::start(&[]);
+    run_helper(mode, thread, &[]);
+}
+
+/// The io-uring-listener detection on the helper's accept (and listen, where io_uring made it):
+/// there unless the daemon runs with `daemon_args` allowing it.
+fn run_helper(mode: &str, thread: &str, daemon_args: &[&str]) {
+    let allowed = !daemon_args.is_empty();
+    let mut d = Daemon::start(daemon_args);
     let mut child = Command::new(uring_listen_helper())
         .arg(mode)
         .stdin(Stdio::piped())
@@ -42,6 +49,19 @@ fn through_io_uring(mode: &str, thread: &str) {
     let by = |kind: &'static str| {
         move |v: &Value| v["event"] == kind && v["pid"] == pid && v["port"] == port
     };
+    let exe = uring_listen_helper().to_str().unwrap();
+    let flagged = |v: &Value| {
+        let found = v["detections"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["name"] == "io-uring-listener"));
+        if allowed {
+            assert!(found.is_none(), "on the allowlist: {v}");
+        } else {
+            let found = found.unwrap_or_else(|| panic!("no io-uring-listener: {v}"));
+            assert_eq!(found["technique"], "T1562.006", "{v}");
+            assert!(found["reason"].as_str().unwrap().contains(exe), "{v}");
+        }
+    };
     let check = |v: &Value| {
         assert_eq!(v["via"], "io_uring", "{v}");
         assert_eq!(v["io_uring_thread"], thread, "{v}");
@@ -62,6 +82,7 @@ fn through_io_uring(mode: &str, thread: &str) {
     } else {
         check(&accept);
     }
+    flagged(&accept);
     assert_eq!(accept["remote_port"], client_port, "{accept}");
     assert!(accept["listener_inode"].as_u64().is_some(), "{accept}");
     if !bind_and_listen {
@@ -72,6 +93,7 @@ fn through_io_uring(mode: &str, thread: &str) {
     assert_eq!(bind["requested_port"], 0, "{bind}");
     let listen = d.expect("io_uring listen", by("listen"));
     check(&listen);
+    flagged(&listen);
     assert_eq!(listen["backlog"], 7, "{listen}");
     assert_eq!(listen["success"], true, "{listen}");
     if tracepoints {
@@ -107,4 +129,10 @@ fn bind_listen_accept_run_by_the_sqpoll_thread() {
 #[test]
 fn bind_listen_accept_run_by_io_uring_workers() {
     through_io_uring("async", "worker");
+}
+
+#[test]
+fn a_program_on_the_io_uring_allowlist_is_not_flagged() {
+    let name = uring_listen_helper().file_name().unwrap().to_str().unwrap();
+    run_helper("inline", "submitter", &["--uring-allow", name]);
 }

@@ -42,7 +42,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let filters = Filters::from_args(&args)?;
     let ports = (!args.backdoor_port.is_empty()).then(|| args.backdoor_port.clone());
     let rules =
-        crate::detect::Rules::new(args.no_detection.clone(), ports).map_err(Error::Usage)?;
+        crate::detect::Rules::new(args.no_detection.clone(), ports, args.uring_allow.clone())
+            .map_err(Error::Usage)?;
     let Session {
         mut ebpf,
         hooks,

@@ -64,6 +64,7 @@ pub struct Neighbour {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<Arc<str>>,
+    pub uid: u32,
 }
 
 /// Who held a listener, remembered for records written after the holder is gone.

@@ -18,7 +18,7 @@ use crate::{
         loss::LossCounts,
         net::Proto,
         process::ProcessContext,
-        socket::{SockKind, SocketEvent},
+        socket::{SockKind, SocketEvent, Via},
     },
     output::{
         Output,
@@ -117,11 +117,13 @@ impl<S: Sink> Stream<S> {
             );
             r.detections = self.rules.judge(&detect::Subject {
                 doing: &doing,
-                accept: false,
+                pid: owner.task.as_ref().map_or(0, |t| t.pid),
                 comm: r.comm.as_deref().unwrap_or("?"),
                 exe: owner.process.exe.as_deref(),
                 args: owner.process.args.as_deref(),
+                uid: Some(uid.unwrap_or(s.uid)),
                 port: Some(s.local.port()),
+                ..detect::Subject::default()
             });
             self.out.write(&Record::Listener(r))?;
         }
@@ -203,19 +205,27 @@ impl<S: Sink> Stream<S> {
                 record.port,
             );
             let comm = record.comm.text();
+            // Only SO_REUSEPORT lets a second TCP listener share an address and port.
+            let joined = (e.kind == SockKind::Listen)
+                .then_some(record.shared_with.as_deref())
+                .flatten();
             record.detections = self.rules.judge(&detect::Subject {
                 doing: &doing,
                 accept: e.kind == SockKind::Accept,
+                pid: e.task.pid,
                 comm: &comm,
                 exe: record.process.exe.as_deref(),
                 args: record.process.args.as_deref(),
+                uid: Some(e.task.uid),
                 port: record.port,
+                joined,
+                io_uring: matches!(e.via, Via::IoUring(_)),
             });
         }
         self.out.write(&Record::from_socket(e.kind, record))
     }
 
-    /// The detections to run (`--no-detection`, `--backdoor-port`).
+    /// The detections to run (`--no-detection`, `--backdoor-port`, `--uring-allow`).
     pub fn set_rules(&mut self, rules: Rules) {
         self.rules = rules;
     }

@@ -306,6 +306,7 @@ mod tests {
         r.shared_with = Some(vec![Neighbour {
             pid: 7,
             exe: Some("/usr/sbin/sshd".into()),
+            uid: 0,
         }]);
         r.alert = Some("port 22 is \"not\" allowed".into());
         r.reason = Some("owner exited");
@@ -317,7 +318,7 @@ mod tests {
         let v = to_json(&Record::Close(r));
         assert_eq!(
             v["shared_with"],
-            json!([{"pid": 7, "exe": "/usr/sbin/sshd"}])
+            json!([{"pid": 7, "exe": "/usr/sbin/sshd", "uid": 0}])
         );
         assert_eq!(v["alert"], "port 22 is \"not\" allowed");
         assert_eq!(v["reason"], "owner exited");

@@ -108,24 +108,22 @@ impl ListenerTable {
         }
     }
 
-    /// Programs other than `exe` already serving `proto` on an overlapping address and port.
-    pub fn neighbours(
-        &self,
-        inode: u64,
-        proto: Proto,
-        local: Bound,
-        exe: Option<&str>,
-    ) -> Vec<Neighbour> {
-        let same_port = self.by_port.get(&(proto, local.local.port()));
+    /// The listeners of other executables or users already serving `new`'s protocol on an
+    /// overlapping address and port in its network namespace (`inode` is `new` itself).
+    pub fn neighbours(&self, inode: u64, new: &Live) -> Vec<Neighbour> {
+        let same_port = self.by_port.get(&(new.proto, new.bound.local.port()));
         let mut out: Vec<Neighbour> = same_port
             .into_iter()
             .flatten()
             .filter(|&&i| i != inode)
             .filter_map(|i| self.by_inode.get(i))
-            .filter(|l| overlaps(l.bound, local) && l.owner.exe.as_deref() != exe)
+            .filter(|l| l.netns == new.netns || l.netns == 0 || new.netns == 0)
+            .filter(|l| overlaps(l.bound, new.bound))
+            .filter(|l| l.owner.exe != new.owner.exe || l.owner.uid != new.owner.uid)
             .map(|l| Neighbour {
                 pid: l.owner.pid,
                 exe: l.owner.exe.clone(),
+                uid: l.owner.uid,
             })
             .collect();
         out.sort_by_key(|n| n.pid);
@@ -134,7 +132,11 @@ impl ListenerTable {
     }
 
     /// A listener of the start-up snapshot, held by `holder`: its lifetime counts from `now_ns`.
-    pub fn insert_snapshot(&mut self, s: &BoundSocket, holder: Holder, now_ns: u64) {
+    pub fn insert_snapshot(&mut self, s: &BoundSocket, mut holder: Holder, now_ns: u64) {
+        if holder.pid == 0 {
+            // Its owner unknown: the socket's own user (who made it) is still known.
+            holder.uid = s.uid;
+        }
         let live = Live {
             proto: s.proto,
             bound: s.bound(),
@@ -163,23 +165,22 @@ impl ListenerTable {
                 if e.errno == 0 =>
             {
                 update.new_listener = Some((proto, s.local));
-                let local = Bound {
-                    local: s.local,
-                    v6only: None,
+                let live = Live {
+                    proto,
+                    bound: Bound {
+                        local: s.local,
+                        v6only: None,
+                    },
+                    since_ns: e.task.boot_ns,
+                    from_snapshot: false,
+                    accepted: 0,
+                    owner: Holder::new(Some(&e.task), process),
+                    netns: e.task.netns.unwrap_or(0),
+                    owner_exited: false,
                 };
-                let others = self.neighbours(inode, proto, local, process.exe.as_deref());
+                let others = self.neighbours(inode, &live);
                 update.shared_with = (!others.is_empty()).then_some(others);
                 if keep {
-                    let live = Live {
-                        proto,
-                        bound: local,
-                        since_ns: e.task.boot_ns,
-                        from_snapshot: false,
-                        accepted: 0,
-                        owner: Holder::new(Some(&e.task), process),
-                        netns: e.task.netns.unwrap_or(0),
-                        owner_exited: false,
-                    };
                     self.insert(inode, live);
                 }
             }

@@ -61,18 +61,36 @@ fn names_other_programs_on_the_same_port() {
         local: "127.0.0.1:8080".parse().unwrap(),
         v6only: None,
     };
-    let same_exe = t.neighbours(9, Proto::Tcp, local, Some("/usr/bin/app"));
+    let joiner = |exe: &str| Live {
+        bound: local,
+        ..live(Proto::Tcp, "127.0.0.1:8080", 12, exe, 0)
+    };
+    let same_exe = t.neighbours(9, &joiner("/usr/bin/app"));
     assert!(
         same_exe.is_empty(),
         "SO_REUSEPORT workers of one program are not flagged"
     );
-    let other = t.neighbours(9, Proto::Tcp, local, Some("/tmp/intruder"));
+    let other = t.neighbours(9, &joiner("/tmp/intruder"));
     assert_eq!(
         other,
         vec![Neighbour {
             pid: 10,
-            exe: Some("/usr/bin/app".into())
+            exe: Some("/usr/bin/app".into()),
+            uid: 0,
         }]
+    );
+    let mut other_user = joiner("/usr/bin/app");
+    other_user.owner.uid = 1000;
+    assert_eq!(
+        t.neighbours(9, &other_user).len(),
+        1,
+        "another user of the same program"
+    );
+    let mut elsewhere = joiner("/tmp/intruder");
+    elsewhere.netns = NETNS + 1;
+    assert!(
+        t.neighbours(9, &elsewhere).is_empty(),
+        "the same port in another network namespace is another port"
     );
 }
 
@@ -85,23 +103,12 @@ fn a_v6only_wildcard_does_not_overlap_ipv4() {
     let mut v6 = live(Proto::Tcp, "[::]:80", 10, "/usr/sbin/web6", 0);
     v6.bound.v6only = Some(true);
     t.insert(1, v6);
-    let ipv4 = |a: &str| Bound {
-        local: a.parse().unwrap(),
-        v6only: None,
-    };
-    assert!(
-        t.neighbours(2, Proto::Tcp, ipv4("127.0.0.1:80"), Some("/x"))
-            .is_empty()
-    );
-    assert_eq!(
-        t.neighbours(2, Proto::Tcp, ipv4("[::1]:80"), Some("/x"))
-            .len(),
-        1
-    );
+    let ipv4 = |a: &str| live(Proto::Tcp, a, 20, "/x", 0);
+    assert!(t.neighbours(2, &ipv4("127.0.0.1:80")).is_empty());
+    assert_eq!(t.neighbours(2, &ipv4("[::1]:80")).len(), 1);
     t.insert(3, live(Proto::Tcp, "[::]:81", 11, "/usr/sbin/dual", 0));
     assert_eq!(
-        t.neighbours(4, Proto::Tcp, ipv4("127.0.0.1:81"), Some("/x"))
-            .len(),
+        t.neighbours(4, &ipv4("127.0.0.1:81")).len(),
         1,
         "v6only unknown: dual-stack, the Linux default"
     );

@@ -1,0 +1,149 @@
+//! Rules on what runs: a shell or an inline interpreter serving connections, netcat, a program
+//! from memory or deleted, a fake kernel thread.
+use super::{Findings, Severity, Subject, program, who};
+
+const SHELLS: [&str; 9] = [
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "busybox",
+];
+
+/// Interpreters: the flags that give them an inline program, the options that take a value
+/// (skipped with it), and their technique. The first other argument (a script, `-m`'s module)
+/// ends the interpreter's own options: a `-c` after it is the program's.
+const INTERPRETERS: [(&str, &[&str], &[&str], &str); 6] = [
+    ("python", &["-c"], &["-W", "-X"], "T1059.006"),
+    ("perl", &["-e", "-E"], &["-I", "-M"], "T1059"),
+    ("ruby", &["-e"], &["-I", "-r"], "T1059"),
+    ("php", &["-r"], &["-c", "-d"], "T1059"),
+    (
+        "node",
+        &["-e", "--eval", "-p", "--print"],
+        &["-r", "--require"],
+        "T1059.007",
+    ),
+    ("lua", &["-e"], &["-l"], "T1059"),
+];
+
+const NETCATS: [&str; 6] = [
+    "nc",
+    "ncat",
+    "netcat",
+    "nc.openbsd",
+    "nc.traditional",
+    "socat",
+];
+
+const KERNEL_THREADS: [&str; 6] = [
+    "kworker",
+    "ksoftirqd",
+    "kthreadd",
+    "migration/",
+    "rcu_",
+    "kswapd",
+];
+
+/// The inline-program flag among the interpreter's own options, if any.
+fn inline_flag<'a>(args: &'a [String], flags: &[&str], with_value: &[&str]) -> Option<&'a str> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if flags.contains(&a.as_str()) {
+            return Some(a);
+        }
+        if with_value.contains(&a.as_str()) {
+            it.next();
+        } else if !a.starts_with('-') || a == "-" || a == "--" || a == "-m" {
+            return None;
+        }
+    }
+    None
+}
+
+/// `python3.11` → `python`; `nodejs` → `node`.
+fn family(name: &str) -> &str {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if base == "nodejs" { "node" } else { base }
+}
+
+fn is_shell(s: &Subject, prog: &str) -> bool {
+    SHELLS.contains(&prog) || SHELLS.contains(&s.comm)
+}
+
+pub(super) fn judge(s: &Subject, f: &mut Findings) {
+    let prog = program(s);
+    let who = who(s);
+    if is_shell(s, prog) {
+        f.add(
+            "shell-listener",
+            Severity::High,
+            "T1059.004",
+            format!("{who} {}: a shell does not serve connections", s.doing),
+        );
+    }
+    let fam = family(prog);
+    if let Some((_, flags, with_value, technique)) = INTERPRETERS.iter().find(|(f, ..)| *f == fam) {
+        let args = s.args.unwrap_or_default();
+        if let Some(flag) = inline_flag(args, flags, with_value) {
+            f.add(
+                "inline-interpreter-listener",
+                Severity::High,
+                technique,
+                format!(
+                    "{who} {} from an inline program ({flag}), not a script or module",
+                    s.doing
+                ),
+            );
+        }
+    }
+    if !s.accept && NETCATS.contains(&prog) {
+        let args = s.args.unwrap_or_default();
+        let runs = args.iter().skip(1).find(|a| {
+            matches!(a.as_str(), "-e" | "-c" | "--exec" | "--sh-exec")
+                || a.starts_with("EXEC:")
+                || a.starts_with("SYSTEM:")
+        });
+        match runs {
+            Some(how) => f.add(
+                "netcat-listener",
+                Severity::Critical,
+                "T1059",
+                format!("{who} {}, running a command for its peer ({how})", s.doing),
+            ),
+            None => f.add(
+                "netcat-listener",
+                Severity::High,
+                "T1571",
+                format!("{who} {}", s.doing),
+            ),
+        }
+    }
+    if let Some(exe) = s.exe {
+        if exe.starts_with("/memfd:") {
+            f.add(
+                "fileless-listener",
+                Severity::Critical,
+                "T1620",
+                format!(
+                    "{who} {}: its executable is a memfd, in memory only",
+                    s.doing
+                ),
+            );
+        } else if exe.ends_with(" (deleted)") {
+            f.add(
+                "fileless-listener",
+                Severity::Critical,
+                "T1070.004",
+                format!("{who} {}: its executable was deleted", s.doing),
+            );
+        }
+    }
+    if s.exe.is_some() && KERNEL_THREADS.iter().any(|k| s.comm.starts_with(k)) {
+        f.add(
+            "kernel-thread-name",
+            Severity::High,
+            "T1036.004",
+            format!(
+                "{who} {}: a user process named like a kernel thread",
+                s.doing
+            ),
+        );
+    }
+}
