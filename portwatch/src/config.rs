@@ -345,4 +345,23 @@ facility = "local3"
             assert!(!e.contains('\n'), "one line: {e}");
         }
     }
+
+    /// The README's example is a real file: it parses, and every key lands where it says.
+    #[test]
+    fn the_readme_example_is_a_valid_file() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Configuration file").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let mut args = watch(&[]);
+        merge(&mut args, &NOT_GIVEN, text, "README.md").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.format, Format::Ocsf);
+        assert_eq!(
+            args.baseline,
+            Some(PathBuf::from("/etc/portwatch/baseline"))
+        );
+        assert_eq!(args.no_detection, ["backdoor-port"]);
+        assert_eq!(args.port, [22, 443]);
+        assert_eq!(args.output.len(), 2);
+    }
 }
