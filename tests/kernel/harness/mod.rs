@@ -438,6 +438,11 @@ pub fn ours(kind: &'static str) -> impl Fn(&Value) -> bool {
 /// Runs a command to completion (bounded) and returns (exit code, stdout, stderr). Output is
 /// read while the command runs, so a large output cannot fill the pipe and stall it.
 pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
+    run_to_exit_within(cmd, START_TIMEOUT)
+}
+
+/// `run_to_exit` with a bound of its own, for a command that loads more than a daemon does.
+pub fn run_to_exit_within(cmd: &mut Command, bound: Duration) -> (i32, String, String) {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -448,7 +453,7 @@ pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(START_TIMEOUT) {
+    match rx.recv_timeout(bound) {
         Ok(out) => {
             let out = out.expect("wait");
             (
@@ -460,7 +465,7 @@ pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
         Err(_) => {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("{cmd:?} did not exit within {START_TIMEOUT:?}");
+            panic!("{cmd:?} did not exit within {bound:?}");
         }
     }
 }
