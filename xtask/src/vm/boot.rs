@@ -86,14 +86,19 @@ pub(super) fn boot(
     if !passed {
         let text = fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(120).collect();
-        eprintln!(
-            "---- serial log of Linux {} (last 120 lines) ----",
+        // One write, so that the other guest's lines cannot land in the middle of it.
+        let mut block = format!(
+            "---- serial log of Linux {} (last 120 lines) ----\n",
             kernel.name
         );
         for l in tail.into_iter().rev() {
-            eprintln!("{l}");
+            block.push_str(l);
+            block.push('\n');
         }
-        eprintln!("---- end of serial log; qemu: {status} {qemu_err}");
+        block.push_str(&format!(
+            "---- end of serial log; qemu: {status} {qemu_err}\n"
+        ));
+        let _ = std::io::stderr().lock().write_all(block.as_bytes());
         if Instant::now() >= deadline {
             bail!("the guest did not finish within {BOOT_LIMIT:?}");
         }
