@@ -179,9 +179,32 @@ pub struct ExecEvent {
     pub filename_len: u16,
     /// Bytes used in `args`: NUL-separated, as in /proc/PID/cmdline.
     pub args_len: u16,
-    pub _pad: u32,
+    /// Bit N set: the new image's descriptor N (0 stdin, 1 stdout, 2 stderr) is an IPv4 or IPv6
+    /// socket, the mark of a bind or reverse shell.
+    pub stdio_sockets: u8,
+    pub _pad: [u8; 3],
+    /// The lowest of those sockets, when `stdio_sockets` is not 0.
+    pub stdio: SockEnds,
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
+}
+
+/// A socket's family, protocol, type and both endpoints, as `SockEvent` has them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SockEnds {
+    /// AF_INET / AF_INET6; 0 when not read.
+    pub family: u8,
+    pub _pad: u8,
+    pub protocol: u16,
+    pub sock_type: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub _pad2: [u8; 6],
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    /// The socket's inode number, 0 if unknown.
+    pub inode: u64,
 }
 
 /// A process (thread group leader) exiting.
@@ -195,7 +218,8 @@ pub struct ExitEvent {
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
 const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1392);
+const _: () = assert!(core::mem::size_of::<SockEnds>() == 56);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1448);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
 
 /// `SockEvent::via`: the call came from a syscall (or its path is unknown).

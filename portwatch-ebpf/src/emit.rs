@@ -79,7 +79,8 @@ pub fn init_event(ev: &mut SockEvent, kind: EventKind) {
     fill_task(&mut ev.task);
 }
 
-fn is_inet(family: u8) -> bool {
+#[inline(always)]
+pub fn is_inet(family: u8) -> bool {
     family as u16 == AF_INET || family as u16 == AF_INET6
 }
 

@@ -6,7 +6,7 @@ use aya_ebpf::helpers::{
     generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
 };
 use portwatch_common::{
-    ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEvent, TASK_LOGINUID, TCP_LISTEN, TaskInfo,
+    ABSENT, AF_INET, AF_INET6, FLAG_SOCK, SockEnds, SockEvent, TASK_LOGINUID, TCP_LISTEN, TaskInfo,
     VIA_IO_URING, VIA_IO_URING_SQPOLL, VIA_IO_URING_WORKER, VIA_SYSCALL,
 };
 
@@ -152,33 +152,65 @@ pub fn fill_from_sock(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError
     read
 }
 
+/// Reads family, protocol, type, both endpoints and inode of `$sk` into the fields of those
+/// names of `$e` (a `SockEvent` or a `SockEnds`), returning early on a failed read. A macro
+/// rather than a shared struct so that neither record needs a copy on the 512-byte stack.
+macro_rules! read_sock_fields {
+    ($sk:expr, $e:expr) => {{
+        let sk: *const u8 = $sk;
+        let family: u16 = read(sk.wrapping_add(offset!(sk_family)))?;
+        $e.family = family as u8;
+        $e.protocol = read(sk.wrapping_add(offset!(sk_protocol)))?;
+        $e.sock_type = read(sk.wrapping_add(offset!(sk_type)))?;
+        $e.local_port = read(sk.wrapping_add(offset!(sk_num)))?;
+        if $e.local_port == 0 {
+            // A listener that closes has already given its port back (inet_put_port zeroes
+            // inet_num before the state change is traced); inet_sport still holds it.
+            let sport: u16 = read(sk.wrapping_add(offset!(sk_sport)))?;
+            $e.local_port = u16::from_be(sport);
+        }
+        let dport: u16 = read(sk.wrapping_add(offset!(sk_dport)))?;
+        $e.remote_port = u16::from_be(dport);
+        if family == AF_INET {
+            let local: [u8; 4] = read(sk.wrapping_add(offset!(sk_rcv_saddr)))?;
+            let remote: [u8; 4] = read(sk.wrapping_add(offset!(sk_daddr)))?;
+            $e.local_addr[..4].copy_from_slice(&local);
+            $e.remote_addr[..4].copy_from_slice(&remote);
+        } else if family == AF_INET6 {
+            $e.local_addr = read(sk.wrapping_add(offset!(sk_v6_rcv_saddr)))?;
+            $e.remote_addr = read(sk.wrapping_add(offset!(sk_v6_daddr)))?;
+        }
+        $e.inode = socket_inode(sk);
+    }};
+}
+
 #[inline(always)]
 fn fill_sock_fields(sk: *const u8, ev: &mut SockEvent) -> Result<(), ReadError> {
-    let family: u16 = read(sk.wrapping_add(offset!(sk_family)))?;
-    ev.family = family as u8;
-    ev.protocol = read(sk.wrapping_add(offset!(sk_protocol)))?;
-    ev.sock_type = read(sk.wrapping_add(offset!(sk_type)))?;
-    ev.local_port = read(sk.wrapping_add(offset!(sk_num)))?;
-    if ev.local_port == 0 {
-        // A listener that closes has already given its port back (inet_put_port zeroes
-        // inet_num before the state change is traced); inet_sport still holds it.
-        let sport: u16 = read(sk.wrapping_add(offset!(sk_sport)))?;
-        ev.local_port = u16::from_be(sport);
-    }
-    let dport: u16 = read(sk.wrapping_add(offset!(sk_dport)))?;
-    ev.remote_port = u16::from_be(dport);
-    if family == AF_INET {
-        let local: [u8; 4] = read(sk.wrapping_add(offset!(sk_rcv_saddr)))?;
-        let remote: [u8; 4] = read(sk.wrapping_add(offset!(sk_daddr)))?;
-        ev.local_addr[..4].copy_from_slice(&local);
-        ev.remote_addr[..4].copy_from_slice(&remote);
-    } else if family == AF_INET6 {
-        ev.local_addr = read(sk.wrapping_add(offset!(sk_v6_rcv_saddr)))?;
-        ev.remote_addr = read(sk.wrapping_add(offset!(sk_v6_daddr)))?;
-    }
+    read_sock_fields!(sk, ev);
     ev.header.flags |= FLAG_SOCK;
-    ev.inode = socket_inode(sk);
     Ok(())
+}
+
+/// Family, protocol, type, both endpoints and inode of `sk` (all zero when a read fails).
+#[inline(always)]
+pub fn read_ends(sk: *const u8, e: &mut SockEnds) -> Result<(), ReadError> {
+    let read = read_ends_fields(sk, e);
+    if read.is_err() {
+        *e = SockEnds::default();
+    }
+    read
+}
+
+#[inline(always)]
+fn read_ends_fields(sk: *const u8, e: &mut SockEnds) -> Result<(), ReadError> {
+    read_sock_fields!(sk, e);
+    Ok(())
+}
+
+/// The family of `sk` (AF_INET, AF_UNIX, ...).
+#[inline(always)]
+pub fn sock_family(sk: *const u8) -> Result<u16, ReadError> {
+    read(sk.wrapping_add(offset!(sk_family)))
 }
 
 /// The inode number of `sk`'s socket (SOCK_INODE(sk->sk_socket)->i_ino), 0 if it has none.

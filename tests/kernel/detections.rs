@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{Daemon, hold_sockets_named};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -19,10 +19,10 @@ fn free_port() -> u16 {
 }
 
 /// A child that is killed when the test is done with it.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Running {
-    fn spawn(program: &str, args: &[&str]) -> Self {
+    pub(crate) fn spawn(program: &str, args: &[&str]) -> Self {
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())

@@ -1,5 +1,6 @@
 //! The SIEM formats from the real kernel: every line of an ECS and an OCSF run, covering every
-//! record kind (a snapshot listener, each socket event, a failed bind, a loss, start and stop),
+//! record kind (a snapshot listener, each socket event, a failed bind, an exec on a socket, a
+//! loss, start and stop),
 //! is checked against the official definitions by tests/schemas/check.py, and the fields that
 //! carry the event against what this test did.
 use std::{
@@ -123,6 +124,11 @@ fn every_event(format: &str) -> Vec<Value> {
     assert!(refused.is_err());
     let udp = UdpSocket::bind("[::1]:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
+    // A program started with the client's socket as stdin: an exec record (medium).
+    let on_socket = std::os::fd::OwnedFd::from(client.try_clone().unwrap());
+    let started = Command::new("/bin/true").stdin(on_socket).spawn().unwrap();
+    let started_pid = started.id();
+    assert!(started.wait_with_output().unwrap().status.success());
     drop((accepted, client, udp));
     drop(listener);
 
@@ -138,6 +144,22 @@ fn every_event(format: &str) -> Vec<Value> {
         ours("close")(v) && local_port(v) == udp_port
     });
     let close = d.expect("close", |v| ours("close")(v) && local_port(v) == port);
+    let exec = d.expect("exec on a socket", |v| {
+        record_kind(v) == "exec" && record_pid(v) == started_pid
+    });
+    assert_eq!(
+        extras(&exec)["stdio"],
+        serde_json::json!(["stdin"]),
+        "{exec}"
+    );
+    assert_eq!(
+        field(
+            &exec,
+            &["/destination/port", "/unmapped/portwatch/remote_port"]
+        ),
+        port,
+        "{exec}"
+    );
     for v in [&bind, &listen, &accept, &close] {
         assert_eq!(
             field(v, &["/process/executable", "/actor/process/file/path"]),
@@ -162,6 +184,9 @@ fn every_event(format: &str) -> Vec<Value> {
         assert_eq!(accept["type_uid"], 400_101, "{accept}");
         assert_eq!(listen["connection_info"]["protocol_num"], 6, "{listen}");
         assert_eq!(held["activity_id"], 7, "{held}");
+        assert_eq!(exec["type_uid"], 100_701, "{exec}");
+        assert_eq!(exec["launch_type_id"], 3, "{exec}");
+        assert_eq!(exec["severity"], "Medium", "{exec}");
     } else {
         assert_eq!(bind["event"]["outcome"], "success", "{bind}");
         assert_eq!(failed["event"]["outcome"], "failure", "{failed}");
@@ -171,6 +196,9 @@ fn every_event(format: &str) -> Vec<Value> {
         );
         assert_eq!(listen["network"]["transport"], "tcp", "{listen}");
         assert_eq!(held["event"]["kind"], "state", "{held}");
+        assert_eq!(exec["event"]["kind"], "alert", "{exec}");
+        assert_eq!(exec["source"]["port"], peer, "{exec}");
+        assert_eq!(exec["event"]["severity"], 47, "{exec}");
     }
     let (status, records, _) = d.stop_with(libc::SIGINT);
     assert!(status.success(), "{status}");
@@ -212,6 +240,7 @@ fn every_kind_validates(format: &str) {
         "listen",
         "accept",
         "close",
+        "exec",
         "loss",
         "stop",
     ] {

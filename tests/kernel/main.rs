@@ -15,6 +15,7 @@ mod lifecycle;
 mod metrics;
 mod names;
 mod process;
+mod shells;
 mod sinks;
 mod stopping;
 mod syslog;

@@ -12,13 +12,14 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use portwatch_common::{
-    ARGS_LEN, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, RecordHeader, counters,
+    ARGS_LEN, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, RecordHeader, SockEnds,
+    counters,
 };
 
 use crate::{
-    emit::fill_task,
+    emit::{fill_task, is_inet},
     filter::task_allowed,
-    kernel::args_range,
+    kernel::{args_range, read_ends, sock_family, sock_of_fd},
     maps::{EVENTS, bump, offset, offsets_valid, stamp, wakeup_flags},
 };
 
@@ -57,7 +58,10 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
         fill_task(&mut (*ev).task);
         (*ev).filename_len = 0;
         (*ev).args_len = 0;
-        (*ev)._pad = 0;
+        (*ev).stdio_sockets = 0;
+        (*ev)._pad = [0; 3];
+        (*ev).stdio = SockEnds::default();
+        stdio_sockets(&mut *ev);
 
         // __data_loc field: low 16 bits offset of the string in the record, high 16 its length.
         if let Ok(loc) = ctx.read_at::<u32>(offset!(tp_exec_filename)) {
@@ -83,6 +87,23 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
     }
     entry.submit(wakeup_flags());
     0
+}
+
+/// Marks which of the new image's stdin, stdout and stderr are IP sockets and reads the lowest.
+/// The tracepoint fires after the close-on-exec descriptors are gone, so these are the ones the
+/// program starts with.
+#[inline(always)]
+fn stdio_sockets(ev: &mut ExecEvent) {
+    for fd in 0..3 {
+        let Ok(sk) = sock_of_fd(fd) else { continue };
+        if !sock_family(sk).is_ok_and(|f| is_inet(f as u8)) {
+            continue;
+        }
+        ev.stdio_sockets |= 1 << fd;
+        if ev.stdio.family == 0 {
+            let _ = read_ends(sk, &mut ev.stdio);
+        }
+    }
 }
 
 /// match-proto: trace_sched_process_exit(struct task_struct *p, bool group_dead)

@@ -4,13 +4,15 @@
 //! configuration file) turns one off.
 //!
 //! `program` judges what runs (a shell, an inline interpreter, netcat, a memfd, a fake kernel
-//! thread); `socket` judges where and how it listens (the port, who else serves it, io_uring).
+//! thread); `socket` judges where and how it listens (the port, who else serves it, io_uring);
+//! `stdio` judges a program started with sockets as its standard streams (an `exec` record).
 use serde::Serialize;
 
 use crate::model::listener::Neighbour;
 
 mod program;
 mod socket;
+mod stdio;
 
 pub use socket::BACKDOOR_PORTS;
 
@@ -34,7 +36,7 @@ pub enum Severity {
 }
 
 /// The rules, by name, with what each is about (for `--help` and the README).
-pub const RULES: [(&str, &str); 9] = [
+pub const RULES: [(&str, &str); 10] = [
     (
         "shell-listener",
         "a shell (sh, bash, dash, zsh, ksh, busybox) listening or accepting",
@@ -70,6 +72,10 @@ pub const RULES: [(&str, &str); 9] = [
     (
         "io-uring-listener",
         "a listener or accept made through io_uring by an executable not on the io_uring allowlist",
+    ),
+    (
+        "socket-stdio",
+        "a program started with an IP socket as stdin, stdout or stderr: a bind or reverse shell (critical for a shell)",
     ),
 ];
 
@@ -185,6 +191,21 @@ impl Rules {
         };
         program::judge(s, &mut f);
         socket::judge(s, &mut f);
+        f.found
+    }
+
+    /// Whether a program started on sockets is judged (and so reported: `exec` records).
+    pub fn judges_stdio(&self) -> bool {
+        self.on(stdio::RULE)
+    }
+
+    /// The finding on a program started with sockets as standard streams; `s.doing` says which.
+    pub fn judge_stdio(&self, s: &Subject) -> Vec<Detection> {
+        let mut f = Findings {
+            rules: self,
+            found: Vec::new(),
+        };
+        stdio::judge(s, &mut f);
         f.found
     }
 }

@@ -63,8 +63,17 @@ fn family(name: &str) -> &str {
     if base == "nodejs" { "node" } else { base }
 }
 
-fn is_shell(s: &Subject, prog: &str) -> bool {
+pub(super) fn is_shell(s: &Subject, prog: &str) -> bool {
     SHELLS.contains(&prog) || SHELLS.contains(&s.comm)
+}
+
+/// The interpreter's technique, when `prog` is one.
+pub(super) fn interpreter(prog: &str) -> Option<&'static str> {
+    let fam = family(prog);
+    INTERPRETERS
+        .iter()
+        .find(|(f, ..)| *f == fam)
+        .map(|(.., technique)| *technique)
 }
 
 pub(super) fn judge(s: &Subject, f: &mut Findings) {

@@ -177,3 +177,33 @@ fn io_uring_listeners_are_flagged_unless_allowed() {
     let r = Rules::new(vec![], None, vec!["/usr/bin/srv".into()]).unwrap();
     assert_eq!(names(&r.judge(&s)), ["io-uring-listener"], "another path");
 }
+
+#[test]
+fn a_program_on_sockets_is_critical_for_a_shell_high_for_an_interpreter_else_medium() {
+    let r = Rules::default();
+    let on = |comm, exe| {
+        let a = args(&[comm]);
+        let found = r.judge_stdio(&Subject {
+            doing: "started with stdin on tcp 10.0.0.5:40000",
+            ..subject(comm, Some(exe), &a, 0)
+        });
+        assert_eq!(names(&found), ["socket-stdio"]);
+        (found[0].severity, found[0].technique)
+    };
+    assert_eq!(
+        on("bash", "/usr/bin/bash"),
+        (Severity::Critical, "T1059.004")
+    );
+    assert_eq!(
+        on("python3", "/usr/bin/python3.11"),
+        (Severity::High, "T1059.006")
+    );
+    assert_eq!(
+        on("in.tftpd", "/usr/sbin/in.tftpd"),
+        (Severity::Medium, "T1059")
+    );
+    // Off, it neither judges nor reports.
+    let off = Rules::new(vec!["socket-stdio".into()], None, Vec::new()).unwrap();
+    assert!(!off.judges_stdio());
+    assert!(r.judges_stdio());
+}

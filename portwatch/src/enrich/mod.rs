@@ -331,6 +331,7 @@ mod tests {
             filename: exe.as_bytes().to_vec(),
             args: vec![exe.as_bytes().to_vec()],
             args_truncated: false,
+            stdio: None,
         }
     }
 

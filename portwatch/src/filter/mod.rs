@@ -168,6 +168,14 @@ impl Filters {
             && self.allows(p)
     }
 
+    /// The port filter on a record the kernel's filter did not see (an `exec` on sockets):
+    /// any of `ports` listed.
+    pub fn allows_ports(&self, ports: &[u16]) -> bool {
+        self.config.passes(filter::PORTS, || {
+            ports.iter().any(|p| self.ports.contains(p))
+        })
+    }
+
     /// Whether `--events` selects this kind (all four without `--events`).
     pub fn selects(&self, kind: EventKind) -> bool {
         self.config.selects(kind)

@@ -17,6 +17,30 @@ pub struct SocketInfo {
     pub remote: Option<SocketAddr>,
 }
 
+/// A program started with IP sockets as standard streams: a bind or reverse shell, or a
+/// service an inetd-style supervisor started for one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StdioSocket {
+    /// Bit N: descriptor N (0 stdin, 1 stdout, 2 stderr) is one.
+    pub fds: u8,
+    /// The lowest of them, when it could be read; `remote` when it is connected.
+    pub socket: Option<SocketInfo>,
+    pub inode: Option<u64>,
+}
+
+impl StdioSocket {
+    pub const STREAMS: [&'static str; 3] = ["stdin", "stdout", "stderr"];
+
+    /// The streams that are sockets, by name.
+    pub fn streams(&self) -> impl Iterator<Item = &'static str> + '_ {
+        Self::STREAMS
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.fds & (1 << i) != 0)
+            .map(|(_, n)| n)
+    }
+}
+
 /// `bind, listen, accept, close`: the socket event kinds by name, as `--events` takes them.
 pub fn socket_kind_names() -> String {
     EventKind::SOCKET.map(EventKind::name).join(", ")

@@ -67,6 +67,8 @@ pub struct ExecRecord {
     pub filename: Vec<u8>,
     pub args: Vec<Vec<u8>>,
     pub args_truncated: bool,
+    /// The new image's stdin, stdout or stderr is an IP socket.
+    pub stdio: Option<super::socket::StdioSocket>,
 }
 
 /// Splits a NUL-separated argument list (/proc/PID/cmdline or the kernel's copy).

@@ -21,8 +21,8 @@ use crate::{
         loss::LossCounts,
         net::{Proto, Scope, family, protocol_name},
         process::{ListenerOwner, Process, ProcessContext},
-        socket::{SockKind, SocketEvent, Via},
-        task::Comm,
+        socket::{SockKind, SocketEvent, StdioSocket, Via},
+        task::{Comm, ExecRecord},
     },
 };
 
@@ -34,6 +34,8 @@ pub enum Record {
     Listen(SocketRecord),
     Accept(SocketRecord),
     Close(SocketRecord),
+    /// A program started with IP sockets as standard streams (`stdio`), with its detection.
+    Exec(SocketRecord),
     /// A socket that was already listening (or bound, for UDP) when portwatch started.
     Listener(ListenerRecord),
     /// Every pre-existing listener has been reported; live events follow.
@@ -177,6 +179,11 @@ pub struct SocketRecord {
     pub reason: Option<&'static str>,
     /// close: how long the listener lived and how many connections it accepted.
     pub ended: Option<Ended>,
+    /// exec: the standard streams that are sockets ("stdin", "stdout", "stderr").
+    pub stdio: Vec<&'static str>,
+    /// exec: the pid of the first live program started on the same socket, whose session
+    /// this one runs in (None: this one opened it).
+    pub session: Option<u32>,
     /// Written after the other fields.
     pub process: Arc<Process>,
 }
@@ -258,6 +265,32 @@ impl SocketRecord {
         }
     }
 
+    /// A program started with `stdio` sockets: the lowest one's ends, the new image's task.
+    pub fn exec(e: &ExecRecord, stdio: &StdioSocket, process: Arc<Process>, clock: &Clock) -> Self {
+        let t = &e.task;
+        let mut r = Self {
+            time: clock.timestamp(t.boot_ns),
+            pid: t.pid,
+            tid: t.tid,
+            uid: t.uid,
+            gid: t.gid,
+            comm: t.comm,
+            process,
+            inode: stdio.inode,
+            stdio: stdio.streams().collect(),
+            ..Self::default()
+        };
+        if let Some(s) = &stdio.socket {
+            r.protocol = Some(protocol_name(s.protocol));
+            r.family = Some(family(&s.local));
+            r.address = Some(s.local.ip());
+            r.port = Some(s.local.port());
+            r.remote_address = s.remote.map(|a| a.ip());
+            r.remote_port = s.remote.map(|a| a.port());
+        }
+        r
+    }
+
     pub fn new(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
         let t = &e.task;
         let mut r = Self {
@@ -313,11 +346,12 @@ impl SocketRecord {
 }
 
 impl Record {
-    /// Whether the record reports a socket event (not start, snapshot, loss or stop).
+    /// Whether the record reports an event (a socket's, or an exec on sockets; not start,
+    /// snapshot, loss or stop).
     pub const fn is_event(&self) -> bool {
         matches!(
             self,
-            Self::Bind(_) | Self::Listen(_) | Self::Accept(_) | Self::Close(_)
+            Self::Bind(_) | Self::Listen(_) | Self::Accept(_) | Self::Close(_) | Self::Exec(_)
         )
     }
 
@@ -329,6 +363,7 @@ impl Record {
             Self::Listen(_) => "listen",
             Self::Accept(_) => "accept",
             Self::Close(_) => "close",
+            Self::Exec(_) => "exec",
             Self::Listener(_) => "listener",
             Self::SnapshotComplete(_) => "snapshot_complete",
             Self::Loss(_) => "loss",

@@ -7,12 +7,12 @@ use std::{
 };
 
 use crate::model::{
-    socket::{SockKind, SocketEvent, SocketInfo, Via},
+    socket::{SockKind, SocketEvent, SocketInfo, StdioSocket, Via},
     task::{Comm, ExecRecord, Task, split_args},
 };
 use portwatch_common::{
     AF_INET, AF_INET6, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR,
-    FLAG_SOCK, RecordHeader, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
+    FLAG_SOCK, RecordHeader, SockEnds, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
 };
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +88,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         EventKind::Listen => sock(SockKind::Listen, kind, bytes),
         EventKind::Accept => sock(SockKind::Accept, kind, bytes),
         EventKind::Close => sock(SockKind::Close, kind, bytes),
-        EventKind::Exec => Ok(KernelRecord::Exec(exec(&pod::<ExecEvent>(kind, bytes)?))),
+        EventKind::Exec => Ok(KernelRecord::Exec(exec(&pod::<ExecEvent>(kind, bytes)?)?)),
         EventKind::Exit => Ok(KernelRecord::Exit(task(
             &pod::<ExitEvent>(kind, bytes)?.task,
         ))),
@@ -164,15 +164,41 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
     })
 }
 
-fn exec(r: &ExecEvent) -> ExecRecord {
+fn exec(r: &ExecEvent) -> Result<ExecRecord, DecodeError> {
     let filename = &r.filename[..usize::from(r.filename_len).min(r.filename.len())];
     let args = &r.args[..usize::from(r.args_len).min(r.args.len())];
-    ExecRecord {
+    Ok(ExecRecord {
         task: task(&r.task),
         filename: filename.to_vec(),
         args: split_args(args),
         args_truncated: r.header.flags & FLAG_ARGS_TRUNCATED != 0,
+        stdio: stdio(r.stdio_sockets, &r.stdio)?,
+    })
+}
+
+/// The sockets on the new image's standard streams; the lowest one's ends when they were read.
+fn stdio(fds: u8, e: &SockEnds) -> Result<Option<StdioSocket>, DecodeError> {
+    let fds = fds & 0b111;
+    if fds == 0 {
+        return Ok(None);
     }
+    let socket = if e.family == 0 {
+        None
+    } else {
+        Some(SocketInfo {
+            protocol: e.protocol,
+            sock_type: e.sock_type,
+            local: endpoint(e.family, &e.local_addr, e.local_port)?,
+            remote: (e.remote_port != 0)
+                .then(|| endpoint(e.family, &e.remote_addr, e.remote_port))
+                .transpose()?,
+        })
+    };
+    Ok(Some(StdioSocket {
+        fds,
+        socket,
+        inode: (e.inode != 0).then_some(e.inode),
+    }))
 }
 
 fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, DecodeError> {
@@ -359,5 +385,36 @@ pub(crate) mod tests {
         };
         assert_eq!(e.filename.len(), portwatch_common::FILENAME_LEN);
         assert!(e.args_truncated);
+        assert_eq!(e.stdio, None);
+    }
+
+    #[test]
+    fn decodes_the_sockets_on_an_exec_standard_streams() {
+        let mut r = exec_event(b"/bin/sh", b"sh\0");
+        // stdout and stderr; a bit past stderr is not a stream and is dropped.
+        r.stdio_sockets = 0b1110;
+        r.stdio.family = AF_INET6 as u8;
+        r.stdio.protocol = 6;
+        r.stdio.local_port = 4444;
+        r.stdio.inode = 77;
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap().record else {
+            panic!("not an exec record")
+        };
+        let stdio = e.stdio.unwrap();
+        assert_eq!(stdio.streams().collect::<Vec<_>>(), ["stdout", "stderr"]);
+        let s = stdio.socket.unwrap();
+        assert_eq!(s.local, "[::]:4444".parse().unwrap());
+        // Not connected: no peer.
+        assert_eq!(s.remote, None);
+        assert_eq!(stdio.inode, Some(77));
+        // Sockets whose ends could not be read are still reported, without them.
+        r.stdio.family = 0;
+        let KernelRecord::Exec(e) = decode(&bytes(&r)).unwrap().record else {
+            panic!("not an exec record")
+        };
+        assert_eq!(e.stdio.unwrap().socket, None);
+        // A family the kernel cannot have sent is a decode error.
+        r.stdio.family = 1;
+        assert_eq!(decode(&bytes(&r)).err(), Some(DecodeError::Family(1)));
     }
 }

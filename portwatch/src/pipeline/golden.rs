@@ -41,6 +41,8 @@ const S: u64 = 1_000_000_000;
 const LAUNCHER: u32 = 4_000_000_100;
 const SERVER: u32 = 4_000_000_101;
 const RESOLVER: u32 = 4_000_000_102;
+const SHELL: u32 = 4_000_000_103;
+const SHELL_CHILD: u32 = 4_000_000_104;
 /// No cgroup directory has this inode.
 const CGROUP: u64 = 0xdead_beef_0000;
 const NOBODY_KNOWS: u32 = 4_000_000;
@@ -183,6 +185,44 @@ fn records() -> VecDeque<Vec<u8>> {
     exit.task = udp.task;
     exit.task.ts_ns = 160 * S;
     out.push_back(bytes(&exit));
+
+    // A reverse shell: the launcher's child starts sh with its three standard streams on a
+    // TCP connection to 203.0.113.9:4444; what sh then runs on it joins its session.
+    let mut shell = exec_event(b"/opt/golden/sh", b"sh\0-i\0");
+    shell.header.seq = 11;
+    shell.task = udp.task;
+    shell.task.pid = SHELL;
+    shell.task.tid = SHELL;
+    shell.task.uid = 0;
+    shell.task.gid = 0;
+    shell.task.start_ns = 161 * S;
+    shell.task.ts_ns = 161 * S + 1;
+    shell.task.comm = [0; 16];
+    shell.task.comm[..2].copy_from_slice(b"sh");
+    shell.stdio_sockets = 0b111;
+    shell.stdio.family = AF_INET as u8;
+    shell.stdio.protocol = 6;
+    shell.stdio.sock_type = 1;
+    shell.stdio.local_addr = v4([10, 0, 0, 5]);
+    shell.stdio.local_port = 40000;
+    shell.stdio.remote_addr = v4([203, 0, 113, 9]);
+    shell.stdio.remote_port = 4444;
+    shell.stdio.inode = 1004;
+    out.push_back(bytes(&shell));
+    let mut child = exec_event(b"/opt/golden/id", b"id\0");
+    child.header.seq = 12;
+    child.task = shell.task;
+    child.task.pid = SHELL_CHILD;
+    child.task.tid = SHELL_CHILD;
+    child.task.ppid = SHELL;
+    child.task.parent_start_ns = 161 * S;
+    child.task.start_ns = 162 * S;
+    child.task.ts_ns = 162 * S + 1;
+    child.task.comm = [0; 16];
+    child.task.comm[..2].copy_from_slice(b"id");
+    child.stdio_sockets = 0b011;
+    child.stdio = shell.stdio;
+    out.push_back(bytes(&child));
     out
 }
 

@@ -30,8 +30,10 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::listeners::ListenerTable,
+    state::{listeners::ListenerTable, stdio::StdioSessions},
 };
+
+mod exec;
 
 pub struct Stream<S: Sink> {
     out: Output<S>,
@@ -51,6 +53,7 @@ pub struct Stream<S: Sink> {
     seq: LossSequencer,
     metrics: Option<crate::metrics::Metrics>,
     rules: Rules,
+    stdio_sessions: StdioSessions,
 }
 
 impl<S: Sink> Stream<S> {
@@ -79,6 +82,7 @@ impl<S: Sink> Stream<S> {
             seq: LossSequencer::default(),
             metrics: None,
             rules: Rules::default(),
+            stdio_sessions: StdioSessions::default(),
         }
     }
 
@@ -160,9 +164,15 @@ impl<S: Sink> Stream<S> {
             self.out.skip(lost);
             match decoded.record {
                 KernelRecord::Socket(event) => self.socket_event(&event, clock)?,
-                KernelRecord::Exec(exec) => self.enricher.on_exec(&exec),
+                KernelRecord::Exec(exec) => {
+                    self.enricher.on_exec(&exec);
+                    if let Some(stdio) = &exec.stdio {
+                        self.exec_on_sockets(&exec, stdio, clock)?;
+                    }
+                }
                 KernelRecord::Exit(task) => {
                     self.listeners.owner_exited(task.pid);
+                    self.stdio_sessions.exited(task.pid);
                     self.enricher.on_exit(&task);
                 }
             }
@@ -396,7 +406,7 @@ impl<S: Sink> Stream<S> {
 }
 
 /// "listening on tcp 0.0.0.0:4444", for the detections' reasons.
-fn doing(
+pub(super) fn doing(
     verb: &str,
     proto: Option<&str>,
     ip: Option<std::net::IpAddr>,

@@ -5,3 +5,4 @@ pub mod inventory;
 pub mod listeners;
 pub mod netns;
 pub mod sockdiag;
+pub mod stdio;

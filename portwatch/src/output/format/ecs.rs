@@ -174,7 +174,7 @@ fn endpoint(m: &mut Members, key: &'static str, e: Endpoint) {
     });
 }
 
-fn network(m: &mut Members, protocol: Option<&str>, family: Option<&str>) {
+fn network(m: &mut Members, protocol: Option<&str>, family: Option<&str>, direction: &str) {
     m.object("network", |n| {
         if let Some(p) = protocol {
             n.str("transport", p);
@@ -185,7 +185,7 @@ fn network(m: &mut Members, protocol: Option<&str>, family: Option<&str>) {
         if let Some(f) = family {
             n.plain("type", f);
         }
-        n.plain("direction", "ingress");
+        n.plain("direction", direction);
     });
 }
 
@@ -210,6 +210,12 @@ fn categories(
             "connection_accepted",
         ),
         Record::Close(_) => ("event", NETWORK, &["end"], "listener_closed"),
+        Record::Exec(_) => (
+            "event",
+            &["process", "network"],
+            &["start"],
+            "exec_on_socket",
+        ),
         Record::Listener(_) => ("state", NETWORK, &["info"], "listener"),
         Record::Start(_) => ("event", PROCESS, &["start"], "portwatch_started"),
         Record::Stop(_) => ("event", PROCESS, &["end"], "portwatch_stopped"),
@@ -230,13 +236,24 @@ impl Ecs {
         let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
         let extras = self.who(m, &Task::of_socket(r), &r.process, pieces);
         let (local, peer) = (siem::local(r), siem::remote(r));
+        // A program started on a socket: whether it was accepted or connected is not known,
+        // so its own end is the source and the peer the destination, with no client or server.
+        let exec = matches!(record, Record::Exec(_));
         if let Some(local) = local {
-            endpoint(m, "server", local);
-            endpoint(m, "destination", local);
+            if exec {
+                endpoint(m, "source", local);
+            } else {
+                endpoint(m, "server", local);
+                endpoint(m, "destination", local);
+            }
         }
         if let Some(peer) = peer {
-            endpoint(m, "client", peer);
-            endpoint(m, "source", peer);
+            if exec {
+                endpoint(m, "destination", peer);
+            } else {
+                endpoint(m, "client", peer);
+                endpoint(m, "source", peer);
+            }
         }
         m.object("related", |rel| {
             let mut ips: Vec<String> = local
@@ -250,7 +267,8 @@ impl Ecs {
                 rel.strs("user", [name.as_str()]);
             }
         });
-        network(m, r.protocol.as_deref(), r.family);
+        let direction = if exec { "unknown" } else { "ingress" };
+        network(m, r.protocol.as_deref(), r.family, direction);
         m.object("portwatch", |o| {
             siem::socket_extras(record, r, o);
             o.append(extras);
@@ -266,7 +284,11 @@ impl Encoder for Ecs {
         let mut m = Members::new(out);
         let (kind, category, types, action) = categories(record);
         let alert = match record {
-            Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+            Record::Bind(r)
+            | Record::Listen(r)
+            | Record::Accept(r)
+            | Record::Close(r)
+            | Record::Exec(r) => {
                 self.socket(record, r, &mut m);
                 r.alert.as_deref()
             }
@@ -278,7 +300,7 @@ impl Encoder for Ecs {
                     endpoint(&mut m, "server", local);
                     endpoint(&mut m, "destination", local);
                 }
-                network(&mut m, Some(r.protocol), Some(r.family));
+                network(&mut m, Some(r.protocol), Some(r.family), "ingress");
                 m.object("portwatch", |o| {
                     siem::listener_extras(r, o);
                     o.append(extras.unwrap_or(&pieces[EXTRAS]));
@@ -326,7 +348,11 @@ impl Encoder for Ecs {
             }
             e.plain("action", action);
             match record {
-                Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+                Record::Bind(r)
+                | Record::Listen(r)
+                | Record::Accept(r)
+                | Record::Close(r)
+                | Record::Exec(r) => {
                     let failed = r.success == Some(false);
                     e.plain("outcome", if failed { "failure" } else { "success" });
                 }

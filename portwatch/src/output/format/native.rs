@@ -25,7 +25,11 @@ impl Encoder for Native {
         line.push(b'"');
         let mut m = Members::new(line);
         match record {
-            Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+            Record::Bind(r)
+            | Record::Listen(r)
+            | Record::Accept(r)
+            | Record::Close(r)
+            | Record::Exec(r) => {
                 socket_members(r, &mut m);
                 m.raw(process_members(&r.process));
             }
@@ -115,6 +119,12 @@ pub(super) fn later_members(r: &SocketRecord, m: &mut Members) {
     }
     if let Some(i) = r.listener_inode {
         m.int("listener_inode", i);
+    }
+    if !r.stdio.is_empty() {
+        m.strs("stdio", r.stdio.iter().copied());
+    }
+    if let Some(pid) = r.session {
+        m.int("session", pid);
     }
     if let Via::IoUring(thread) = r.via {
         m.plain("via", "io_uring");

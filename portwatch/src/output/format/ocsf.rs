@@ -38,6 +38,13 @@ const NETWORK_ACTIVITY: Class = Class {
     category_name: "Network Activity",
 };
 
+const PROCESS_ACTIVITY: Class = Class {
+    uid: 1007,
+    name: "Process Activity",
+    category_uid: 1,
+    category_name: "System Activity",
+};
+
 const EVENT_LOG_ACTIVITY: Class = Class {
     uid: 1008,
     name: "Event Log Activity",
@@ -57,6 +64,7 @@ const fn activity(record: &Record) -> (&'static Class, Activity) {
         }
         Record::Accept(_) => (&NETWORK_ACTIVITY, Activity(1, "Open", "Open")),
         Record::Close(_) => (&NETWORK_ACTIVITY, Activity(2, "Close", "Close")),
+        Record::Exec(_) => (&PROCESS_ACTIVITY, Activity(1, "Launch", "Launch")),
         Record::Start(_) => (&EVENT_LOG_ACTIVITY, Activity(6, "Start", "Start")),
         Record::Stop(_) => (&EVENT_LOG_ACTIVITY, Activity(7, "Stop", "Stop")),
         Record::Loss(_) => (&EVENT_LOG_ACTIVITY, Activity(99, "Other", "Events Lost")),
@@ -78,9 +86,11 @@ fn severity(record: &Record) -> (u32, &'static str) {
         };
     }
     let raised = match record {
-        Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
-            r.alert.is_some()
-        }
+        Record::Bind(r)
+        | Record::Listen(r)
+        | Record::Accept(r)
+        | Record::Close(r)
+        | Record::Exec(r) => r.alert.is_some(),
         Record::Listener(r) => r.alert.is_some(),
         Record::Loss(_) => true,
         Record::Stop(r) => r.counts.lost_total > 0,
@@ -190,28 +200,35 @@ impl Ocsf {
         pieces: &'p [Box<str>],
     ) -> &'p str {
         m.object("actor", |a| {
-            a.object("process", |o| {
-                o.int("pid", task.pid);
-                if let Some(tid) = task.tid {
-                    o.int("tid", tid);
-                }
-                if let Some(comm) = &task.comm {
-                    o.str("name", comm);
-                }
-                let boot = self.boot_id.as_deref();
-                if let Some(uid) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
-                    o.str("uid", &uid);
-                }
-                if let Some(uid) = task.uid {
-                    o.object("user", |u| user(u, uid, p.user.as_deref()));
-                }
-                o.append(&pieces[PROCESS]);
-            });
+            self.process(a, task, p, pieces);
             if let Some(uid) = task.uid {
                 a.object("user", |u| user(u, uid, p.user.as_deref()));
             }
         });
         &pieces[EXTRAS]
+    }
+}
+
+impl Ocsf {
+    /// `process`: the task, with its context's process members.
+    fn process(&self, m: &mut Members, task: &Task, p: &ProcessContext, pieces: &[Box<str>]) {
+        m.object("process", |o| {
+            o.int("pid", task.pid);
+            if let Some(tid) = task.tid {
+                o.int("tid", tid);
+            }
+            if let Some(comm) = &task.comm {
+                o.str("name", comm);
+            }
+            let boot = self.boot_id.as_deref();
+            if let Some(uid) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
+                o.str("uid", &uid);
+            }
+            if let Some(uid) = task.uid {
+                o.object("user", |u| user(u, uid, p.user.as_deref()));
+            }
+            o.append(&pieces[PROCESS]);
+        });
     }
 }
 
@@ -275,7 +292,39 @@ impl Ocsf {
         let pieces = r
             .process
             .encoded(Format::Ocsf as usize, |p| self.context(p));
-        let extras = self.actor(m, &Task::of_socket(r), &r.process, pieces);
+        let task = Task::of_socket(r);
+        let extras = self.actor(m, &task, &r.process, pieces);
+        if let Record::Exec(_) = record {
+            // Process Activity has no endpoints: they stay under unmapped.portwatch, by their
+            // native names. execve replaces the image in place: actor and process are one.
+            self.process(m, &task, &r.process, pieces);
+            m.int("launch_type_id", 3);
+            m.plain("launch_type", "Exec");
+            status(m, true);
+            m.object("unmapped", |u| {
+                u.object("portwatch", |o| {
+                    o.plain("record", record.event());
+                    if let Some(p) = &r.protocol {
+                        o.str("protocol", p);
+                    }
+                    if let Some(a) = r.address {
+                        o.ip("address", a);
+                    }
+                    if let Some(p) = r.port {
+                        o.int("port", p);
+                    }
+                    if let Some(a) = r.remote_address {
+                        o.ip("remote_address", a);
+                    }
+                    if let Some(p) = r.remote_port {
+                        o.int("remote_port", p);
+                    }
+                    siem::socket_extras_after_record(r, o);
+                    o.append(extras);
+                });
+            });
+            return;
+        }
         if let Some(local) = siem::local(r) {
             endpoint(m, "dst_endpoint", local);
         }
@@ -319,7 +368,11 @@ impl Encoder for Ocsf {
         }
         m.int("timezone_offset", 0);
         let container = match record {
-            Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
+            Record::Bind(r)
+            | Record::Listen(r)
+            | Record::Accept(r)
+            | Record::Close(r)
+            | Record::Exec(r) => {
                 self.socket(record, r, &mut m);
                 r.process.container.is_some()
             }

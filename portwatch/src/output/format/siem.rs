@@ -27,7 +27,7 @@ pub fn local(r: &SocketRecord) -> Option<Endpoint> {
     })
 }
 
-/// accept: the peer.
+/// accept: the peer; exec: the standard streams' peer, when connected.
 pub fn remote(r: &SocketRecord) -> Option<Endpoint> {
     Some(Endpoint {
         ip: r.remote_address?,
@@ -65,6 +65,14 @@ pub fn message(record: &Record, r: &SocketRecord) -> String {
             let from = remote(r).map_or_else(|| "an unknown peer".to_owned(), |e| shown(&e));
             format!("accepted {proto} {from} -> {at}")
         }
+        Record::Exec(_) => {
+            let peer = remote(r).map(|e| format!(" connected to {}", shown(&e)));
+            format!(
+                "started with {} on {proto} {at}{}",
+                r.stdio.join(", "),
+                peer.unwrap_or_default()
+            )
+        }
         _ => format!("stopped serving {proto} {at}"),
     };
     format!("{}[{}] {what}", r.comm.text(), r.pid)
@@ -80,6 +88,11 @@ fn shown(e: &Endpoint) -> String {
 /// A socket record's own fields that the schemas have no place for.
 pub fn socket_extras(record: &Record, r: &SocketRecord, m: &mut Members) {
     m.plain("record", record.event());
+    socket_extras_after_record(r, m);
+}
+
+/// `socket_extras` from `time` on.
+pub fn socket_extras_after_record(r: &SocketRecord, m: &mut Members) {
     m.plain("time", r.time);
     m.str("comm", &r.comm.text());
     m.int("gid", r.gid);
@@ -179,7 +192,11 @@ pub fn own_extras(record: &Record, m: &mut Members) {
 /// A record's detections (none for portwatch's own records).
 pub fn detections(record: &Record) -> &[crate::detect::Detection] {
     match record {
-        Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => &r.detections,
+        Record::Bind(r)
+        | Record::Listen(r)
+        | Record::Accept(r)
+        | Record::Close(r)
+        | Record::Exec(r) => &r.detections,
         Record::Listener(r) => &r.detections,
         _ => &[],
     }
@@ -188,9 +205,11 @@ pub fn detections(record: &Record) -> &[crate::detect::Detection] {
 /// The time of portwatch's own records and of snapshot listeners.
 pub fn record_time(record: &Record) -> &str {
     match record {
-        Record::Bind(r) | Record::Listen(r) | Record::Accept(r) | Record::Close(r) => {
-            r.time.as_str()
-        }
+        Record::Bind(r)
+        | Record::Listen(r)
+        | Record::Accept(r)
+        | Record::Close(r)
+        | Record::Exec(r) => r.time.as_str(),
         Record::Listener(r) => &r.time,
         Record::Start(r) => &r.time,
         Record::Stop(r) => &r.time,
