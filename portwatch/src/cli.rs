@@ -107,7 +107,7 @@ pub struct WatchArgs {
 
     /// Turn a built-in detection off (repeatable): shell-listener, inline-interpreter-listener,
     /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port,
-    /// privileged-port, reuseport-hijack, io-uring-listener.
+    /// privileged-port, reuseport-hijack, io-uring-listener, socket-stdio, webshell.
     #[arg(long, value_name = "NAME")]
     pub no_detection: Vec<String>,
 
@@ -115,6 +115,11 @@ pub struct WatchArgs {
     /// 6666, 6667, 6697, 12345, 12346, 20034, 27374, 31337, 54320, 54321).
     #[arg(long, value_name = "PORT")]
     pub backdoor_port: Vec<u16>,
+
+    /// Add to each record its process's ancestry: parent, grandparent, ... up to init (pid,
+    /// start time, exe, args), exact for ancestors that have exited.
+    #[arg(long)]
+    pub ancestry: bool,
 
     /// A program allowed to listen and accept through io_uring, quiet for the io-uring-listener
     /// detection (repeatable): an executable's path, or a file name for any path.

@@ -28,6 +28,7 @@ struct File {
     btf: Option<PathBuf>,
     baseline: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
+    ancestry: Option<bool>,
     #[serde(default)]
     attach: Vec<Spanned<String>>,
     #[serde(default)]
@@ -167,6 +168,8 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     if args.btf.is_none() {
         args.btf = file.btf;
     }
+    // A flag can only turn it on: the file's `true` holds unless --ancestry was given anyway.
+    args.ancestry |= file.ancestry.unwrap_or(false);
     if args.baseline.is_none() {
         args.baseline = file.baseline;
     }

@@ -108,7 +108,7 @@ fn assert_every_record_delivered_or_counted(records: &[Value]) {
 /// A run with every record kind but loss: returns its records.
 fn every_event(format: &str) -> Vec<Value> {
     let (mut holder, held_tcp, _) = hold_sockets(&[], None);
-    let mut d = Daemon::start(&["--format", format]);
+    let mut d = Daemon::start(&["--format", format, "--ancestry"]);
     let held = d.expect("snapshot listener", |v| {
         record_kind(v) == "listener" && local_port(v) == held_tcp
     });
@@ -178,6 +178,13 @@ fn every_event(format: &str) -> Vec<Value> {
         "EADDRINUSE",
         "{failed}"
     );
+    // --ancestry: this test's parent (cargo's test runner, or the guest's init) comes first.
+    let parent = u64::from(std::os::unix::process::parent_id());
+    let first = field(
+        &bind,
+        &["/actor/process/ancestry/0/pid", "/portwatch/ancestry/0/pid"],
+    );
+    assert_eq!(*first, parent, "{bind}");
     if format == "ocsf" {
         assert_eq!(bind["status_id"], 1, "{bind}");
         assert_eq!(failed["status_id"], 2, "{failed}");

@@ -1,6 +1,7 @@
 //! Integration tests against the real kernel: they load portwatch's real eBPF programs (as root),
 //! trigger each case from the test's own thread, and assert on the fields of the event portwatch
 //! prints for that thread.
+mod ancestry;
 mod baseline;
 mod daemon;
 mod detections;

@@ -112,6 +112,8 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
 pub struct Judges {
     pub baseline: Option<Baseline>,
     pub rules: crate::detect::Rules,
+    /// `--ancestry`: records carry their process's chain of ancestors.
+    pub ancestry: bool,
 }
 
 /// The stream, once it has reported the listeners that existed before the hooks attached
@@ -127,6 +129,7 @@ pub fn snapshot_stream<S: Sink>(
     clock: &Clock,
 ) -> Result<Stream<S>> {
     let mut enricher = Enricher::new(tracing.exec_since);
+    enricher.set_ancestry(judges.ancestry);
     enricher.seed_from_proc();
     let listeners = inventory::listed()?;
     let mut stream = Stream::new(

@@ -90,7 +90,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     // After the start record, whose time is then when every hook was attached.
     // The listeners that existed before the hooks attached, reported once, before live events.
-    let judges = session::Judges { baseline, rules };
+    let judges = session::Judges {
+        baseline,
+        rules,
+        ancestry: args.ancestry,
+    };
     let mut stream =
         session::snapshot_stream(&mut ebpf, counters, tracing, out, judges, filters, &clock)?;
     if let Some(m) = metrics {

@@ -8,7 +8,7 @@
 //! `stdio` judges a program started with sockets as its standard streams (an `exec` record).
 use serde::Serialize;
 
-use crate::model::listener::Neighbour;
+use crate::model::{listener::Neighbour, process::Ancestor};
 
 mod program;
 mod socket;
@@ -36,7 +36,7 @@ pub enum Severity {
 }
 
 /// The rules, by name, with what each is about (for `--help` and the README).
-pub const RULES: [(&str, &str); 10] = [
+pub const RULES: [(&str, &str); 11] = [
     (
         "shell-listener",
         "a shell (sh, bash, dash, zsh, ksh, busybox) listening or accepting",
@@ -74,6 +74,10 @@ pub const RULES: [(&str, &str); 10] = [
         "a listener or accept made through io_uring by an executable not on the io_uring allowlist",
     ),
     (
+        "webshell",
+        "a shell, or an interpreter running an inline program, listening, accepting or started on a socket with a web server (nginx, apache2, httpd, php-fpm, ...) among its ancestors",
+    ),
+    (
         "socket-stdio",
         "a program started with an IP socket as stdin, stdout or stderr: a bind or reverse shell (critical for a shell)",
     ),
@@ -96,6 +100,8 @@ pub struct Subject<'a> {
     pub joined: Option<&'a [Neighbour]>,
     /// It was made through io_uring.
     pub io_uring: bool,
+    /// The process's parent, grandparent, ... (newest first).
+    pub ancestors: &'a [Ancestor],
 }
 
 #[derive(Clone, Debug)]

@@ -32,6 +32,21 @@ const NETCATS: [&str; 6] = [
     "socat",
 ];
 
+/// Web servers and their workers (`php-fpm8.2` is `php-fpm`): a shell among their
+/// descendants serving the network is how a webshell looks.
+const WEB_SERVERS: [&str; 10] = [
+    "nginx",
+    "apache2",
+    "httpd",
+    "lighttpd",
+    "caddy",
+    "php-fpm",
+    "php-cgi",
+    "uwsgi",
+    "openresty",
+    "h2o",
+];
+
 const KERNEL_THREADS: [&str; 6] = [
     "kworker",
     "ksoftirqd",
@@ -67,6 +82,13 @@ pub(super) fn is_shell(s: &Subject, prog: &str) -> bool {
     SHELLS.contains(&prog) || SHELLS.contains(&s.comm)
 }
 
+/// An interpreter running an inline program: the flag that gave it, and the technique.
+fn inline<'a>(s: &Subject<'a>, prog: &str) -> Option<(&'a str, &'static str)> {
+    let fam = family(prog);
+    let (_, flags, with_value, technique) = INTERPRETERS.iter().find(|(f, ..)| *f == fam)?;
+    inline_flag(s.args.unwrap_or_default(), flags, with_value).map(|flag| (flag, *technique))
+}
+
 /// The interpreter's technique, when `prog` is one.
 pub(super) fn interpreter(prog: &str) -> Option<&'static str> {
     let fam = family(prog);
@@ -76,9 +98,46 @@ pub(super) fn interpreter(prog: &str) -> Option<&'static str> {
         .map(|(.., technique)| *technique)
 }
 
+/// The nearest web server among the ancestors of a shell or interpreter: "nginx (pid 812)".
+pub(super) fn webshell(s: &Subject, f: &mut Findings) {
+    let prog = program(s);
+    if !is_shell(s, prog) && inline(s, prog).is_none() {
+        return;
+    }
+    let server = s.ancestors.iter().find(|a| {
+        let name = a.exe.as_deref().map_or(&*a.comm, |e| {
+            e.trim_end_matches(" (deleted)")
+                .rsplit('/')
+                .next()
+                .unwrap_or(e)
+        });
+        WEB_SERVERS.iter().any(|w| {
+            name == *w
+                || name
+                    .strip_prefix(w)
+                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        })
+    });
+    if let Some(a) = server {
+        f.add(
+            "webshell",
+            Severity::Critical,
+            "T1505.003",
+            format!(
+                "{} {}, started under the web server {} (pid {})",
+                who(s),
+                s.doing,
+                a.exe.as_deref().unwrap_or(&a.comm),
+                a.pid
+            ),
+        );
+    }
+}
+
 pub(super) fn judge(s: &Subject, f: &mut Findings) {
     let prog = program(s);
     let who = who(s);
+    webshell(s, f);
     if is_shell(s, prog) {
         f.add(
             "shell-listener",
@@ -87,20 +146,16 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
             format!("{who} {}: a shell does not serve connections", s.doing),
         );
     }
-    let fam = family(prog);
-    if let Some((_, flags, with_value, technique)) = INTERPRETERS.iter().find(|(f, ..)| *f == fam) {
-        let args = s.args.unwrap_or_default();
-        if let Some(flag) = inline_flag(args, flags, with_value) {
-            f.add(
-                "inline-interpreter-listener",
-                Severity::High,
-                technique,
-                format!(
-                    "{who} {} from an inline program ({flag}), not a script or module",
-                    s.doing
-                ),
-            );
-        }
+    if let Some((flag, technique)) = inline(s, prog) {
+        f.add(
+            "inline-interpreter-listener",
+            Severity::High,
+            technique,
+            format!(
+                "{who} {} from an inline program ({flag}), not a script or module",
+                s.doing
+            ),
+        );
     }
     if !s.accept && NETCATS.contains(&prog) {
         let args = s.args.unwrap_or_default();

@@ -37,4 +37,5 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
         technique,
         format!("{who} {}: {what}", s.doing),
     );
+    program::webshell(s, f);
 }

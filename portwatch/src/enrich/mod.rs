@@ -19,7 +19,7 @@ use crate::{
     clock::Clock,
     model::{
         listener::Listener,
-        process::{ListenerOwner, Parent, Process, ProcessContext},
+        process::{Ancestor, ListenerOwner, Parent, Process, ProcessContext},
         task::{ExecRecord, Task},
     },
 };
@@ -36,6 +36,8 @@ pub struct Enricher {
     cgroups: CgroupPaths,
     /// The last context built for each pid, reused while nothing it was built from changed.
     contexts: FxHashMap<u32, Cached>,
+    /// `--ancestry`: contexts carry the chain of ancestors.
+    ancestry: bool,
 }
 
 /// A built context and everything it was built from.
@@ -80,7 +82,14 @@ impl Enricher {
             users: Users::new(),
             cgroups: CgroupPaths::new(),
             contexts: FxHashMap::default(),
+            ancestry: false,
         }
+    }
+
+    /// Whether records carry their process's ancestry (`--ancestry`).
+    pub fn set_ancestry(&mut self, on: bool) {
+        self.ancestry = on;
+        self.contexts.clear();
     }
 
     /// Adds the processes running now (/proc) that the process table does not know yet.
@@ -258,6 +267,23 @@ impl Enricher {
             c.args_truncated = image.args_truncated;
         }
         self.workload(&mut c, image.map(|i| &**i));
+        if let Some(start) = t.start_ns {
+            c.lineage = self
+                .processes
+                .ancestry(t.pid, start)
+                .into_iter()
+                .map(|a| Ancestor {
+                    pid: a.pid,
+                    start_time: clock.format(a.start_ns),
+                    comm: Arc::clone(&a.image.comm),
+                    exe: a.image.exe.clone(),
+                    args: a.image.args.clone(),
+                })
+                .collect();
+            if self.ancestry {
+                c.ancestry = Some(Arc::clone(&c.lineage));
+            }
+        }
         c
     }
 

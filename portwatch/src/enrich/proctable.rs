@@ -6,9 +6,13 @@
 //! anything else. Records arrive in the order the kernel produced them, so when a socket event is
 //! enriched, the table holds the image the process ran at that moment.
 //!
-//! Memory stays bounded: a process is forgotten a grace period after its exit record (late
-//! events such as the close of its listeners, which the kernel reports after the exit, still
-//! find it), and a periodic sweep drops processes whose exit was not seen.
+//! Each entry remembers its parent as it was when the table learnt of it (before any
+//! reparenting to init), so the chain of ancestors (`ancestry`) stays exact after they exit.
+//!
+//! Memory stays bounded by what is live: a process is forgotten a grace period after its exit
+//! record (late events such as the close of its listeners, which the kernel reports after the
+//! exit, still find it) once no known process names it as parent, and a periodic sweep drops
+//! processes whose exit was not seen.
 use std::{
     collections::VecDeque,
     sync::Arc,
@@ -32,6 +36,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Images kept per process (exec chains), enough for a fork child to find the image its parent
 /// ran when it was forked.
 const IMAGES_KEPT: usize = 4;
+/// Ancestors followed at most (a fork bomb's depth is not worth a record's size).
+const ANCESTRY_MAX: usize = 32;
 
 /// How an image became known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,13 +73,30 @@ struct Entry {
     /// Shared with the records (and `enrich`'s cache, which tells images apart by identity).
     images: VecDeque<Arc<Image>>,
     exited: Option<Instant>,
+    /// Boot-clock ns of the start: exact from kernel records, else from /proc's ticks.
+    start_ns: u64,
+    /// The parent the process had when the table learnt of it.
+    parent: Option<Key>,
+    /// Entries naming this one as parent: while there are any, it is kept after its exit.
+    children: u32,
+}
+
+/// One ancestor of a process: who it was and the program it ran when its child was born.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub image: Arc<Image>,
 }
 
 impl Entry {
-    fn new(image: Image) -> Self {
+    fn new(image: Image, start_ns: u64) -> Self {
         Self {
             images: VecDeque::from([Arc::new(image)]),
             exited: None,
+            start_ns,
+            parent: None,
+            children: 0,
         }
     }
 
@@ -139,6 +162,7 @@ impl ProcessTable {
 
     /// Adds every process in /proc that the table does not know yet.
     pub fn seed_from_proc(&mut self) {
+        let mut seeded = Vec::new();
         for pid in procfs::pids() {
             let Some(stat) = procfs::stat(pid) else {
                 continue;
@@ -147,10 +171,66 @@ impl ProcessTable {
             if self.entries.contains_key(&key) {
                 continue;
             }
-            if let Some(image) = proc_image(pid, stat.start_ticks) {
-                self.entries.insert(key, Entry::new(image));
+            if let Some((image, ppid)) = proc_image(pid, stat.start_ticks) {
+                let start_ns = stat.start_ticks * self.ns_per_tick;
+                self.entries.insert(key, Entry::new(image, start_ns));
+                seeded.push((key, ppid));
             }
         }
+        // Parents by pid, now that all are in: /proc names a parent by pid only.
+        let by_pid: FxHashMap<u32, Key> = self.entries.keys().map(|k| (k.0, *k)).collect();
+        for (key, ppid) in seeded {
+            if let Some(&parent) = by_pid.get(&ppid) {
+                self.link(key, parent);
+            }
+        }
+    }
+
+    /// Records `parent` as `child`'s, unless it already has one.
+    fn link(&mut self, child: Key, parent: Key) {
+        if child == parent {
+            return;
+        }
+        match self.entries.get_mut(&child) {
+            Some(e) if e.parent.is_none() => e.parent = Some(parent),
+            _ => return,
+        }
+        if let Some(p) = self.entries.get_mut(&parent) {
+            p.children += 1;
+        }
+    }
+
+    /// The parent key of a task record's parent, if it names one.
+    fn parent_key(&self, parent: Option<(u32, u64)>) -> Option<Key> {
+        parent
+            .filter(|&(ppid, _)| ppid != 0)
+            .map(|(ppid, pstart)| self.key(ppid, pstart))
+    }
+
+    /// The ancestors of (pid, start) from its parent up, each with the image it ran when its
+    /// child started, as far as the table knows them.
+    pub fn ancestry(&self, pid: u32, start_ns: u64) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let Some(mut entry) = self.entries.get(&self.key(pid, start_ns)) else {
+            return out;
+        };
+        let mut child_start = entry.start_ns;
+        while let Some(key) = entry.parent {
+            let Some(parent) = self.entries.get(&key) else {
+                break;
+            };
+            if out.len() == ANCESTRY_MAX {
+                break;
+            }
+            out.push(Ancestor {
+                pid: key.0,
+                start_ns: parent.start_ns,
+                image: Arc::clone(parent.at(child_start)),
+            });
+            child_start = parent.start_ns;
+            entry = parent;
+        }
+        out
     }
 
     pub fn on_exec(&mut self, e: &ExecRecord) {
@@ -197,8 +277,12 @@ impl ProcessTable {
         match self.entries.get_mut(&key) {
             Some(entry) => entry.push(image),
             None => {
-                self.entries.insert(key, Entry::new(image));
+                self.entries.insert(key, Entry::new(image, start_ns));
             }
+        }
+        let parent = e.task.ppid.zip(e.task.parent_start_ns);
+        if let Some(parent) = self.parent_key(parent) {
+            self.link(key, parent);
         }
     }
 
@@ -228,7 +312,9 @@ impl ProcessTable {
         at_ns: u64,
     ) -> Result<Arc<Image>, &'static str> {
         let key = self.key(pid, start_ns);
-        if let Some(entry) = self.entries.get(&key) {
+        if let Some(entry) = self.entries.get_mut(&key) {
+            // The kernel's start time is exact; /proc's, which seeded it maybe, is in ticks.
+            entry.start_ns = start_ns;
             return Ok(Arc::clone(entry.at(at_ns)));
         }
         // Started while execs were traced and never exec'd: a fork running its parent's image.
@@ -241,18 +327,22 @@ impl ProcessTable {
                         source: Source::Inherited,
                         ..Image::clone(parent_entry.at(start_ns))
                     };
-                    let entry = Entry::new(image);
+                    let entry = Entry::new(image, start_ns);
                     let image = Arc::clone(entry.current());
                     self.entries.insert(key, entry);
+                    self.link(key, pkey);
                     return Ok(image);
                 }
             }
         }
         match proc_image(pid, key.1) {
-            Some(image) => {
-                let entry = Entry::new(image);
+            Some((image, _)) => {
+                let entry = Entry::new(image, start_ns);
                 let image = Arc::clone(entry.current());
                 self.entries.insert(key, entry);
+                if let Some(pkey) = self.parent_key(parent) {
+                    self.link(key, pkey);
+                }
                 Ok(image)
             }
             None => Err(
@@ -275,8 +365,22 @@ impl ProcessTable {
                 }
             }
         }
-        self.entries
-            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXIT_GRACE));
+        let mut orphaned = Vec::new();
+        self.entries.retain(|_, e| {
+            let keep =
+                e.children > 0 || e.exited.is_none_or(|t| now.duration_since(t) < EXIT_GRACE);
+            if !keep {
+                orphaned.extend(e.parent);
+            }
+            keep
+        });
+        // Their parents lose a child each (and may go at the next call).
+        for parent in orphaned {
+            if let Some(p) = self.entries.get_mut(&parent) {
+                // Saturating: a parent the table learnt of after its child was not counted.
+                p.children = p.children.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -284,9 +388,11 @@ fn text_args(args: &[Vec<u8>]) -> Arc<[String]> {
     args.iter().map(|a| text::escape(a).into_owned()).collect()
 }
 
-fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
+/// The image /proc shows for (pid, start), and the parent's pid.
+fn proc_image(pid: u32, start_ticks: u64) -> Option<(Image, u32)> {
     let info = procfs::read(pid, Some(start_ticks))?;
-    Some(Image {
+    let ppid = info.ppid;
+    Some((Image {
         since_ns: 0,
         exe_gap: info.exe.is_none().then_some(
             if crate::kernel::preflight::lacks("CAP_SYS_PTRACE") {
@@ -302,7 +408,7 @@ fn proc_image(pid: u32, start_ticks: u64) -> Option<Image> {
         comm: info.comm.text().into(),
         cgroup: info.cgroup,
         source: Source::Proc,
-    })
+    }, ppid))
 }
 
 #[cfg(test)]

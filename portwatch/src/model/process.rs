@@ -44,6 +44,12 @@ pub struct ProcessContext {
     pub netns: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<Parent>,
+    /// `--ancestry`: the parent, its parent and so on, newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ancestry: Option<Arc<[Ancestor]>>,
+    /// The same chain, always kept for the detections (written only as `ancestry`).
+    #[serde(skip)]
+    pub lineage: Arc<[Ancestor]>,
     /// Fields that could not be known, each with the reason.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub gaps: BTreeMap<&'static str, String>,
@@ -120,6 +126,18 @@ pub struct Parent {
     /// Why comm and exe are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gap: Option<&'static str>,
+}
+
+/// One ancestor: who it was and what it ran when its child was born, exact after it exited.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub start_time: String,
+    pub comm: Arc<str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Arc<[String]>>,
 }
 
 /// A container runtime's workload.

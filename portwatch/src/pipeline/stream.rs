@@ -127,6 +127,7 @@ impl<S: Sink> Stream<S> {
                 args: owner.process.args.as_deref(),
                 uid: Some(uid.unwrap_or(s.uid)),
                 port: Some(s.local.port()),
+                ancestors: &owner.process.lineage,
                 ..detect::Subject::default()
             });
             self.out.write(&Record::Listener(r))?;
@@ -230,6 +231,7 @@ impl<S: Sink> Stream<S> {
                 port: record.port,
                 joined,
                 io_uring: matches!(e.via, Via::IoUring(_)),
+                ancestors: &record.process.lineage,
             });
         }
         self.out.write(&Record::from_socket(e.kind, record))

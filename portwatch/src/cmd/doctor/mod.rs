@@ -160,6 +160,7 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         session::Judges {
             baseline: None,
             rules: crate::detect::Rules::default(),
+            ancestry: false,
         },
         filters,
         &clock,

@@ -128,3 +128,48 @@ fn seeds_this_process_from_proc() {
         Some(&*std::env::current_exe().unwrap().to_string_lossy())
     );
 }
+
+#[test]
+fn an_exited_ancestor_stays_known_while_a_descendant_lives_and_goes_after() {
+    const S: u64 = 1_000_000_000;
+    let mut t = ProcessTable::new(Some(0));
+    let (grand, parent, child) = (PID + 10, PID + 11, PID + 12);
+    t.on_exec(&exec(grand, S, S + 1, "/opt/grand", "grand"));
+    let mut e = exec(parent, 2 * S, 2 * S + 1, "/opt/parent", "parent");
+    e.task.ppid = Some(grand);
+    e.task.parent_start_ns = Some(S);
+    t.on_exec(&e);
+    let mut e = exec(child, 3 * S, 3 * S + 1, "/opt/child", "child");
+    e.task.ppid = Some(parent);
+    e.task.parent_start_ns = Some(2 * S);
+    t.on_exec(&e);
+    // The parent's later image does not change what it ran when the child started.
+    t.on_exec(&exec(parent, 2 * S, 4 * S, "/opt/later", "later"));
+    let chain = t.ancestry(child, 3 * S);
+    let exes: Vec<_> = chain.iter().map(|a| a.image.exe.as_deref()).collect();
+    assert_eq!(exes, [Some("/opt/parent"), Some("/opt/grand")]);
+    assert_eq!((chain[0].pid, chain[0].start_ns), (parent, 2 * S));
+    // Grandparent and parent exit long ago: kept, because the child lives.
+    let gone = |t: &mut ProcessTable, pid, start_ns| {
+        t.on_exit(&Task {
+            pid,
+            start_ns: Some(start_ns),
+            ..Task::default()
+        });
+        for e in t.entries.values_mut() {
+            if e.exited.is_some() {
+                e.exited = Some(Instant::now() - EXIT_GRACE);
+            }
+        }
+    };
+    gone(&mut t, grand, S);
+    gone(&mut t, parent, 2 * S);
+    t.maintain();
+    assert_eq!(t.ancestry(child, 3 * S).len(), 2);
+    // Once the child goes, the chain goes with it, one generation per upkeep.
+    gone(&mut t, child, 3 * S);
+    t.maintain();
+    t.maintain();
+    t.maintain();
+    assert!(t.is_empty(), "{} left", t.len());
+}

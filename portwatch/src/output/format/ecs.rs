@@ -118,7 +118,14 @@ impl Ecs {
                 });
             }
         });
-        Box::new([process, top, siem::process_extras(p)])
+        // ECS has no field for ancestors beyond the parent: they go under portwatch.*.
+        let extras = json::members(|m| {
+            m.append(&siem::process_extras(p));
+            if let Some(a) = &p.ancestry {
+                m.value("ancestry", a);
+            }
+        });
+        Box::new([process, top, extras])
     }
 
     /// `process`, `user`, `group` and `container` of a task and its context; returns the

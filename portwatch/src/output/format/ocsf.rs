@@ -16,7 +16,7 @@ use crate::{
     enrich::host::Host,
     model::{
         net::protocol_number,
-        process::{Encoded, ProcessContext},
+        process::{Ancestor, Encoded, ProcessContext},
     },
     output::record::{Record, SocketRecord},
 };
@@ -186,6 +186,9 @@ impl Ocsf {
                     o.plain("runtime", c.runtime);
                 });
             }
+            if let Some(ancestry) = &p.ancestry {
+                m.value("ancestry", &ancestry_entities(ancestry, boot));
+            }
         });
         Box::new([process, siem::process_extras(p)])
     }
@@ -230,6 +233,29 @@ impl Ocsf {
             o.append(&pieces[PROCESS]);
         });
     }
+}
+
+/// `ancestry`: Process Entity objects, the parent first, as OCSF orders them.
+fn ancestry_entities(ancestry: &[Ancestor], boot: Option<&str>) -> Vec<serde_json::Value> {
+    ancestry
+        .iter()
+        .map(|a| {
+            let mut e = serde_json::json!({"pid": a.pid, "name": &*a.comm});
+            if let Some(exe) = &a.exe {
+                e["path"] = exe.as_ref().into();
+            }
+            if let Some(args) = &a.args {
+                e["cmd_line"] = args.join(" ").into();
+            }
+            if let Some(ms) = epoch_ms(&a.start_time) {
+                e["created_time"] = ms.into();
+            }
+            if let Some(uid) = siem::entity_id(boot, a.pid, Some(&a.start_time)) {
+                e["uid"] = uid.into();
+            }
+            e
+        })
+        .collect()
 }
 
 fn user(m: &mut Members, uid: u32, name: Option<&str>) {

@@ -65,6 +65,7 @@ impl<S: Sink> Stream<S> {
             exe: r.process.exe.as_deref(),
             args: r.process.args.as_deref(),
             uid: Some(r.uid),
+            ancestors: &r.process.lineage,
             ..detect::Subject::default()
         })
     }
