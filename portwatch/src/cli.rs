@@ -52,6 +52,12 @@ pub enum Command {
     /// after a kernel upgrade. Needs root.
     Doctor(DoctorArgs),
 
+    /// Tell what happened from portwatch's own files (native format; each FILE's rotations
+    /// FILE.N ... FILE.1 are read first): per port (or --by-process), who bound and listened
+    /// when, the connections accepted and from where, the close, with each process and the
+    /// chain that started it. Says whether any record of the runs read is missing.
+    Timeline(TimelineArgs),
+
     /// (For doctor) make the canary sockets; waits for stdin to close.
     #[command(hide = true)]
     Canary,
@@ -66,6 +72,41 @@ pub struct DoctorArgs {
     /// As for `watch`: check the paths with this attach type for HOOK.
     #[arg(long, value_name = "HOOK=TYPE", help = hooks::attach_help())]
     pub attach: Vec<Forced>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TimelineArgs {
+    /// portwatch's output files (`--output file:PATH`), native format.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Group by process (pid and start time) instead of by port.
+    #[arg(long)]
+    pub by_process: bool,
+
+    /// Only these ports (repeatable).
+    #[arg(long, value_name = "PORT")]
+    pub port: Vec<u16>,
+
+    /// Only records of these processes (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+
+    /// Only records of this executable: a path, or a file name (repeatable).
+    #[arg(long, value_name = "EXE")]
+    pub exe: Vec<String>,
+
+    /// Only records from this time on (RFC 3339 UTC, e.g. 2026-12-03T11:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only records up to this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// One JSON object per group, then one that says what is missing.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

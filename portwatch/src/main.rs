@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
 use portwatch::{
     cli::{Cli, Command},
-    cmd::{canary, doctor, ls, watch},
+    cmd::{canary, doctor, ls, timeline, watch},
     config,
     error::Error,
 };
@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         // Inside the runtime: the ring buffer registers with its reactor.
         Command::Doctor(args) => runtime.block_on(async { doctor::run(args) }),
         Command::Canary => canary::run(),
+        Command::Timeline(args) => timeline::run(&args),
     };
     match result {
         Ok(()) | Err(Error::StdoutClosed) => ExitCode::SUCCESS,

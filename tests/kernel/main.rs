@@ -20,4 +20,5 @@ mod shells;
 mod sinks;
 mod stopping;
 mod syslog;
+mod timeline;
 mod uring;

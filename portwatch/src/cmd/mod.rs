@@ -4,4 +4,5 @@ pub mod doctor;
 pub mod ls;
 pub mod session;
 pub mod signals;
+pub mod timeline;
 pub mod watch;
