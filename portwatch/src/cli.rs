@@ -148,7 +148,8 @@ pub struct WatchArgs {
 
     /// Turn a built-in detection off (repeatable): shell-listener, inline-interpreter-listener,
     /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port,
-    /// privileged-port, reuseport-hijack, io-uring-listener, socket-stdio, webshell.
+    /// privileged-port, reuseport-hijack, io-uring-listener, socket-stdio, webshell,
+    /// accept-queue-overflow, close-wait-growing.
     #[arg(long, value_name = "NAME")]
     pub no_detection: Vec<String>,
 
@@ -156,6 +157,12 @@ pub struct WatchArgs {
     /// 6666, 6667, 6697, 12345, 12346, 20034, 27374, 31337, 54320, 54321).
     #[arg(long, value_name = "PORT")]
     pub backdoor_port: Vec<u16>,
+
+    /// Every INTERVAL (e.g. 10s, 500ms, 1m), a `listener_stats` record per listener: accept
+    /// queue, connections by state, drops (new since the last), with the accept-queue-overflow
+    /// and close-wait-growing detections. Off by default.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub stats: Option<std::time::Duration>,
 
     /// Add to each record its process's ancestry: parent, grandparent, ... up to init (pid,
     /// start time, exe, args), exact for ancestors that have exited.
@@ -249,9 +256,45 @@ pub fn parse_ring_size(s: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
+/// `--stats`'s interval: a number with `ms`, `s` (the default) or `m`, from 100 ms to a day.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (t, 1000)
+    };
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an interval: write e.g. 10s, 500ms or 1m"))?;
+    let ms = n.saturating_mul(unit_ms);
+    if !(100..=86_400_000).contains(&ms) {
+        return Err(format!(
+            "`{text}`: the interval must be from 100ms to 1440m (a day)"
+        ));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_intervals_take_units_and_refuse_the_absurd() {
+        let ms = |t| parse_interval(t).map(|d| d.as_millis());
+        assert_eq!(ms("10s"), Ok(10_000));
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("2m"), Ok(120_000));
+        assert_eq!(ms("5"), Ok(5_000));
+        assert!(ms("10ms").unwrap_err().contains("from 100ms"));
+        assert!(ms("soon").unwrap_err().contains("not an interval"));
+    }
 
     #[test]
     fn ring_size_must_be_a_power_of_two() {

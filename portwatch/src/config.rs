@@ -29,6 +29,7 @@ struct File {
     baseline: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
     ancestry: Option<bool>,
+    stats: Option<Spanned<String>>,
     #[serde(default)]
     attach: Vec<Spanned<String>>,
     #[serde(default)]
@@ -165,6 +166,12 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
                 .map_err(|e| at(m.span(), format!("metrics {e}")))?,
         );
     }
+    if let (None, Some(i)) = (args.stats, &file.stats) {
+        args.stats = Some(
+            crate::cli::parse_interval(i.get_ref())
+                .map_err(|e| at(i.span(), format!("stats {e}")))?,
+        );
+    }
     if args.btf.is_none() {
         args.btf = file.btf;
     }
@@ -254,6 +261,7 @@ mod tests {
 format = "ocsf"
 ring_buffer_size = 4194304
 metrics = "9464"
+stats = "30s"
 events = ["listen", "bind"]
 attach = ["listen=kprobe"]
 
@@ -283,6 +291,7 @@ facility = "local3"
         assert_eq!(args.format, Format::Ocsf);
         assert_eq!(args.ring_buffer_size, 4 << 20);
         assert_eq!(args.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(args.stats, Some(std::time::Duration::from_secs(30)));
         assert_eq!(args.events, ["listen", "bind"]);
         assert_eq!(args.port, [22, 443]);
         assert_eq!(args.no_detection, ["backdoor-port"]);

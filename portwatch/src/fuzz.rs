@@ -20,7 +20,7 @@ use crate::{
         text,
     },
     pipeline::decode::{KernelRecord, decode},
-    state::sockdiag::parse_messages,
+    state::sockdiag::parse_sockets,
     testkit,
 };
 
@@ -86,8 +86,8 @@ proptest! {
     #[test]
     fn sock_diag_answers_of_any_bytes_never_panic(bytes in vec(any::<u8>(), 0..400)) {
         let mut out = Vec::new();
-        let _ = parse_messages(&bytes, Proto::Tcp, &mut out);
-        let _ = parse_messages(&bytes, Proto::Udp, &mut out);
+        let _ = parse_sockets(&bytes, Proto::Tcp, &mut out);
+        let _ = parse_sockets(&bytes, Proto::Udp, &mut out);
     }
 
     #[test]

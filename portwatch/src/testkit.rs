@@ -91,6 +91,7 @@ pub fn listener(proto: Proto, local: &str, inode: u64, owners: &[u32]) -> Listen
         socket: BoundSocket {
             cookie: 0,
             netns: NETNS,
+            health: None,
             proto,
             local,
             inode,

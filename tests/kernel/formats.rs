@@ -108,11 +108,18 @@ fn assert_every_record_delivered_or_counted(records: &[Value]) {
 /// A run with every record kind but loss: returns its records.
 fn every_event(format: &str) -> Vec<Value> {
     let (mut holder, held_tcp, _) = hold_sockets(&[], None);
-    let mut d = Daemon::start(&["--format", format, "--ancestry"]);
+    let mut d = Daemon::start(&["--format", format, "--ancestry", "--stats", "1s"]);
     let held = d.expect("snapshot listener", |v| {
         record_kind(v) == "listener" && local_port(v) == held_tcp
     });
     assert_eq!(record_pid(&held), holder.id(), "{held}");
+    // --stats: its health, with its owner from the listener table.
+    let stats = d.expect("listener_stats", |v| {
+        record_kind(v) == "listener_stats" && local_port(v) == held_tcp
+    });
+    assert_eq!(record_pid(&stats), holder.id(), "{stats}");
+    assert_eq!(extras(&stats)["health"]["accept_queue"], 0, "{stats}");
+    assert_eq!(extras(&stats)["health"]["new_drops"], 0, "{stats}");
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -242,6 +249,7 @@ fn every_kind_validates(format: &str) {
     for kind in [
         "start",
         "listener",
+        "listener_stats",
         "snapshot_complete",
         "bind",
         "listen",

@@ -11,6 +11,7 @@ mod events;
 mod filters;
 mod formats;
 mod harness;
+mod health;
 mod inventory;
 mod lifecycle;
 mod metrics;

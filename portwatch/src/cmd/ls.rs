@@ -6,7 +6,7 @@ use crate::{
     clock::Clock,
     enrich::Enricher,
     error::{Error, Result},
-    model::{listener::Listener, process::ListenerOwner},
+    model::{health::Health, listener::Listener, process::ListenerOwner},
     output::{
         Output,
         format::Format,
@@ -71,14 +71,45 @@ pub fn run(args: &LsArgs) -> Result<()> {
     }
 }
 
-/// The human view: one row per listener.
+/// QUEUE (TCP: accept queue now / its size; UDP: bytes unread), EST/CW/SYN (TCP connections
+/// established, in CLOSE_WAIT, half open) and DROPS (since the socket was made), "-" unknown.
+fn health_cells(h: Option<&Health>) -> [String; 3] {
+    let dash = || "-".to_owned();
+    let Some(h) = h else {
+        return [dash(), dash(), dash()];
+    };
+    let queue = match (h.accept_queue, h.accept_queue_max, h.receive_queue) {
+        (Some(now), Some(max), _) => format!("{now}/{max}"),
+        (_, _, Some(bytes)) => format!("{bytes} B"),
+        _ => dash(),
+    };
+    let connections = h.connections.map_or_else(dash, |c| {
+        format!("{}/{}/{}", c.established, c.close_wait, c.syn_recv)
+    });
+    [
+        queue,
+        connections,
+        h.drops.map_or_else(dash, |d| d.to_string()),
+    ]
+}
+
 /// One row per listener; WHERE names the container or unit, and the network namespace of a
 /// socket outside `own_netns` (portwatch's).
 pub fn table(listeners: &[Entry], own_netns: u32) -> String {
     let header = [
-        "PROTO", "LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE",
+        "PROTO",
+        "LOCAL",
+        "SCOPE",
+        "QUEUE",
+        "EST/CW/SYN",
+        "DROPS",
+        "PID",
+        "USER",
+        "COMMAND",
+        "EXE",
+        "WHERE",
     ];
-    let rows: Vec<[String; 8]> = listeners
+    let rows: Vec<[String; 11]> = listeners
         .iter()
         .map(|(l, owner)| {
             let p = &owner.process;
@@ -97,11 +128,15 @@ pub fn table(listeners: &[Entry], own_netns: u32) -> String {
             if l.shared > 0 {
                 scope.push_str(&format!(" +{} shared", l.shared));
             }
+            let [queue, connections, drops] = health_cells(l.socket.health.as_ref());
             [
                 l.socket.proto.name().to_owned(),
                 // SocketAddr's Display brackets IPv6 addresses.
                 l.socket.local.to_string(),
                 scope,
+                queue,
+                connections,
+                drops,
                 task.map_or_else(|| "-".into(), |t| t.pid.to_string()),
                 p.user.clone().unwrap_or_else(|| "-".into()),
                 task.map_or_else(|| "-".into(), |t| t.comm.text().into_owned()),
@@ -177,9 +212,21 @@ mod tests {
             }),
             ..ProcessContext::default()
         };
+        let mut ssh = entry("[::]:22", 1, Some((10, "sshd")), sshd);
+        ssh.0.socket.health = Some(Health {
+            accept_queue: Some(2),
+            accept_queue_max: Some(128),
+            connections: Some(crate::model::health::Connections {
+                established: 5,
+                close_wait: 1,
+                syn_recv: 0,
+            }),
+            drops: Some(3),
+            ..Health::default()
+        });
         let text = table(
             &[
-                entry("[::]:22", 1, Some((10, "sshd")), sshd),
+                ssh,
                 entry("127.0.0.1:8080", 0, Some((20, "nginx")), web),
                 entry("0.0.0.0:111", 0, None, ProcessContext::default()),
                 {
@@ -207,6 +254,9 @@ mod tests {
                 "tcp",
                 "[::]:22",
                 "all +1 shared",
+                "2/128",
+                "5/1/0",
+                "3",
                 "10",
                 "root",
                 "sshd",
@@ -220,6 +270,9 @@ mod tests {
                 "tcp",
                 "127.0.0.1:8080",
                 "loopback",
+                "-",
+                "-",
+                "-",
                 "20",
                 "www-data",
                 "nginx",
@@ -229,14 +282,48 @@ mod tests {
         );
         assert_eq!(
             columns(lines[3]),
-            ["tcp", "0.0.0.0:111", "all", "-", "-", "-", "-"]
+            [
+                "tcp",
+                "0.0.0.0:111",
+                "all",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-"
+            ]
         );
         assert_eq!(
             columns(lines[4]),
-            ["udp", "0.0.0.0:53", "all", "-", "-", "-", "-", "netns 7"]
+            [
+                "udp",
+                "0.0.0.0:53",
+                "all",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "netns 7"
+            ]
         );
         // Every column starts where its header does.
-        for header in ["LOCAL", "SCOPE", "PID", "USER", "COMMAND", "EXE", "WHERE"] {
+        for header in [
+            "LOCAL",
+            "SCOPE",
+            "QUEUE",
+            "EST/CW/SYN",
+            "DROPS",
+            "PID",
+            "USER",
+            "COMMAND",
+            "EXE",
+            "WHERE",
+        ] {
             let at = lines[0].find(header).unwrap();
             assert!(
                 lines[1..].iter().all(|l| l[..at].ends_with("  ")),

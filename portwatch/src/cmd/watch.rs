@@ -105,6 +105,12 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut hangup = stdout_hangup();
     let mut watching_stdout = on_stdout;
     let mut batch = Batch::default();
+    // --stats: the first records at once, then every interval (late ticks are not caught up).
+    let mut stats = args.stats.map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let reason = loop {
         tokio::select! {
             received = signals.next() => match received {
@@ -126,6 +132,13 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                     let records = stream.drain(guard.get_inner_mut(), &clock)?;
                     batch.drained(records, &mut stream, &mut clock)?;
                 }
+            }
+            _ = async { stats.as_mut().unwrap().tick().await }, if stats.is_some() => {
+                // What the kernel already queued first: the table then knows new listeners.
+                clock = Clock::now();
+                let records = stream.drain(ring.get_mut(), &clock)?;
+                batch.drained(records, &mut stream, &mut clock)?;
+                stream.stats(&clock)?;
             }
             _ = tokio::time::sleep_until(batch.next_drain.unwrap_or_else(far_future)),
                 if batch.next_drain.is_some() => {

@@ -10,10 +10,12 @@ use serde::Serialize;
 
 use crate::model::{listener::Neighbour, process::Ancestor};
 
+mod health;
 mod program;
 mod socket;
 mod stdio;
 
+pub use health::CLOSE_WAIT_RISES;
 pub use socket::BACKDOOR_PORTS;
 
 /// One rule's finding on one record.
@@ -21,8 +23,10 @@ pub use socket::BACKDOOR_PORTS;
 pub struct Detection {
     pub name: &'static str,
     pub severity: Severity,
-    /// The MITRE ATT&CK technique.
-    pub technique: &'static str,
+    /// The MITRE ATT&CK technique, when the finding is a sign of one (a health finding, such
+    /// as a CLOSE_WAIT leak, is not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub technique: Option<&'static str>,
     /// One line naming the evidence.
     pub reason: String,
 }
@@ -36,7 +40,7 @@ pub enum Severity {
 }
 
 /// The rules, by name, with what each is about (for `--help` and the README).
-pub const RULES: [(&str, &str); 11] = [
+pub const RULES: [(&str, &str); 13] = [
     (
         "shell-listener",
         "a shell (sh, bash, dash, zsh, ksh, busybox) listening or accepting",
@@ -80,6 +84,14 @@ pub const RULES: [(&str, &str); 11] = [
     (
         "socket-stdio",
         "a program started with an IP socket as stdin, stdout or stderr: a bind or reverse shell (critical for a shell)",
+    ),
+    (
+        "accept-queue-overflow",
+        "watch --stats: a TCP listener dropped connection attempts since the last check because its accept queue was full",
+    ),
+    (
+        "close-wait-growing",
+        "watch --stats: a TCP listener's connections in CLOSE_WAIT rose at 3 checks in a row without a fall (a descriptor leak)",
     ),
 ];
 
@@ -134,6 +146,16 @@ impl Findings<'_> {
         name: &'static str,
         severity: Severity,
         technique: &'static str,
+        reason: String,
+    ) {
+        self.add_finding(name, severity, Some(technique), reason);
+    }
+
+    fn add_finding(
+        &mut self,
+        name: &'static str,
+        severity: Severity,
+        technique: Option<&'static str>,
         reason: String,
     ) {
         if self.rules.on(name) {
@@ -203,6 +225,21 @@ impl Rules {
     /// Whether a program started on sockets is judged (and so reported: `exec` records).
     pub fn judges_stdio(&self) -> bool {
         self.on(stdio::RULE)
+    }
+
+    /// The findings on a listener's health (`watch --stats`), its CLOSE_WAIT run if rising.
+    pub fn judge_health(
+        &self,
+        s: &Subject,
+        h: &crate::model::health::Health,
+        close_wait: Option<crate::state::health::Rising>,
+    ) -> Vec<Detection> {
+        let mut f = Findings {
+            rules: self,
+            found: Vec::new(),
+        };
+        health::judge(s, h, close_wait, &mut f);
+        f.found
     }
 
     /// The finding on a program started with sockets as standard streams; `s.doing` says which.

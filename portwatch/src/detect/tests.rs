@@ -188,7 +188,7 @@ fn a_program_on_sockets_is_critical_for_a_shell_high_for_an_interpreter_else_med
             ..subject(comm, Some(exe), &a, 0)
         });
         assert_eq!(names(&found), ["socket-stdio"]);
-        (found[0].severity, found[0].technique)
+        (found[0].severity, found[0].technique.unwrap_or_default())
     };
     assert_eq!(
         on("bash", "/usr/bin/bash"),

@@ -23,6 +23,8 @@ pub struct BoundSocket {
     pub cookie: u64,
     /// The network namespace (inode) it lives in.
     pub netns: u32,
+    /// Its queues and drops as sock_diag listed them (the connections too, when asked for).
+    pub health: Option<super::health::Health>,
 }
 
 impl BoundSocket {

@@ -4,6 +4,7 @@
 //! addresses" means, the loss counts) is defined here once.
 pub mod attach;
 pub mod errno;
+pub mod health;
 pub mod listener;
 pub mod loss;
 pub mod net;

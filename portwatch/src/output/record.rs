@@ -17,6 +17,7 @@ use crate::{
     model::{
         attach::Chosen,
         errno::errno_name,
+        health::Health,
         listener::{Ended, Holder, Listener, Neighbour},
         loss::LossCounts,
         net::{Proto, Scope, family, protocol_name},
@@ -38,6 +39,8 @@ pub enum Record {
     Exec(SocketRecord),
     /// A socket that was already listening (or bound, for UDP) when portwatch started.
     Listener(ListenerRecord),
+    /// `watch --stats`: a listener's health at one moment, with what it gained since the last.
+    ListenerStats(ListenerRecord),
     /// Every pre-existing listener has been reported; live events follow.
     SnapshotComplete(SnapshotRecord),
     Loss(LossRecord),
@@ -67,6 +70,9 @@ pub struct ListenerRecord {
     /// What the built-in detections found (`detect`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detections: Vec<Detection>,
+    /// Its queues, connections by state and drops (sock_diag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// The first owner: pid, tid, uid, gid, comm and its process context.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -101,6 +107,7 @@ impl ListenerRecord {
             owners: l.owners.clone(),
             alert,
             detections: Vec::new(),
+            health: s.health,
             pid: task.map(|t| t.pid),
             tid: task.map(|t| t.tid),
             uid: task.map(|t| t.uid),
@@ -365,6 +372,7 @@ impl Record {
             Self::Close(_) => "close",
             Self::Exec(_) => "exec",
             Self::Listener(_) => "listener",
+            Self::ListenerStats(_) => "listener_stats",
             Self::SnapshotComplete(_) => "snapshot_complete",
             Self::Loss(_) => "loss",
             Self::Stop(_) => "stop",

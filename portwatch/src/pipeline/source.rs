@@ -38,6 +38,16 @@ pub trait Counters {
 /// were listed: what the listener table's checks compare it with.
 pub trait Sockets {
     fn present(&mut self) -> io::Result<Present>;
+    /// Every listener with its health, connections counted (`watch --stats`), and the
+    /// namespaces that could not be listed.
+    fn health(
+        &mut self,
+    ) -> io::Result<(
+        Vec<crate::model::listener::BoundSocket>,
+        crate::state::netns::Unlisted,
+    )> {
+        Ok((Vec::new(), Vec::new()))
+    }
 }
 
 #[derive(Debug, Default)]

@@ -30,10 +30,11 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::{listeners::ListenerTable, stdio::StdioSessions},
+    state::{health::Trends, listeners::ListenerTable, stdio::StdioSessions},
 };
 
 mod exec;
+mod stats;
 
 pub struct Stream<S: Sink> {
     out: Output<S>,
@@ -54,6 +55,8 @@ pub struct Stream<S: Sink> {
     metrics: Option<crate::metrics::Metrics>,
     rules: Rules,
     stdio_sessions: StdioSessions,
+    /// `--stats`: each listener's drops and CLOSE_WAIT run at its last stats record.
+    trends: Trends,
 }
 
 impl<S: Sink> Stream<S> {
@@ -83,6 +86,7 @@ impl<S: Sink> Stream<S> {
             metrics: None,
             rules: Rules::default(),
             stdio_sessions: StdioSessions::default(),
+            trends: Trends::default(),
         }
     }
 

@@ -16,10 +16,11 @@ use crate::{
     state::sockdiag,
 };
 
-/// The listeners of `snapshot`, with a warning on stderr for each namespace it could not list.
+/// The listeners of `snapshot`, their health with the connections counted, with a warning on
+/// stderr for each namespace it could not list.
 pub fn listed() -> crate::error::Result<Vec<Listener>> {
-    let (listeners, failed) =
-        snapshot().map_err(|e| crate::error::Error::io("listing sockets with sock_diag", e))?;
+    let (listeners, failed) = snapshot_with(true)
+        .map_err(|e| crate::error::Error::io("listing sockets with sock_diag", e))?;
     for (netns, e) in failed {
         eprintln!(
             "portwatch: warning: the sockets of network namespace {netns} are not listed ({e}): entering it needs CAP_SYS_ADMIN"
@@ -30,7 +31,12 @@ pub fn listed() -> crate::error::Result<Vec<Listener>> {
 
 /// The listeners, sorted, and the namespaces that could not be listed, with the reason.
 pub fn snapshot() -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
-    let (sockets, _, failed) = sockdiag::everywhere()?;
+    snapshot_with(false)
+}
+
+/// `snapshot`, with the connections of each TCP listener counted when `connections`.
+fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
+    let (sockets, _, failed) = sockdiag::everywhere_with(connections)?;
     let mut owners = crate::enrich::procfs::socket_owners();
     // Sockets of different namespaces never share a port.
     let mut by_port: HashMap<(u32, Proto, u16), Vec<usize>> = HashMap::new();

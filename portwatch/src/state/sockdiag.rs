@@ -1,5 +1,6 @@
 //! Listing the host's listening TCP and bound UDP sockets with sock_diag (NETLINK_SOCK_DIAG,
-//! `inet_diag`), the interface `ss` uses. Parsing is bounds-checked; the kernel's answer is never
+//! `inet_diag`), the interface `ss` uses, with their queues and drops, and counting the TCP
+//! connections on their ports by state. Parsing is bounds-checked; the kernel's answer is never
 //! trusted beyond the lengths it states and we check.
 use std::{
     io,
@@ -8,9 +9,14 @@ use std::{
 };
 
 use portwatch_common::{TCP_CLOSE, TCP_LISTEN};
+use rustc_hash::FxHashMap;
 
 use crate::{
-    model::{listener::BoundSocket, net::Proto},
+    model::{
+        health::{Connections, Health},
+        listener::BoundSocket,
+        net::Proto,
+    },
     pipeline::source::{Present, Sockets},
     state::netns,
 };
@@ -25,21 +31,38 @@ const NLMSG_HDRLEN: usize = 16;
 /// struct inet_diag_msg
 const DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_SKV6ONLY: u16 = 11;
+/// The socket memory attribute: u32s, SK_MEMINFO_DROPS (sk_drops) the ninth.
+const INET_DIAG_SKMEMINFO: u16 = 7;
+const SK_MEMINFO_DROPS: usize = 8;
+const TCP_ESTABLISHED: u32 = 1;
+const TCP_SYN_RECV: u32 = 3;
+const TCP_CLOSE_WAIT: u32 = 8;
 
 /// Every listening TCP socket and every bound, unconnected UDP socket of every network namespace
 /// portwatch can enter, and the namespaces listed. A namespace it cannot enter (or list) is left
 /// out and named in the third member with the reason.
 pub fn everywhere() -> io::Result<(Vec<BoundSocket>, Present, netns::Unlisted)> {
+    everywhere_with(false)
+}
+
+/// `everywhere`, and with `connections` each TCP listener's health counts the connections on
+/// its address and port by state (a second dump per namespace, of every connection).
+pub fn everywhere_with(
+    connections: bool,
+) -> io::Result<(Vec<BoundSocket>, Present, netns::Unlisted)> {
     let mut all = Vec::new();
     let mut present = Present::default();
     let mut failed = Vec::new();
+    let list = move || {
+        let mut sockets = listening_sockets()?;
+        if connections {
+            count_connections(&mut sockets)?;
+        }
+        Ok(sockets)
+    };
     for (i, ns) in netns::all()?.into_iter().enumerate() {
         // portwatch's own namespace (the first) needs no thread.
-        let listed = if i == 0 {
-            listening_sockets()
-        } else {
-            ns.run(listening_sockets)
-        };
+        let listed = if i == 0 { list() } else { ns.run(list) };
         match listed {
             Ok(sockets) => {
                 present.namespaces.insert(ns.inode);
@@ -62,14 +85,61 @@ pub fn listening_sockets() -> io::Result<Vec<BoundSocket>> {
     // UDP sockets that are bound but not connected show as TCP_CLOSE ("UNCONN" in ss).
     for (proto, state) in [(Proto::Tcp, TCP_LISTEN), (Proto::Udp, TCP_CLOSE)] {
         for family in [libc::AF_INET, libc::AF_INET6] {
-            all.extend(
-                dump(family as u8, proto, 1 << state as u32)?
-                    .into_iter()
-                    .filter(|s| s.local.port() != 0),
-            );
+            dump(family as u8, proto, 1 << state as u32, |p| {
+                let s = parse_diag(p, proto)?;
+                if s.local.port() != 0 {
+                    all.push(s);
+                }
+                Some(())
+            })?;
         }
     }
     Ok(all)
+}
+
+/// Adds to each TCP listener of `sockets` the connections of this namespace on its address and
+/// port. A connection belongs to the listener of its family on exactly its address, else to
+/// the wildcard one (an accepted socket has its listener's family; IPv4 peers of a `::`
+/// listener show as v4-mapped IPv6). Only counts are kept, never the connections.
+fn count_connections(sockets: &mut [BoundSocket]) -> io::Result<()> {
+    let mut counts: FxHashMap<SocketAddr, Connections> = FxHashMap::default();
+    let states = 1 << TCP_ESTABLISHED | 1 << TCP_SYN_RECV | 1 << TCP_CLOSE_WAIT;
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        dump(family as u8, Proto::Tcp, states, |p| {
+            let (local, state) = (local_of(p)?, *p.get(1)?);
+            let c = counts.entry(local).or_default();
+            match u32::from(state) {
+                TCP_ESTABLISHED => c.established += 1,
+                TCP_CLOSE_WAIT => c.close_wait += 1,
+                // Request sockets show as TCP_NEW_SYN_RECV (12) or SYN_RECV.
+                _ => c.syn_recv += 1,
+            }
+            Some(())
+        })?;
+    }
+    for (local, c) in counts {
+        let same = |s: &BoundSocket| {
+            s.proto == Proto::Tcp
+                && s.local.port() == local.port()
+                && s.local.is_ipv4() == local.is_ipv4()
+        };
+        let exact = sockets
+            .iter()
+            .any(|s| same(s) && s.local.ip() == local.ip());
+        for s in sockets.iter_mut().filter(|s| same(s)) {
+            if s.local.ip() == local.ip() || (!exact && s.local.ip().is_unspecified()) {
+                if let Some(h) = &mut s.health {
+                    h.connections.get_or_insert_default().add(c);
+                }
+            }
+        }
+    }
+    for s in sockets.iter_mut().filter(|s| s.proto == Proto::Tcp) {
+        if let Some(h) = &mut s.health {
+            h.connections.get_or_insert_default();
+        }
+    }
+    Ok(())
 }
 
 fn request(family: u8, proto: Proto, states: u32) -> Vec<u8> {
@@ -82,13 +152,22 @@ fn request(family: u8, proto: Proto, states: u32) -> Vec<u8> {
     b.extend_from_slice(&1u32.to_ne_bytes()); // seq
     b.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
     // struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed inet_diag_sockid
-    b.extend_from_slice(&[family, protocol, 0, 0]);
+    // ext: the socket memory attribute (for the drops).
+    let ext = 1 << (INET_DIAG_SKMEMINFO - 1);
+    b.extend_from_slice(&[family, protocol, ext, 0]);
     b.extend_from_slice(&states.to_ne_bytes());
     b.resize(len, 0);
     b
 }
 
-fn dump(family: u8, proto: Proto, states: u32) -> io::Result<Vec<BoundSocket>> {
+/// Asks for the sockets of `family` and `proto` in `states` and hands each socket message's
+/// payload to `each` (None: malformed).
+fn dump(
+    family: u8,
+    proto: Proto,
+    states: u32,
+    mut each: impl FnMut(&[u8]) -> Option<()>,
+) -> io::Result<()> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe {
         libc::socket(
@@ -107,7 +186,6 @@ fn dump(family: u8, proto: Proto, states: u32) -> io::Result<Vec<BoundSocket>> {
     if unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: valid buffer and length.
@@ -119,11 +197,8 @@ fn dump(family: u8, proto: Proto, states: u32) -> io::Result<Vec<BoundSocket>> {
             }
             return Err(e);
         }
-        if n == 0 {
-            return Ok(out);
-        }
-        if parse_messages(&buf[..n as usize], proto, &mut out)? {
-            return Ok(out);
+        if n == 0 || parse_messages(&buf[..n as usize], &mut each)? {
+            return Ok(());
         }
     }
 }
@@ -140,8 +215,12 @@ fn malformed() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag answer")
 }
 
-/// Parses one datagram of netlink messages into `out`; true once the dump is complete.
-pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<BoundSocket>) -> io::Result<bool> {
+/// Parses one datagram of netlink messages, each socket's to `each`; true once the dump is
+/// complete.
+pub fn parse_messages(
+    mut b: &[u8],
+    each: &mut impl FnMut(&[u8]) -> Option<()>,
+) -> io::Result<bool> {
     while b.len() >= NLMSG_HDRLEN {
         let len = u32_at(b, 0).ok_or_else(malformed)? as usize;
         let kind = u16_at(b, 4).ok_or_else(malformed)?;
@@ -155,7 +234,7 @@ pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<BoundSocket>) ->
                 let code = u32_at(payload, 0).ok_or_else(malformed)? as i32;
                 return Err(io::Error::from_raw_os_error(-code));
             }
-            SOCK_DIAG_BY_FAMILY => out.push(parse_diag(payload, proto).ok_or_else(malformed)?),
+            SOCK_DIAG_BY_FAMILY => each(payload).ok_or_else(malformed)?,
             _ => {}
         }
         let advance = (len + 3) & !3;
@@ -164,25 +243,43 @@ pub fn parse_messages(mut b: &[u8], proto: Proto, out: &mut Vec<BoundSocket>) ->
     Ok(false)
 }
 
-/// struct inet_diag_msg, then its attributes.
-fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
+/// `parse_messages` of listening or bound sockets into `out` (tests, fuzzing).
+pub fn parse_sockets(b: &[u8], proto: Proto, out: &mut Vec<BoundSocket>) -> io::Result<bool> {
+    parse_messages(b, &mut |p: &[u8]| {
+        out.push(parse_diag(p, proto)?);
+        Some(())
+    })
+}
+
+/// The local address of a struct inet_diag_msg.
+fn local_of(p: &[u8]) -> Option<SocketAddr> {
     if p.len() < DIAG_MSG_LEN {
         return None;
     }
-    let family = p[0];
     // inet_diag_sockid at 4: sport, dport (big endian), src[16], dst[16], if, cookie
     let sport = u16::from_be_bytes(p.get(4..6)?.try_into().ok()?);
     let src: [u8; 16] = p.get(8..24)?.try_into().ok()?;
-    let ip = match i32::from(family) {
+    let ip = match i32::from(p[0]) {
         libc::AF_INET => IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3])),
         libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(src)),
         _ => return None,
     };
+    Some(SocketAddr::new(ip, sport))
+}
+
+/// struct inet_diag_msg, then its attributes.
+fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
+    let local = local_of(p)?;
+    let ip = local.ip();
     // The cookie's two 32-bit halves, low first (sock_diag_save_cookie).
     let cookie = u64::from(u32_at(p, 44)?) | u64::from(u32_at(p, 48)?) << 32;
+    // idiag_rqueue, idiag_wqueue: a listener's accept queue and its size; a UDP socket's
+    // receive and send queues in bytes.
+    let (rqueue, wqueue) = (u32_at(p, 56)?, u32_at(p, 60)?);
     let uid = u32_at(p, 64)?;
     let inode = u64::from(u32_at(p, 68)?);
     let mut v6only = None;
+    let mut drops = None;
     let mut attrs = p.get(DIAG_MSG_LEN..)?;
     while attrs.len() >= 4 {
         let alen = usize::from(u16_at(attrs, 0)?);
@@ -193,16 +290,28 @@ fn parse_diag(p: &[u8], proto: Proto) -> Option<BoundSocket> {
         if atype == INET_DIAG_SKV6ONLY {
             v6only = attrs.get(4).map(|&v| v != 0);
         }
+        if atype == INET_DIAG_SKMEMINFO && alen >= 4 + 4 * (SK_MEMINFO_DROPS + 1) {
+            drops = u32_at(attrs, 4 + 4 * SK_MEMINFO_DROPS).map(u64::from);
+        }
         attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
     }
+    let tcp = proto == Proto::Tcp;
+    let health = Health {
+        accept_queue: tcp.then_some(rqueue),
+        accept_queue_max: tcp.then_some(wqueue),
+        receive_queue: (!tcp).then_some(rqueue),
+        drops,
+        ..Health::default()
+    };
     Some(BoundSocket {
         proto,
-        local: SocketAddr::new(ip, sport),
+        local,
         inode,
         uid,
         v6only: if ip.is_ipv6() { v6only } else { None },
         cookie,
         netns: 0,
+        health: Some(health),
     })
 }
 
@@ -212,6 +321,11 @@ pub struct SockDiag;
 impl Sockets for SockDiag {
     fn present(&mut self) -> io::Result<Present> {
         Ok(everywhere()?.1)
+    }
+
+    fn health(&mut self) -> io::Result<(Vec<BoundSocket>, netns::Unlisted)> {
+        let (sockets, _, failed) = everywhere_with(true)?;
+        Ok((sockets, failed))
     }
 }
 
@@ -248,12 +362,12 @@ mod tests {
         let mut msg = 200u32.to_ne_bytes().to_vec();
         msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         msg.extend_from_slice(&[0; 10]);
-        assert!(parse_messages(&msg, Proto::Tcp, &mut out).is_err());
+        assert!(parse_sockets(&msg, Proto::Tcp, &mut out).is_err());
         // A socket message too short to hold an inet_diag_msg.
         let mut short = 20u32.to_ne_bytes().to_vec();
         short.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         short.extend_from_slice(&[0; 14]);
-        assert!(parse_messages(&short, Proto::Tcp, &mut out).is_err());
+        assert!(parse_sockets(&short, Proto::Tcp, &mut out).is_err());
         assert!(out.is_empty());
     }
 }

@@ -82,10 +82,14 @@ impl Story {
 
     pub fn add(&mut self, v: &Value) {
         let event = text(&v["event"]);
-        if !matches!(
-            event,
-            "listener" | "bind" | "listen" | "accept" | "close" | "exec"
-        ) {
+        // Of the --stats records, those with a finding (an overflow, a CLOSE_WAIT pile).
+        let finding = event == "listener_stats" && v["detections"].is_array();
+        if !finding
+            && !matches!(
+                event,
+                "listener" | "bind" | "listen" | "accept" | "close" | "exec"
+            )
+        {
             return;
         }
         let Some(port) = v["port"].as_u64() else {
@@ -258,6 +262,17 @@ fn describe(v: &Value, out: &mut String) {
     let failed = v["success"] == false;
     let what = match text(&v["event"]) {
         "listener" => format!("listening on {at} when portwatch started"),
+        "listener_stats" => {
+            let h = &v["health"];
+            format!(
+                "health of {at}: accept queue {}/{}, {} established, {} in CLOSE_WAIT, {} new drops",
+                h["accept_queue"],
+                h["accept_queue_max"],
+                h["established"],
+                h["close_wait"],
+                h["new_drops"]
+            )
+        }
         "bind" if failed => format!("bind {at} failed: {}", text(&v["errno"])),
         "bind" => format!("bound {at}"),
         "listen" if failed => format!("listen on {at} failed: {}", text(&v["errno"])),
@@ -323,12 +338,15 @@ fn describe(v: &Value, out: &mut String) {
         let _ = writeln!(out, "      started by {}", chain.join(" <- "));
     }
     for d in v["detections"].as_array().into_iter().flatten() {
+        let technique = d["technique"]
+            .as_str()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "      detection {} ({}, {}): {}",
+            "      detection {} ({}{technique}): {}",
             text(&d["name"]),
             text(&d["severity"]),
-            text(&d["technique"]),
             text(&d["reason"])
         );
     }

@@ -224,6 +224,7 @@ fn categories(
             "exec_on_socket",
         ),
         Record::Listener(_) => ("state", NETWORK, &["info"], "listener"),
+        Record::ListenerStats(_) => ("metric", NETWORK, &["info"], "listener_stats"),
         Record::Start(_) => ("event", PROCESS, &["start"], "portwatch_started"),
         Record::Stop(_) => ("event", PROCESS, &["end"], "portwatch_stopped"),
         Record::Loss(_) => ("metric", &[], &[], "events_lost"),
@@ -299,7 +300,7 @@ impl Encoder for Ecs {
                 self.socket(record, r, &mut m);
                 r.alert.as_deref()
             }
-            Record::Listener(r) => {
+            Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
                 let extras = Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, pieces));
                 if let Ok(ip) = r.address.parse() {
@@ -309,7 +310,7 @@ impl Encoder for Ecs {
                 }
                 network(&mut m, Some(r.protocol), Some(r.family), "ingress");
                 m.object("portwatch", |o| {
-                    siem::listener_extras(r, o);
+                    siem::listener_extras(record, r, o);
                     o.append(extras.unwrap_or(&pieces[EXTRAS]));
                 });
                 r.alert.as_deref()
@@ -328,10 +329,12 @@ impl Encoder for Ecs {
         let found = siem::detections(record);
         if !found.is_empty() {
             m.object("rule", |r| r.plain("name", found[0].name));
+        }
+        if found.iter().any(|d| d.technique.is_some()) {
             m.object("threat", |t| {
                 t.plain("framework", "MITRE ATT&CK");
                 t.object("technique", |tech| {
-                    tech.strs("id", found.iter().map(|d| d.technique))
+                    tech.strs("id", found.iter().filter_map(|d| d.technique))
                 });
             });
         }

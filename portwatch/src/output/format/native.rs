@@ -33,7 +33,7 @@ impl Encoder for Native {
                 socket_members(r, &mut m);
                 m.raw(process_members(&r.process));
             }
-            Record::Listener(r) => {
+            Record::Listener(r) | Record::ListenerStats(r) => {
                 m.flatten(r);
                 m.raw(process_members(&r.process));
             }

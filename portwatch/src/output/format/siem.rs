@@ -114,9 +114,9 @@ pub fn socket_extras_after_record(r: &SocketRecord, m: &mut Members) {
     super::native::later_members(r, m);
 }
 
-/// A listener record's own fields that the schemas have no place for.
-pub fn listener_extras(r: &ListenerRecord, m: &mut Members) {
-    m.plain("record", "listener");
+/// A listener (or listener_stats) record's own fields that the schemas have no place for.
+pub fn listener_extras(record: &Record, r: &ListenerRecord, m: &mut Members) {
+    m.plain("record", record.event());
     m.plain("time", &r.time);
     if let Some(c) = &r.comm {
         m.str("comm", c);
@@ -138,6 +138,9 @@ pub fn listener_extras(r: &ListenerRecord, m: &mut Members) {
     }
     if !r.detections.is_empty() {
         m.value("detections", &r.detections);
+    }
+    if let Some(h) = &r.health {
+        m.value("health", h);
     }
 }
 
@@ -197,7 +200,7 @@ pub fn detections(record: &Record) -> &[crate::detect::Detection] {
         | Record::Accept(r)
         | Record::Close(r)
         | Record::Exec(r) => &r.detections,
-        Record::Listener(r) => &r.detections,
+        Record::Listener(r) | Record::ListenerStats(r) => &r.detections,
         _ => &[],
     }
 }
@@ -210,7 +213,7 @@ pub fn record_time(record: &Record) -> &str {
         | Record::Accept(r)
         | Record::Close(r)
         | Record::Exec(r) => r.time.as_str(),
-        Record::Listener(r) => &r.time,
+        Record::Listener(r) | Record::ListenerStats(r) => &r.time,
         Record::Start(r) => &r.time,
         Record::Stop(r) => &r.time,
         Record::Loss(r) => &r.time,

@@ -82,6 +82,10 @@ impl ListenerTable {
         self.by_inode.is_empty()
     }
 
+    pub fn get(&self, inode: u64) -> Option<&Live> {
+        self.by_inode.get(&inode)
+    }
+
     pub fn insert(&mut self, inode: u64, live: Live) {
         let key = (live.proto, live.bound.local.port());
         if let Some(old) = self.by_inode.insert(inode, live) {

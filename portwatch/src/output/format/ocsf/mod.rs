@@ -65,6 +65,7 @@ const fn activity(record: &Record) -> (&'static Class, Activity) {
             (&NETWORK_ACTIVITY, Activity(7, "Listen", "Listen"))
         }
         Record::Accept(_) => (&NETWORK_ACTIVITY, Activity(1, "Open", "Open")),
+        Record::ListenerStats(_) => (&NETWORK_ACTIVITY, Activity(6, "Traffic", "Traffic")),
         Record::Close(_) => (&NETWORK_ACTIVITY, Activity(2, "Close", "Close")),
         Record::Exec(_) => (&PROCESS_ACTIVITY, Activity(1, "Launch", "Launch")),
         Record::Start(_) => (&EVENT_LOG_ACTIVITY, Activity(6, "Start", "Start")),
@@ -93,7 +94,7 @@ fn severity(record: &Record) -> (u32, &'static str) {
         | Record::Accept(r)
         | Record::Close(r)
         | Record::Exec(r) => r.alert.is_some(),
-        Record::Listener(r) => r.alert.is_some(),
+        Record::Listener(r) | Record::ListenerStats(r) => r.alert.is_some(),
         Record::Loss(_) => true,
         Record::Stop(r) => r.counts.lost_total > 0,
         Record::Start(_) | Record::SnapshotComplete(_) => false,
@@ -275,7 +276,7 @@ impl Encoder for Ocsf {
                 self.socket(record, r, &mut m);
                 r.process.container.is_some()
             }
-            Record::Listener(r) => {
+            Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r
                     .process
                     .encoded(Format::Ocsf as usize, |p| self.context(p));
@@ -290,7 +291,7 @@ impl Encoder for Ocsf {
                 status(&mut m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| {
-                        siem::listener_extras(r, o);
+                        siem::listener_extras(record, r, o);
                         o.append(extras.unwrap_or(&pieces[EXTRAS]));
                     });
                 });

@@ -1,0 +1,106 @@
+//! `listener_stats` records (`watch --stats INTERVAL`): at each interval, every listener the
+//! filters let through, with its health from sock_diag (queues, connections by state, drops and
+//! the drops new since the last record) and the health findings. The owner is the one the
+//! listener table knows (from the listen or the start-up snapshot); no /proc scan is repeated.
+use rustc_hash::FxHashSet;
+
+use super::{Stream, doing};
+use crate::{
+    clock::Clock,
+    detect,
+    error::Result,
+    model::{
+        listener::Listener,
+        net::{Proto, Scope},
+        process::{ListenerOwner, Process, ProcessContext},
+    },
+    output::{
+        record::{ListenerRecord, Record},
+        sink::Sink,
+    },
+};
+
+impl<S: Sink> Stream<S> {
+    /// One `listener_stats` record per listener; a sock_diag failure is said on stderr and the
+    /// next interval tries again.
+    pub fn stats(&mut self, clock: &Clock) -> Result<()> {
+        let (sockets, failed) = match self.sockets.health() {
+            Ok(listed) => listed,
+            Err(e) => {
+                eprintln!("portwatch: warning: --stats: listing sockets with sock_diag: {e}");
+                return Ok(());
+            }
+        };
+        for (netns, e) in failed {
+            eprintln!("portwatch: warning: --stats: network namespace {netns} not listed: {e}");
+        }
+        let mut listed = FxHashSet::default();
+        let time = clock.format_now();
+        for socket in sockets {
+            let inode = socket.inode;
+            listed.insert(inode);
+            let live = self.listeners.get(inode);
+            let made_while_watched = live.is_some_and(|l| !l.from_snapshot);
+            let owners: Vec<u32> = live
+                .map(|l| l.owner.pid)
+                .filter(|&p| p != 0)
+                .into_iter()
+                .collect();
+            let l = Listener {
+                scope: Scope::of(&socket.local),
+                socket,
+                owners,
+                shared: 0,
+            };
+            let owner = if l.owners.is_empty() {
+                unknown_owner(&l)
+            } else {
+                self.enricher.listener_owner(&l, clock)
+            };
+            if !self.filters.allows_listener(&l, &owner) {
+                continue;
+            }
+            let mut health = l.socket.health.unwrap_or_default();
+            let rising = self.trends.update(inode, &mut health, made_while_watched);
+            let mut r = ListenerRecord::new(&l, &owner, None, time.clone());
+            r.health = Some(health);
+            if l.socket.proto == Proto::Tcp {
+                let s = &l.socket;
+                let doing = doing(
+                    "listening on",
+                    Some(s.proto.name()),
+                    Some(s.local.ip()),
+                    Some(s.local.port()),
+                );
+                let subject = detect::Subject {
+                    doing: &doing,
+                    pid: r.pid.unwrap_or(0),
+                    comm: r.comm.as_deref().unwrap_or("?"),
+                    exe: owner.process.exe.as_deref(),
+                    ..detect::Subject::default()
+                };
+                r.detections = self.rules.judge_health(&subject, &health, rising);
+            }
+            self.out.write(&Record::ListenerStats(r))?;
+        }
+        self.trends.retain(&listed);
+        self.flush()
+    }
+}
+
+/// The owner of a listener the table does not know (made while closes were not traced, or
+/// before a filter let its owner through): only its namespace, and why.
+fn unknown_owner(l: &Listener) -> ListenerOwner {
+    let mut c = ProcessContext {
+        netns: (l.socket.netns != 0).then_some(l.socket.netns),
+        ..ProcessContext::default()
+    };
+    c.gap(
+        "pid",
+        "portwatch saw neither its listen nor it in the start-up snapshot, so its owner is not known",
+    );
+    ListenerOwner {
+        task: None,
+        process: Process::new(c),
+    }
+}
