@@ -118,6 +118,10 @@ pub struct LsArgs {
     /// The JSON records' format (implies --json unless native).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+
+    /// Do not judge listeners against the firewall (no `nft` is run; REACH shows `-`).
+    #[arg(long)]
+    pub no_reachability: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +172,11 @@ pub struct WatchArgs {
     /// start time, exe, args), exact for ancestors that have exited.
     #[arg(long)]
     pub ancestry: bool,
+
+    /// Leave out `reachability` (whether the namespace's nftables rules let a new connection
+    /// reach the listener) from listener, listen and UDP bind records: no `nft` is run.
+    #[arg(long)]
+    pub no_reachability: bool,
 
     /// A program allowed to listen and accept through io_uring, quiet for the io-uring-listener
     /// detection (repeatable): an executable's path, or a file name for any path.

@@ -29,6 +29,7 @@ struct File {
     baseline: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
     ancestry: Option<bool>,
+    reachability: Option<bool>,
     stats: Option<Spanned<String>>,
     #[serde(default)]
     attach: Vec<Spanned<String>>,
@@ -177,6 +178,8 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     }
     // A flag can only turn it on: the file's `true` holds unless --ancestry was given anyway.
     args.ancestry |= file.ancestry.unwrap_or(false);
+    // Likewise `reachability = false` turns it off, and --no-reachability wins over `true`.
+    args.no_reachability |= file.reachability == Some(false);
     if args.baseline.is_none() {
         args.baseline = file.baseline;
     }
@@ -262,6 +265,7 @@ format = "ocsf"
 ring_buffer_size = 4194304
 metrics = "9464"
 stats = "30s"
+reachability = false
 events = ["listen", "bind"]
 attach = ["listen=kprobe"]
 
@@ -292,6 +296,7 @@ facility = "local3"
         assert_eq!(args.ring_buffer_size, 4 << 20);
         assert_eq!(args.metrics, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(args.stats, Some(std::time::Duration::from_secs(30)));
+        assert!(args.no_reachability);
         assert_eq!(args.events, ["listen", "bind"]);
         assert_eq!(args.port, [22, 443]);
         assert_eq!(args.no_detection, ["backdoor-port"]);

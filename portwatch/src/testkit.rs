@@ -101,6 +101,7 @@ pub fn listener(proto: Proto, local: &str, inode: u64, owners: &[u32]) -> Listen
         owners: owners.to_vec(),
         scope: Scope::of(&local),
         shared: 0,
+        reachability: None,
     }
 }
 

@@ -145,6 +145,19 @@ fn every_event(format: &str) -> Vec<Value> {
         ours("bind")(v) && local_port(v) == port && extras(v)["errno_code"] == 98
     });
     let listen = d.expect("listen", |v| ours("listen")(v) && local_port(v) == port);
+    // The firewall's verdict, under portwatch's own fields (what it is depends on the host).
+    for r in [&held, &listen] {
+        let reach = &extras(r)["reachability"];
+        let status = reach["status"].as_str().unwrap_or_default();
+        assert!(
+            ["reachable", "filtered", "unknown"].contains(&status),
+            "{r}"
+        );
+        assert!(
+            !reach["reason"].as_str().unwrap_or_default().is_empty(),
+            "{r}"
+        );
+    }
     let accept = d.expect("accept", |v| ours("accept")(v) && local_port(v) == port);
     d.expect("udp bind", |v| ours("bind")(v) && local_port(v) == udp_port);
     d.expect("udp close", |v| {

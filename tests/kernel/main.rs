@@ -17,6 +17,7 @@ mod lifecycle;
 mod metrics;
 mod names;
 mod process;
+mod reachability;
 mod shells;
 mod sinks;
 mod stopping;

@@ -218,7 +218,8 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
 /// syslog sinks' records; systemd-analyze and yamllint check the deployment files; python3,
-/// zsh, netcat and socat are the detections' real triggers.
+/// zsh, netcat and socat are the detections' real triggers; nftables holds the reachability
+/// test's rules.
 const TEST_PACKAGES: &[&str] = &[
     "logrotate",
     "rsyslog",
@@ -228,6 +229,7 @@ const TEST_PACKAGES: &[&str] = &[
     "zsh",
     "netcat-openbsd",
     "socat",
+    "nftables",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
@@ -240,7 +242,13 @@ fn capabilities_run(root: &Path) -> Result<()> {
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo_bin)
         .args(["test", "--package", "portwatch", "--test", "kernel", "--"])
-        .args(["events::", "lifecycle::", "process::", "uring::"])
+        .args([
+            "events::",
+            "lifecycle::",
+            "process::",
+            "uring::",
+            "reachability::",
+        ])
         .env("PORTWATCH_TEST_CAPS", DOCUMENTED_CAPS)
         .current_dir(root)
         .status()

@@ -13,7 +13,7 @@ use crate::{
         record::{ListenerRecord, Record},
         sink::Writer,
     },
-    state::inventory,
+    state::{firewall::Firewall, inventory},
 };
 
 /// A listener and its first owner.
@@ -52,7 +52,15 @@ pub fn baseline() -> Result<()> {
 
 pub fn run(args: &LsArgs) -> Result<()> {
     let clock = Clock::now();
-    let listeners = current(&clock)?;
+    let mut listeners = current(&clock)?;
+    if !args.no_reachability {
+        let mut firewall = Firewall::default();
+        for (l, owner) in &mut listeners {
+            let s = &l.socket;
+            let holder = owner.task.as_ref().map(|t| (t.pid, t.tid));
+            l.reachability = Some(firewall.judge(s.netns, holder, s.proto, s.local, s.v6only));
+        }
+    }
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
     if args.json || !terminal || args.format != Format::Native {
@@ -93,23 +101,27 @@ fn health_cells(h: Option<&Health>) -> [String; 3] {
     ]
 }
 
-/// One row per listener; WHERE names the container or unit, and the network namespace of a
+const HEADER: [&str; 12] = [
+    "PROTO",
+    "LOCAL",
+    "SCOPE",
+    "REACH",
+    "QUEUE",
+    "EST/CW/SYN",
+    "DROPS",
+    "PID",
+    "USER",
+    "COMMAND",
+    "EXE",
+    "WHERE",
+];
+
+/// One row per listener; REACH is what the firewall does to a new connection (`reachable`,
+/// `filtered`, `unknown`; the JSON records say by which rule and why); WHERE names the container or unit, and the network namespace of a
 /// socket outside `own_netns` (portwatch's).
 pub fn table(listeners: &[Entry], own_netns: u32) -> String {
-    let header = [
-        "PROTO",
-        "LOCAL",
-        "SCOPE",
-        "QUEUE",
-        "EST/CW/SYN",
-        "DROPS",
-        "PID",
-        "USER",
-        "COMMAND",
-        "EXE",
-        "WHERE",
-    ];
-    let rows: Vec<[String; 11]> = listeners
+    let header = HEADER;
+    let rows: Vec<[String; 12]> = listeners
         .iter()
         .map(|(l, owner)| {
             let p = &owner.process;
@@ -134,6 +146,10 @@ pub fn table(listeners: &[Entry], own_netns: u32) -> String {
                 // SocketAddr's Display brackets IPv6 addresses.
                 l.socket.local.to_string(),
                 scope,
+                l.reachability
+                    .as_ref()
+                    .map_or("-", |r| r.status.name())
+                    .to_owned(),
                 queue,
                 connections,
                 drops,
@@ -224,6 +240,11 @@ mod tests {
             drops: Some(3),
             ..Health::default()
         });
+        ssh.0.reachability = Some(crate::model::reach::Reachability {
+            status: crate::model::reach::Status::Reachable,
+            rule: None,
+            reason: "no rule drops it".into(),
+        });
         let text = table(
             &[
                 ssh,
@@ -254,6 +275,7 @@ mod tests {
                 "tcp",
                 "[::]:22",
                 "all +1 shared",
+                "reachable",
                 "2/128",
                 "5/1/0",
                 "3",
@@ -270,6 +292,7 @@ mod tests {
                 "tcp",
                 "127.0.0.1:8080",
                 "loopback",
+                "-",
                 "-",
                 "-",
                 "-",
@@ -292,6 +315,7 @@ mod tests {
                 "-",
                 "-",
                 "-",
+                "-",
                 "-"
             ]
         );
@@ -308,22 +332,12 @@ mod tests {
                 "-",
                 "-",
                 "-",
+                "-",
                 "netns 7"
             ]
         );
         // Every column starts where its header does.
-        for header in [
-            "LOCAL",
-            "SCOPE",
-            "QUEUE",
-            "EST/CW/SYN",
-            "DROPS",
-            "PID",
-            "USER",
-            "COMMAND",
-            "EXE",
-            "WHERE",
-        ] {
+        for header in &HEADER[1..] {
             let at = lines[0].find(header).unwrap();
             assert!(
                 lines[1..].iter().all(|l| l[..at].ends_with("  ")),

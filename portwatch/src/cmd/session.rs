@@ -114,6 +114,8 @@ pub struct Judges {
     pub rules: crate::detect::Rules,
     /// `--ancestry`: records carry their process's chain of ancestors.
     pub ancestry: bool,
+    /// Listener and listen records say whether the firewall lets connections reach them.
+    pub reachability: bool,
 }
 
 /// The stream, once it has reported the listeners that existed before the hooks attached
@@ -143,6 +145,9 @@ pub fn snapshot_stream<S: Sink>(
     );
     // Before the snapshot, whose listeners are judged too.
     stream.set_rules(judges.rules);
+    if judges.reachability {
+        stream.set_firewall(crate::state::firewall::Firewall::default());
+    }
     let watched = stream.snapshot(&listeners, clock)?;
     // Only the sockets the filters let through: the kernel reports the close of every socket in
     // its table, whoever closes it.

@@ -94,6 +94,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         baseline,
         rules,
         ancestry: args.ancestry,
+        reachability: !args.no_reachability,
     };
     let mut stream =
         session::snapshot_stream(&mut ebpf, counters, tracing, out, judges, filters, &clock)?;

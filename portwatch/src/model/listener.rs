@@ -45,6 +45,8 @@ pub struct Listener {
     /// Other sockets of the same protocol on the same port whose addresses overlap this one's
     /// (SO_REUSEPORT groups, or a specific address next to a wildcard one).
     pub shared: usize,
+    /// Whether the firewall lets a new connection reach it (`ls`, and `watch`'s snapshot).
+    pub reachability: Option<super::reach::Reachability>,
 }
 
 /// How a listener ended, for its close record.

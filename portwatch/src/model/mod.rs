@@ -9,6 +9,7 @@ pub mod listener;
 pub mod loss;
 pub mod net;
 pub mod process;
+pub mod reach;
 pub mod socket;
 pub mod task;
 pub mod text;

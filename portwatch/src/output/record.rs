@@ -22,6 +22,7 @@ use crate::{
         loss::LossCounts,
         net::{Proto, Scope, family, protocol_name},
         process::{ListenerOwner, Process, ProcessContext},
+        reach::Reachability,
         socket::{SockKind, SocketEvent, StdioSocket, Via},
         task::{Comm, ExecRecord},
     },
@@ -73,6 +74,9 @@ pub struct ListenerRecord {
     /// Its queues, connections by state and drops (sock_diag).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Whether the firewall lets a new connection reach it (`state::firewall`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<Reachability>,
     /// The first owner: pid, tid, uid, gid, comm and its process context.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -108,6 +112,7 @@ impl ListenerRecord {
             alert,
             detections: Vec::new(),
             health: s.health,
+            reachability: l.reachability.clone(),
             pid: task.map(|t| t.pid),
             tid: task.map(|t| t.tid),
             uid: task.map(|t| t.uid),
@@ -182,6 +187,8 @@ pub struct SocketRecord {
     pub alert: Option<String>,
     /// What the built-in detections found (`detect`): new listeners and accepts.
     pub detections: Vec<Detection>,
+    /// A new listener: whether the firewall lets a new connection reach it.
+    pub reachability: Option<Reachability>,
     /// close: why portwatch reports it (a UDP socket gone with its exited owner).
     pub reason: Option<&'static str>,
     /// close: how long the listener lived and how many connections it accepted.

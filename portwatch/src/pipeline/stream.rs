@@ -14,7 +14,6 @@ use crate::{
         baseline::{Baseline, Subject},
     },
     model::{
-        listener::{Holder, Listener},
         loss::LossCounts,
         net::Proto,
         process::ProcessContext,
@@ -22,7 +21,7 @@ use crate::{
     },
     output::{
         Output,
-        record::{ListenerRecord, LossRecord, Record, SnapshotRecord, SocketRecord, StopRecord},
+        record::{LossRecord, Record, SocketRecord, StopRecord},
         sink::Sink,
     },
     pipeline::{
@@ -30,10 +29,11 @@ use crate::{
         sequence::LossSequencer,
         source::{Counters, RecordSource, Sockets},
     },
-    state::{health::Trends, listeners::ListenerTable, stdio::StdioSessions},
+    state::{firewall::Firewall, health::Trends, listeners::ListenerTable, stdio::StdioSessions},
 };
 
 mod exec;
+mod snapshot;
 mod stats;
 
 pub struct Stream<S: Sink> {
@@ -57,6 +57,8 @@ pub struct Stream<S: Sink> {
     stdio_sessions: StdioSessions,
     /// `--stats`: each listener's drops and CLOSE_WAIT run at its last stats record.
     trends: Trends,
+    /// Judges new listeners against the firewall (off: `--no-reachability`, and in tests).
+    firewall: Option<Firewall>,
 }
 
 impl<S: Sink> Stream<S> {
@@ -87,61 +89,8 @@ impl<S: Sink> Stream<S> {
             rules: Rules::default(),
             stdio_sessions: StdioSessions::default(),
             trends: Trends::default(),
+            firewall: None,
         }
-    }
-
-    /// Reports the listeners that existed at start-up, then the completion marker; returns the
-    /// ones the filters let through (the others are not watched either).
-    pub fn snapshot<'l>(
-        &mut self,
-        listeners: &'l [Listener],
-        clock: &Clock,
-    ) -> Result<Vec<&'l Listener>> {
-        let now = clock.boot_now();
-        let mut reported = Vec::new();
-        for l in listeners {
-            let owner = self.enricher.listener_owner(l, clock);
-            if !self.filters.allows_listener(l, &owner) {
-                continue;
-            }
-            reported.push(l);
-            let s = &l.socket;
-            let uid = owner.task.as_ref().map(|t| t.uid);
-            let alert = self.judge(s.proto, s.local, uid, &owner.process);
-            self.already_reported.insert(s.inode);
-            let holder = Holder::new(owner.task.as_ref(), &owner.process);
-            self.listeners.insert_snapshot(s, holder, now);
-            let mut r = ListenerRecord::new(l, &owner, alert, clock.format(now));
-            let verb = if s.proto == Proto::Tcp {
-                "listening on"
-            } else {
-                "bound to"
-            };
-            let doing = doing(
-                verb,
-                Some(s.proto.name()),
-                Some(s.local.ip()),
-                Some(s.local.port()),
-            );
-            r.detections = self.rules.judge(&detect::Subject {
-                doing: &doing,
-                pid: owner.task.as_ref().map_or(0, |t| t.pid),
-                comm: r.comm.as_deref().unwrap_or("?"),
-                exe: owner.process.exe.as_deref(),
-                args: owner.process.args.as_deref(),
-                uid: Some(uid.unwrap_or(s.uid)),
-                port: Some(s.local.port()),
-                ancestors: &owner.process.lineage,
-                ..detect::Subject::default()
-            });
-            self.out.write(&Record::Listener(r))?;
-        }
-        self.out.write(&Record::SnapshotComplete(SnapshotRecord {
-            time: clock.format_now(),
-            listeners: reported.len(),
-        }))?;
-        self.out.flush()?;
-        Ok(reported)
     }
 
     /// Turns every record waiting in `ring` into output; returns how many there were.
@@ -212,6 +161,11 @@ impl<S: Sink> Stream<S> {
         record.shared_with = update.shared_with;
         record.ended = update.ended;
         record.alert = alert;
+        if let (Some(f), Some((proto, local))) = (&mut self.firewall, update.new_listener) {
+            let netns = e.task.netns.unwrap_or(0);
+            let holder = Some((e.task.pid, e.task.tid));
+            record.reachability = Some(f.judge(netns, holder, proto, local, None));
+        }
         if let Some(verb) = judged {
             let doing = doing(
                 verb,
@@ -239,6 +193,11 @@ impl<S: Sink> Stream<S> {
             });
         }
         self.out.write(&Record::from_socket(e.kind, record))
+    }
+
+    /// Judge each new listener against its namespace's firewall.
+    pub fn set_firewall(&mut self, firewall: Firewall) {
+        self.firewall = Some(firewall);
     }
 
     /// The detections to run (`--no-detection`, `--backdoor-port`, `--uring-allow`).

@@ -62,6 +62,7 @@ fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::state::
                 owners: pids,
                 scope: Scope::of(&s.local),
                 shared,
+                reachability: None,
             }
         })
         .collect();

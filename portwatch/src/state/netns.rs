@@ -59,6 +59,13 @@ pub fn all() -> io::Result<Vec<Namespace>> {
 }
 
 impl Namespace {
+    /// The namespace `path` (a `/proc/PID/task/TID/ns/net` or a bind mount) refers to, if it
+    /// can be opened and is `inode`.
+    pub fn open(path: &Path, inode: u32) -> Option<Self> {
+        let file = File::open(path).ok()?;
+        (file.metadata().ok()?.ino() as u32 == inode).then_some(Self { inode, file })
+    }
+
     /// Runs `f` in a thread that has entered this namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
         std::thread::scope(|s| {

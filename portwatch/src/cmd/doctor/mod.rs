@@ -161,6 +161,7 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
             baseline: None,
             rules: crate::detect::Rules::default(),
             ancestry: false,
+            reachability: false,
         },
         filters,
         &clock,

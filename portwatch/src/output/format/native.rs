@@ -139,6 +139,9 @@ pub(super) fn later_members(r: &SocketRecord, m: &mut Members) {
     if !r.detections.is_empty() {
         m.value("detections", &r.detections);
     }
+    if let Some(reach) = &r.reachability {
+        m.value("reachability", reach);
+    }
     if let Some(r) = r.reason {
         m.plain("reason", r);
     }

@@ -142,6 +142,9 @@ pub fn listener_extras(record: &Record, r: &ListenerRecord, m: &mut Members) {
     if let Some(h) = &r.health {
         m.value("health", h);
     }
+    if let Some(reach) = &r.reachability {
+        m.value("reachability", reach);
+    }
 }
 
 /// The process context's fields that the schemas have no place for, as members.

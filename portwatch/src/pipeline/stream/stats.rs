@@ -51,6 +51,7 @@ impl<S: Sink> Stream<S> {
                 socket,
                 owners,
                 shared: 0,
+                reachability: None,
             };
             let owner = if l.owners.is_empty() {
                 unknown_owner(&l)
