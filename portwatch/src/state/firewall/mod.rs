@@ -11,7 +11,6 @@ use std::{
     os::unix::fs::MetadataExt,
     path::Path,
     process::Command,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -34,13 +33,21 @@ pub use nft::Ruleset;
 /// How long a namespace's rules are used before they are read again.
 const FRESH: Duration = Duration::from_secs(2);
 
-type Rules = Arc<Result<Ruleset, String>>;
+/// The verdicts kept per namespace, at most: each new listener is judged once per reading.
+const MEMO: usize = 4096;
+
+/// One namespace's rules as last read, and the verdicts given from them.
+struct Reading {
+    at: Instant,
+    rules: Result<Ruleset, String>,
+    verdicts: HashMap<(Proto, SocketAddr, Option<bool>), Reachability>,
+}
 
 /// The rules of each namespace, read when first needed and again once stale. Holds only the
 /// namespaces asked about in the last `FRESH`.
 pub struct Firewall {
     own: u32,
-    cache: HashMap<u32, (Instant, Rules)>,
+    cache: HashMap<u32, Reading>,
 }
 
 impl Default for Firewall {
@@ -67,33 +74,50 @@ impl Firewall {
         if netns == 0 {
             return Reachability::unknown("the listener's network namespace is not known");
         }
-        let rules = self.rules(netns, holder);
-        match &*rules {
+        let reading = self.reading(netns, holder);
+        let key = (proto, local, v6only);
+        if let Some(v) = reading.verdicts.get(&key) {
+            return v.clone();
+        }
+        let verdict = match &reading.rules {
             Ok(r) => judge(r, proto, local, v6only),
             Err(e) => Reachability::unknown(e.as_str()),
+        };
+        if reading.verdicts.len() < MEMO {
+            reading.verdicts.insert(key, verdict.clone());
         }
+        verdict
     }
 
-    fn rules(&mut self, netns: u32, holder: Option<(u32, u32)>) -> Rules {
+    fn reading(&mut self, netns: u32, holder: Option<(u32, u32)>) -> &mut Reading {
         let now = Instant::now();
-        if let Some((at, r)) = self.cache.get(&netns)
-            && now.duration_since(*at) < FRESH
-        {
-            return Arc::clone(r);
-        }
-        self.cache
-            .retain(|_, (at, _)| now.duration_since(*at) < FRESH);
-        let rules = Arc::new(if netns == self.own {
-            read()
-        } else {
-            enter(netns, holder).map_or_else(
-                || Err(format!("network namespace {netns} could not be entered (its processes are gone, or entering needs CAP_SYS_ADMIN)")),
-                |ns| ns.run(|| Ok(read())).unwrap_or_else(|e| Err(format!("network namespace {netns} could not be entered: {e}"))),
-            )
-        });
-        self.cache.insert(netns, (now, Arc::clone(&rules)));
-        rules
+        let fresh = |r: &Reading| now.duration_since(r.at) < FRESH;
+        self.cache.retain(|_, r| fresh(r));
+        let own = self.own;
+        self.cache.entry(netns).or_insert_with(|| Reading {
+            at: now,
+            rules: if netns == own {
+                read()
+            } else {
+                read_in(netns, holder)
+            },
+            verdicts: HashMap::new(),
+        })
     }
+}
+
+/// The ruleset of namespace `netns`, read from a thread that entered it.
+fn read_in(netns: u32, holder: Option<(u32, u32)>) -> Result<Ruleset, String> {
+    let Some(ns) = enter(netns, holder) else {
+        return Err(format!(
+            "network namespace {netns} could not be entered (its processes are gone, or entering needs CAP_SYS_ADMIN)"
+        ));
+    };
+    ns.run(|| Ok(read())).unwrap_or_else(|e| {
+        Err(format!(
+            "network namespace {netns} could not be entered: {e}"
+        ))
+    })
 }
 
 /// A handle on namespace `netns`: through its holder, else found among all.
