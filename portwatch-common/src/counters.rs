@@ -11,7 +11,10 @@ pub const PENDING_FULL_BASE: u32 = KIND_SLOTS;
 pub const SOCK_READ_FAILED: u32 = 2 * KIND_SLOTS;
 /// Reading the task failed; the event was sent without parent, start time or netns.
 pub const TASK_READ_FAILED: u32 = 2 * KIND_SLOTS + 1;
-pub const COUNT: u32 = 2 * KIND_SLOTS + 2;
+/// A fork whose parent could not be remembered (`FORK_PARENT` full): if that process is
+/// reparented, its records name the new parent.
+pub const FORK_PARENT_FULL: u32 = 2 * KIND_SLOTS + 2;
+pub const COUNT: u32 = 2 * KIND_SLOTS + 3;
 
 pub const fn lost(kind: EventKind) -> u32 {
     LOST_BASE + kind as u32 - 1
@@ -26,13 +29,14 @@ mod tests {
 
     #[test]
     fn counter_slots_are_distinct_and_in_range() {
-        let mut slots = [0u32; 14];
+        let mut slots = [0u32; 15];
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             slots[i] = lost(kind);
             slots[6 + i] = pending_full(kind);
         }
         slots[12] = SOCK_READ_FAILED;
         slots[13] = TASK_READ_FAILED;
+        slots[14] = FORK_PARENT_FULL;
         for (i, a) in slots.iter().enumerate() {
             assert!(*a < COUNT);
             assert!(slots[i + 1..].iter().all(|b| b != a), "slot {a} used twice");

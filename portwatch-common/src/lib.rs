@@ -24,6 +24,7 @@ mod user {
     unsafe impl aya::Pod for super::SockEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}
     unsafe impl aya::Pod for super::ExitEvent {}
+    unsafe impl aya::Pod for super::ForkParent {}
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FilterConfig {}

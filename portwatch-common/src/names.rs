@@ -42,6 +42,7 @@ pub const CLOSE_TP_BTF: &str = "close_tp_btf";
 pub const CLOSE_TRACEPOINT: &str = "close_tracepoint";
 pub const PROCESS_EXEC: &str = "process_exec";
 pub const PROCESS_EXIT: &str = "process_exit";
+pub const PROCESS_FORK: &str = "process_fork";
 pub const UDP_POST_BIND4: &str = "udp_post_bind4";
 pub const UDP_POST_BIND6: &str = "udp_post_bind6";
 pub const UDP_RELEASE: &str = "udp_release";

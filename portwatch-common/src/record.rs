@@ -79,6 +79,20 @@ pub const FILENAME_LEN: usize = 256;
 pub const ARGS_LEN: usize = 1024;
 /// Bound UDP sockets whose close the kernel can track at once (`BOUND_UDP`, not preallocated).
 pub const BOUND_UDP_MAX: u32 = 1 << 18;
+/// Tasks whose parent at fork the kernel remembers at once (`FORK_PARENT`, not preallocated):
+/// more than a host has live.
+pub const FORK_PARENTS_MAX: u32 = 1 << 18;
+
+/// Who forked a task: the parent process and its start, as they were at the fork. A process
+/// whose parent exits is reparented (to init or a subreaper); this keeps the real one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkParent {
+    pub pid: u32,
+    pub _pad: u32,
+    pub start_ns: u64,
+}
+
 /// An offset the running kernel does not have (e.g. `loginuid` without CONFIG_AUDIT).
 pub const ABSENT: u32 = u32::MAX;
 

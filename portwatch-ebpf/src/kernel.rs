@@ -71,6 +71,11 @@ fn read_task_fields(t: &mut TaskInfo) -> Result<(), ReadError> {
     t.ppid = ppid as u32;
     let parent_leader: *const u8 = read(parent.wrapping_add(offset!(task_group_leader)))?;
     t.parent_start_ns = read(parent_leader.wrapping_add(offset!(task_start_boottime)))?;
+    // Reparented since (its parent exited): the parent that forked it, if the fork was seen.
+    if let Some(f) = unsafe { crate::maps::FORK_PARENT.get(&t.pid) } {
+        t.ppid = f.pid;
+        t.parent_start_ns = f.start_ns;
+    }
     if offset!(task_loginuid) != ABSENT as usize {
         t.loginuid = read(task.wrapping_add(offset!(task_loginuid)))?;
         t.flags |= TASK_LOGINUID;
@@ -82,6 +87,14 @@ fn read_task_fields(t: &mut TaskInfo) -> Result<(), ReadError> {
         t.netns = read(net.wrapping_add(offset!(net_ns_inum)))?;
     }
     Ok(())
+}
+
+/// The current process's start (its thread-group leader's, CLOCK_BOOTTIME ns): with its pid,
+/// the identity records give a parent.
+#[inline(always)]
+pub fn current_process_start() -> Result<u64, ReadError> {
+    let leader: *const u8 = read(current_task().wrapping_add(offset!(task_group_leader)))?;
+    read(leader.wrapping_add(offset!(task_start_boottime)))
 }
 
 /// Start and end of the current process's argument strings (mm->arg_start, mm->arg_end).

@@ -62,6 +62,15 @@ pub static BOUND_UDP: HashMap<u64, u64> = HashMap::with_max_entries(
     aya_ebpf::bindings::BPF_F_NO_PREALLOC,
 );
 
+/// Each live task's parent at fork (child tid → parent), so a process reparented before its
+/// first record is still attributed to the process that made it. Written at fork, removed at
+/// the task's exit; not preallocated: the kernel memory follows the live tasks.
+#[map(name = "FORK_PARENT")]
+pub static FORK_PARENT: HashMap<u32, portwatch_common::ForkParent> = HashMap::with_max_entries(
+    portwatch_common::FORK_PARENTS_MAX,
+    aya_ebpf::bindings::BPF_F_NO_PREALLOC,
+);
+
 /// io_uring requests in flight (bind, listen, accept), by request address, from submission to
 /// completion. LRU: a request whose completion is never traced (CQE skipped) cannot pile up.
 #[map(name = "URING_PENDING")]

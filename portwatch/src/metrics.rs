@@ -147,6 +147,7 @@ impl Metrics {
             ("decode", counts.decode_errors),
             ("socket_read", counts.socket_read_errors),
             ("task_read", counts.task_read_errors),
+            ("fork_table_full", counts.fork_table_full),
         ] {
             set(
                 &self

@@ -1,5 +1,6 @@
 //! `--ancestry`: a listener's chain of ancestors, exact for a parent that was killed before the
-//! listen (the listener is then init's child); and the webshell sign it gives the detections: a
+//! listen (the listener is then init's child) and for one that exited before its child ran
+//! anything (the fork hook); and the webshell sign it gives the detections: a
 //! shell listening under a program named like a web server, where a service under it is quiet.
 use serde_json::Value;
 
@@ -44,7 +45,8 @@ fn ancestry_keeps_a_killed_parent_and_a_shell_under_a_web_server_is_a_webshell()
     );
     let sh_pid = sh.0.id();
     let v = listen_on(&mut d, port);
-    assert_ne!(v["ppid"], sh_pid, "python was reparented: {v}");
+    // python was reparented; the record names the parent that forked it.
+    assert_eq!(v["ppid"], sh_pid, "{v}");
     let chain = v["ancestry"].as_array().expect("ancestry");
     assert_eq!(chain[0]["pid"], sh_pid, "{v}");
     let args: Vec<&str> = chain[0]["args"]
@@ -100,4 +102,54 @@ fn ancestry_keeps_a_killed_parent_and_a_shell_under_a_web_server_is_a_webshell()
     assert!(!names(&v).contains(&"webshell"), "{v}");
     drop((shell, service));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A process whose parent exits before it runs anything: sh forks a subshell and exits; the
+/// subshell, reparented, then becomes python, which listens. Its record still names sh, from
+/// the kernel's memory of the fork, and the chain goes on through this test's process.
+#[test]
+fn a_process_reparented_before_its_exec_names_the_parent_that_forked_it() {
+    let mut d = Daemon::start(&["--ancestry"]);
+    let port = free_port();
+    let code = format!(
+        "import socket,time\n\
+         s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(30)"
+    );
+    let marker = format!("reparented-{port}");
+    // `$$` is sh's pid: the subshell waits for sh to be gone (reaped below), then execs.
+    let script = format!(
+        "( while kill -0 $$ 2>/dev/null; do sleep 0.05; done; exec {PYTHON} -c \"$0\" ) & : {marker}"
+    );
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", &script, &code])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sh_pid = sh.id();
+    assert!(sh.wait().unwrap().success());
+    let v = listen_on(&mut d, port);
+    let pid = v["pid"].as_u64().unwrap() as i32;
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the python this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _python = Kill(pid);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let now = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
+    assert_ne!(
+        now,
+        format!("PPid:\t{sh_pid}"),
+        "python was reparented: {v}"
+    );
+    assert_eq!(v["ppid"], sh_pid, "the parent at fork: {v}");
+    assert_eq!(v["parent"]["pid"], sh_pid, "{v}");
+    let chain = v["ancestry"].as_array().expect("ancestry");
+    assert_eq!(chain[0]["pid"], sh_pid, "{v}");
+    let args = chain[0]["args"].to_string();
+    assert!(args.contains(&marker), "{v}");
+    let me = u64::from(std::process::id());
+    assert!(chain.iter().any(|a| a["pid"] == me), "{v}");
 }

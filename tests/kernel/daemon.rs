@@ -15,7 +15,7 @@ fn attach_types_are_the_best_the_kernel_allows() {
     let start = d.start_record();
     assert_eq!(start["pid"], d_pid(&d));
     let hooks = start["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 8);
+    assert_eq!(hooks.len(), 9);
     let get = |name: &str| hooks.iter().find(|h| h["hook"] == name).unwrap().clone();
     for (hook, attach) in expected_attach() {
         assert_eq!(get(&hook)["attach"], attach.as_str(), "{hook}: {hooks:?}");
@@ -63,6 +63,7 @@ fn attach_types_are_the_best_the_kernel_allows() {
         }
     }
     assert_eq!(targets("close"), json!(["inet_sock_set_state"]));
+    assert_eq!(targets("fork"), json!(["sched/sched_process_fork"]));
 }
 
 fn d_pid(d: &Daemon) -> Value {

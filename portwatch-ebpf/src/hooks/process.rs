@@ -1,8 +1,9 @@
 //! Process life cycle, so the daemon knows every program's executable and arguments even when it
-//! exits within a millisecond: execve (new image) and exit (forget it).
+//! exits within a millisecond: execve (new image) and exit (forget it); and fork, so a process
+//! whose parent exits before it does anything is still attributed to that parent.
 //!
-//! Both are classic `sched` tracepoints firing in the context of the process itself, so the task
-//! context comes from the current task like for socket events.
+//! All are classic `sched` tracepoints firing in the context of the process itself (fork: of the
+//! parent), so the task context comes from the current task like for socket events.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -12,15 +13,15 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use portwatch_common::{
-    ARGS_LEN, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, RecordHeader, SockEnds,
-    counters,
+    ARGS_LEN, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, ForkParent, RecordHeader,
+    SockEnds, counters,
 };
 
 use crate::{
     emit::{fill_task, is_inet},
     filter::task_allowed,
-    kernel::{args_range, read_ends, sock_family, sock_of_fd},
-    maps::{EVENTS, bump, offset, offsets_valid, stamp, wakeup_flags},
+    kernel::{args_range, current_process_start, read_ends, sock_family, sock_of_fd},
+    maps::{EVENTS, FORK_PARENT, bump, offset, offsets_valid, stamp, wakeup_flags},
 };
 
 /// A stamped header: every record attempt takes a sequence number, so a lost one leaves a gap.
@@ -110,15 +111,45 @@ fn stdio_sockets(ev: &mut ExecEvent) {
 #[tracepoint]
 pub fn process_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
     // One record per process: when its thread-group leader exits.
-    if (pid_tgid >> 32) as u32 != pid_tgid as u32 || !offsets_valid() || !task_allowed(None) {
+    if (pid_tgid >> 32) as u32 != tid || !offsets_valid() || !task_allowed(None) {
+        // Every task's fork entry goes with it (threads have one too).
+        let _ = FORK_PARENT.remove(&tid);
         return 0;
     }
     crate::emit::zeroed!(ev: ExitEvent);
     fill_task(&mut ev.task);
+    let _ = FORK_PARENT.remove(&tid);
     ev.header = header(EventKind::Exit);
     if EVENTS.output::<ExitEvent>(ev, wakeup_flags()).is_err() {
         bump(counters::lost(EventKind::Exit));
+    }
+    0
+}
+
+/// match-proto: trace_sched_process_fork(struct task_struct *parent, struct task_struct *child)
+///
+/// Runs in the forking thread. The classic record does not say whether the child is a thread
+/// or a process, so every new task gets an entry, and every task's goes at its exit.
+#[tracepoint]
+pub fn process_fork(ctx: TracePointContext) -> u32 {
+    if !offsets_valid() {
+        return 0;
+    }
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(offset!(tp_fork_child_pid)) }) else {
+        return 0;
+    };
+    let Ok(start_ns) = current_process_start() else {
+        return 0;
+    };
+    let parent = ForkParent {
+        pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        _pad: 0,
+        start_ns,
+    };
+    if FORK_PARENT.insert(&(child as u32), &parent, 0).is_err() {
+        bump(counters::FORK_PARENT_FULL);
     }
     0
 }

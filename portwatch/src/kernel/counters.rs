@@ -52,6 +52,7 @@ impl Counters for KernelCounters {
             output_dropped: 0,
             socket_read_errors: self.sum(counters::SOCK_READ_FAILED)?,
             task_read_errors: self.sum(counters::TASK_READ_FAILED)?,
+            fork_table_full: self.sum(counters::FORK_PARENT_FULL)?,
         })
     }
 }

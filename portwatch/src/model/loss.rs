@@ -50,6 +50,9 @@ pub struct LossCounts {
     pub socket_read_errors: u64,
     /// Records sent without parent, start time and namespace because the task was unreadable.
     pub task_read_errors: u64,
+    /// Forks whose parent the kernel could not remember (its table of live tasks was full):
+    /// such a process, reparented before its first record, names its new parent instead.
+    pub fork_table_full: u64,
 }
 
 impl LossCounts {

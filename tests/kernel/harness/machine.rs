@@ -116,7 +116,7 @@ fn machine_attach() -> String {
         ""
     };
     format!(
-        "bind={function},listen={function},accept={function},close=tp_btf{uring},udp_close=cgroup,exec=tracepoint,exit=tracepoint"
+        "bind={function},listen={function},accept={function},close=tp_btf{uring},udp_close=cgroup,exec=tracepoint,exit=tracepoint,fork=tracepoint"
     )
 }
 

@@ -74,15 +74,15 @@ const GUEST_TESTS: &[&str] = &[
 const RUNS: &[(&str, &str)] = &[
     (
         "",
-        "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
+        "bind=fentry,listen=fentry,accept=fentry,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint,fork=tracepoint",
     ),
     (
         "bind=kprobe,listen=kprobe,accept=kprobe",
-        "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
+        "bind=kprobe,listen=kprobe,accept=kprobe,close=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint,fork=tracepoint",
     ),
     (
         "bind=tracepoint,listen=tracepoint,accept=tracepoint",
-        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,io_uring=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint",
+        "bind=tracepoint,listen=tracepoint,accept=tracepoint,close=tp_btf,io_uring=tp_btf,udp_close=cgroup,exec=tracepoint,exit=tracepoint,fork=tracepoint",
     ),
 ];
 

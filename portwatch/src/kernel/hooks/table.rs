@@ -263,4 +263,23 @@ pub const HOOKS: &[Hook] = &[
             }],
         }],
     },
+    // Who forked each task, kept in the kernel until it exits: a process reparented before its
+    // first record (its parent exited) still names the parent that made it.
+    Hook {
+        name: "fork",
+        required: false,
+        serves: &EventKind::SOCKET,
+        completes: &[],
+        without: "a process whose parent exited before its first record names the process it was reparented to (init or a subreaper) as its parent",
+        options: &[AttachOption {
+            attach: AttachType::Tracepoint,
+            programs: &[Program {
+                program: names::PROCESS_FORK,
+                target: Target::Tracepoint {
+                    category: "sched",
+                    name: "sched_process_fork",
+                },
+            }],
+        }],
+    },
 ];

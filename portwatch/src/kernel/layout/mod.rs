@@ -213,6 +213,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
     }
     let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
     let exec = Tracepoint::read(tracefs, "sched", "sched_process_exec")?;
+    let fork = Tracepoint::read(tracefs, "sched", "sched_process_fork")?;
     // Without CONFIG_AUDIT there is no login uid: records then say so instead of guessing.
     let loginuid = match types.field("task_struct", "loginuid") {
         Ok(field) if field.size == 4 => field.offset,
@@ -283,6 +284,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
         tp_iss_skaddr: iss.offset("skaddr", 8)?,
         tp_exec_filename: exec.offset("filename", 4)?,
+        tp_fork_child_pid: fork.offset("child_pid", 4)?,
         ..io_uring::offsets(types)?
     })
 }
