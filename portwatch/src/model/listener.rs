@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{
     net::{Bound, Proto, Scope},
-    process::ProcessContext,
+    process::{ListenerOwner, Process},
     task::{Comm, Task},
 };
 
@@ -81,11 +81,14 @@ pub struct Holder {
     pub comm: Comm,
     pub exe: Option<Arc<str>>,
     pub cgroup_id: u64,
+    /// Its whole context as it was then, shared with the records (`watch --stats` writes it
+    /// again at every interval without reading /proc).
+    pub process: Option<Arc<Process>>,
 }
 
 impl Holder {
     /// The owner `task` (unknown: zeros) running `process`.
-    pub fn new(task: Option<&Task>, process: &ProcessContext) -> Self {
+    pub fn new(task: Option<&Task>, process: &Arc<Process>) -> Self {
         Self {
             pid: task.map_or(0, |t| t.pid),
             tid: task.map_or(0, |t| t.tid),
@@ -94,6 +97,25 @@ impl Holder {
             comm: task.map_or_else(Comm::default, |t| t.comm),
             exe: process.exe.clone(),
             cgroup_id: process.cgroup_id,
+            process: Some(Arc::clone(process)),
         }
+    }
+
+    /// The holder as the owner of a listener record, if it is known.
+    pub fn owner(&self) -> Option<ListenerOwner> {
+        let process = self.process.as_ref().filter(|_| self.pid != 0)?;
+        let task = Task {
+            pid: self.pid,
+            tid: self.tid,
+            uid: self.uid,
+            gid: self.gid,
+            comm: self.comm,
+            cgroup_id: self.cgroup_id,
+            ..Task::default()
+        };
+        Some(ListenerOwner {
+            task: Some(task),
+            process: Arc::clone(process),
+        })
     }
 }

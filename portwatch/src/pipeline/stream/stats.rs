@@ -53,11 +53,10 @@ impl<S: Sink> Stream<S> {
                 shared: 0,
                 reachability: None,
             };
-            let owner = if l.owners.is_empty() {
-                unknown_owner(&l)
-            } else {
-                self.enricher.listener_owner(&l, clock)
-            };
+            // The owner as the table remembers it: no /proc read per listener and interval.
+            let owner = live
+                .and_then(|l| l.owner.owner())
+                .unwrap_or_else(|| unknown_owner(&l, live.is_some()));
             if !self.filters.allows_listener(&l, &owner) {
                 continue;
             }
@@ -90,15 +89,20 @@ impl<S: Sink> Stream<S> {
 }
 
 /// The owner of a listener the table does not know (made while closes were not traced, or
-/// before a filter let its owner through): only its namespace, and why.
-fn unknown_owner(l: &Listener) -> ListenerOwner {
+/// before a filter let its owner through), or knows without an owner (`listed`: found in the
+/// snapshot with no process holding it): only its namespace, and why.
+fn unknown_owner(l: &Listener, listed: bool) -> ListenerOwner {
     let mut c = ProcessContext {
         netns: (l.socket.netns != 0).then_some(l.socket.netns),
         ..ProcessContext::default()
     };
     c.gap(
         "pid",
-        "portwatch saw neither its listen nor it in the start-up snapshot, so its owner is not known",
+        if listed {
+            "no readable /proc/PID/fd held it when the start-up snapshot found it (kernel-owned, or its owner's descriptors are hidden from portwatch)"
+        } else {
+            "portwatch saw neither its listen nor it in the start-up snapshot, so its owner is not known"
+        },
     );
     ListenerOwner {
         task: None,

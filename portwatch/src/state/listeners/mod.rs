@@ -6,7 +6,7 @@
 //! sock_diag check (`reconcile`) removes those whose close was not seen: it is due when closes
 //! were lost, when an owner of UDP sockets exits on a kernel without the UDP close hook, and
 //! whenever the table has doubled since the last check.
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -15,7 +15,7 @@ use crate::pipeline::source::Present;
 use crate::model::{
     listener::{BoundSocket, Ended, Holder, Neighbour},
     net::{Bound, Proto, overlaps},
-    process::ProcessContext,
+    process::Process,
     socket::{SockKind, SocketEvent},
 };
 
@@ -157,7 +157,7 @@ impl ListenerTable {
     /// Applies a socket event of a task running `process`: a new listener is added (when
     /// `keep`: only while closes are traced, or nothing would ever leave the table), an accept
     /// is counted on its listener, a close ends its listener.
-    pub fn apply(&mut self, e: &SocketEvent, process: &ProcessContext, keep: bool) -> Update {
+    pub fn apply(&mut self, e: &SocketEvent, process: &Arc<Process>, keep: bool) -> Update {
         let mut update = Update::default();
         let proto = e
             .socket

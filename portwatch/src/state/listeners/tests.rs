@@ -145,9 +145,9 @@ fn a_check_after_lost_closes_and_the_late_close_record() {
     assert_eq!(gone.len(), 1);
     assert!(!gone[0].1.owner_exited);
     let close = crate::testkit::socket_event(SockKind::Close, 1);
-    let update = t.apply(&close, &ProcessContext::default(), true);
+    let update = t.apply(&close, &Process::new(Default::default()), true);
     assert!(update.already_closed);
-    let update = t.apply(&close, &ProcessContext::default(), true);
+    let update = t.apply(&close, &Process::new(Default::default()), true);
     assert!(!update.already_closed, "only once");
 }
 
