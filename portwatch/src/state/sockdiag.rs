@@ -117,16 +117,24 @@ fn count_connections(sockets: &mut [BoundSocket]) -> io::Result<()> {
             Some(())
         })?;
     }
+    // The TCP listeners by (port, family): outgoing connections, each on a port of its own,
+    // then cost a lookup, not a pass over every listener.
+    let mut by_port: FxHashMap<(u16, bool), Vec<usize>> = FxHashMap::default();
+    for (i, s) in sockets.iter().enumerate() {
+        if s.proto == Proto::Tcp {
+            by_port
+                .entry((s.local.port(), s.local.is_ipv4()))
+                .or_default()
+                .push(i);
+        }
+    }
     for (local, c) in counts {
-        let same = |s: &BoundSocket| {
-            s.proto == Proto::Tcp
-                && s.local.port() == local.port()
-                && s.local.is_ipv4() == local.is_ipv4()
+        let Some(same) = by_port.get(&(local.port(), local.is_ipv4())) else {
+            continue;
         };
-        let exact = sockets
-            .iter()
-            .any(|s| same(s) && s.local.ip() == local.ip());
-        for s in sockets.iter_mut().filter(|s| same(s)) {
+        let exact = same.iter().any(|&i| sockets[i].local.ip() == local.ip());
+        for &i in same {
+            let s = &mut sockets[i];
             if s.local.ip() == local.ip() || (!exact && s.local.ip().is_unspecified()) {
                 if let Some(h) = &mut s.health {
                     h.connections.get_or_insert_default().add(c);
