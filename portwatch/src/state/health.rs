@@ -7,6 +7,8 @@ use crate::model::health::Health;
 
 #[derive(Clone, Copy, Debug)]
 struct Trend {
+    /// Its network namespace: one that could not be listed keeps its listeners' trends.
+    netns: u32,
     drops: u64,
     close_wait: u32,
     /// Checks at which CLOSE_WAIT rose since it last fell, and the count before the first.
@@ -34,6 +36,7 @@ impl Trends {
     pub fn update(
         &mut self,
         inode: u64,
+        netns: u32,
         health: &mut Health,
         made_while_watched: bool,
     ) -> Option<Rising> {
@@ -41,6 +44,7 @@ impl Trends {
         let close_wait = health.connections.map_or(0, |c| c.close_wait);
         let start = if made_while_watched { 0 } else { drops };
         let t = self.by_inode.entry(inode).or_insert(Trend {
+            netns,
             drops: start,
             close_wait,
             rises: 0,
@@ -65,9 +69,11 @@ impl Trends {
         })
     }
 
-    /// Forgets the listeners not in `listed`.
-    pub fn retain(&mut self, listed: &FxHashSet<u64>) {
-        self.by_inode.retain(|inode, _| listed.contains(inode));
+    /// Forgets the listeners not in `listed`, except those of the namespaces that could not
+    /// be listed this time (`unlisted`): their drops would otherwise count again as new.
+    pub fn retain(&mut self, listed: &FxHashSet<u64>, unlisted: &FxHashSet<u32>) {
+        self.by_inode
+            .retain(|inode, t| listed.contains(inode) || unlisted.contains(&t.netns));
     }
 
     #[cfg(test)]
@@ -97,7 +103,7 @@ mod tests {
         let mut t = Trends::default();
         let mut step = |drops, cw, new| {
             let mut h = health(drops, cw);
-            let rising = t.update(7, &mut h, false);
+            let rising = t.update(7, 1, &mut h, false);
             assert_eq!(h.new_drops, Some(new));
             rising
         };
@@ -113,9 +119,18 @@ mod tests {
         assert_eq!(step(9, 2, 0), Some(Rising { rises: 1, from: 1 }));
         // Made while watched: every drop is new.
         let mut h = health(3, 0);
-        assert_eq!(t.update(8, &mut h, true), None);
+        assert_eq!(t.update(8, 1, &mut h, true), None);
         assert_eq!(h.new_drops, Some(3));
-        t.retain(&[8].into_iter().collect());
+        // Inode 7 gone from namespace 1's listing: forgotten, unless 1 could not be listed.
+        let none = FxHashSet::default();
+        t.retain(&[8].into_iter().collect(), &[1].into_iter().collect());
+        assert_eq!(t.len(), 2);
+        t.retain(&[8].into_iter().collect(), &none);
         assert_eq!(t.len(), 1);
+        // Listed again later, its drops are not new.
+        t.retain(&FxHashSet::default(), &none);
+        let mut h = health(3, 0);
+        t.update(8, 1, &mut h, false);
+        assert_eq!(h.new_drops, Some(0));
     }
 }

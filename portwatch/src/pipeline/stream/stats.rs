@@ -31,8 +31,10 @@ impl<S: Sink> Stream<S> {
                 return Ok(());
             }
         };
+        let mut unlisted = FxHashSet::default();
         for (netns, e) in failed {
             eprintln!("portwatch: warning: --stats: network namespace {netns} not listed: {e}");
+            unlisted.insert(netns);
         }
         let mut listed = FxHashSet::default();
         let time = clock.format_now();
@@ -61,7 +63,10 @@ impl<S: Sink> Stream<S> {
                 continue;
             }
             let mut health = l.socket.health.unwrap_or_default();
-            let rising = self.trends.update(inode, &mut health, made_while_watched);
+            let netns = l.socket.netns;
+            let rising = self
+                .trends
+                .update(inode, netns, &mut health, made_while_watched);
             let mut r = ListenerRecord::new(&l, &owner, None, time.clone());
             r.health = Some(health);
             if l.socket.proto == Proto::Tcp {
@@ -83,7 +88,7 @@ impl<S: Sink> Stream<S> {
             }
             self.out.write(&Record::ListenerStats(r))?;
         }
-        self.trends.retain(&listed);
+        self.trends.retain(&listed, &unlisted);
         self.flush()
     }
 }
