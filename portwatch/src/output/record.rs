@@ -23,8 +23,8 @@ use crate::{
         net::{Proto, Scope, family, protocol_name},
         process::{ListenerOwner, Process, ProcessContext},
         reach::Reachability,
-        socket::{SockKind, SocketEvent, StdioSocket, Via},
-        task::{Comm, ExecRecord},
+        socket::{SockKind, SocketEvent, SocketInfo, StdioSocket, Via},
+        task::{Comm, ExecRecord, Task},
     },
 };
 
@@ -279,10 +279,9 @@ impl SocketRecord {
         }
     }
 
-    /// A program started with `stdio` sockets: the lowest one's ends, the new image's task.
-    pub fn exec(e: &ExecRecord, stdio: &StdioSocket, process: Arc<Process>, clock: &Clock) -> Self {
-        let t = &e.task;
-        let mut r = Self {
+    /// The record of what task `t` (running `process`) did, its members still to fill.
+    fn from_task(t: &Task, process: Arc<Process>, clock: &Clock) -> Self {
+        Self {
             time: clock.timestamp(t.boot_ns),
             pid: t.pid,
             tid: t.tid,
@@ -290,49 +289,46 @@ impl SocketRecord {
             gid: t.gid,
             comm: t.comm,
             process,
+            ..Self::default()
+        }
+    }
+
+    /// The local and remote ends of `s`.
+    fn set_ends(&mut self, s: &SocketInfo) {
+        self.protocol = Some(protocol_name(s.protocol));
+        self.family = Some(family(&s.local));
+        self.address = Some(s.local.ip());
+        self.port = Some(s.local.port());
+        self.remote_address = s.remote.map(|a| a.ip());
+        self.remote_port = s.remote.map(|a| a.port());
+    }
+
+    /// A program started with `stdio` sockets: the lowest one's ends, the new image's task.
+    pub fn exec(e: &ExecRecord, stdio: &StdioSocket, process: Arc<Process>, clock: &Clock) -> Self {
+        let mut r = Self {
             inode: stdio.inode,
             stdio: stdio.streams().collect(),
-            ..Self::default()
+            ..Self::from_task(&e.task, process, clock)
         };
         if let Some(s) = &stdio.socket {
-            r.protocol = Some(protocol_name(s.protocol));
-            r.family = Some(family(&s.local));
-            r.address = Some(s.local.ip());
-            r.port = Some(s.local.port());
-            r.remote_address = s.remote.map(|a| a.ip());
-            r.remote_port = s.remote.map(|a| a.port());
+            r.set_ends(s);
         }
         r
     }
 
     pub fn new(e: &SocketEvent, process: Arc<Process>, clock: &Clock) -> Self {
-        let t = &e.task;
         let mut r = Self {
-            time: clock.timestamp(t.boot_ns),
-            pid: t.pid,
-            tid: t.tid,
-            uid: t.uid,
-            gid: t.gid,
-            comm: t.comm,
-            process,
             fd: e.fd,
             backlog: e.backlog,
-            ..Self::default()
+            inode: e.inode,
+            listener_inode: e.listener_inode,
+            via: e.via,
+            ..Self::from_task(&e.task, process, clock)
         };
-        r.inode = e.inode;
-        r.listener_inode = e.listener_inode;
-        r.via = e.via;
         let mut shown = None;
         if let Some(s) = &e.socket {
             shown = Some(s.local);
-            r.protocol = Some(protocol_name(s.protocol));
-            r.family = Some(family(&s.local));
-            r.address = Some(s.local.ip());
-            r.port = Some(s.local.port());
-            if let Some(remote) = s.remote {
-                r.remote_address = Some(remote.ip());
-                r.remote_port = Some(remote.port());
-            }
+            r.set_ends(s);
         }
         if let Some(req) = e.requested {
             r.requested_address = Some(req.ip());
