@@ -72,7 +72,10 @@ fn read_task_fields(t: &mut TaskInfo) -> Result<(), ReadError> {
     let parent_leader: *const u8 = read(parent.wrapping_add(offset!(task_group_leader)))?;
     t.parent_start_ns = read(parent_leader.wrapping_add(offset!(task_start_boottime)))?;
     // Reparented since (its parent exited): the parent that forked it, if the fork was seen.
-    if let Some(f) = unsafe { crate::maps::FORK_PARENT.get(&t.pid) } {
+    // The key is a copy on the stack: `t` may be ring buffer memory (the exec record is built
+    // in place), which 6.1's verifier does not take as a map key.
+    let pid: u32 = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    if let Some(f) = unsafe { crate::maps::FORK_PARENT.get(&pid) } {
         t.ppid = f.pid;
         t.parent_start_ns = f.start_ns;
     }

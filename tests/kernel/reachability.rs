@@ -37,20 +37,19 @@ fn sh(netns: &str, script: &str) {
 }
 
 impl Pair {
-    fn new() -> Self {
+    /// `tag`: one letter, so that tests running at once get pairs of their own.
+    fn new(tag: &str) -> Self {
         let id = std::process::id();
         let pair = Self {
-            server: format!("pw-reach-s-{id}"),
-            client: format!("pw-reach-c-{id}"),
+            server: format!("pw-reach-{tag}s-{id}"),
+            client: format!("pw-reach-{tag}c-{id}"),
         };
         for ns in [&pair.server, &pair.client] {
             let (code, _, err) = run_to_exit(Command::new("ip").args(["netns", "add", ns]));
             assert_eq!(code, 0, "ip netns add {ns}: {err}");
         }
-        let (s, c) = (
-            format!("pwr{}s", id % 100_000),
-            format!("pwr{}c", id % 100_000),
-        );
+        let n = id % 100_000;
+        let (s, c) = (format!("pwr{n}{tag}s"), format!("pwr{n}{tag}c"));
         sh(
             &pair.server,
             &format!(
@@ -157,7 +156,7 @@ fn netns_inode(name: &str) -> u64 {
 #[test]
 fn listeners_are_judged_against_their_namespaces_nft_rules() {
     require_root();
-    let pair = Pair::new();
+    let pair = Pair::new("n");
     let rules = server_rules();
     sh(&pair.server, &format!("nft -f - <<'EOF'\n{rules}\nEOF"));
     let (server_ns, client_ns) = (netns_inode(&pair.server), netns_inode(&pair.client));
@@ -248,4 +247,55 @@ fn listeners_are_judged_against_their_namespaces_nft_rules() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// Rules made with iptables (the nft backend): nft shows their `-m conntrack` and `-m multiport`
+/// only as `xt` matches, and portwatch reads what they test from iptables-nft-save. A port in
+/// the multiport list is reachable by that rule, one outside it filtered by the policy, and the
+/// kernel agrees.
+#[test]
+fn iptables_nft_rules_are_judged_with_their_saved_matches() {
+    require_root();
+    let pair = Pair::new("i");
+    sh(
+        &pair.server,
+        "iptables -P INPUT DROP
+         iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+         iptables -A INPUT -i lo -j ACCEPT
+         iptables -A INPUT -p tcp -m multiport --dports 7101,7102 -j ACCEPT",
+    );
+    let server_ns = netns_inode(&pair.server);
+    let mut d = Daemon::start(&[]);
+    let mut server = serve(&pair.server, &[7101, 7103], &[]);
+    for port in [7101, 7103] {
+        d.expect(&format!("listen {port}"), |v| {
+            record_kind(v) == "listen" && v["port"] == port && v["netns"] == server_ns
+        });
+    }
+    let ls = ls_json();
+    for (source, records, kind) in [("watch", &d.seen, "listen"), ("ls", &ls, "listener")] {
+        let open = reach(records, kind, "tcp", 7101, server_ns);
+        assert_eq!(open["status"], "reachable", "{source}: {open}");
+        let rule = open["rule"].as_str().unwrap_or_default();
+        assert!(
+            rule.starts_with("ip filter INPUT handle ") && rule.contains("xt match multiport"),
+            "{source}: {open}"
+        );
+        let shut = reach(records, kind, "tcp", 7103, server_ns);
+        assert_eq!(shut["status"], "filtered", "{source}: {shut}");
+        assert_eq!(
+            shut["rule"], "ip filter INPUT: policy drop",
+            "{source}: {shut}"
+        );
+    }
+    assert!(
+        connects(&pair.client, SERVER, 7101),
+        "the multiport rule refused the client"
+    );
+    assert!(
+        !connects(&pair.client, SERVER, 7103),
+        "the policy let the client in"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -218,8 +218,8 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
 /// syslog sinks' records; systemd-analyze and yamllint check the deployment files; python3,
-/// zsh, netcat and socat are the detections' real triggers; nftables holds the reachability
-/// test's rules.
+/// zsh, netcat and socat are the detections' real triggers; nftables and iptables make the
+/// reachability tests' rules.
 const TEST_PACKAGES: &[&str] = &[
     "logrotate",
     "rsyslog",
@@ -230,6 +230,7 @@ const TEST_PACKAGES: &[&str] = &[
     "netcat-openbsd",
     "socat",
     "nftables",
+    "iptables",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with

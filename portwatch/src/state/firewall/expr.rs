@@ -38,7 +38,7 @@ impl Tri {
         }
     }
 
-    const fn not(self) -> Self {
+    pub const fn not(self) -> Self {
         match self {
             Self::Yes => Self::No,
             Self::No => Self::Yes,
@@ -46,7 +46,8 @@ impl Tri {
         }
     }
 
-    fn of(b: Option<bool>) -> Self {
+    pub fn of(b: impl Into<Option<bool>>) -> Self {
+        let b = b.into();
         match b {
             Some(true) => Self::Yes,
             Some(false) => Self::No,

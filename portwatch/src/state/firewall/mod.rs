@@ -26,6 +26,7 @@ pub mod expr;
 mod nft;
 mod render;
 mod rule;
+mod xt;
 
 pub use expr::Probe;
 pub use nft::Ruleset;
@@ -175,7 +176,25 @@ fn read() -> Result<Ruleset, String> {
     }
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("nft's JSON could not be read: {e}"))?;
-    Ruleset::new(&json)
+    let rules = Ruleset::new(&json)?;
+    // iptables-nft rules with matches nft cannot show: their saved text says what they test.
+    if memchr::memmem::find(&out.stdout, b"\"xt\"").is_none() {
+        return Ok(rules);
+    }
+    let mut texts = xt::Texts::new();
+    for (tool, family) in [("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")] {
+        let path = ["/usr/sbin", "/sbin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists());
+        let Some(path) = path else { continue };
+        if let Ok(o) = Command::new(path).output()
+            && o.status.success()
+        {
+            xt::parse_save(&String::from_utf8_lossy(&o.stdout), family, &mut texts);
+        }
+    }
+    Ok(rules.with_xt(texts))
 }
 
 /// The packets a listener on `local` receives: IPv4, IPv6, or both for a dual-stack `::`.

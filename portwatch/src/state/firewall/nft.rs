@@ -17,6 +17,7 @@ use super::{
     expr::{Probe, Sets, Tri},
     render,
     rule::{Verdict, rule, vmap},
+    xt::Texts,
 };
 use crate::model::reach::{Reachability, Status};
 
@@ -30,6 +31,8 @@ pub struct Ruleset {
     base: Vec<(u8, i64, Key)>,
     /// Named sets' and maps' elements.
     sets: HashMap<Key, Vec<Value>>,
+    /// iptables-nft rules as iptables-nft-save shows them, for their `xt` matches.
+    xt: Texts,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +110,12 @@ impl Ruleset {
         Ok(r)
     }
 
+    /// With the text of the iptables-nft rules (`xt::parse_save`).
+    pub fn with_xt(mut self, texts: Texts) -> Self {
+        self.xt = texts;
+        self
+    }
+
     /// Whether the probe's packet gets through.
     pub fn judge(&self, p: &Probe) -> Reachability {
         let family_ok = |f: &str| f == "inet" || f == if p.v6 { "ip6" } else { "ip" };
@@ -170,8 +179,11 @@ impl Ruleset {
             table: &k.1,
         };
         let mut leaves = false;
-        for (handle, exprs) in &chain.rules {
-            let (cond, Some(verdict)) = rule(exprs, p, &sets) else {
+        // Only when the counts agree is the N-th saved rule the N-th rule here.
+        let texts = self.xt.get(k).filter(|t| t.len() == chain.rules.len());
+        for (i, (handle, exprs)) in chain.rules.iter().enumerate() {
+            let text = texts.and_then(|t| t.get(i)).map(Vec::as_slice);
+            let (cond, Some(verdict)) = rule(exprs, p, &sets, text) else {
                 continue;
             };
             if cond == Tri::No {

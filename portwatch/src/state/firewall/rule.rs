@@ -43,8 +43,15 @@ const XT_NO_OPS: &[&str] = &[
 ];
 
 /// A rule's matches, all of which must hold, and its verdict (None: it only counts or logs).
-pub fn rule(exprs: &[Value], p: &Probe, sets: &dyn Sets) -> (Tri, Option<Verdict>) {
+/// `text`: the rule as iptables-nft-save shows it, which says what its `xt` matches test.
+pub fn rule(
+    exprs: &[Value],
+    p: &Probe,
+    sets: &dyn Sets,
+    text: Option<&[String]>,
+) -> (Tri, Option<Verdict>) {
     let mut cond = Tri::Yes;
+    let mut xt_judged = false;
     for st in exprs {
         let Some((name, body)) = st.as_object().and_then(|o| o.iter().next()) else {
             continue;
@@ -65,9 +72,16 @@ pub fn rule(exprs: &[Value], p: &Probe, sets: &dyn Sets) -> (Tri, Option<Verdict
             "xt" => {
                 let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
                 match (s("type"), s("name")) {
-                    // What an iptables match tests, nft does not show.
+                    // What an iptables match tests, nft does not show; the saved text does
+                    // (all of the rule's modules at once).
                     ("match", _) => {
-                        cond = cond.and(Tri::Maybe);
+                        if !xt_judged {
+                            cond = cond.and(text.map_or(Tri::Maybe, |t| super::xt::matches(t, p)));
+                            xt_judged = true;
+                        }
+                        if cond == Tri::No {
+                            return (Tri::No, None);
+                        }
                         continue;
                     }
                     ("target", t) if XT_NO_OPS.contains(&t) => continue,

@@ -133,36 +133,63 @@ fn hand_written_inet_table() {
 }
 
 #[test]
-fn iptables_nft_rules() {
-    let r = rules(IPTABLES_NFT);
-    let ssh = at(&r, Proto::Tcp, "0.0.0.0:22");
-    assert_eq!(ssh.status, Status::Reachable, "{ssh:?}");
+fn iptables_nft_rules_and_their_saved_text() {
+    let bare = rules(IPTABLES_NFT);
+    let mut texts = xt::Texts::new();
+    xt::parse_save(
+        include_str!("testdata/iptables-nft-1.8.9.save"),
+        "ip",
+        &mut texts,
+    );
+    xt::parse_save(
+        include_str!("testdata/ip6tables-nft-1.8.9.save"),
+        "ip6",
+        &mut texts,
+    );
+    let read = rules(IPTABLES_NFT).with_xt(texts);
+    let both = |local: &str, proto| (at(&bare, proto, local), at(&read, proto, local));
+
+    let (a, b) = both("0.0.0.0:22", Proto::Tcp);
     assert_eq!(
-        ssh.rule.as_deref(),
+        a.rule.as_deref(),
         Some("ip filter INPUT handle 2: tcp dport 22 counter accept")
     );
-    // UDP 53 meets the REJECT target, but after the `-m conntrack` accept, whose states nft
-    // does not show: it might accept.
-    let dns = at(&r, Proto::Udp, "0.0.0.0:53");
-    assert_eq!(dns.status, Status::Unknown, "{dns:?}");
+    assert_eq!((a.status, b.status), (Status::Reachable, Status::Reachable));
+    // Without the text, `-m conntrack` (rule 3) might accept anything: unknown. With it, a first
+    // packet is NEW, so it does not; then `! --ctstate NEW` drops nothing either.
+    let (a, b) = both("0.0.0.0:4444", Proto::Tcp);
+    assert_eq!(a.status, Status::Unknown, "{a:?}");
+    assert!(a.reason.contains("xt match conntrack"), "{a:?}");
+    assert_eq!(b.status, Status::Filtered, "{b:?}");
+    assert_eq!(b.rule.as_deref(), Some("ip filter INPUT: policy drop"));
+    // `-m multiport --dports 80,443,8000:8100`.
+    for port in [80, 8050] {
+        let (a, b) = both(&format!("0.0.0.0:{port}"), Proto::Tcp);
+        assert_eq!(
+            (a.status, b.status),
+            (Status::Unknown, Status::Reachable),
+            "{port}: {b:?}"
+        );
+        assert!(
+            b.rule.as_deref().unwrap().contains("xt match multiport"),
+            "{b:?}"
+        );
+    }
+    // `-m state --state NEW ... --dport 9000 -m comment`.
+    assert_eq!(both("0.0.0.0:9000", Proto::Tcp).1.status, Status::Reachable);
+    // The REJECT target.
+    let (_, dns) = both("0.0.0.0:53", Proto::Udp);
+    assert_eq!(dns.status, Status::Filtered, "{dns:?}");
     assert!(
-        dns.reason.contains(
-            "else dropped by `ip filter INPUT handle 7: udp dport 53 counter xt target REJECT`"
-        ),
+        dns.rule.as_deref().unwrap().ends_with("xt target REJECT"),
         "{dns:?}"
     );
-    // TCP 80 meets the `-m multiport` match too; UDP 5000 only the conntrack one.
-    assert_eq!(at(&r, Proto::Tcp, "0.0.0.0:80").status, Status::Unknown);
-    let other = at(&r, Proto::Udp, "0.0.0.0:5000");
-    assert_eq!(other.status, Status::Unknown);
-    assert!(other.reason.contains("xt match conntrack"), "{other:?}");
-    // The ip table does not see IPv6.
-    let v6 = judge(&r, Proto::Tcp, "[::]:4444".parse().unwrap(), Some(true));
+    // `-m addrtype` is not judged: still unknown.
+    assert_eq!(both("0.0.0.0:7000", Proto::Tcp).1.status, Status::Unknown);
+    // The ip table does not see IPv6; the ip6 one accepts 22 only.
+    let v6 = judge(&read, Proto::Tcp, "[::]:4444".parse().unwrap(), Some(true));
     assert_eq!(v6.status, Status::Reachable, "{v6:?}");
-    assert_eq!(
-        v6.reason.as_ref(),
-        "no nftables filter chain on the input path"
-    );
+    assert_eq!(v6.rule.as_deref(), Some("ip6 filter INPUT: policy accept"));
 }
 
 #[test]
