@@ -249,20 +249,20 @@ fn listeners_are_judged_against_their_namespaces_nft_rules() {
     }
 }
 
-/// Rules made with iptables (the nft backend): nft shows their `-m conntrack` and `-m multiport`
-/// only as `xt` matches, and portwatch reads what they test from iptables-nft-save. A port in
-/// the multiport list is reachable by that rule, one outside it filtered by the policy, and the
-/// kernel agrees.
-#[test]
-fn iptables_nft_rules_are_judged_with_their_saved_matches() {
+/// Rules made with `iptables` in a private namespace (policy DROP, `-m conntrack` replies, loopback,
+/// two ports by `-m multiport`), a listener on one of the ports and one on another; `rule`: the
+/// verdict's rule as portwatch names it, up to the rule's own text.
+fn iptables_rules_are_judged(tag: &str, iptables: &str, rule: &str) {
     require_root();
-    let pair = Pair::new("i");
+    let pair = Pair::new(tag);
     sh(
         &pair.server,
-        "iptables -P INPUT DROP
-         iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-         iptables -A INPUT -i lo -j ACCEPT
-         iptables -A INPUT -p tcp -m multiport --dports 7101,7102 -j ACCEPT",
+        &format!(
+            "{iptables} -P INPUT DROP
+             {iptables} -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+             {iptables} -A INPUT -i lo -j ACCEPT
+             {iptables} -A INPUT -p tcp -m multiport --dports 7101,7102 -j ACCEPT"
+        ),
     );
     let server_ns = netns_inode(&pair.server);
     let mut d = Daemon::start(&[]);
@@ -273,18 +273,20 @@ fn iptables_nft_rules_are_judged_with_their_saved_matches() {
         });
     }
     let ls = ls_json();
+    let table = rule.split(" INPUT ").next().unwrap();
     for (source, records, kind) in [("watch", &d.seen, "listen"), ("ls", &ls, "listener")] {
         let open = reach(records, kind, "tcp", 7101, server_ns);
         assert_eq!(open["status"], "reachable", "{source}: {open}");
-        let rule = open["rule"].as_str().unwrap_or_default();
+        let by = open["rule"].as_str().unwrap_or_default();
         assert!(
-            rule.starts_with("ip filter INPUT handle ") && rule.contains("xt match multiport"),
+            by.starts_with(rule) && by.contains("multiport"),
             "{source}: {open}"
         );
         let shut = reach(records, kind, "tcp", 7103, server_ns);
         assert_eq!(shut["status"], "filtered", "{source}: {shut}");
         assert_eq!(
-            shut["rule"], "ip filter INPUT: policy drop",
+            shut["rule"],
+            format!("{table} INPUT: policy drop"),
             "{source}: {shut}"
         );
     }
@@ -298,4 +300,22 @@ fn iptables_nft_rules_are_judged_with_their_saved_matches() {
     );
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// iptables' nft backend: nft shows `-m conntrack` and `-m multiport` only as `xt` matches, and
+/// portwatch reads what they test from iptables-nft-save.
+#[test]
+fn iptables_nft_rules_are_judged_with_their_saved_matches() {
+    iptables_rules_are_judged("i", "iptables-nft", "ip filter INPUT handle ");
+}
+
+/// Legacy iptables (x_tables): the rules come from iptables-legacy-save and are walked like
+/// nftables chains, each shown as saved.
+#[test]
+fn legacy_iptables_rules_are_judged_from_their_saved_text() {
+    iptables_rules_are_judged(
+        "l",
+        "iptables-legacy",
+        "ip filter (legacy) INPUT rule 3: -A INPUT",
+    );
 }

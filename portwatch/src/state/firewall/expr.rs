@@ -236,7 +236,7 @@ fn within(v: Val, lo: &Value, hi: &Value) -> Option<bool> {
     }
 }
 
-fn in_prefix(a: IpAddr, net: IpAddr, len: u32) -> bool {
+pub fn in_prefix(a: IpAddr, net: IpAddr, len: u32) -> bool {
     match (a, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);

@@ -1,16 +1,14 @@
 //! Whether the firewall of a listener's network namespace lets a new connection reach it.
 //!
-//! The rules are read with `nft -j list ruleset`, run in the namespace (a child process starts
-//! in the namespace of the thread that spawns it), and kept for a moment per namespace so a
-//! burst of listens reads them once. Legacy iptables rules (x_tables, not nftables) are not
-//! read: where such tables are loaded the answer is `unknown`, saying so.
+//! The rules are read with `nft -j list ruleset` (and iptables' save tools, see `read`), run in
+//! the namespace (a child process starts in the namespace of the thread that spawns it), and
+//! kept for a moment per namespace so a burst of listens reads them once.
 use std::{
     collections::HashMap,
     fs,
     net::{IpAddr, SocketAddr},
     os::unix::fs::MetadataExt,
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -23,7 +21,9 @@ use crate::{
 };
 
 pub mod expr;
+mod legacy;
 mod nft;
+mod read;
 mod render;
 mod rule;
 mod xt;
@@ -98,7 +98,7 @@ impl Firewall {
         self.cache.entry(netns).or_insert_with(|| Reading {
             at: now,
             rules: if netns == own {
-                read()
+                read::ruleset()
             } else {
                 read_in(netns, holder)
             },
@@ -114,7 +114,7 @@ fn read_in(netns: u32, holder: Option<(u32, u32)>) -> Result<Ruleset, String> {
             "network namespace {netns} could not be entered (its processes are gone, or entering needs CAP_SYS_ADMIN)"
         ));
     };
-    ns.run(|| Ok(read())).unwrap_or_else(|e| {
+    ns.run(|| Ok(read::ruleset())).unwrap_or_else(|e| {
         Err(format!(
             "network namespace {netns} could not be entered: {e}"
         ))
@@ -130,71 +130,6 @@ fn enter(netns: u32, holder: Option<(u32, u32)>) -> Option<Namespace> {
         }
     }
     netns::all().ok()?.into_iter().find(|n| n.inode == netns)
-}
-
-/// Where nft usually is: a daemon's PATH often lacks the sbin directories.
-const NFT: &[&str] = &["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
-
-/// The ruleset of the calling thread's namespace.
-fn read() -> Result<Ruleset, String> {
-    let legacy: Vec<String> = ["ip_tables_names", "ip6_tables_names"]
-        .iter()
-        .filter_map(|f| fs::read_to_string(Path::new("/proc/thread-self/net").join(f)).ok())
-        .flat_map(|s| s.lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    if !legacy.is_empty() {
-        return Err(format!(
-            "legacy iptables tables are loaded ({}): their rules are not read (iptables-legacy-save shows them)",
-            legacy.join(", ")
-        ));
-    }
-    let nft = NFT
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .copied()
-        .unwrap_or("nft");
-    let out = Command::new(nft)
-        .args(["-j", "list", "ruleset"])
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "nft is not installed (apt-get install nftables): the firewall rules are not read"
-                    .to_owned()
-            }
-            _ => format!("nft could not be run: {e}"),
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("Operation not permitted") {
-            return Err("nft could not read the rules: that needs CAP_NET_ADMIN (run portwatch as root or give it CAP_NET_ADMIN as an ambient capability)".into());
-        }
-        let first = err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
-        return Err(format!("nft list ruleset failed: {}", first.trim()));
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("nft's JSON could not be read: {e}"))?;
-    let rules = Ruleset::new(&json)?;
-    // iptables-nft rules with matches nft cannot show: their saved text says what they test.
-    if memchr::memmem::find(&out.stdout, b"\"xt\"").is_none() {
-        return Ok(rules);
-    }
-    let mut texts = xt::Texts::new();
-    for (tool, family) in [("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")] {
-        let path = ["/usr/sbin", "/sbin", "/usr/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists());
-        let Some(path) = path else { continue };
-        if let Ok(o) = Command::new(path).output()
-            && o.status.success()
-        {
-            xt::parse_save(&String::from_utf8_lossy(&o.stdout), family, &mut texts);
-        }
-    }
-    Ok(rules.with_xt(texts))
 }
 
 /// The packets a listener on `local` receives: IPv4, IPv6, or both for a dual-stack `::`.

@@ -38,7 +38,8 @@ pub struct Ruleset {
 #[derive(Debug, Default)]
 struct Chain {
     policy_drop: bool,
-    rules: Vec<(u64, Vec<Value>)>,
+    /// Handle, statements, and the text to show instead of rendering them (legacy rules).
+    rules: Vec<(u64, Vec<Value>, Option<String>)>,
 }
 
 /// The verdicts reachable on the paths walked so far, each with the first rule giving it.
@@ -97,7 +98,8 @@ impl Ruleset {
                 let handle = rule.get("handle").and_then(Value::as_u64).unwrap_or(0);
                 let exprs = rule.get("expr").and_then(Value::as_array).cloned();
                 let chain = r.chains.entry(key(rule, "chain")).or_default();
-                chain.rules.push((handle, exprs.unwrap_or_default()));
+                let text = rule.get("text").and_then(Value::as_str).map(str::to_owned);
+                chain.rules.push((handle, exprs.unwrap_or_default(), text));
             } else if let Some(set) = item.get("set").or_else(|| item.get("map")) {
                 let elems = match set.get("elem") {
                     Some(Value::Array(e)) => e.clone(),
@@ -181,7 +183,7 @@ impl Ruleset {
         let mut leaves = false;
         // Only when the counts agree is the N-th saved rule the N-th rule here.
         let texts = self.xt.get(k).filter(|t| t.len() == chain.rules.len());
-        for (i, (handle, exprs)) in chain.rules.iter().enumerate() {
+        for (i, (handle, exprs, shown)) in chain.rules.iter().enumerate() {
             let text = texts.and_then(|t| t.get(i)).map(Vec::as_slice);
             let (cond, Some(verdict)) = rule(exprs, p, &sets, text) else {
                 continue;
@@ -190,14 +192,14 @@ impl Ruleset {
                 continue;
             }
             let name = || -> Arc<str> {
-                format!(
-                    "{} {} {} handle {handle}: {}",
-                    k.0,
-                    k.1,
-                    k.2,
-                    render::rule(exprs)
-                )
-                .into()
+                let (k0, k1, k2) = (&k.0, &k.1, &k.2);
+                match shown {
+                    Some(text) => format!("{k0} {k1} {k2} rule {handle}: {text}").into(),
+                    None => {
+                        let text = render::rule(exprs);
+                        format!("{k0} {k1} {k2} handle {handle}: {text}").into()
+                    }
+                }
             };
             let choices = match verdict {
                 Verdict::Vmap(key, data) => vmap(&key, &data, &sets, p, cond),

@@ -30,7 +30,7 @@ pub fn parse_save(text: &str, family: &str, out: &mut Texts) {
 }
 
 /// Words as iptables-save quotes them: `"a b"` is one, `\"` a quote inside.
-fn split(line: &str) -> Vec<String> {
+pub fn split(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let (mut quoted, mut escaped, mut any) = (false, false, false);
@@ -60,7 +60,10 @@ fn split(line: &str) -> Vec<String> {
     words
 }
 
-/// Whether the rule's match modules (`-m NAME --option VALUE ...`) hold for the probe.
+/// Whether the rule's matches hold for the probe: its match modules (`-m NAME --option VALUE
+/// ...`), and the basic options (`-p`, `--dport`, `-s`, `-d`, `-i`) that a legacy rule has
+/// only as text (for an iptables-nft rule nft shows them too: judging them again changes
+/// nothing).
 pub fn matches(words: &[String], p: &Probe) -> Tri {
     let mut cond = Tri::Yes;
     let mut module = "";
@@ -91,6 +94,11 @@ pub fn matches(words: &[String], p: &Probe) -> Tri {
             _ => {}
         }
         let judged = match (module, w) {
+            (_, "-p" | "--protocol") => Some(protocol(value, p)),
+            (_, "--dport" | "--destination-port") => Some(in_ports(value, p.dport)),
+            (_, "--sport" | "--source-port" | "-s" | "--source") => Some(Tri::Maybe),
+            (_, "-d" | "--destination") => Some(destination(value, p)),
+            (_, "-i" | "--in-interface") => Some(interface(value, p)),
             ("conntrack", "--ctstate") | ("state", "--state") => {
                 Some(Tri::of(value.split(',').any(|s| s == "NEW")))
             }
@@ -114,6 +122,41 @@ pub fn matches(words: &[String], p: &Probe) -> Tri {
         negate = false;
     }
     cond
+}
+
+fn protocol(name: &str, p: &Probe) -> Tri {
+    match name {
+        "all" | "0" => Tri::Yes,
+        n => Tri::of(n == p.proto.name() || n.parse::<u16>() == Ok(p.proto.number())),
+    }
+}
+
+/// `-d ADDR[/LEN]` against the listener's address (unknown for one on every address).
+fn destination(value: &str, p: &Probe) -> Tri {
+    let (addr, len) = value.split_once('/').unwrap_or((value, ""));
+    let Ok(net) = addr.parse::<std::net::IpAddr>() else {
+        return Tri::Maybe;
+    };
+    let len = len.parse().unwrap_or(if net.is_ipv4() { 32 } else { 128 });
+    match p.daddr {
+        Some(a) => Tri::of(super::expr::in_prefix(a, net, len)),
+        None if len == 0 => Tri::Yes,
+        None => Tri::Maybe,
+    }
+}
+
+/// `-i NAME` (`+` ends a prefix): `lo` for a loopback listener's packets, else some other one.
+fn interface(name: &str, p: &Probe) -> Tri {
+    let is_lo = match name.strip_suffix('+') {
+        Some(prefix) => "lo".starts_with(prefix),
+        None => name == "lo",
+    };
+    match (p.loopback, is_lo) {
+        (true, lo) => Tri::of(lo || name == "+"),
+        (false, _) if name == "+" => Tri::Yes,
+        (false, true) if name == "lo" => Tri::No,
+        _ => Tri::Maybe,
+    }
 }
 
 /// Whether `port` is in a multiport list (`80,443,8000:8100`).
@@ -160,9 +203,19 @@ mod tests {
         let at = |i: usize| matches(&rules[i], &p);
         assert_eq!(at(1), Tri::No, "a first packet is NEW");
         assert_eq!(at(2), Tri::Yes, "8080 is in 8000:8100");
-        assert_eq!(at(3), Tri::Yes, "state NEW, a comment");
+        assert_eq!(at(3), Tri::No, "--dport 9000");
         assert_eq!(at(4), Tri::No, "! --ctstate NEW");
-        assert_eq!(at(5), Tri::Maybe, "addrtype is not judged");
+        assert_eq!(at(5), Tri::No, "--dport 7000");
+        let on = |i: usize, dport| matches(&rules[i], &Probe { dport, ..p });
+        assert_eq!(on(3, 9000), Tri::Yes, "state NEW, a comment");
+        assert_eq!(on(5, 7000), Tri::Maybe, "addrtype is not judged");
+        assert_eq!(on(0, 22), Tri::Yes);
+        let udp = Probe {
+            proto: Proto::Udp,
+            dport: 22,
+            ..p
+        };
+        assert_eq!(matches(&rules[0], &udp), Tri::No, "-p tcp");
         let other = Probe { dport: 8200, ..p };
         assert_eq!(matches(&rules[2], &other), Tri::No);
     }

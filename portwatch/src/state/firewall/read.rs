@@ -1,0 +1,96 @@
+//! Reading the calling thread's namespace's firewall: its nftables ruleset (`nft -j`), the
+//! saved text of iptables-nft rules whose `xt` matches nft cannot show, and the legacy
+//! iptables tables loaded there (`iptables-legacy-save`), as one ruleset.
+use std::{fs, path::Path, process::Command};
+
+use serde_json::Value;
+
+use super::{Ruleset, legacy, xt};
+
+/// Where the tools usually are: a daemon's PATH often lacks the sbin directories.
+fn tool(name: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+/// `tool`'s standard output, if it runs and succeeds.
+fn output(name: &str) -> Option<String> {
+    let out = Command::new(tool(name)?).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The legacy iptables tables loaded in this namespace, per family.
+fn legacy_tables() -> [(&'static str, &'static str, Vec<String>); 2] {
+    let names = |f: &str| {
+        fs::read_to_string(Path::new("/proc/thread-self/net").join(f))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    [
+        ("ip", "iptables-legacy-save", names("ip_tables_names")),
+        ("ip6", "ip6tables-legacy-save", names("ip6_tables_names")),
+    ]
+}
+
+pub fn ruleset() -> Result<Ruleset, String> {
+    let mut items = nft()?;
+    let mut texts = xt::Texts::new();
+    // iptables-nft rules with matches nft cannot show: their saved text says what they test.
+    let has_xt = items.iter().any(|i| {
+        i.pointer("/rule/expr")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.iter().any(|s| s.get("xt").is_some()))
+    });
+    if has_xt {
+        for (tool, family) in [("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")] {
+            if let Some(text) = output(tool) {
+                xt::parse_save(&text, family, &mut texts);
+            }
+        }
+    }
+    for (family, save, tables) in legacy_tables() {
+        if tables.is_empty() {
+            continue;
+        }
+        let Some(text) = output(save) else {
+            return Err(format!(
+                "legacy iptables tables are loaded ({}) and {save} could not be run (apt-get install iptables): their rules are not read",
+                tables.join(", ")
+            ));
+        };
+        items.extend(legacy::items(&text, family, &mut texts));
+    }
+    Ok(Ruleset::new(&serde_json::json!({ "nftables": items }))?.with_xt(texts))
+}
+
+/// The nftables ruleset's items.
+fn nft() -> Result<Vec<Value>, String> {
+    let nft = tool("nft").ok_or(
+        "nft is not installed (apt-get install nftables): the firewall rules are not read",
+    )?;
+    let out = Command::new(nft)
+        .args(["-j", "list", "ruleset"])
+        .output()
+        .map_err(|e| format!("nft could not be run: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("Operation not permitted") {
+            return Err("nft could not read the rules: that needs CAP_NET_ADMIN (run portwatch as root or give it CAP_NET_ADMIN as an ambient capability)".into());
+        }
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Err(format!("nft list ruleset failed: {}", first.trim()));
+    }
+    let mut json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("nft's JSON could not be read: {e}"))?;
+    match json.get_mut("nftables").map(Value::take) {
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err("no `nftables` array in nft's output".into()),
+    }
+}
