@@ -15,12 +15,21 @@ fn tool(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
-/// `tool`'s standard output, if it runs and succeeds.
-fn output(name: &str) -> Option<String> {
-    let out = Command::new(tool(name)?).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+/// `tool`'s standard output; else why not (not installed, or its first line on stderr).
+fn output(name: &str) -> Result<String, String> {
+    let path = tool(name).ok_or_else(|| format!("{name} is not installed"))?;
+    let out = Command::new(path)
+        .output()
+        .map_err(|e| format!("{name} could not be run: {e}"))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    Err(format!("{name}: {}", first.trim()))
 }
 
 /// The legacy iptables tables loaded in this namespace, per family.
@@ -47,7 +56,7 @@ pub fn ruleset() -> Result<Ruleset, String> {
     });
     if has_xt {
         for (tool, family) in [("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")] {
-            if let Some(text) = output(tool) {
+            if let Ok(text) = output(tool) {
                 xt::parse_save(&text, family, &mut texts);
             }
         }
@@ -56,12 +65,20 @@ pub fn ruleset() -> Result<Ruleset, String> {
         if tables.is_empty() {
             continue;
         }
-        let Some(text) = output(save) else {
-            return Err(format!(
-                "legacy iptables tables are loaded ({}) and {save} could not be run (apt-get install iptables): their rules are not read",
+        let text = output(save).map_err(|why| {
+            let fix = if why.contains("not installed") {
+                "apt-get install iptables"
+            } else if why.contains("Permission denied") {
+                // A raw socket, and the root-only /proc/net/ip_tables_names.
+                "reading them needs CAP_NET_RAW and CAP_DAC_READ_SEARCH, or root"
+            } else {
+                "their rules are not read"
+            };
+            format!(
+                "legacy iptables tables are loaded ({}): {fix} ({why})",
                 tables.join(", ")
-            ));
-        };
+            )
+        })?;
         items.extend(legacy::items(&text, family, &mut texts));
     }
     Ok(Ruleset::new(&serde_json::json!({ "nftables": items }))?.with_xt(texts))

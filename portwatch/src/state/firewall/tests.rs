@@ -354,7 +354,9 @@ fn legacy_tables_from_their_saved_text() {
     let mut texts = xt::Texts::new();
     let save = include_str!("testdata/iptables-legacy-1.8.9.save");
     let items = legacy::items(save, "ip", &mut texts);
-    let r = Ruleset::new(&json!({ "nftables": items })).unwrap().with_xt(texts);
+    let r = Ruleset::new(&json!({ "nftables": items }))
+        .unwrap()
+        .with_xt(texts);
     let ssh = at(&r, Proto::Tcp, "0.0.0.0:22");
     assert_eq!(ssh.status, Status::Reachable, "{ssh:?}");
     assert_eq!(
@@ -364,9 +366,27 @@ fn legacy_tables_from_their_saved_text() {
     // The raw table's PREROUTING drop comes before the filter table.
     let early = at(&r, Proto::Tcp, "0.0.0.0:6666");
     assert_eq!(early.status, Status::Filtered);
-    assert!(early.rule.as_deref().unwrap().starts_with("ip raw (legacy) PREROUTING rule 1"));
-    assert_eq!(at(&r, Proto::Tcp, "0.0.0.0:8080").status, Status::Unknown, "-s 10.0.0.0/8");
+    assert!(
+        early
+            .rule
+            .as_deref()
+            .unwrap()
+            .starts_with("ip raw (legacy) PREROUTING rule 1")
+    );
+    assert_eq!(
+        at(&r, Proto::Tcp, "0.0.0.0:8080").status,
+        Status::Unknown,
+        "-s 10.0.0.0/8"
+    );
     assert_eq!(at(&r, Proto::Tcp, "10.0.0.1:9999").status, Status::Filtered);
-    assert_eq!(at(&r, Proto::Tcp, "127.0.0.1:9999").status, Status::Reachable, "-i lo");
-    assert_eq!(at(&r, Proto::Udp, "0.0.0.0:22").status, Status::Filtered, "-p tcp");
+    assert_eq!(
+        at(&r, Proto::Tcp, "127.0.0.1:9999").status,
+        Status::Reachable,
+        "-i lo"
+    );
+    assert_eq!(
+        at(&r, Proto::Udp, "0.0.0.0:22").status,
+        Status::Filtered,
+        "-p tcp"
+    );
 }
