@@ -74,6 +74,7 @@ pub struct KernelOffsets {
     pub tp_iss_skaddr: u32,
     // sched/sched_process_exec tracepoint record
     pub tp_exec_filename: u32,
+    pub tp_exec_old_pid: u32,
     // sched/sched_process_fork tracepoint record
     pub tp_fork_child_pid: u32,
     // io_uring (all ABSENT, and `iou_complete` IOU_NONE, on kernels without it in BTF)

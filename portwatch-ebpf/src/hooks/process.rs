@@ -43,7 +43,17 @@ fn header(kind: EventKind) -> RecordHeader {
 /// match-proto: trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 #[tracepoint]
 pub fn process_exec(ctx: TracePointContext) -> u32 {
-    if !offsets_valid() || !task_allowed(None) {
+    if !offsets_valid() {
+        return 0;
+    }
+    // A thread that execs becomes its process's leader and leaves its own thread id behind,
+    // which no exit will name: its fork entry goes now.
+    if let Ok(old) = unsafe { ctx.read_at::<i32>(offset!(tp_exec_old_pid)) }
+        && old as u32 != (bpf_get_current_pid_tgid() >> 32) as u32
+    {
+        let _ = FORK_PARENT.remove(&(old as u32));
+    }
+    if !task_allowed(None) {
         return 0;
     }
     // Too big for the 512-byte BPF stack: the record is built in place in the ring buffer.

@@ -284,6 +284,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
         tp_iss_skaddr: iss.offset("skaddr", 8)?,
         tp_exec_filename: exec.offset("filename", 4)?,
+        tp_exec_old_pid: exec.offset("old_pid", 4)?,
         tp_fork_child_pid: fork.offset("child_pid", 4)?,
         ..io_uring::offsets(types)?
     })
