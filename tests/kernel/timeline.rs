@@ -105,6 +105,19 @@ fn a_listeners_story_comes_back_whole_from_rotated_files() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains(&format!("tcp port {port}")), "{text}");
     assert!(text.contains("accepted 5 connections"), "{text}");
+    // Under the listen, its firewall verdict (whatever this host's rules make it).
+    let rows: Vec<&str> = text.lines().collect();
+    let listen = rows
+        .iter()
+        .position(|l| l.contains(&format!(":{port} (backlog")))
+        .unwrap_or_else(|| panic!("no listen row: {text}"));
+    assert!(
+        rows[listen + 1..]
+            .iter()
+            .take(2)
+            .any(|l| l.starts_with("      firewall: ")),
+        "{text}"
+    );
     assert!(text.contains("complete: no record"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -337,6 +337,15 @@ fn describe(v: &Value, out: &mut String) {
     if !chain.is_empty() {
         let _ = writeln!(out, "      started by {}", chain.join(" <- "));
     }
+    let reach = &v["reachability"];
+    if let Some(status) = reach["status"].as_str() {
+        let by = reach["rule"]
+            .as_str()
+            .map(|r| format!(" by `{r}`"))
+            .unwrap_or_default();
+        let why = text(&reach["reason"]);
+        let _ = writeln!(out, "      firewall: {status}{by}: {why}");
+    }
     for d in v["detections"].as_array().into_iter().flatten() {
         let technique = d["technique"]
             .as_str()
