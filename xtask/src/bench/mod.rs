@@ -55,6 +55,11 @@ const CASES: &[Case] = &[
     case("accept, 5000/s", Load::Accept, "accept", Some(5000)),
     case("TCP v4 listen, 5000/s", Load::Listen4, "listen", Some(5000)),
     case("UDP bind, 5000/s", Load::UdpBind, "bind", Some(5000)),
+    // What process tracking costs: each operation is a fork, an exec, a listen and an exit.
+    Case {
+        by_parent: true,
+        ..case("exec storm", Load::Processes, "listen", None)
+    },
     Case {
         seconds: Some(60.0),
         by_parent: true,
