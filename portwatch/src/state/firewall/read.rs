@@ -1,7 +1,13 @@
 //! Reading the calling thread's namespace's firewall: its nftables ruleset (`nft -j`), the
 //! saved text of iptables-nft rules whose `xt` matches nft cannot show, and the legacy
 //! iptables tables loaded there (`iptables-legacy-save`), as one ruleset.
-use std::{fs, path::Path, process::Command};
+use std::{
+    fs,
+    io::Read,
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 
@@ -15,12 +21,59 @@ fn tool(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
+/// How long a tool may take: the stream waits for it (a ruleset of thousands of rules lists in
+/// well under a second).
+const PATIENCE: Duration = Duration::from_secs(3);
+
+/// Runs `path` with `args`, killed if it takes longer than `PATIENCE`: a tool stuck on a lock
+/// must not stall the stream behind it.
+fn run(path: &Path, args: &[&str]) -> Result<Output, String> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{name} could not be run: {e}"))?;
+    // Read on threads, so a large output cannot block the tool on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{name} did not answer within {} s",
+                    PATIENCE.as_secs()
+                ));
+            }
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// `tool`'s standard output; else why not (not installed, or its first line on stderr).
 fn output(name: &str) -> Result<String, String> {
     let path = tool(name).ok_or_else(|| format!("{name} is not installed"))?;
-    let out = Command::new(path)
-        .output()
-        .map_err(|e| format!("{name} could not be run: {e}"))?;
+    let out = run(&path, &[])?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
@@ -89,10 +142,7 @@ fn nft() -> Result<Vec<Value>, String> {
     let nft = tool("nft").ok_or(
         "nft is not installed (apt-get install nftables): the firewall rules are not read",
     )?;
-    let out = Command::new(nft)
-        .args(["-j", "list", "ruleset"])
-        .output()
-        .map_err(|e| format!("nft could not be run: {e}"))?;
+    let out = run(&nft, &["-j", "list", "ruleset"])?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("Operation not permitted") {
@@ -109,5 +159,19 @@ fn nft() -> Result<Vec<Value>, String> {
     match json.get_mut("nftables").map(Value::take) {
         Some(Value::Array(items)) => Ok(items),
         _ => Err("no `nftables` array in nft's output".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_hangs_is_killed_and_said_so() {
+        let out = run(Path::new("/bin/echo"), &["hi"]).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert!(out.status.success());
+        let err = run(Path::new("/bin/sleep"), &["60"]).unwrap_err();
+        assert_eq!(err, "sleep did not answer within 3 s");
     }
 }
