@@ -108,17 +108,27 @@ pub fn matches(words: &[String], p: &Probe) -> Tri {
                 Tri::Yes => Tri::Yes,
                 _ => Tri::Maybe,
             }),
-            ("multiport", _) | ("conntrack", _) | ("state", _) if w.starts_with("--") => {
-                Some(Tri::Maybe)
-            }
+            ("comment", "--comment") => Some(Tri::Yes),
             _ => None,
         };
-        if let Some(t) = judged {
-            cond = cond.and(if negate { t.not() } else { t });
-            i += 2;
-        } else {
-            i += 1;
-        }
+        // Options without a value: a first TCP packet is a SYN, and never a fragment.
+        let flag = match w {
+            "--syn" => Some(Tri::of(p.proto == crate::model::net::Proto::Tcp)),
+            "-f" | "--fragment" => Some(Tri::No),
+            _ => None,
+        };
+        let (t, words_used) = match (judged, flag) {
+            (Some(t), _) => (t, 2),
+            (None, Some(t)) => (t, 1),
+            // Any other option is not judged: unknown, with its value if it has one.
+            (None, None) if w.starts_with('-') => {
+                let has_value = !value.is_empty() && !value.starts_with('-') && value != "!";
+                (Tri::Maybe, if has_value { 2 } else { 1 })
+            }
+            (None, None) => (Tri::Yes, 1),
+        };
+        cond = cond.and(if negate { t.not() } else { t });
+        i += words_used;
         negate = false;
     }
     cond
@@ -216,6 +226,15 @@ mod tests {
             ..p
         };
         assert_eq!(matches(&rules[0], &udp), Tri::No, "-p tcp");
+        // An option portwatch does not judge is unknown, never ignored; --syn and -f are known.
+        let tcp22 = Probe { dport: 22, ..p };
+        let on = |rule: &str| matches(&split(rule), &tcp22);
+        assert_eq!(on("-p tcp ! --syn -m state --state NEW -j DROP"), Tri::No);
+        assert_eq!(on("-p tcp --syn --dport 22 -j ACCEPT"), Tri::Yes);
+        assert_eq!(on("-f -j DROP"), Tri::No);
+        assert_eq!(on("-p tcp --tcp-flags SYN,ACK SYN -j ACCEPT"), Tri::Maybe);
+        assert_eq!(on("-m ttl --ttl-gt 5 -j DROP"), Tri::Maybe);
+        assert_eq!(on("-m comment --comment -x -j ACCEPT"), Tri::Yes);
         let other = Probe { dport: 8200, ..p };
         assert_eq!(matches(&rules[2], &other), Tri::No);
     }
