@@ -106,6 +106,8 @@ pub fn left(expr: &Value, p: &Probe) -> Left {
             "iif" | "iifname" if p.loopback => Left::Known(Val::Word("lo")),
             "iif" | "iifname" => Left::Known(Val::NotLoopback),
             "iiftype" if p.loopback => Left::Known(Val::Word("loopback")),
+            // A TCP segment to a listener is unicast to this host (UDP may be broadcast).
+            "pkttype" if p.proto == Proto::Tcp => Left::Known(Val::Word("host")),
             _ => Left::Unknown,
         };
     }
@@ -113,8 +115,18 @@ pub fn left(expr: &Value, p: &Probe) -> Left {
         return match key(ct).as_str() {
             "state" => Left::Known(Val::Word("new")),
             "direction" => Left::Known(Val::Word("original")),
+            // A first packet sent to the listener itself: not confirmed, no reply seen, and
+            // not NATed (NAT is not judged), so it has no status flag (`ct status dnat` fails).
+            "status" => Left::Known(Val::Word("")),
             _ => Left::Unknown,
         };
+    }
+    // `fib daddr type`: a packet to a listener is addressed to this host.
+    if let Some(fib) = expr.get("fib") {
+        let daddr_only = fib.get("flags") == Some(&serde_json::json!(["daddr"]));
+        if daddr_only && fib.get("result").and_then(Value::as_str) == Some("type") {
+            return Left::Known(Val::Word("local"));
+        }
     }
     Left::Unknown
 }

@@ -125,8 +125,8 @@ fn hand_written_inet_table() {
             .ends_with("reject with tcp reset"),
         "{reset:?}"
     );
-    // `fib daddr type local` is not judged: unknown.
-    assert_eq!(at(&r, Proto::Tcp, "0.0.0.0:5555").status, Status::Unknown);
+    // `fib daddr type local`: a listener's packets are addressed to this host.
+    assert_eq!(at(&r, Proto::Tcp, "0.0.0.0:5555").status, Status::Reachable);
     // Over IPv6, 8443 jumps to `sub`, which returns; then the policy drops it.
     let jumped = judge(&r, Proto::Tcp, "[::]:8443".parse().unwrap(), Some(true));
     assert_eq!(jumped.status, Status::Filtered, "{jumped:?}");
@@ -389,4 +389,32 @@ fn legacy_tables_from_their_saved_text() {
         Status::Filtered,
         "-p tcp"
     );
+}
+
+/// A firewalld-like table (nft 1.0.6's JSON): `ct status dnat accept` and `meta pkttype host`
+/// are decided for a first packet to the listener, `fib daddr type local` too; zones are gotos.
+#[test]
+fn firewalld_like_zones() {
+    let r = rules(include_str!("testdata/firewalld-like-nft-1.0.6.json"));
+    let ssh = judge(&r, Proto::Tcp, "0.0.0.0:22".parse().unwrap(), None);
+    assert_eq!(ssh.status, Status::Reachable, "{ssh:?}");
+    assert!(
+        ssh.rule.as_deref().unwrap().contains("fw public handle"),
+        "{ssh:?}"
+    );
+    let other = at(&r, Proto::Tcp, "0.0.0.0:4444");
+    assert_eq!(other.status, Status::Filtered, "{other:?}");
+    assert!(
+        other
+            .rule
+            .as_deref()
+            .unwrap()
+            .ends_with("reject with icmpx"),
+        "{other:?}"
+    );
+    assert_eq!(at(&r, Proto::Udp, "0.0.0.0:5353").status, Status::Reachable);
+    // IPv6's reverse-path check depends on the source: unknown there, reachable over IPv4.
+    let dual = at(&r, Proto::Tcp, "[::]:22");
+    assert_eq!(dual.status, Status::Reachable, "{dual:?}");
+    assert!(dual.reason.contains("over IPv6: unknown"), "{dual:?}");
 }
