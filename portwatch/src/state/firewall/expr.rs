@@ -84,12 +84,9 @@ const OTHER_TRANSPORTS: &[&str] = &[
 ];
 
 pub fn left(expr: &Value, p: &Probe) -> Left {
-    let key = |o: &Value| {
-        o.get("key")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    fn key(o: &Value) -> &str {
+        o.get("key").and_then(Value::as_str).unwrap_or_default()
+    }
     if let Some(pl) = expr.get("payload") {
         let proto = pl
             .get("protocol")
@@ -99,7 +96,7 @@ pub fn left(expr: &Value, p: &Probe) -> Left {
         return payload(proto, field, p);
     }
     if let Some(m) = expr.get("meta") {
-        return match key(m).as_str() {
+        return match key(m) {
             "l4proto" => Left::Known(Val::Proto(p.proto.number() as u8)),
             "nfproto" => Left::Known(Val::Word(if p.v6 { "ipv6" } else { "ipv4" })),
             "protocol" => Left::Known(Val::Word(if p.v6 { "ip6" } else { "ip" })),
@@ -112,7 +109,7 @@ pub fn left(expr: &Value, p: &Probe) -> Left {
         };
     }
     if let Some(ct) = expr.get("ct") {
-        return match key(ct).as_str() {
+        return match key(ct) {
             "state" => Left::Known(Val::Word("new")),
             "direction" => Left::Known(Val::Word("original")),
             // A first packet sent to the listener itself: not confirmed, no reply seen, and

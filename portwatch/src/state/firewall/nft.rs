@@ -42,12 +42,19 @@ struct Chain {
     rules: Vec<(u64, Vec<Value>, Option<String>)>,
 }
 
+/// What gave a verdict: a rule, or a base chain's policy, as shown in the answer.
+#[derive(Clone, Debug)]
+struct Decider {
+    shown: Arc<str>,
+    policy: bool,
+}
+
 /// The verdicts reachable on the paths walked so far, each with the first rule giving it.
 #[derive(Debug, Default)]
 struct Paths {
-    accept: Option<Arc<str>>,
-    drop: Option<Arc<str>>,
-    opaque: Option<Arc<str>>,
+    accept: Option<Decider>,
+    drop: Option<Decider>,
+    opaque: Option<Decider>,
 }
 
 impl Paths {
@@ -142,7 +149,7 @@ impl Ruleset {
             match accept {
                 None => return verdict(all.drop, None, all.opaque),
                 // The rule that accepted in a later chain says more than an earlier policy.
-                Some(a) if !a.contains(": policy ") || accepted_by.is_none() => {
+                Some(a) if !a.policy || accepted_by.is_none() => {
                     accepted_by = Some(a);
                 }
                 Some(_) => {}
@@ -156,7 +163,10 @@ impl Ruleset {
         if self.walk(k, p, 0, &mut paths) {
             let chain = &self.chains[k];
             let policy = if chain.policy_drop { "drop" } else { "accept" };
-            let name: Arc<str> = format!("{} {} {}: policy {policy}", k.0, k.1, k.2).into();
+            let name = Decider {
+                shown: format!("{} {} {}: policy {policy}", k.0, k.1, k.2).into(),
+                policy: true,
+            };
             let slot = if chain.policy_drop {
                 &mut paths.drop
             } else {
@@ -172,7 +182,10 @@ impl Ruleset {
     fn walk(&self, k: &Key, p: &Probe, depth: u8, out: &mut Paths) -> bool {
         let Some(chain) = self.chains.get(k) else {
             let missing = format!("{} {}: chain {} not found", k.0, k.1, k.2);
-            out.opaque.get_or_insert_with(|| missing.into());
+            out.opaque.get_or_insert_with(|| Decider {
+                shown: missing.into(),
+                policy: false,
+            });
             return false;
         };
         let sets = Named {
@@ -247,7 +260,10 @@ impl Ruleset {
             }
             Verdict::Jump(_) | Verdict::Goto(_) => &mut out.opaque,
         };
-        slot.get_or_insert_with(name);
+        slot.get_or_insert_with(|| Decider {
+            shown: name(),
+            policy: false,
+        });
         sure
     }
 }
@@ -280,37 +296,37 @@ fn reachable(rule: Option<Arc<str>>, reason: &str) -> Reachability {
 
 /// The answer from the verdicts the paths reach.
 fn verdict(
-    drop: Option<Arc<str>>,
-    accept: Option<Arc<str>>,
-    opaque: Option<Arc<str>>,
+    drop: Option<Decider>,
+    accept: Option<Decider>,
+    opaque: Option<Decider>,
 ) -> Reachability {
-    let policy = |r: &str| r.contains(": policy ");
     match (accept, drop, opaque) {
         (_, _, Some(o)) => Reachability {
             status: Status::Unknown,
-            rule: Some(o),
+            rule: Some(o.shown),
             reason: "a rule on its way cannot be judged (an unknown statement or verdict)".into(),
         },
         (Some(a), Some(d), None) => Reachability::unknown(format!(
-            "depends on what the listener does not tell (source, interface, rate): accepted by `{a}`, else dropped by `{d}`"
+            "depends on what the listener does not tell (source, interface, rate): accepted by `{}`, else dropped by `{}`",
+            a.shown, d.shown
         )),
         (Some(a), None, None) => {
-            let why = if policy(&a) {
+            let why = if a.policy {
                 "no rule drops it"
             } else {
                 "a rule accepts it"
             };
-            reachable(Some(a), why)
+            reachable(Some(a.shown), why)
         }
         (None, Some(d), None) => {
-            let why = if policy(&d) {
+            let why = if d.policy {
                 "no rule accepts it and the chain's policy drops it"
             } else {
                 "a rule drops or rejects it"
             };
             Reachability {
                 status: Status::Filtered,
-                rule: Some(d),
+                rule: Some(d.shown),
                 reason: why.into(),
             }
         }
