@@ -56,9 +56,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     if !args.no_reachability {
         let mut firewall = Firewall::default();
         for (l, owner) in &mut listeners {
-            let s = &l.socket;
-            let holder = owner.task.as_ref().map(|t| (t.pid, t.tid));
-            l.reachability = Some(firewall.judge(s.netns, holder, s.proto, s.local, s.v6only));
+            l.reachability = Some(firewall.listener(l, owner));
         }
     }
     // SAFETY: isatty on a valid fd number.

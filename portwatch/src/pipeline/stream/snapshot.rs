@@ -39,10 +39,7 @@ impl<S: Sink> Stream<S> {
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
             self.listeners.insert_snapshot(s, holder, now);
             let mut r = ListenerRecord::new(l, &owner, alert, clock.format(now));
-            r.reachability = self.firewall.as_mut().map(|f| {
-                let holder = owner.task.as_ref().map(|t| (t.pid, t.tid));
-                f.judge(s.netns, holder, s.proto, s.local, s.v6only)
-            });
+            r.reachability = self.firewall.as_mut().map(|f| f.listener(l, &owner));
             let verb = if s.proto == Proto::Tcp {
                 "listening on"
             } else {
