@@ -124,7 +124,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (mut last, mut still) = (usize::MAX, 0);
         while Instant::now() < deadline && still < 100 {
-            if q.take(Lines::copied(&chunk)).unwrap() {
+            if q.take(Lines::copied(&chunk)).unwrap().records == 0 {
                 taken += 100;
             } else {
                 refused += 100;

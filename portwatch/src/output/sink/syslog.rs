@@ -145,7 +145,8 @@ impl Syslog {
     /// true when its strings had to be shortened to fit.
     fn frame(&mut self, line: &[u8]) -> bool {
         let kind = string_after(line, self.kind_key).unwrap_or(b"-");
-        let severity = if kind == b"loss" || memchr::memmem::find(line, b"\"alert\":\"").is_some() {
+        let warns = kind == b"loss" || kind == b"flood";
+        let severity = if warns || memchr::memmem::find(line, b"\"alert\":\"").is_some() {
             4 // warning
         } else {
             6 // informational
