@@ -14,13 +14,19 @@ pub const TASK_READ_FAILED: u32 = 2 * KIND_SLOTS + 1;
 /// A fork whose parent could not be remembered (`FORK_PARENT` full): if that process is
 /// reparented, its records name the new parent.
 pub const FORK_PARENT_FULL: u32 = 2 * KIND_SLOTS + 2;
-pub const COUNT: u32 = 2 * KIND_SLOTS + 3;
+/// A listener birth shed because its process passed the flood limit (`flood`): one slot per
+/// event kind, only bind and listen used.
+pub const SHED_BASE: u32 = 2 * KIND_SLOTS + 3;
+pub const COUNT: u32 = 3 * KIND_SLOTS + 3;
 
 pub const fn lost(kind: EventKind) -> u32 {
     LOST_BASE + kind as u32 - 1
 }
 pub const fn pending_full(kind: EventKind) -> u32 {
     PENDING_FULL_BASE + kind as u32 - 1
+}
+pub const fn shed(kind: EventKind) -> u32 {
+    SHED_BASE + kind as u32 - 1
 }
 
 #[cfg(test)]
@@ -29,10 +35,11 @@ mod tests {
 
     #[test]
     fn counter_slots_are_distinct_and_in_range() {
-        let mut slots = [0u32; 15];
+        let mut slots = [0u32; 21];
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             slots[i] = lost(kind);
             slots[6 + i] = pending_full(kind);
+            slots[15 + i] = shed(kind);
         }
         slots[12] = SOCK_READ_FAILED;
         slots[13] = TASK_READ_FAILED;

@@ -5,16 +5,18 @@
 //! indices of the counters the kernel bumps, and the names of maps and programs.
 //! All types are `#[repr(C)]`, `Copy`, with explicit padding and compile-time size checks.
 //! One module per concern: `names`, `record` (the ring-buffer records), `offsets`, `filter`,
-//! `counters`.
+//! `flood`, `counters`.
 #![no_std]
 
 pub mod counters;
 pub mod filter;
+pub mod flood;
 pub mod names;
 mod offsets;
 mod record;
 
 pub use filter::FilterConfig;
+pub use flood::{FloodLimit, FloodState};
 pub use offsets::{IOU_CQE, IOU_NONE, IOU_RES_ARG, KernelOffsets};
 pub use record::*;
 
@@ -28,4 +30,6 @@ mod user {
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FilterConfig {}
+    unsafe impl aya::Pod for super::FloodLimit {}
+    unsafe impl aya::Pod for super::FloodState {}
 }

@@ -5,6 +5,8 @@ pub const SEQ_MAP: &str = "SEQ";
 pub const PENDING_MAP: &str = "PENDING";
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 pub const FILTER_GLOBAL: &str = "FILTER";
+pub const FLOOD_LIMIT_GLOBAL: &str = "FLOOD_LIMIT";
+pub const FLOOD_MAP: &str = "FLOOD";
 pub const FILTER_PIDS_MAP: &str = "FILTER_PIDS";
 pub const FILTER_UIDS_MAP: &str = "FILTER_UIDS";
 pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
@@ -13,9 +15,10 @@ pub const FILTER_PORTS_MAP: &str = "FILTER_PORTS";
 pub const BOUND_UDP_MAP: &str = "BOUND_UDP";
 pub const URING_PENDING_MAP: &str = "URING_PENDING";
 pub const URING_KINDS_MAP: &str = "URING_KINDS";
+pub const FORK_PARENT_MAP: &str = "FORK_PARENT";
 /// Every map of the kernel object. The kernel crate's `#[map(name = ...)]` attributes need
 /// literals; the daemon checks at load that each of these names exists.
-pub const MAPS: [&str; 12] = [
+pub const MAPS: [&str; 14] = [
     EVENTS_MAP,
     COUNTERS_MAP,
     SEQ_MAP,
@@ -28,6 +31,8 @@ pub const MAPS: [&str; 12] = [
     BOUND_UDP_MAP,
     URING_PENDING_MAP,
     URING_KINDS_MAP,
+    FORK_PARENT_MAP,
+    FLOOD_MAP,
 ];
 
 pub const BIND_ENTER: &str = "sys_enter_bind";

@@ -12,8 +12,9 @@ use portwatch_common::{
 use crate::{
     diag::{self, At},
     filter::place_allowed,
+    flood,
     kernel::{ReadError, fill_from_sock, read_task},
-    maps::{EVENTS, bump, stamp, wakeup_flags},
+    maps::{EVENTS, bump, room_for_bulk, stamp, wakeup_flags},
 };
 
 /// Fills `*p` with zero bytes, 8 at a time. `core::mem::zeroed()` becomes a call of aya-ebpf's
@@ -185,8 +186,10 @@ pub fn sock_unreadable(ev: &SockEvent, why: crate::kernel::Why) {
     diag::sock_unreadable(ev, why);
 }
 
-/// Sends `ev` unless the namespace or port filters drop it; a full ring buffer is counted per
-/// kind, never silent. `at`: the sending program's attach type, for the diagnostics.
+/// Sends `ev` unless the namespace or port filters drop it. A listener birth past its process's
+/// flood limit is shed (counted); any other record finds the ring full at three quarters, so
+/// births always find room. A full ring buffer is counted per kind, never silent. `at`: the
+/// sending program's attach type, for the diagnostics.
 #[inline(always)]
 pub fn send(ev: &mut SockEvent, kind: EventKind, at: At) {
     // The port the record is about: the bound one, else (a failed bind) the requested one.
@@ -198,8 +201,14 @@ pub fn send(ev: &mut SockEvent, kind: EventKind, at: At) {
     if !place_allowed(ev.task.netns, Some(port)) {
         return;
     }
+    let birth = flood::is_birth(ev, kind);
+    if birth && !flood::admit(ev, kind) {
+        // Counted, not numbered: the daemon numbers shed births when it reports them.
+        bump(counters::shed(kind));
+        return;
+    }
     stamp(&mut ev.header);
-    if EVENTS.output::<SockEvent>(&*ev, wakeup_flags()).is_ok() {
+    if (birth || room_for_bulk()) && EVENTS.output::<SockEvent>(&*ev, wakeup_flags()).is_ok() {
         diag::sent(ev, kind, at);
     } else {
         bump(counters::lost(kind));

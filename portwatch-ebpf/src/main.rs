@@ -19,6 +19,7 @@ mod call;
 mod diag;
 mod emit;
 mod filter;
+mod flood;
 mod hooks;
 mod kernel;
 mod maps;

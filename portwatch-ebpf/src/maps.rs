@@ -14,6 +14,18 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// batching (see `cmd::watch`) and must drain before the ring fills.
 const WAKE_FRACTION: u64 = 8;
 
+/// Records that make no listener may fill the ring up to (RESERVE_FRACTION - 1) / RESERVE_FRACTION
+/// of it: the rest is kept for listener births, which a churn of other records cannot crowd out.
+const RESERVE_FRACTION: u64 = 4;
+
+/// Whether a record that makes no listener may take ring space (see `RESERVE_FRACTION`).
+#[inline(always)]
+pub fn room_for_bulk() -> bool {
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let size = EVENTS.query(BPF_RB_RING_SIZE as u64);
+    queued < size - size / RESERVE_FRACTION
+}
+
 /// Flags for submitting a record. Below `WAKE_FRACTION` the kernel's adaptive rule applies: a
 /// record wakes the daemon only when the daemon had read everything before it, so the first record
 /// after a quiet spell is written at once, and while the daemon is busy no record wakes it again.

@@ -194,6 +194,16 @@ pub struct WatchArgs {
     )]
     pub ring_buffer_size: u32,
 
+    /// Listener births (successful listens, UDP binds) one process may make per second before
+    /// the kernel sheds the rest into counts: a `flood` record names the process, and the
+    /// listeners are listed again so none goes unreported. 0: no limit. Default 100.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub flood_rate: Option<u32>,
+
+    /// Listener births one process may make at once before `--flood-rate` applies. Default 500.
+    #[arg(long, value_name = "COUNT")]
+    pub flood_burst: Option<u32>,
+
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
@@ -244,6 +254,20 @@ pub struct WatchArgs {
     /// Only events from containers whose id starts with this. Repeatable.
     #[arg(long, value_name = "ID", help_heading = "Filters (after enrichment)")]
     pub container: Vec<String>,
+}
+
+/// `--flood-rate` and `--flood-burst` when neither the flags nor the configuration set them.
+pub const FLOOD_RATE: u32 = 100;
+pub const FLOOD_BURST: u32 = 500;
+
+impl WatchArgs {
+    /// The flood limit the kernel applies (`portwatch_common::flood`).
+    pub fn flood_limit(&self) -> portwatch_common::FloodLimit {
+        portwatch_common::FloodLimit::new(
+            u64::from(self.flood_rate.unwrap_or(FLOOD_RATE)),
+            u64::from(self.flood_burst.unwrap_or(FLOOD_BURST)),
+        )
+    }
 }
 
 /// The largest ring buffer: 256 MiB of locked kernel memory holds about a million records.

@@ -25,6 +25,8 @@ const MAX_BYTES: u64 = 1 << 20;
 struct File {
     format: Option<Spanned<String>>,
     ring_buffer_size: Option<Spanned<u64>>,
+    flood_rate: Option<u32>,
+    flood_burst: Option<u32>,
     btf: Option<PathBuf>,
     baseline: Option<PathBuf>,
     metrics: Option<Spanned<String>>,
@@ -176,6 +178,8 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     if args.btf.is_none() {
         args.btf = file.btf;
     }
+    args.flood_rate = args.flood_rate.or(file.flood_rate);
+    args.flood_burst = args.flood_burst.or(file.flood_burst);
     // A flag can only turn it on: the file's `true` holds unless --ancestry was given anyway.
     args.ancestry |= file.ancestry.unwrap_or(false);
     // Likewise `reachability = false` turns it off, and --no-reachability wins over `true`.
@@ -263,6 +267,7 @@ mod tests {
     const FILE: &str = r#"
 format = "ocsf"
 ring_buffer_size = 4194304
+flood_rate = 50
 metrics = "9464"
 stats = "30s"
 reachability = false
@@ -294,6 +299,7 @@ facility = "local3"
         merge(&mut args, &NOT_GIVEN, FILE, "pw.toml").unwrap();
         assert_eq!(args.format, Format::Ocsf);
         assert_eq!(args.ring_buffer_size, 4 << 20);
+        assert_eq!(args.flood_limit().period_ns, 20_000_000);
         assert_eq!(args.metrics, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(args.stats, Some(std::time::Duration::from_secs(30)));
         assert!(args.no_reachability);

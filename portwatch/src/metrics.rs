@@ -143,6 +143,10 @@ impl Metrics {
                 set(&self.lost.get_or_create(&labels), n);
             }
         }
+        for (kind, n) in [("bind", counts.shed.bind), ("listen", counts.shed.listen)] {
+            let labels = vec![("kind", kind.to_owned()), ("cause", "shed".to_owned())];
+            set(&self.lost.get_or_create(&labels), n);
+        }
         for (cause, n) in [
             ("decode", counts.decode_errors),
             ("socket_read", counts.socket_read_errors),

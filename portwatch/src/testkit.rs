@@ -20,9 +20,12 @@ use crate::{
     pipeline::source::{Counters, Present, Sockets},
 };
 
-/// Loss counters the test sets.
+/// Loss counters the test sets, and the kernel's table of flooding processes.
 #[derive(Clone, Default)]
-pub struct FixedCounters(pub Rc<Cell<LossCounts>>);
+pub struct FixedCounters(
+    pub Rc<Cell<LossCounts>>,
+    pub Rc<RefCell<Vec<(u32, portwatch_common::FloodState)>>>,
+);
 
 impl Counters for FixedCounters {
     fn exec_lost(&self) -> Result<u64> {
@@ -32,27 +35,52 @@ impl Counters for FixedCounters {
     fn read(&self, decode_errors: u64) -> Result<LossCounts> {
         let mut c = self.0.get();
         c.decode_errors = decode_errors;
-        c.lost_total = c.ring_buffer_full.total() + c.in_flight_table_full.total() + decode_errors;
+        c.lost_total = c.kernel_lost();
         Ok(c)
+    }
+
+    fn floods(&self) -> Result<Vec<(u32, portwatch_common::FloodState)>> {
+        Ok(self.1.borrow().clone())
     }
 }
 
-/// The sockets that sock_diag would list, changeable while the stream runs.
+/// The sockets that sock_diag would list (bare inodes, and listeners with their owners),
+/// changeable while the stream runs.
 #[derive(Clone, Default)]
-pub struct FixedSockets(pub Rc<RefCell<Vec<u64>>>);
+pub struct FixedSockets(pub Rc<RefCell<Vec<u64>>>, pub Rc<RefCell<Vec<Listener>>>);
 
 impl FixedSockets {
     pub fn new(inodes: &[u64]) -> Self {
-        Self(Rc::new(RefCell::new(inodes.to_vec())))
+        Self(Rc::new(RefCell::new(inodes.to_vec())), Rc::default())
     }
 }
 
 impl Sockets for FixedSockets {
     fn present(&mut self) -> io::Result<Present> {
+        let listed = self.1.borrow();
         Ok(Present {
-            inodes: self.0.borrow().iter().copied().collect(),
+            inodes: self
+                .0
+                .borrow()
+                .iter()
+                .copied()
+                .chain(listed.iter().map(|l| l.socket.inode))
+                .collect(),
             namespaces: [NETNS].into_iter().collect(),
         })
+    }
+
+    fn listed(&mut self) -> io::Result<(Vec<BoundSocket>, Present)> {
+        let sockets = self.1.borrow().iter().map(|l| l.socket.clone()).collect();
+        Ok((sockets, self.present()?))
+    }
+
+    fn owners(&mut self) -> std::collections::HashMap<u64, Vec<u32>> {
+        self.1
+            .borrow()
+            .iter()
+            .map(|l| (l.socket.inode, l.owners.clone()))
+            .collect()
     }
 }
 

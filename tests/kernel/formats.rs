@@ -253,12 +253,33 @@ fn overflowing(format: &str) -> Vec<Value> {
     records
 }
 
+/// A run where this process binds past the flood limit and keeps its sockets: `flood`
+/// records, and the listing that finds the shed ones (`listener`, `listen not seen`).
+fn flooding(format: &str) -> Vec<Value> {
+    let _flood = crate::harness::exclusive();
+    let mut d = Daemon::start_alone(&["--format", format, "--flood-rate", "100"]);
+    let held: Vec<std::net::UdpSocket> = (0..2000)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let last = u64::from(held.last().unwrap().local_addr().unwrap().port());
+    d.expect("flood record", |v| record_kind(v) == "flood");
+    d.expect("the last socket, listed", |v| {
+        record_kind(v) == "listener" && local_port(v).as_u64() == Some(last)
+    });
+    let (status, records, _) = d.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status}");
+    records
+}
+
 fn every_kind_validates(format: &str) {
     let mut records = every_event(format);
     assert_every_record_delivered_or_counted(&records);
     let overflow = overflowing(format);
     assert_every_record_delivered_or_counted(&overflow);
     records.extend(overflow);
+    let flood = flooding(format);
+    assert_every_record_delivered_or_counted(&flood);
+    records.extend(flood);
     for kind in [
         "start",
         "listener",
@@ -269,6 +290,7 @@ fn every_kind_validates(format: &str) {
         "accept",
         "close",
         "exec",
+        "flood",
         "loss",
         "stop",
     ] {

@@ -252,8 +252,11 @@ fn lost_total(v: &Value) -> u64 {
         assert_eq!(counts.len(), 6, "one count per record kind: {counts:?}");
         counts.values().map(|n| n.as_u64().unwrap()).sum()
     };
+    let shed = v["shed"].as_object().unwrap();
+    assert_eq!(shed.len(), 2, "listen and bind: {shed:?}");
     kinds("ring_buffer_full")
         + kinds("in_flight_table_full")
+        + shed.values().map(|n| n.as_u64().unwrap()).sum::<u64>()
         + v["decode_errors"].as_u64().unwrap()
         + v["output_dropped"].as_u64().unwrap()
 }
@@ -288,6 +291,9 @@ fn a_reader_that_stops_reading_blocks_nothing_and_loses_nothing_silently() {
             "bind",
             "--pid",
             &burst.id().to_string(),
+            // The burst is one process's: no flood limit to shed it, the pipe must fill.
+            "--flood-rate",
+            "0",
         ])
         .args(crate::harness::forced_attach_args())
         .stdout(Stdio::from(write))

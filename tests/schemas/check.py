@@ -27,6 +27,7 @@ OCSF_ACTIVITY = {
     "stop": (1008, 7),
     "loss": (1008, 99),
     "snapshot_complete": (1008, 99),
+    "flood": (1008, 99),
 }
 
 # portwatch record kind -> (ECS event.kind values, event.action).
@@ -42,6 +43,7 @@ ECS_ACTION = {
     "stop": ({"event"}, "portwatch_stopped"),
     "loss": ({"metric"}, "events_lost"),
     "snapshot_complete": ({"event"}, "snapshot_complete"),
+    "flood": ({"event"}, "listener_flood"),
 }
 
 

@@ -21,7 +21,7 @@ use crate::{
     emit::{fill_task, is_inet},
     filter::task_allowed,
     kernel::{args_range, current_process_start, read_ends, sock_family, sock_of_fd},
-    maps::{EVENTS, FORK_PARENT, bump, offset, offsets_valid, stamp, wakeup_flags},
+    maps::{EVENTS, FORK_PARENT, bump, offset, offsets_valid, room_for_bulk, stamp, wakeup_flags},
 };
 
 /// A stamped header: every record attempt takes a sequence number, so a lost one leaves a gap.
@@ -58,7 +58,12 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
     }
     // Too big for the 512-byte BPF stack: the record is built in place in the ring buffer.
     let header = header(EventKind::Exec);
-    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+    let reserved = if room_for_bulk() {
+        EVENTS.reserve::<ExecEvent>(0)
+    } else {
+        None
+    };
+    let Some(mut entry) = reserved else {
         bump(counters::lost(EventKind::Exec));
         return 0;
     };
@@ -132,7 +137,7 @@ pub fn process_exit(_ctx: TracePointContext) -> u32 {
     fill_task(&mut ev.task);
     let _ = FORK_PARENT.remove(&tid);
     ev.header = header(EventKind::Exit);
-    if EVENTS.output::<ExitEvent>(ev, wakeup_flags()).is_err() {
+    if !room_for_bulk() || EVENTS.output::<ExitEvent>(ev, wakeup_flags()).is_err() {
         bump(counters::lost(EventKind::Exit));
     }
     0

@@ -2,7 +2,7 @@
 //! programs loaded with the filters, every hook attached, the ring buffer and counters ready.
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use portwatch_common::names;
 use tokio::io::unix::AsyncFd;
@@ -14,7 +14,7 @@ use crate::{
     error::{Error, Result},
     filter::{Filters, baseline::Baseline},
     kernel::{
-        bound_udp,
+        bound_udp::BoundUdp,
         counters::KernelCounters,
         diagnostics::KernelLog,
         hooks::{self, Chosen},
@@ -55,6 +55,7 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
     let (mut ebpf, btf) = loader::load(
         &offsets,
         &filters.config,
+        &args.flood_limit(),
         args.ring_buffer_size,
         &machine.btf,
         diagnostics,
@@ -89,6 +90,8 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
     let counters = KernelCounters::new(
         PerCpuArray::try_from(map(names::COUNTERS_MAP)?)
             .map_err(|e| Error::Load(format!("counters: {e}")))?,
+        PerCpuHashMap::try_from(map(names::FLOOD_MAP)?)
+            .map_err(|e| Error::Load(format!("flood table: {e}")))?,
     );
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd
     // owns the RingBuf.
@@ -148,12 +151,12 @@ pub fn snapshot_stream<S: Sink>(
     if judges.reachability {
         stream.set_firewall(crate::state::firewall::Firewall::default());
     }
-    let watched = stream.snapshot(&listeners, clock)?;
-    // Only the sockets the filters let through: the kernel reports the close of every socket in
-    // its table, whoever closes it.
+    // Only the sockets the filters let through are handed over: the kernel reports the close
+    // of every socket in its table, whoever closes it.
     if tracing.udp_closes {
-        bound_udp::remember_snapshot(ebpf, watched)?;
+        stream.set_udp_closes(Box::new(BoundUdp::take(ebpf)?));
     }
+    stream.snapshot(&listeners, clock)?;
     Ok(stream)
 }
 

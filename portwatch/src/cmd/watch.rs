@@ -7,7 +7,7 @@ use std::{
 
 use crate::{
     cli::WatchArgs,
-    clock::Clock,
+    clock::{self, Clock},
     cmd::{
         session::{self, Session},
         signals::{Received, Signals},
@@ -113,6 +113,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         i
     });
     let reason = loop {
+        let due = stream.next_due_ns().map(|ns| {
+            let wait = ns.saturating_sub(clock::boottime_ns());
+            tokio::time::Instant::now() + Duration::from_nanos(wait)
+        });
         tokio::select! {
             received = signals.next() => match received {
                 Received::Stop(name) => break name,
@@ -146,10 +150,24 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 let records = stream.drain(ring.get_mut(), &clock)?;
                 batch.drained(records, &mut stream, &mut clock)?;
             }
+            // A listing after a loss, a flood report: due even when no record comes.
+            _ = tokio::time::sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {
+                clock = Clock::now();
+                stream.drain(ring.get_mut(), &clock)?;
+                stream.tick(&clock)?;
+            }
         }
     };
-    // Whatever the kernel had already queued still goes out before the totals.
-    stream.drain(ring.get_mut(), &clock)?;
+    // Whatever the kernel had already queued still goes out before the totals: at most a ring's
+    // worth, so a flood that goes on cannot hold the stop.
+    let mut left = args.ring_buffer_size as usize / size_of::<portwatch_common::ExitEvent>();
+    while left > 0 {
+        let records = stream.drain(ring.get_mut(), &clock)?;
+        left = left.saturating_sub(records);
+        if records < crate::pipeline::stream::BATCH {
+            break;
+        }
+    }
     stream.finish(reason, &clock)?;
     drop(ebpf); // detaches every program
     // Stopping is bounded whatever stdout's reader does: one that stopped reading gets what it
@@ -271,7 +289,12 @@ impl Batch {
         } else {
             stream.flush()?;
         }
-        self.next_drain = (records > 0).then(|| now + DRAIN);
+        // A full batch: the ring holds more, drained at once (after what else is ready).
+        self.next_drain = match records {
+            0 => None,
+            crate::pipeline::stream::BATCH => Some(now),
+            _ => Some(now + DRAIN),
+        };
         Ok(())
     }
 }

@@ -155,6 +155,36 @@ impl Enricher {
         ListenerOwner { task, process }
     }
 
+    /// The context of a process the kernel names only by pid and start (a flooding one): read
+    /// from /proc while it lives, else what the process table kept, else a gap.
+    pub fn flooder(&mut self, pid: u32, start_ns: u64, clock: &Clock) -> Arc<Process> {
+        let now = clock.boot_now();
+        let tick = procfs::ns_per_tick();
+        // /proc gives the start in clock ticks: the same process is within one tick.
+        if let Some(task) = procfs::task(pid, now)
+            .filter(|t| t.start_ns.is_some_and(|s| s.abs_diff(start_ns) <= tick))
+        {
+            let task = Task {
+                start_ns: Some(start_ns),
+                ..task
+            };
+            return self.context(&task, clock);
+        }
+        let mut c = ProcessContext {
+            start_time: Some(clock.format(start_ns)),
+            ..ProcessContext::default()
+        };
+        match self.processes.image(pid, start_ns, None, now) {
+            Ok(image) => {
+                c.exe.clone_from(&image.exe);
+                c.args.clone_from(&image.args);
+            }
+            Err(why) => c.gap("exe", why),
+        }
+        c.gap("ppid", "the process exited before its flood was reported");
+        Process::new(c)
+    }
+
     /// The context of the task in `t`: from the cache when the process, its parent and their
     /// programs are as they were last time, else built (and cached).
     pub fn context(&mut self, t: &Task, clock: &Clock) -> Arc<Process> {

@@ -2,7 +2,7 @@
 use std::path::Path;
 
 use aya::{Btf, Ebpf, EbpfError, EbpfLoader, Endianness, VerifierLogLevel};
-use portwatch_common::{FilterConfig, KernelOffsets, names};
+use portwatch_common::{FilterConfig, FloodLimit, KernelOffsets, names};
 
 use crate::{
     error::{Error, Result},
@@ -15,6 +15,7 @@ static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 pub fn load(
     offsets: &KernelOffsets,
     filters: &FilterConfig,
+    flood: &FloodLimit,
     ring_buffer_bytes: u32,
     btf_path: &Path,
     diagnostics: bool,
@@ -43,6 +44,7 @@ pub fn load(
         .map_max_entries(diagnostics::LOG_MAP, log_bytes)
         .override_global(names::OFFSETS_GLOBAL, offsets, true)
         .override_global(names::FILTER_GLOBAL, filters, true)
+        .override_global(names::FLOOD_LIMIT_GLOBAL, flood, true)
         .map_max_entries(names::EVENTS_MAP, ring_buffer_bytes)
         .load(PROGRAMS)
         .map_err(describe)?;
@@ -107,10 +109,19 @@ mod tests {
     #[test]
     fn the_object_has_the_abis_maps_and_the_hook_tables_programs() {
         let object = aya_obj::Object::parse(PROGRAMS).unwrap();
-        let maps: BTreeSet<&str> = object.maps.keys().map(String::as_str).collect();
-        for m in names::MAPS {
-            assert!(maps.contains(m), "map {m} is not in the object: {maps:?}");
-        }
+        // Sections of globals (.rodata, .bss, ...) aside, the maps are exactly the ABI's and
+        // the diagnostics' log.
+        let maps: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            .filter(|m| !m.starts_with('.'))
+            .collect();
+        let abi: BTreeSet<&str> = names::MAPS
+            .into_iter()
+            .chain([diagnostics::LOG_MAP])
+            .collect();
+        assert_eq!(maps, abi);
         let in_object: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
         let in_table: BTreeSet<&str> = program_names().collect();
         assert_eq!(in_object, in_table);

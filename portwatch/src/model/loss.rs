@@ -31,6 +31,19 @@ impl KindCounts {
     }
 }
 
+/// Listener births the kernel shed because their process passed the flood limit (`flood`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ShedCounts {
+    pub bind: u64,
+    pub listen: u64,
+}
+
+impl ShedCounts {
+    pub const fn total(&self) -> u64 {
+        self.bind + self.listen
+    }
+}
+
 /// Everything counted as lost or damaged since start-up (cumulative).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LossCounts {
@@ -40,6 +53,9 @@ pub struct LossCounts {
     pub ring_buffer_full: KindCounts,
     /// Syscalls whose arguments could not be stored (in-flight table full): their event is lost.
     pub in_flight_table_full: KindCounts,
+    /// Listener births shed in the kernel, their processes named by `flood` records. Part of
+    /// `lost_total`: each has a number in the stream's `seq`.
+    pub shed: ShedCounts,
     /// Records that reached userspace but could not be decoded.
     pub decode_errors: u64,
     /// Records numbered but not written to this stream's sink: its reader stopped reading and
@@ -56,6 +72,28 @@ pub struct LossCounts {
 }
 
 impl LossCounts {
+    /// `lost_total` before the output: everything counted lost on the way from the kernel.
+    pub const fn kernel_lost(&self) -> u64 {
+        self.ring_buffer_full.total()
+            + self.in_flight_table_full.total()
+            + self.shed.total()
+            + self.decode_errors
+    }
+
+    /// Whether a listener birth may have been lost since `before`: then the listeners are
+    /// listed again (`stream::reconcile`).
+    pub fn births_lost_since(&self, before: &Self) -> bool {
+        let births = |c: &Self| {
+            c.ring_buffer_full.bind
+                + c.ring_buffer_full.listen
+                + c.in_flight_table_full.bind
+                + c.in_flight_table_full.listen
+                + c.shed.total()
+                + c.decode_errors
+        };
+        births(self) > births(before)
+    }
+
     /// These counts for a sink that dropped `n` records.
     pub const fn with_output_dropped(mut self, n: u64) -> Self {
         self.lost_total = self.lost_total.saturating_sub(self.output_dropped) + n;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use format::{Encoder, Format};
 use record::{LossRecord, Record, StopRecord};
-use sink::{Lines, Sink};
+use sink::{Dropped, Lines, Mark, Sink};
 
 /// Lines are formatted straight into the output buffer, which is written out when it holds this
 /// much (or at `flush`).
@@ -28,8 +28,8 @@ struct Encoding {
     format: Format,
     encoder: Box<dyn Encoder>,
     buffer: Vec<u8>,
-    /// Records (and of them, events) in `buffer`.
-    buffered: (u64, u64),
+    /// Each record in `buffer`: where it ends, what it is worth to a full queue.
+    marks: Vec<Mark>,
 }
 
 /// A sink, its format and what it was given.
@@ -46,6 +46,11 @@ struct Route<S> {
 impl<S: Sink> Route<S> {
     fn dropped(&self) -> u64 {
         self.refused + self.sink.lost()
+    }
+
+    /// Event records it took and did not drop to make room for urgent ones.
+    fn events(&self) -> u64 {
+        self.events - self.sink.evicted_events()
     }
 }
 
@@ -72,7 +77,13 @@ pub struct Output<S: Sink> {
     next_seq: u64,
     /// Records written, by kind (`WRITTEN_KINDS`), for the metrics.
     written: [u64; 5],
+    /// Listener births a sink refused since the last `undelivered` (socket inodes; at most
+    /// `UNDELIVERED_MAX`: beyond, a refused birth is only counted).
+    undelivered: Vec<u64>,
 }
+
+/// Births remembered as refused between two listings (`Output::undelivered`).
+const UNDELIVERED_MAX: usize = 1 << 16;
 
 /// The record kinds counted in `Output::written`, in the order `write` counts them.
 const WRITTEN_KINDS: [&str; 5] = ["bind", "listen", "accept", "close", "listener"];
@@ -108,6 +119,7 @@ impl<S: Sink> Output<S> {
             routes: Vec::new(),
             next_seq: 0,
             written: [0; 5],
+            undelivered: Vec::new(),
         }
     }
 
@@ -150,7 +162,7 @@ impl<S: Sink> Output<S> {
                     Record::Stop(StopRecord {
                         counts: r.counts.with_output_dropped(route.dropped()),
                         sinks: drops.clone(),
-                        events: route.events,
+                        events: route.events(),
                         ..r.clone()
                     })
                 });
@@ -170,12 +182,17 @@ impl<S: Sink> Output<S> {
         if let Some(i) = kind {
             self.written[i] += 1;
         }
-        let event = u64::from(record.is_event());
+        let (urgent, birth) = record.worth();
+        let event = record.is_event();
         let mut full = false;
         for e in &mut self.encodings {
             e.encoder.encode(seq, record, &mut e.buffer);
-            e.buffered.0 += 1;
-            e.buffered.1 += event;
+            e.marks.push(Mark {
+                end: e.buffer.len() as u32,
+                urgent,
+                event,
+                birth,
+            });
             full |= e.buffer.len() >= BUFFER_BYTES;
         }
         if full {
@@ -199,7 +216,7 @@ impl<S: Sink> Output<S> {
             self.encodings[route.encoding]
                 .encoder
                 .encode(seq, &make(route, &drops), &mut line);
-            route.hand_over(Lines::copied(&line), 0)?;
+            route.hand_over(Lines::copied(&line))?;
         }
         Ok(())
     }
@@ -249,7 +266,7 @@ impl<S: Sink> Output<S> {
             .iter()
             .find(|r| r.name == name)
             .unwrap_or(&self.routes[0]);
-        let record = make(route.events, route.dropped(), drops);
+        let record = make(route.events(), route.dropped(), drops);
         let mut line = Vec::new();
         self.encodings[route.encoding]
             .encoder
@@ -273,20 +290,38 @@ impl<S: Sink> Output<S> {
 
     /// Event records the first sink took (tests, `doctor`).
     pub fn events(&self) -> u64 {
-        self.routes.first().map_or(0, |r| r.events)
+        self.routes.first().map_or(0, Route::events)
+    }
+
+    /// The listeners whose birth (listen, bind or listener record) a sink refused since the
+    /// last call, by socket inode: the stream reports them again while they live.
+    pub fn undelivered(&mut self) -> Vec<u64> {
+        let mut births = std::mem::take(&mut self.undelivered);
+        births.sort_unstable();
+        births.dedup();
+        births
+    }
+
+    fn note_undelivered(&mut self, refused: Dropped) {
+        let room = UNDELIVERED_MAX.saturating_sub(self.undelivered.len());
+        self.undelivered
+            .extend(refused.births.into_iter().take(room));
     }
 
     fn write_out(&mut self) -> Result<()> {
-        for (i, e) in self.encodings.iter_mut().enumerate() {
+        for i in 0..self.encodings.len() {
+            let e = &mut self.encodings[i];
             if e.buffer.is_empty() {
                 continue;
             }
-            let (records, events) = std::mem::take(&mut e.buffered);
+            let marks: std::sync::Arc<[Mark]> = std::mem::take(&mut e.marks).into();
+            let count = marks.len() as u64;
             let lines = if e.buffer.len() < HAND_OVER {
                 let lines = Lines {
                     bytes: bytes::Bytes::copy_from_slice(&e.buffer),
-                    count: records,
+                    count,
                     held: e.buffer.len(),
+                    marks: Some(marks),
                 };
                 e.buffer.clear();
                 lines
@@ -296,13 +331,16 @@ impl<S: Sink> Output<S> {
                 let held = buffer.capacity();
                 Lines {
                     bytes: buffer.into(),
-                    count: records,
+                    count,
                     held,
+                    marks: Some(marks),
                 }
             };
+            let mut refused = Dropped::default();
             for route in self.routes.iter_mut().filter(|r| r.encoding == i) {
-                route.hand_over(lines.clone(), events)?;
+                refused.add(route.hand_over(lines.clone())?);
             }
+            self.note_undelivered(refused);
         }
         Ok(())
     }
@@ -314,7 +352,7 @@ impl Encoding {
             format,
             encoder,
             buffer: Vec::with_capacity(BUFFER_BYTES + 4096),
-            buffered: (0, 0),
+            marks: Vec::new(),
         }
     }
 }
@@ -330,15 +368,13 @@ impl<S: Sink> Route<S> {
         }
     }
 
-    /// Gives the sink `lines` holding `events` event records; counts them if it refuses.
-    fn hand_over(&mut self, lines: Lines, events: u64) -> Result<()> {
-        let count = lines.count;
-        if self.sink.take(lines).map_err(Error::from_output)? {
-            self.events += events;
-        } else {
-            self.refused += count;
-        }
-        Ok(())
+    /// Gives the sink `lines`; counts what it refuses, and returns that.
+    fn hand_over(&mut self, lines: Lines) -> Result<Dropped> {
+        let events = lines.dropped().events;
+        let refused = self.sink.take(lines).map_err(Error::from_output)?;
+        self.events += events - refused.events;
+        self.refused += refused.records;
+        Ok(refused)
     }
 }
 

@@ -44,6 +44,8 @@ pub enum Record {
     ListenerStats(ListenerRecord),
     /// Every pre-existing listener has been reported; live events follow.
     SnapshotComplete(SnapshotRecord),
+    /// A process whose listener births the kernel shed, past the flood limit.
+    Flood(FloodRecord),
     Loss(LossRecord),
     Stop(StopRecord),
 }
@@ -51,6 +53,10 @@ pub enum Record {
 #[derive(Debug, Serialize)]
 pub struct ListenerRecord {
     pub time: String,
+    /// Why a listener record comes now, not at start-up: `listen not seen` when events were lost
+    /// (ring buffer, flood limit, an output's queue) and listing the sockets again found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     pub protocol: &'static str,
     pub family: &'static str,
     pub address: String,
@@ -100,6 +106,7 @@ impl ListenerRecord {
         let task = owner.task.as_ref();
         Self {
             time,
+            reason: None,
             protocol: s.proto.name(),
             family: family(&s.local),
             address: s.local.ip().to_string(),
@@ -125,6 +132,31 @@ impl ListenerRecord {
 
 const fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// A process past the flood limit: the listener births of one kind the kernel shed for it
+/// since its last `flood` record, instead of reporting each.
+#[derive(Debug, Serialize)]
+pub struct FloodRecord {
+    /// The latest birth shed.
+    pub time: String,
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    /// `listen` or `bind` (UDP).
+    pub kind: &'static str,
+    /// Births shed since the last flood record of this process and kind.
+    pub count: u64,
+    /// Births of this kind shed since the process first passed the limit.
+    pub total: u64,
+    /// The first of the `count` births shed.
+    pub since: String,
+    /// Seconds from `since` to `time`.
+    pub interval_s: f64,
+    /// Written after the other fields (by the encoder).
+    #[serde(skip)]
+    pub process: Arc<Process>,
 }
 
 #[derive(Debug, Serialize)]
@@ -377,8 +409,34 @@ impl Record {
             Self::Listener(_) => "listener",
             Self::ListenerStats(_) => "listener_stats",
             Self::SnapshotComplete(_) => "snapshot_complete",
+            Self::Flood(_) => "flood",
             Self::Loss(_) => "loss",
             Self::Stop(_) => "stop",
+        }
+    }
+
+    /// Whether a full output queue keeps it before others (listener births, what was judged,
+    /// portwatch's own records; not accepts, closes, failed binds, TCP binds, unflagged stats),
+    /// and the socket inode of the listener whose birth it reports (0: none).
+    pub fn worth(&self) -> (bool, u64) {
+        let judged = |alert: &Option<String>, detections: &[Detection]| {
+            alert.is_some() || !detections.is_empty()
+        };
+        match self {
+            Self::Listen(r) if r.success == Some(true) => (true, r.inode.unwrap_or(0)),
+            Self::Bind(r) if r.success == Some(true) && r.protocol.as_deref() == Some("udp") => {
+                (true, r.inode.unwrap_or(0))
+            }
+            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) | Self::Exec(r) => {
+                (judged(&r.alert, &r.detections), 0)
+            }
+            Self::Listener(r) => (true, r.inode),
+            Self::ListenerStats(r) => (judged(&r.alert, &r.detections), 0),
+            Self::Start(_)
+            | Self::SnapshotComplete(_)
+            | Self::Flood(_)
+            | Self::Loss(_)
+            | Self::Stop(_) => (true, 0),
         }
     }
 

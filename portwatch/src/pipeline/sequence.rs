@@ -9,7 +9,8 @@ use crate::model::loss::LossCounts;
 ///
 /// The kernel numbers every record each CPU tries to send, so a jump between two records of a
 /// CPU reveals ring-buffer losses where they happened. Losses not revealed that way (the last
-/// records of a CPU, in-flight table overflows) are numbered when a `loss` record counts them;
+/// records of a CPU, in-flight table overflows, births shed by the flood limit, which take no
+/// kernel sequence number) are numbered when a `loss` record counts them;
 /// ring-buffer losses numbered early are not numbered again when their gap shows up later.
 /// Decode errors are numbered where they occur. So at any `loss` or `stop` record, the gaps in
 /// the stream's `seq` add up to its `lost_total`.
@@ -20,7 +21,7 @@ pub struct LossSequencer {
     ring_numbered: u64,
     /// Of those, numbered in advance and not yet revealed by a gap.
     ring_in_advance: u64,
-    /// In-flight table overflows numbered so far.
+    /// In-flight table overflows and shed births numbered so far.
     table_numbered: u64,
 }
 
@@ -44,9 +45,7 @@ impl LossSequencer {
             .saturating_sub(self.ring_numbered);
         self.ring_numbered += ring;
         self.ring_in_advance += ring;
-        let table = counts
-            .in_flight_table_full
-            .total()
+        let table = (counts.in_flight_table_full.total() + counts.shed.total())
             .saturating_sub(self.table_numbered);
         self.table_numbered += table;
         ring + table

@@ -32,12 +32,24 @@ pub trait Counters {
     fn exec_lost(&self) -> Result<u64>;
     /// Every loss count, with the daemon's own `decode_errors` added in.
     fn read(&self, decode_errors: u64) -> Result<LossCounts>;
+    /// The processes whose listener births the kernel tracks for the flood limit, by pid.
+    fn floods(&self) -> Result<Vec<(u32, portwatch_common::FloodState)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The listening and bound sockets that exist now, by inode, and the network namespaces that
 /// were listed: what the listener table's checks compare it with.
 pub trait Sockets {
     fn present(&mut self) -> io::Result<Present>;
+    /// Every listening TCP and bound UDP socket of every namespace, and which were listed.
+    fn listed(&mut self) -> io::Result<(Vec<crate::model::listener::BoundSocket>, Present)> {
+        Ok((Vec::new(), self.present()?))
+    }
+    /// The processes holding each socket (inode → pids), from /proc.
+    fn owners(&mut self) -> std::collections::HashMap<u64, Vec<u32>> {
+        std::collections::HashMap::new()
+    }
     /// Every listener with its health, connections counted (`watch --stats`), and the
     /// namespaces that could not be listed.
     fn health(
@@ -48,6 +60,12 @@ pub trait Sockets {
     )> {
         Ok((Vec::new(), Vec::new()))
     }
+}
+
+/// The kernel's table of bound UDP sockets whose close it reports: sockets found by listing
+/// (the snapshot, reconciliation) are added to it, as a bind would have.
+pub trait UdpCloses {
+    fn track(&mut self, sockets: &[&crate::model::listener::BoundSocket]);
 }
 
 #[derive(Debug, Default)]

@@ -27,14 +27,19 @@ use crate::{
     pipeline::{
         decode::{self, KernelRecord},
         sequence::LossSequencer,
-        source::{Counters, RecordSource, Sockets},
+        source::{Counters, RecordSource, Sockets, UdpCloses},
     },
     state::{firewall::Firewall, health::Trends, listeners::ListenerTable, stdio::StdioSessions},
 };
 
 mod exec;
+mod flood;
+mod reconcile;
 mod snapshot;
 mod stats;
+
+/// Records one `drain` takes at most: about 30 ms of work for the daemon, 3 MiB of ring.
+pub const BATCH: usize = 16_384;
 
 pub struct Stream<S: Sink> {
     out: Output<S>,
@@ -59,6 +64,10 @@ pub struct Stream<S: Sink> {
     trends: Trends,
     /// Judges new listeners against the firewall (off: `--no-reachability`, and in tests).
     firewall: Option<Firewall>,
+    /// The kernel's table of UDP sockets whose close it reports (None: no such hook, tests).
+    udp_closes: Option<Box<dyn UdpCloses>>,
+    floods: flood::FloodReports,
+    reconciler: reconcile::Reconciler,
 }
 
 impl<S: Sink> Stream<S> {
@@ -90,10 +99,29 @@ impl<S: Sink> Stream<S> {
             stdio_sessions: StdioSessions::default(),
             trends: Trends::default(),
             firewall: None,
+            udp_closes: None,
+            floods: flood::FloodReports::default(),
+            reconciler: reconcile::Reconciler::default(),
         }
     }
 
-    /// Turns every record waiting in `ring` into output; returns how many there were.
+    /// Sockets found by listing are handed to the kernel's UDP close tracking.
+    pub fn set_udp_closes(&mut self, udp: Box<dyn UdpCloses>) {
+        self.udp_closes = Some(udp);
+    }
+
+    /// When periodic work is due next even if no record comes (boot-clock ns): a listing after
+    /// a loss, a flood report.
+    pub fn next_due_ns(&self) -> Option<u64> {
+        match (self.reconciler.due_ns(), self.floods.due_ns()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Turns the records waiting in `ring` into output, at most `BATCH` of them, so that a
+    /// ring that fills as fast as it is read still leaves room for the periodic work (loss
+    /// records, flushes, listings after a loss); returns how many there were.
     pub fn drain(&mut self, ring: &mut impl RecordSource, clock: &Clock) -> Result<usize> {
         // Checked before each batch, so no record after a lost exec is enriched on the
         // assumption that every exec was seen.
@@ -103,7 +131,10 @@ impl<S: Sink> Stream<S> {
             self.enricher.exec_records_lost(clock.boot_now());
         }
         let mut records = 0;
-        while let Some(item) = ring.next_record() {
+        while records < BATCH {
+            let Some(item) = ring.next_record() else {
+                break;
+            };
             records += 1;
             let decoded = match decode::decode(&item) {
                 Ok(d) => d,
@@ -142,9 +173,11 @@ impl<S: Sink> Stream<S> {
         if !self.filters.allows(&process) {
             return Ok(());
         }
-        let update = self
-            .listeners
-            .apply(e, &process, self.filters.traces_closes());
+        let keep = self.filters.traces_closes();
+        let update = self.listeners.apply(e, &process, keep);
+        if let (false, Some(_), Some(inode)) = (keep, update.new_listener, e.inode) {
+            self.reconciler.saw(inode, e.task.boot_ns);
+        }
         let alert = update
             .new_listener
             .and_then(|(proto, local)| self.judge(proto, local, Some(e.task.uid), &process));
@@ -256,6 +289,8 @@ impl<S: Sink> Stream<S> {
             self.close_unseen(clock)?;
         }
         let counts = self.report_loss(clock)?;
+        self.report_floods(&counts, clock)?;
+        self.reconcile_if_due(clock)?;
         if let Some(m) = &self.metrics {
             m.update(&self.out.written(), &counts, &self.out.queues());
         }
@@ -303,6 +338,9 @@ impl<S: Sink> Stream<S> {
         let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
         if closes_lost(&counts) > closes_lost(&self.reported) {
             self.listeners.closes_lost();
+        }
+        if counts.births_lost_since(&self.reported) {
+            self.reconciler.loss(clock.boot_now());
         }
         let drops = self.out.drops();
         if counts != self.reported || drops != self.reported_drops {

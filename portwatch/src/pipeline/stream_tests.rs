@@ -233,3 +233,148 @@ fn the_gaps_in_seq_are_the_losses_counted() {
     // The numbers revealed by gaps sit where the records were lost.
     assert_eq!(seqs[..4], [0, 3, 7, 9], "{seqs:?}");
 }
+
+/// Births lost on the way (here: shed by the flood limit) make the stream list the sockets
+/// again: a listener it does not know is reported with `reason`, once; one it knows is not;
+/// its listen record, if it turns up after all, is not reported a second time.
+#[test]
+fn a_listener_whose_birth_was_lost_is_found_by_a_listing_and_reported_once() {
+    let mut run = Run::new();
+    run.feed(&[socket(EventKind::Listen, 6, 7001, 951, 0, 0)]);
+    *run.sockets.1.borrow_mut() = vec![
+        listener(Proto::Tcp, "0.0.0.0:7001", 951, &[]),
+        listener(Proto::Tcp, "0.0.0.0:7002", 950, &[]),
+    ];
+    // Nothing lost: no listing.
+    run.stream.tick(&CLOCK).unwrap();
+    assert!(run.of("listener").is_empty());
+    run.counters.0.set(LossCounts {
+        shed: crate::model::loss::ShedCounts { bind: 0, listen: 1 },
+        ..LossCounts::default()
+    });
+    run.stream.tick(&CLOCK).unwrap();
+    let found = run.of("listener");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["port"], 7002);
+    assert_eq!(found[0]["reason"], "listen not seen");
+    // More losses, half a second on: listed again, nothing new to report.
+    run.counters.0.set(LossCounts {
+        shed: crate::model::loss::ShedCounts { bind: 0, listen: 2 },
+        ..LossCounts::default()
+    });
+    run.stream.tick(&Clock::fixed_at(0, 6 * S)).unwrap();
+    assert_eq!(run.of("listener").len(), 1);
+    run.feed(&[socket(EventKind::Listen, 6, 7002, 950, 0, 1)]);
+    assert_eq!(run.of("listen").len(), 1, "the late listen is not reported");
+}
+
+/// Each process and kind the kernel shed births of gets a `flood` record with the count since
+/// its last one, at most once a second.
+#[test]
+fn flood_records_name_each_process_with_its_new_counts() {
+    let mut run = Run::new();
+    let state = |listen, bind, last_s: u64| portwatch_common::FloodState {
+        start_ns: 2 * S,
+        shed: [bind, listen],
+        first_shed_ns: 3 * S,
+        last_shed_ns: last_s * S,
+        uid: 65534,
+        gid: 65534,
+        comm: *b"churn\0\0\0\0\0\0\0\0\0\0\0",
+        ..portwatch_common::FloodState::default()
+    };
+    let shed = |listen, bind| LossCounts {
+        shed: crate::model::loss::ShedCounts { bind, listen },
+        ..LossCounts::default()
+    };
+    *run.counters.1.borrow_mut() = vec![(PID, state(7, 5, 4))];
+    run.counters.0.set(shed(7, 5));
+    run.stream.tick(&CLOCK).unwrap();
+    let floods = run.of("flood");
+    assert_eq!(floods.len(), 2, "{floods:?}");
+    let listen = floods.iter().find(|f| f["kind"] == "listen").unwrap();
+    assert_eq!(
+        (listen["count"].as_u64(), listen["total"].as_u64()),
+        (Some(7), Some(7))
+    );
+    assert_eq!(listen["pid"], PID);
+    assert_eq!(listen["comm"], "churn");
+    assert_eq!(listen["interval_s"], 1.0);
+    // Three more listens shed: not before a second has passed, then only listen, count 3.
+    *run.counters.1.borrow_mut() = vec![(PID, state(10, 5, 5))];
+    run.counters.0.set(shed(10, 5));
+    run.stream.tick(&Clock::fixed_at(0, 5 * S + S / 2)).unwrap();
+    assert_eq!(run.of("flood").len(), 2);
+    run.stream.tick(&Clock::fixed_at(0, 6 * S)).unwrap();
+    let floods = run.of("flood");
+    assert_eq!(floods.len(), 3, "{floods:?}");
+    assert_eq!(floods[2]["kind"], "listen");
+    assert_eq!(
+        (floods[2]["count"].as_u64(), floods[2]["total"].as_u64()),
+        (Some(3), Some(10))
+    );
+}
+
+/// A sink that refuses everything while `refusing` is set, else keeps lines in memory.
+#[derive(Clone, Default)]
+struct Refusing {
+    refusing: std::rc::Rc<std::cell::Cell<bool>>,
+    kept: SharedSink,
+}
+
+impl crate::output::sink::Sink for Refusing {
+    fn take(
+        &mut self,
+        lines: crate::output::sink::Lines,
+    ) -> std::io::Result<crate::output::sink::Dropped> {
+        if self.refusing.get() {
+            return Ok(lines.dropped());
+        }
+        self.kept.take(lines)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A listen record an output refused (its queue full) is made good: the listener, still
+/// listed, is reported again as a `listener` record; one that closed meanwhile is not.
+#[test]
+fn a_birth_an_output_refused_is_reported_again_while_the_listener_lives() {
+    let sink = Refusing::default();
+    let sockets = FixedSockets::default();
+    let mut stream = Stream::new(
+        Output::new(Box::new(Native), sink.clone()),
+        Enricher::new(Some(0)),
+        Box::new(FixedCounters::default()),
+        Box::new(sockets.clone()),
+        None,
+        watch_filters(&[]),
+        ListenerTable::new(false),
+    );
+    sink.refusing.set(true);
+    let mut q: VecDeque<Vec<u8>> = [
+        socket(EventKind::Listen, 6, 7101, 960, 0, 0),
+        socket(EventKind::Listen, 6, 7102, 961, 0, 1),
+    ]
+    .into_iter()
+    .collect();
+    stream.drain(&mut q, &CLOCK).unwrap();
+    stream.flush().unwrap();
+    sink.refusing.set(false);
+    // 961 closed meanwhile (its close record refused too): only 960 is listed.
+    *sockets.1.borrow_mut() = vec![listener(Proto::Tcp, "0.0.0.0:7101", 960, &[])];
+    stream.tick(&CLOCK).unwrap();
+    let written = records(&sink.kept);
+    let again: Vec<&Value> = written
+        .iter()
+        .filter(|r| r["event"] == "listener")
+        .collect();
+    assert_eq!(again.len(), 1, "{written:?}");
+    assert_eq!(again[0]["port"], 7101);
+    assert_eq!(again[0]["reason"], "listen not seen");
+    // The loss record counts the two refused.
+    let loss = written.iter().find(|r| r["event"] == "loss").unwrap();
+    assert_eq!(loss["output_dropped"], 2, "{loss}");
+}

@@ -37,7 +37,16 @@ pub fn snapshot() -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> 
 /// `snapshot`, with the connections of each TCP listener counted when `connections`.
 fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
     let (sockets, _, failed) = sockdiag::everywhere_with(connections)?;
-    let mut owners = crate::enrich::procfs::socket_owners();
+    let owners = crate::enrich::procfs::socket_owners();
+    Ok((assemble(sockets, owners), failed))
+}
+
+/// `sockets` as listeners, each with its holders of `owners` (socket inode → pids) and how
+/// many of the others share its port, sorted by namespace, protocol, port and address.
+pub fn assemble(
+    sockets: Vec<crate::model::listener::BoundSocket>,
+    mut owners: HashMap<u64, Vec<u32>>,
+) -> Vec<Listener> {
     // Sockets of different namespaces never share a port.
     let mut by_port: HashMap<(u32, Proto, u16), Vec<usize>> = HashMap::new();
     for (i, s) in sockets.iter().enumerate() {
@@ -70,7 +79,7 @@ fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::state::
         let s = &l.socket;
         (s.netns, s.proto, s.local.port(), s.local.ip())
     });
-    Ok((out, failed))
+    out
 }
 
 #[cfg(test)]

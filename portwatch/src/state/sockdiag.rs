@@ -331,6 +331,15 @@ impl Sockets for SockDiag {
         Ok(everywhere()?.1)
     }
 
+    fn listed(&mut self) -> io::Result<(Vec<BoundSocket>, Present)> {
+        let (sockets, present, _) = everywhere()?;
+        Ok((sockets, present))
+    }
+
+    fn owners(&mut self) -> std::collections::HashMap<u64, Vec<u32>> {
+        crate::enrich::procfs::socket_owners()
+    }
+
     fn health(&mut self) -> io::Result<(Vec<BoundSocket>, netns::Unlisted)> {
         let (sockets, _, failed) = everywhere_with(true)?;
         Ok((sockets, failed))

@@ -130,3 +130,8 @@ pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {
     }
     started(cmd)
 }
+
+/// tests/helpers/churn.c: a flood of listener births (TCP listens, UDP binds) for N seconds.
+pub fn churn_helper() -> &'static Path {
+    c_helper("churn")
+}

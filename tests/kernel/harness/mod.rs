@@ -202,9 +202,19 @@ impl Daemon {
         shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
     ) -> Self {
         require_root();
+        // The suite's tests are threads of one process, whose binds together pass any flood
+        // limit: the limit is off unless a test sets it (tests/kernel/flood.rs does).
+        let limited = args
+            .iter()
+            .any(|a| a.to_str().is_some_and(|a| a.starts_with("--flood")));
         let mut child = daemon_command()
             .arg("watch")
             .args(args)
+            .args(if limited {
+                &[][..]
+            } else {
+                &["--flood-rate", "0"][..]
+            })
             .args(forced_attach_args())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -229,6 +229,7 @@ fn categories(
         Record::Stop(_) => ("event", PROCESS, &["end"], "portwatch_stopped"),
         Record::Loss(_) => ("metric", &[], &[], "events_lost"),
         Record::SnapshotComplete(_) => ("event", &[], &[], "snapshot_complete"),
+        Record::Flood(_) => ("event", NETWORK, &["info"], "listener_flood"),
     }
 }
 
@@ -314,6 +315,15 @@ impl Encoder for Ecs {
                     o.append(extras.unwrap_or(&pieces[EXTRAS]));
                 });
                 r.alert.as_deref()
+            }
+            Record::Flood(r) => {
+                let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
+                let extras = self.who(&mut m, &Task::of_flood(r), &r.process, pieces);
+                m.object("portwatch", |o| {
+                    siem::own_extras(record, o);
+                    o.append(extras);
+                });
+                None
             }
             _ => {
                 if let Record::Start(r) = record {

@@ -37,6 +37,10 @@ impl Encoder for Native {
                 m.flatten(r);
                 m.raw(process_members(&r.process));
             }
+            Record::Flood(r) => {
+                m.flatten(r);
+                m.raw(process_members(&r.process));
+            }
             Record::Start(r) => m.flatten(r),
             Record::SnapshotComplete(r) => m.flatten(r),
             Record::Loss(r) => m.flatten(r),

@@ -191,6 +191,7 @@ pub fn own_extras(record: &Record, m: &mut Members) {
         Record::Stop(r) => m.flatten(r),
         Record::Loss(r) => m.flatten(r),
         Record::SnapshotComplete(r) => m.flatten(r),
+        Record::Flood(r) => m.flatten(r),
         _ => {}
     }
 }
@@ -221,6 +222,7 @@ pub fn record_time(record: &Record) -> &str {
         Record::Stop(r) => &r.time,
         Record::Loss(r) => &r.time,
         Record::SnapshotComplete(r) => &r.time,
+        Record::Flood(r) => &r.time,
     }
 }
 
@@ -246,6 +248,16 @@ impl<'a> Task<'a> {
             uid: Some(r.uid),
             gid: Some(r.gid),
             comm: Some(r.comm.text()),
+        }
+    }
+
+    pub fn of_flood(r: &'a crate::output::record::FloodRecord) -> Self {
+        Self {
+            pid: r.pid,
+            tid: None,
+            uid: Some(r.uid),
+            gid: Some(r.gid),
+            comm: Some(std::borrow::Cow::Borrowed(&r.comm)),
         }
     }
 

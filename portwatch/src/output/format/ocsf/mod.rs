@@ -75,6 +75,7 @@ const fn activity(record: &Record) -> (&'static Class, Activity) {
             &EVENT_LOG_ACTIVITY,
             Activity(99, "Other", "Snapshot Complete"),
         ),
+        Record::Flood(_) => (&EVENT_LOG_ACTIVITY, Activity(99, "Other", "Listener Flood")),
     }
 }
 
@@ -95,7 +96,7 @@ fn severity(record: &Record) -> (u32, &'static str) {
         | Record::Close(r)
         | Record::Exec(r) => r.alert.is_some(),
         Record::Listener(r) | Record::ListenerStats(r) => r.alert.is_some(),
-        Record::Loss(_) => true,
+        Record::Loss(_) | Record::Flood(_) => true,
         Record::Stop(r) => r.counts.lost_total > 0,
         Record::Start(_) | Record::SnapshotComplete(_) => false,
     };
@@ -296,6 +297,22 @@ impl Encoder for Ocsf {
                     });
                 });
                 task.is_some() && r.process.container.is_some()
+            }
+            Record::Flood(r) => {
+                let pieces = r
+                    .process
+                    .encoded(Format::Ocsf as usize, |p| self.context(p));
+                let extras = self.actor(&mut m, &Task::of_flood(r), &r.process, pieces);
+                m.plain("log_name", "portwatch");
+                m.plain("log_provider", "portwatch");
+                status(&mut m, true);
+                m.object("unmapped", |u| {
+                    u.object("portwatch", |o| {
+                        siem::own_extras(record, o);
+                        o.append(extras);
+                    });
+                });
+                r.process.container.is_some()
             }
             _ => {
                 if let Record::Start(r) = record {
