@@ -9,6 +9,7 @@ mod doctor;
 mod errors;
 mod events;
 mod filters;
+mod flood;
 mod formats;
 mod harness;
 mod health;
