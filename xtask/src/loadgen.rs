@@ -115,6 +115,16 @@ pub fn listen_once() -> Result<()> {
     Ok(())
 }
 
+/// Listens on a loopback port, prints it once listening, holds it for `seconds`.
+pub fn listen_hold(seconds: f64) -> Result<()> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", listener.local_addr()?.port())?;
+    out.flush()?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    Ok(())
+}
+
 fn accept_storm(deadline: Instant, rate: Option<u64>) -> Result<u64> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let addr: SocketAddr = listener.local_addr()?;

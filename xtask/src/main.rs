@@ -89,6 +89,12 @@ enum Task {
     /// (For bench) one process of the `processes` load: listen on a loopback port, exit.
     #[command(hide = true)]
     ListenOnce,
+    /// (For bench) the flood's hidden listener: listen on a loopback port, print it, hold it.
+    #[command(hide = true)]
+    ListenHold {
+        #[arg(long)]
+        seconds: f64,
+    },
     /// Run the real-kernel tests inside qemu on stock Debian kernels (6.1, 6.12), where fentry
     /// and kprobes are allowed (as root; downloads the kernels once).
     VmTest {
@@ -183,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
             count,
         } => loadgen::run(load, seconds, rate, count),
         Task::ListenOnce => loadgen::listen_once(),
+        Task::ListenHold { seconds } => loadgen::listen_hold(seconds),
         Task::DeployCheck => {
             setup::apt_install(TEST_PACKAGES)?;
             cargo(&root, &["build", "--release", "--package", "portwatch"])?;

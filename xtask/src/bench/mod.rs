@@ -10,6 +10,7 @@
 //! `portwatch watch`), then with only the load's kind of event.
 pub mod procs;
 
+mod flood;
 mod idle;
 mod kstats;
 mod tracer;
@@ -239,6 +240,9 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
         .take(if o.default_only { 1 } else { 2 })
     {
         section(&cases, o, &portwatch, only_kind)?;
+    }
+    if o.only.is_none_or(|w| "flood".contains(w)) {
+        flood::run(&portwatch, 8.0, o.pairs.min(3))?;
     }
     if o.only.is_none_or(|w| "idle".contains(w)) {
         println!(
