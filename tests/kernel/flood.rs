@@ -63,6 +63,44 @@ fn a_listener_hidden_in_a_flood_is_named_in_every_run() {
     eprintln!("flood: hidden listener named in {runs}/{runs} runs, at worst {worst:.0} ms after");
 }
 
+/// The flood limit on every attach type (the guests run this one): a process making births
+/// faster than the limit is named in `flood` records with its counts, and the listing that
+/// follows finds the listeners it keeps whose listen was shed.
+#[test]
+fn a_process_past_the_flood_limit_is_named_and_its_live_listeners_found() {
+    use crate::harness::{Daemon, record_kind};
+    let _alone = exclusive();
+    let mut d = Daemon::start_alone(&["--flood-rate", "10", "--flood-burst", "20"]);
+    let held: Vec<std::net::TcpListener> = (0..200)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let last = held.last().unwrap().local_addr().unwrap().port();
+    let pid = std::process::id();
+    let flood = d.expect("a flood record naming this process", |v| {
+        record_kind(v) == "flood" && v["pid"] == pid && v["kind"] == "listen"
+    });
+    assert!(flood["count"].as_u64().unwrap() > 0, "{flood}");
+    assert_eq!(flood["uid"], 0);
+    let found = d.expect("the last listener, listed", |v| {
+        record_kind(v) == "listener" && v["port"] == last
+    });
+    assert_eq!(found["reason"], "listen not seen", "{found}");
+    assert_eq!(found["pid"], pid, "its owner: {found}");
+    let (status, records, _) = d.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let stop = records.last().unwrap();
+    assert!(stop["shed"]["listen"].as_u64().unwrap() > 0, "{stop}");
+    // Each listener is named once: by its listen record or by the listing.
+    for l in &held {
+        let port = l.local_addr().unwrap().port();
+        let named = records
+            .iter()
+            .filter(|v| v["port"] == port && matches!(record_kind(v), "listen" | "listener"))
+            .count();
+        assert_eq!(named, 1, "port {port} named {named} times");
+    }
+}
+
 struct Figures {
     ops: u64,
     lost: u64,

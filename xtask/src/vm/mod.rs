@@ -55,7 +55,8 @@ const KERNELS: &[Kernel] = &[
 ];
 
 /// Tests run in the guest: every event kind, io_uring, the process context, listener life
-/// cycles, the filters, the attach types and what stays attached after SIGKILL. The others need
+/// cycles, the filters, the attach types, what stays attached after SIGKILL, and the flood
+/// limit with the listing after it. The others need
 /// host tools (ss, script, unshare, a compiler).
 const GUEST_TESTS: &[&str] = &[
     "events::",
@@ -65,6 +66,7 @@ const GUEST_TESTS: &[&str] = &[
     "lifecycle::",
     "attach_type",
     "after_sigkill",
+    "flood::a_process_past_the_flood_limit",
 ];
 
 /// The runs in each guest: `--attach` for every daemon (hook=TYPE,...; empty: the kernel's best)
