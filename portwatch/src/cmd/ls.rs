@@ -219,11 +219,14 @@ mod tests {
         let web = ProcessContext {
             user: Some("www-data".into()),
             exe: Some("/usr/sbin/nginx".into()),
-            container: Some(Container {
-                runtime: "docker",
-                id: "0123456789abcdef".repeat(4),
-                pod_uid: None,
-            }),
+            container: Some(
+                Container {
+                    runtime: "docker",
+                    id: "0123456789abcdef".repeat(4),
+                    ..Container::default()
+                }
+                .into(),
+            ),
             ..ProcessContext::default()
         };
         let mut ssh = entry("[::]:22", 1, Some((10, "sshd")), sshd);
