@@ -219,7 +219,9 @@ fn run(cli: Cli) -> Result<()> {
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
 /// syslog sinks' records; systemd-analyze and yamllint check the deployment files; python3,
 /// zsh, netcat and socat are the detections' real triggers; nftables and iptables make the
-/// reachability tests' rules.
+/// reachability tests' rules; podman (with runc and netavark, as measured), docker.io (its
+/// containerd and `ctr` come with it) and busybox-static (the image's one program) are the
+/// container tests' runtimes.
 const TEST_PACKAGES: &[&str] = &[
     "logrotate",
     "rsyslog",
@@ -231,6 +233,11 @@ const TEST_PACKAGES: &[&str] = &[
     "socat",
     "nftables",
     "iptables",
+    "podman",
+    "runc",
+    "netavark",
+    "docker.io",
+    "busybox-static",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
