@@ -347,6 +347,36 @@ fn bad_state_files_give_gaps() {
             assert!(gap(&r, "container.name").is_some(), "{f:?} {bytes:?}");
         }
     }
+    // A FIFO where a state file should be (a rootless user's own files) is refused at once.
+    let root = Root::new(&[(
+        "/etc/passwd",
+        b"ana:x:1000:1000::/home/ana:/bin/sh\n".to_vec(),
+    )]);
+    let dir = root
+        .0
+        .join("home/ana/.local/share/containers/storage/overlay-containers");
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = std::ffi::CString::new(
+        dir.join("containers.json")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let rootless = Found {
+        user: Some(1000),
+        ..found(Runtime::Podman, PODMAN_ID)
+    };
+    let r = ask(&root.fs(), &rootless).unwrap();
+    assert!(
+        gap(&r, "container.name")
+            .unwrap()
+            .contains("not a regular file"),
+        "{:?}",
+        r.gaps
+    );
+
     // A podman record whose metadata is not JSON still names the container.
     let odd = br#"[{"id":"x","names":["n"],"image":"i","metadata":"{oops"}]"#;
     let info = podman::find(odd, "x").unwrap().unwrap();
