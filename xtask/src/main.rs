@@ -256,6 +256,9 @@ fn capabilities_run(root: &Path) -> Result<()> {
             "process::",
             "uring::",
             "reachability::",
+            // The state files that name containers are readable with these capabilities.
+            "containers::podman_containers_listener",
+            "containers::docker_containers_listener",
         ])
         .env("PORTWATCH_TEST_CAPS", DOCUMENTED_CAPS)
         .current_dir(root)
