@@ -303,18 +303,16 @@ impl Enricher {
             (v2, None) => v2,
         };
         match &path {
-            Some(p) => {
-                // The runtime names a container the path points at (or says it is none).
-                match container::classify(p).and_then(|f| self.containers.resolve(&f)) {
-                    Some(r) => {
-                        for (field, why) in r.gaps.iter() {
-                            c.gap(field, why.clone());
-                        }
-                        c.container = Some(r.container);
+            // The runtime names the container the path points at (or says there is none).
+            Some(p) => match container::classify(p).and_then(|f| self.containers.resolve(&f)) {
+                Some(r) => {
+                    for (field, why) in r.gaps.iter() {
+                        c.gap(field, why.clone());
                     }
-                    None => c.unit = container::unit(p),
+                    c.container = Some(r.container);
                 }
-            }
+                None => c.unit = container::unit(p),
+            },
             None => c.gap(
                 "cgroup",
                 format!(
