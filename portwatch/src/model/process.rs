@@ -159,7 +159,7 @@ pub struct Container {
     pub image_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod>,
-    /// Where name and image were read (`enrich::container::Source`).
+    /// Where name and image were read (`enrich::container::source`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<&'static str>,
 }
