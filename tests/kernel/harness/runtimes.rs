@@ -2,7 +2,8 @@
 //! busybox (Debian's busybox-static), imported into podman (run with runc), docker (Debian's
 //! docker.io; its dockerd started here when none answers, with `--iptables=false
 //! --bridge=none`, and stopped when the tests exit) and containerd (`ctr`, against the
-//! containerd dockerd runs). Every container is removed when its guard drops.
+//! containerd dockerd runs), once: a later run finds it there. Every container is removed when
+//! its guard drops; the working directory goes at exit.
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -25,6 +26,20 @@ pub fn ok(cmd: &mut Command) -> String {
     out
 }
 
+/// This run's working directory (the image's root and tar, dockerd's log), removed at exit
+/// with the dockerd this run started.
+fn work_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("portwatch-runtimes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // SAFETY: registers a plain function without arguments, once.
+        unsafe { libc::atexit(at_exit) };
+        dir
+    })
+}
+
 /// A tar of a root holding a static busybox and the applets the tests run, made once.
 fn busybox_root() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
@@ -35,17 +50,16 @@ fn busybox_root() -> &'static Path {
             installed.ends_with(" installed"),
             "the container tests need Debian's busybox-static (`cargo xtask setup` installs it)"
         );
-        let dir = std::env::temp_dir().join(format!("portwatch-image-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("root/bin")).unwrap();
-        std::fs::copy("/bin/busybox", dir.join("root/bin/busybox")).unwrap();
+        let root = work_dir().join("root");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
         for applet in ["sh", "nc", "sleep"] {
-            std::os::unix::fs::symlink("busybox", dir.join("root/bin").join(applet)).unwrap();
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
-        let tar = dir.join("busybox.tar");
+        let tar = work_dir().join("busybox.tar");
         ok(Command::new("tar")
             .arg("-C")
-            .arg(dir.join("root"))
+            .arg(&root)
             .arg("-cf")
             .arg(&tar)
             .arg("."));
@@ -115,8 +129,21 @@ impl Cli {
     }
 }
 
+/// Imports the image unless an earlier run did (each import would leave the last one behind,
+/// untagged).
 fn import(cli: Cli, image: &str) {
-    ok(cli.command().arg("import").arg(busybox_root()).arg(image));
+    let exists = match cli {
+        Cli::Podman => cli.command().args(["image", "exists", image]).status(),
+        Cli::Docker => cli
+            .command()
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status(),
+    };
+    if !exists.is_ok_and(|s| s.success()) {
+        ok(cli.command().arg("import").arg(busybox_root()).arg(image));
+    }
 }
 
 /// A running container, removed when dropped.
@@ -191,8 +218,6 @@ fn docker_daemon() {
             .spawn()
             .expect("start dockerd (Debian's docker.io)");
         *DOCKERD.lock().unwrap() = Some(child);
-        // SAFETY: registers a plain function without arguments.
-        unsafe { libc::atexit(stop_dockerd) };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !answers() {
             assert!(
@@ -205,22 +230,20 @@ fn docker_daemon() {
     });
 }
 
-/// At exit: stops the dockerd this run started (and the containerd it runs), waiting for it.
-extern "C" fn stop_dockerd() {
-    let Some(mut child) = DOCKERD.lock().ok().and_then(|mut d| d.take()) else {
-        return;
-    };
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
+/// At exit: stops the dockerd this run started (and the containerd it runs), waiting for it,
+/// and removes the working directory.
+extern "C" fn at_exit() {
+    if let Some(mut child) = DOCKERD.lock().ok().and_then(|mut d| d.take()) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(work_dir());
 }
 
 /// containerd's own client against the containerd dockerd runs (or the machine's), in a
@@ -244,15 +267,23 @@ impl Ctr {
             .into_iter()
             .find(|s| Path::new(s).exists())
             .expect("a containerd socket");
-            // containerd imports what `docker save` writes.
-            let archive = busybox_root().with_file_name("busybox-image.tar");
-            ok(Command::new("/usr/bin/docker")
-                .args(["save", "-o"])
-                .arg(&archive)
-                .arg(Cli::Docker.image()));
-            ok(Command::new("ctr")
-                .args(["-a", socket, "-n", CTR_NAMESPACE, "images", "import"])
-                .arg(&archive));
+            let ctr = || {
+                let mut c = Command::new("ctr");
+                c.args(["-a", socket, "-n", CTR_NAMESPACE]);
+                c
+            };
+            if !ok(ctr().args(["images", "ls", "-q"]))
+                .lines()
+                .any(|l| l == CTR_IMAGE)
+            {
+                // containerd imports what `docker save` writes.
+                let archive = work_dir().join("busybox-image.tar");
+                ok(Command::new("/usr/bin/docker")
+                    .args(["save", "-o"])
+                    .arg(&archive)
+                    .arg(Cli::Docker.image()));
+                ok(ctr().args(["images", "import"]).arg(&archive));
+            }
             socket
         });
         Self { socket }
