@@ -10,7 +10,11 @@ use proptest::{collection::vec, prelude::*};
 use portwatch_common::{SockEvent, TASK_READ};
 
 use crate::{
-    enrich::{cgroup, procfs, users},
+    enrich::{
+        cgroup,
+        container::{self, docker, http, podman},
+        procfs, users,
+    },
     filter::baseline::{self, Baseline, Subject},
     kernel::preflight::effective_caps,
     model::{
@@ -116,12 +120,25 @@ proptest! {
         let text = text::escape_lines(&bytes);
         let _ = effective_caps(&text);
         let _ = cgroup::preferred_path(&text);
-        let _ = cgroup::classify(&text);
+        let _ = container::classify(&text);
+        let _ = container::unit(&text);
         let _ = users::parse(&text);
         let _ = Baseline::parse(&text, "fuzz");
         let lossy = String::from_utf8_lossy(&bytes);
         let _ = cgroup::preferred_path(&lossy);
         let _ = Baseline::parse(&lossy, "fuzz");
+    }
+
+    #[test]
+    fn container_runtimes_state_and_api_answers_of_any_bytes_never_panic(
+        bytes in vec(any::<u8>(), 0..400),
+        json in r#"[\[\]{}",:0-9a-zA-Z/ ]{0,200}"#,
+    ) {
+        for b in [&bytes[..], json.as_bytes()] {
+            let _ = docker::parse(b, "fuzz");
+            let _ = podman::find(b, "x");
+            let _ = http::body(b);
+        }
     }
 
     #[test]

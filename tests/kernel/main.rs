@@ -3,6 +3,7 @@
 //! prints for that thread.
 mod ancestry;
 mod baseline;
+mod containers;
 mod daemon;
 mod detections;
 mod doctor;

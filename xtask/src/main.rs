@@ -226,7 +226,9 @@ fn run(cli: Cli) -> Result<()> {
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the
 /// syslog sinks' records; systemd-analyze and yamllint check the deployment files; python3,
 /// zsh, netcat and socat are the detections' real triggers; nftables and iptables make the
-/// reachability tests' rules.
+/// reachability tests' rules; podman (with runc and netavark, as measured), docker.io (its
+/// containerd and `ctr` come with it) and busybox-static (the image's one program) are the
+/// container tests' runtimes.
 const TEST_PACKAGES: &[&str] = &[
     "logrotate",
     "rsyslog",
@@ -238,6 +240,11 @@ const TEST_PACKAGES: &[&str] = &[
     "socat",
     "nftables",
     "iptables",
+    "podman",
+    "runc",
+    "netavark",
+    "docker.io",
+    "busybox-static",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with
@@ -256,6 +263,9 @@ fn capabilities_run(root: &Path) -> Result<()> {
             "process::",
             "uring::",
             "reachability::",
+            // The state files that name containers are readable with these capabilities.
+            "containers::podman_containers_listener",
+            "containers::docker_containers_listener",
         ])
         .env("PORTWATCH_TEST_CAPS", DOCUMENTED_CAPS)
         .current_dir(root)

@@ -77,6 +77,11 @@ pub fn run(args: &LsArgs) -> Result<()> {
     }
 }
 
+/// A container id as `docker ps` shortens it.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// QUEUE (TCP: accept queue now / its size; UDP: bytes unread), EST/CW/SYN (TCP connections
 /// established, in CLOSE_WAIT, half open) and DROPS (since the socket was made), "-" unknown.
 fn health_cells(h: Option<&Health>) -> [String; 3] {
@@ -99,7 +104,7 @@ fn health_cells(h: Option<&Health>) -> [String; 3] {
     ]
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 13] = [
     "PROTO",
     "LOCAL",
     "SCOPE",
@@ -111,25 +116,35 @@ const HEADER: [&str; 12] = [
     "USER",
     "COMMAND",
     "EXE",
+    "CONTAINER",
     "WHERE",
 ];
 
 /// One row per listener; REACH is what the firewall does to a new connection (`reachable`,
-/// `filtered`, `unknown`; the JSON records say by which rule and why); WHERE names the container or unit, and the network namespace of a
-/// socket outside `own_netns` (portwatch's).
+/// `filtered`, `unknown`; the JSON records say by which rule and why); CONTAINER is the
+/// container's name (else its short id); WHERE names its runtime and pod, or the systemd unit,
+/// and the network namespace of a socket outside `own_netns` (portwatch's).
 pub fn table(listeners: &[Entry], own_netns: u32) -> String {
     let header = HEADER;
-    let rows: Vec<[String; 12]> = listeners
+    let rows: Vec<[String; 13]> = listeners
         .iter()
         .map(|(l, owner)| {
             let p = &owner.process;
             let task = owner.task.as_ref();
-            let mut place = p
-                .container
-                .as_ref()
-                .map(|c| format!("{} {}", c.runtime, c.id.get(..12).unwrap_or(&c.id)))
-                .or_else(|| p.unit.clone())
-                .unwrap_or_default();
+            let container = p.container.as_deref().map_or_else(
+                || "-".to_owned(),
+                |c| c.name.clone().unwrap_or_else(|| short_id(&c.id).to_owned()),
+            );
+            let mut place = match &p.container {
+                Some(c) => match c.pod.as_ref().and_then(|pod| pod.name.as_ref()) {
+                    Some(pod) => {
+                        let ns = c.pod.as_ref().and_then(|pod| pod.namespace.as_deref());
+                        format!("{} pod {}/{pod}", c.runtime, ns.unwrap_or("?"))
+                    }
+                    None => c.runtime.to_owned(),
+                },
+                None => p.unit.clone().unwrap_or_default(),
+            };
             if l.socket.netns != own_netns {
                 let sep = if place.is_empty() { "" } else { " " };
                 place.push_str(&format!("{sep}netns {}", l.socket.netns));
@@ -155,6 +170,7 @@ pub fn table(listeners: &[Entry], own_netns: u32) -> String {
                 p.user.clone().unwrap_or_else(|| "-".into()),
                 task.map_or_else(|| "-".into(), |t| t.comm.text().into_owned()),
                 p.exe.as_deref().unwrap_or("-").to_owned(),
+                container,
                 place,
             ]
         })
@@ -216,16 +232,28 @@ mod tests {
             unit: Some("ssh.service".into()),
             ..ProcessContext::default()
         };
-        let web = ProcessContext {
+        let in_container = |c: Container| ProcessContext {
             user: Some("www-data".into()),
             exe: Some("/usr/sbin/nginx".into()),
-            container: Some(Container {
-                runtime: "docker",
-                id: "0123456789abcdef".repeat(4),
-                pod_uid: None,
-            }),
+            container: Some(c.into()),
             ..ProcessContext::default()
         };
+        let unnamed = in_container(Container {
+            runtime: "docker",
+            id: "0123456789abcdef".repeat(4),
+            ..Container::default()
+        });
+        let web = in_container(Container {
+            runtime: "containerd",
+            id: "fedcba9876543210".repeat(4),
+            name: Some("web".into()),
+            pod: Some(crate::model::process::Pod {
+                name: Some("web-7d9c".into()),
+                namespace: Some("shop".into()),
+                uid: None,
+            }),
+            ..Container::default()
+        });
         let mut ssh = entry("[::]:22", 1, Some((10, "sshd")), sshd);
         ssh.0.socket.health = Some(Health {
             accept_queue: Some(2),
@@ -246,7 +274,8 @@ mod tests {
         let text = table(
             &[
                 ssh,
-                entry("127.0.0.1:8080", 0, Some((20, "nginx")), web),
+                entry("127.0.0.1:8080", 0, Some((20, "nginx")), unnamed),
+                entry("0.0.0.0:80", 0, Some((30, "nginx")), web),
                 entry("0.0.0.0:111", 0, None, ProcessContext::default()),
                 {
                     let mut other = testkit::listener(Proto::Udp, "0.0.0.0:53", 2, &[]);
@@ -260,7 +289,7 @@ mod tests {
             testkit::NETNS,
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         let columns = |l: &str| -> Vec<String> {
             l.split("  ")
                 .map(|c| c.trim().to_owned())
@@ -281,6 +310,7 @@ mod tests {
                 "root",
                 "sshd",
                 "/usr/sbin/sshd",
+                "-",
                 "ssh.service"
             ]
         );
@@ -298,11 +328,23 @@ mod tests {
                 "www-data",
                 "nginx",
                 "/usr/sbin/nginx",
-                "docker 0123456789ab"
+                "0123456789ab",
+                "docker"
             ]
         );
         assert_eq!(
-            columns(lines[3]),
+            columns(lines[3])[7..],
+            [
+                "30",
+                "www-data",
+                "nginx",
+                "/usr/sbin/nginx",
+                "web",
+                "containerd pod shop/web-7d9c"
+            ]
+        );
+        assert_eq!(
+            columns(lines[4]),
             [
                 "tcp",
                 "0.0.0.0:111",
@@ -314,15 +356,17 @@ mod tests {
                 "-",
                 "-",
                 "-",
+                "-",
                 "-"
             ]
         );
         assert_eq!(
-            columns(lines[4]),
+            columns(lines[5]),
             [
                 "udp",
                 "0.0.0.0:53",
                 "all",
+                "-",
                 "-",
                 "-",
                 "-",

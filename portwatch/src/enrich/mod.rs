@@ -1,6 +1,7 @@
 //! Who did it: turns the kernel's task context into the process, parent, user and workload
 //! fields of a record, saying for each field it cannot fill why not.
 pub mod cgroup;
+pub mod container;
 pub mod host;
 pub mod procfs;
 pub mod proctable;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use self::{
-    cgroup::{CgroupPaths, Workload},
+    cgroup::CgroupPaths,
+    container::{Containers, HostFs},
     proctable::{Image, ProcessTable},
     users::Users,
 };
@@ -34,6 +36,8 @@ pub struct Enricher {
     processes: ProcessTable,
     users: Users,
     cgroups: CgroupPaths,
+    /// What container runtimes said of each container, asked once per container.
+    containers: Containers,
     /// The last context built for each pid, reused while nothing it was built from changed.
     contexts: FxHashMap<u32, Cached>,
     /// `--ancestry`: contexts carry the chain of ancestors.
@@ -81,6 +85,7 @@ impl Enricher {
             processes: ProcessTable::new(exec_traced_since),
             users: Users::new(),
             cgroups: CgroupPaths::new(),
+            containers: Containers::new(HostFs::host()),
             contexts: FxHashMap::default(),
             ancestry: false,
         }
@@ -107,9 +112,10 @@ impl Enricher {
         self.processes.len()
     }
 
-    /// Periodic upkeep: forgets exited processes.
+    /// Periodic upkeep: forgets exited processes and containers not seen for a while.
     pub fn maintain(&mut self) {
         self.processes.maintain();
+        self.containers.maintain();
     }
 
     pub fn on_exec(&mut self, e: &ExecRecord) {
@@ -327,10 +333,15 @@ impl Enricher {
             (v2, None) => v2,
         };
         match &path {
-            Some(p) => match cgroup::classify(p) {
-                Some(Workload::Container(ct)) => c.container = Some(ct),
-                Some(Workload::Unit(u)) => c.unit = Some(u),
-                None => {}
+            // The runtime names the container the path points at (or says there is none).
+            Some(p) => match container::classify(p).and_then(|f| self.containers.resolve(&f)) {
+                Some(r) => {
+                    for (field, why) in r.gaps.iter() {
+                        c.gap(field, why.clone());
+                    }
+                    c.container = Some(r.container);
+                }
+                None => c.unit = container::unit(p),
             },
             None => c.gap(
                 "cgroup",

@@ -260,15 +260,25 @@ mod tests {
         let f = watch_filters(&["--exe", "/usr/sbin/sshd", "--container", "abc"]);
         let mut p = ProcessContext {
             exe: Some("/usr/sbin/sshd".into()),
-            container: Some(Container {
-                runtime: "docker",
-                id: "abcdef".into(),
-                pod_uid: None,
-            }),
+            container: Some(
+                Container {
+                    runtime: "docker",
+                    id: "abcdef".into(),
+                    ..Container::default()
+                }
+                .into(),
+            ),
             ..ProcessContext::default()
         };
         assert!(f.allows(&p));
-        p.container.as_mut().unwrap().id = "fedcba".into();
+        p.container = Some(
+            Container {
+                runtime: "docker",
+                id: "fedcba".into(),
+                ..Container::default()
+            }
+            .into(),
+        );
         assert!(!f.allows(&p), "container");
         p.container = None;
         assert!(!f.allows(&p), "no container");

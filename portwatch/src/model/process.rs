@@ -37,7 +37,7 @@ pub struct ProcessContext {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
+    pub container: Option<Arc<Container>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,15 +140,39 @@ pub struct Ancestor {
     pub args: Option<Arc<[String]>>,
 }
 
-/// A container runtime's workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A container, as its cgroup path and its runtime's own state name it (`enrich::container`).
+/// Shared by the contexts of all its processes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Container {
-    /// `docker`, `containerd`, `cri-o`, `podman`, or `kubernetes` when the path names a pod but
-    /// not the runtime (cgroupfs driver).
+    /// `docker`, `containerd`, `cri-o`, `podman`, or `kubernetes` when the cgroup path names a
+    /// pod but not the runtime (cgroupfs driver) and no runtime's state knows the container.
     pub runtime: &'static str,
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
+    pub name: Option<String>,
+    /// The image as the container was created from it (`nginx:1.27`, `localhost/app:latest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image's id, as the runtime reports it (`sha256:...` for docker, bare hex for
+    /// podman, a digest for cri-o).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
+    /// Where name and image were read (`enrich::container::source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+}
+
+/// The Kubernetes pod of a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// A listener's first owner, as far as it is known: its task (from /proc) and context.

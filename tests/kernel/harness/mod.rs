@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod helpers;
 mod machine;
+pub mod runtimes;
 
 pub use helpers::*;
 pub use machine::*;

@@ -13,7 +13,7 @@ use crate::{
     enrich::host::Host,
     model::{
         net::protocol_number,
-        process::{Encoded, ProcessContext},
+        process::{Container, Encoded, ProcessContext},
     },
     output::record::{Record, SocketRecord},
 };
@@ -28,7 +28,7 @@ pub struct Ecs {
 
 /// The pieces of a process context this format caches (`Process::encoded`).
 const PROCESS: usize = 0; // members of `process`
-const TOP: usize = 1; // top-level members (`container`)
+const TOP: usize = 1; // top-level members (`container`, `orchestrator`)
 const EXTRAS: usize = 2; // members of `portwatch`
 
 impl Ecs {
@@ -112,15 +112,16 @@ impl Ecs {
         });
         let top = json::members(|m| {
             if let Some(c) = &p.container {
-                m.object("container", |o| {
-                    o.str("id", &c.id);
-                    o.plain("runtime", c.runtime);
-                });
+                container(m, c);
             }
         });
         // ECS has no field for ancestors beyond the parent: they go under portwatch.*.
         let extras = json::members(|m| {
             m.append(&siem::process_extras(p));
+            if let Some(id) = p.container.as_ref().and_then(|c| c.image_id.as_deref()) {
+                // An image id is no registry digest (`container.image.hash.all`).
+                m.str("container_image_id", id);
+            }
             if let Some(a) = &p.ancestry {
                 m.value("ancestry", a);
             }
@@ -162,6 +163,37 @@ impl Ecs {
         }
         m.append(&pieces[TOP]);
         &pieces[EXTRAS]
+    }
+}
+
+/// `container.*`, and `orchestrator.*` for a Kubernetes pod's container.
+fn container(m: &mut Members, c: &Container) {
+    m.object("container", |o| {
+        o.str("id", &c.id);
+        if let Some(name) = &c.name {
+            o.str("name", name);
+        }
+        if let Some(image) = &c.image {
+            o.object("image", |i| i.str("name", image));
+        }
+        o.plain("runtime", c.runtime);
+    });
+    if let Some(pod) = &c.pod {
+        m.object("orchestrator", |o| {
+            o.plain("type", "kubernetes");
+            if let Some(ns) = &pod.namespace {
+                o.str("namespace", ns);
+            }
+            o.object("resource", |r| {
+                r.plain("type", "pod");
+                if let Some(name) = &pod.name {
+                    r.str("name", name);
+                }
+                if let Some(uid) = &pod.uid {
+                    r.str("id", uid);
+                }
+            });
+        });
     }
 }
 

@@ -171,8 +171,8 @@ pub fn process_extras(p: &ProcessContext) -> Box<str> {
         if let Some(n) = p.netns {
             m.int("netns", n);
         }
-        if let Some(pod) = p.container.as_ref().and_then(|c| c.pod_uid.as_ref()) {
-            m.str("pod_uid", pod);
+        if let Some(source) = p.container.as_ref().and_then(|c| c.source) {
+            m.plain("container_source", source);
         }
         if let Some(gap) = p.parent.as_ref().and_then(|pp| pp.gap) {
             m.str("parent_gap", gap);

@@ -1,6 +1,8 @@
 //! The ECS and OCSF encoders on hand-made records: each maps a record kind to its class,
 //! activity or categories, and carries the process, the endpoints and portwatch's own fields.
 //! (The kernel tests check real lines against the official definitions.)
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::{Encoder, ecs::Ecs, ocsf::Ocsf};
@@ -9,7 +11,7 @@ use crate::{
     enrich::host::{Host, OsRelease},
     model::{
         loss::LossCounts,
-        process::{Container, Parent, Process, ProcessContext},
+        process::{Container, Parent, Pod, Process, ProcessContext},
         task::Comm,
     },
     output::record::{LossRecord, Record, SocketRecord},
@@ -48,10 +50,20 @@ fn socket(container: bool) -> SocketRecord {
         user: Some("www-data".into()),
         exe: Some("/usr/bin/nc.openbsd".into()),
         args: Some(vec!["nc".to_owned(), "-l".to_owned(), "8080".to_owned()].into()),
-        container: container.then(|| Container {
-            runtime: "containerd",
-            id: "551e161c47d8".into(),
-            pod_uid: None,
+        container: container.then(|| {
+            Arc::new(Container {
+                runtime: "containerd",
+                id: "551e161c47d8".into(),
+                name: Some("web".into()),
+                image: Some("docker.io/library/nginx:1.27".into()),
+                image_id: None,
+                pod: Some(Pod {
+                    name: Some("web-7d9c".into()),
+                    namespace: Some("shop".into()),
+                    uid: Some("8a3b1c2d-4e5f-6a7b-8c9d-0e1f2a3b4c5d".into()),
+                }),
+                source: Some("cri annotations"),
+            })
         }),
         netns: Some(4_026_531_840),
         parent: Some(Parent {
@@ -118,8 +130,23 @@ fn ocsf_a_containerised_listen_names_the_container_profile_and_the_process_chain
     let p = &v["actor"]["process"];
     assert_eq!(
         p["container"],
-        json!({"uid": "551e161c47d8", "runtime": "containerd"})
+        json!({
+            "uid": "551e161c47d8",
+            "name": "web",
+            "runtime": "containerd",
+            "orchestrator": "kubernetes",
+            "pod_uuid": "8a3b1c2d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+        })
     );
+    // No image id from containerd's CRI annotations, so no `image` object (its uid is
+    // required): the name waits in unmapped, with the pod's name and namespace.
+    let unmapped = &v["unmapped"]["portwatch"];
+    assert_eq!(unmapped["container_image"], "docker.io/library/nginx:1.27");
+    assert_eq!(
+        (&unmapped["pod_name"], &unmapped["pod_namespace"]),
+        (&json!("web-7d9c"), &json!("shop"))
+    );
+    assert_eq!(unmapped["container_source"], "cri annotations");
     assert_eq!(
         (&p["pid"], &p["tid"], &p["name"]),
         (&json!(42), &json!(43), &json!("nc"))
@@ -132,6 +159,64 @@ fn ocsf_a_containerised_listen_names_the_container_profile_and_the_process_chain
     assert_eq!(p["parent_process"], json!({"pid": 1, "name": "systemd"}));
     assert_eq!(v["device"]["os"]["kernel_release"], "6.1.0-18-amd64");
     assert_eq!(v["unmapped"]["portwatch"]["netns"], 4_026_531_840_u32);
+}
+
+#[test]
+fn ecs_and_ocsf_name_the_container_its_image_and_its_pod() {
+    let v = line(&Ecs::new(&host()), &Record::Listen(socket(true)));
+    assert_eq!(
+        v["container"],
+        json!({
+            "id": "551e161c47d8",
+            "name": "web",
+            "image": {"name": "docker.io/library/nginx:1.27"},
+            "runtime": "containerd"
+        })
+    );
+    assert_eq!(
+        v["orchestrator"],
+        json!({
+            "type": "kubernetes",
+            "namespace": "shop",
+            "resource": {
+                "type": "pod",
+                "name": "web-7d9c",
+                "id": "8a3b1c2d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+            }
+        })
+    );
+    assert_eq!(v["portwatch"]["container_source"], "cri annotations");
+
+    // With the image's id (docker, podman, cri-o), OCSF has its `image` object.
+    let docker = || {
+        let mut r = socket(false);
+        r.process = Process::new(ProcessContext {
+            container: Some(Arc::new(Container {
+                runtime: "docker",
+                id: "76bd7270e52b".into(),
+                name: Some("api".into()),
+                image: Some("api:2".into()),
+                image_id: Some("sha256:5c185b07".into()),
+                source: Some("docker state"),
+                ..Container::default()
+            })),
+            ..ProcessContext::default()
+        });
+        Record::Listen(r)
+    };
+    let v = line(&Ocsf::new(&host()), &docker());
+    assert_eq!(
+        v["actor"]["process"]["container"],
+        json!({
+            "uid": "76bd7270e52b",
+            "name": "api",
+            "runtime": "docker",
+            "image": {"uid": "sha256:5c185b07", "name": "api:2"}
+        })
+    );
+    let v = line(&Ecs::new(&host()), &docker());
+    assert_eq!(v["portwatch"]["container_image_id"], "sha256:5c185b07");
+    assert_eq!(v["orchestrator"], json!(null));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::{
     clock::epoch_ms,
-    model::process::{Ancestor, Encoded, ProcessContext},
+    model::process::{Ancestor, Container, Encoded, ProcessContext},
     output::format::json::{self, Members},
 };
 
@@ -48,16 +48,19 @@ impl Ocsf {
                 });
             }
             if let Some(c) = &p.container {
-                m.object("container", |o| {
-                    o.str("uid", &c.id);
-                    o.plain("runtime", c.runtime);
-                });
+                container(m, c);
             }
             if let Some(ancestry) = &p.ancestry {
                 m.value("ancestry", &ancestry_entities(ancestry, boot));
             }
         });
-        Box::new([process, siem::process_extras(p)])
+        let extras = json::members(|m| {
+            m.append(&siem::process_extras(p));
+            if let Some(c) = &p.container {
+                container_extras(m, c);
+            }
+        });
+        Box::new([process, extras])
     }
 
     /// `actor`: the process (with its parent, user and container) and the user; returns the
@@ -127,6 +130,60 @@ fn ancestry_entities(ancestry: &[Ancestor], boot: Option<&str>) -> Vec<serde_jso
             e
         })
         .collect()
+}
+
+/// `container` (container profile). Its `image` needs the image's id (`uid` is required);
+/// `pod_uuid` takes a UUID.
+fn container(m: &mut Members, c: &Container) {
+    m.object("container", |o| {
+        o.str("uid", &c.id);
+        if let Some(name) = &c.name {
+            o.str("name", name);
+        }
+        o.plain("runtime", c.runtime);
+        if let Some(id) = &c.image_id {
+            o.object("image", |i| {
+                i.str("uid", id);
+                if let Some(image) = &c.image {
+                    i.str("name", image);
+                }
+            });
+        }
+        if let Some(pod) = &c.pod {
+            o.plain("orchestrator", "kubernetes");
+            if let Some(uid) = pod.uid.as_deref().filter(|u| is_uuid(u)) {
+                o.str("pod_uuid", uid);
+            }
+        }
+    });
+}
+
+/// What `container` has no attribute for, under `unmapped.portwatch`.
+fn container_extras(m: &mut Members, c: &Container) {
+    if let (None, Some(image)) = (&c.image_id, &c.image) {
+        m.str("container_image", image);
+    }
+    if let Some(pod) = &c.pod {
+        if let Some(name) = &pod.name {
+            m.str("pod_name", name);
+        }
+        if let Some(ns) = &pod.namespace {
+            m.str("pod_namespace", ns);
+        }
+        if let Some(uid) = pod.uid.as_deref().filter(|u| !is_uuid(u)) {
+            m.str("pod_uid", uid);
+        }
+    }
+}
+
+/// 8-4-4-4-12 hex digits, OCSF's `uuid_t`.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn user(m: &mut Members, uid: u32, name: Option<&str>) {
