@@ -28,6 +28,7 @@ mod user {
     unsafe impl aya::Pod for super::ExitEvent {}
     unsafe impl aya::Pod for super::ForkParent {}
     unsafe impl aya::Pod for super::Pending {}
+    unsafe impl aya::Pod for super::ImageId {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FilterConfig {}
     unsafe impl aya::Pod for super::FloodLimit {}

@@ -7,6 +7,7 @@ pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 pub const FILTER_GLOBAL: &str = "FILTER";
 pub const FLOOD_LIMIT_GLOBAL: &str = "FLOOD_LIMIT";
 pub const FLOOD_MAP: &str = "FLOOD";
+pub const SCRATCH_MAP: &str = "SCRATCH";
 pub const FILTER_PIDS_MAP: &str = "FILTER_PIDS";
 pub const FILTER_UIDS_MAP: &str = "FILTER_UIDS";
 pub const FILTER_CGROUPS_MAP: &str = "FILTER_CGROUPS";
@@ -18,7 +19,7 @@ pub const URING_KINDS_MAP: &str = "URING_KINDS";
 pub const FORK_PARENT_MAP: &str = "FORK_PARENT";
 /// Every map of the kernel object. The kernel crate's `#[map(name = ...)]` attributes need
 /// literals; the daemon checks at load that each of these names exists.
-pub const MAPS: [&str; 14] = [
+pub const MAPS: [&str; 15] = [
     EVENTS_MAP,
     COUNTERS_MAP,
     SEQ_MAP,
@@ -33,6 +34,7 @@ pub const MAPS: [&str; 14] = [
     URING_KINDS_MAP,
     FORK_PARENT_MAP,
     FLOOD_MAP,
+    SCRATCH_MAP,
 ];
 
 pub const BIND_ENTER: &str = "sys_enter_bind";

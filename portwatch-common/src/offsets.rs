@@ -24,6 +24,26 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    // the executable: mm_struct.exe_file → file.f_inode (number, device, links) and file.f_path
+    // (mount, dentry), walked up to task_struct.fs->root as d_path does
+    pub mm_exe_file: u32,
+    pub file_inode: u32,
+    pub file_path_mnt: u32,
+    pub file_path_dentry: u32,
+    pub inode_sb: u32,
+    pub inode_nlink: u32,
+    pub sb_dev: u32,
+    pub dentry_parent: u32,
+    pub dentry_name_len: u32,
+    pub dentry_name: u32,
+    pub vfsmount_root: u32,
+    /// struct mount: its `struct vfsmount mnt`, parent mount and mount point.
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub task_fs: u32,
+    pub fs_root_mnt: u32,
+    pub fs_root_dentry: u32,
     // struct files_struct / fdtable / file / socket
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,

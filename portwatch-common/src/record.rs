@@ -181,7 +181,58 @@ pub struct SockEvent {
     pub inode: u64,
     /// accept: the inode of the listening socket the connection came from, 0 if unknown.
     pub listener_inode: u64,
+    /// What the task runs at the event (bind, listen, accept): its executable and arguments.
+    pub image: ImageId,
 }
+
+/// What a task runs at an event, read in the kernel: its executable file (`mm->exe_file`,
+/// whatever name it was exec'd by) and a fingerprint of its arguments as they are now (a
+/// process may rewrite them after exec).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageId {
+    /// The executable's inode number, device (the kernel's dev_t: major << 20 | minor) and
+    /// link count (0: deleted, or never linked: a memfd) when `IMAGE_EXE` is set.
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub exe_nlink: u32,
+    /// `args_fingerprint` of the first `ARGS_HASHED` bytes of the argument area, and the area's
+    /// length, when `IMAGE_ARGS` is set.
+    pub args_hash: u64,
+    pub args_len: u32,
+    pub flags: u32,
+}
+
+/// `ImageId::flags`: the executable was read.
+pub const IMAGE_EXE: u32 = 1 << 0;
+/// `ImageId::flags`: the arguments were read.
+pub const IMAGE_ARGS: u32 = 1 << 1;
+/// Bytes of the argument area the fingerprint covers.
+pub const ARGS_HASHED: usize = 256;
+const FINGERPRINT_PRIME: u64 = 0x0000_0100_0000_01b3;
+const FINGERPRINT_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The fingerprint of an argument area (NUL-separated, as in /proc/PID/cmdline): FNV-1a over
+/// 8-byte little-endian words of its first `ARGS_HASHED` bytes, the last word zero-padded, then
+/// the length. The kernel computes it at each event; the daemon over the arguments it holds.
+pub fn args_fingerprint(args: &[u8]) -> u64 {
+    let mut h = FINGERPRINT_BASIS;
+    for chunk in args[..args.len().min(ARGS_HASHED)].chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(FINGERPRINT_PRIME);
+    }
+    (h ^ args.len() as u64).wrapping_mul(FINGERPRINT_PRIME)
+}
+
+/// One step of `args_fingerprint`, for the kernel's loop.
+#[inline(always)]
+pub const fn fingerprint_step(h: u64, word: u64) -> u64 {
+    (h ^ word).wrapping_mul(FINGERPRINT_PRIME)
+}
+
+/// The start of `args_fingerprint`, for the kernel's loop.
+pub const FINGERPRINT_START: u64 = FINGERPRINT_BASIS;
 
 /// A successful execve: the new image's file name and arguments, as the kernel saw them.
 #[repr(C)]
@@ -199,9 +250,27 @@ pub struct ExecEvent {
     pub _pad: [u8; 3],
     /// The lowest of those sockets, when `stdio_sockets` is not 0.
     pub stdio: SockEnds,
+    /// The new image's executable and its arguments' fingerprint.
+    pub image: ImageId,
+    /// `EXE_PATH_FULL` when the walk of the executable's dentries reached a root.
+    pub exe_path_flags: u32,
+    pub _pad2: u32,
+    /// The executable's path, one name per step from the file up to the process's root (mount
+    /// points crossed: a crossing is a step with no name), each `exe_name_lens[i]` long (the
+    /// name's own length: longer than `EXE_NAME_LEN` means cut). Fixed slots, so the verifier
+    /// sees no offset that depends on earlier names.
+    pub exe_name_lens: [u16; EXE_PATH_DEPTH],
+    pub exe_names: [[u8; EXE_NAME_LEN]; EXE_PATH_DEPTH],
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
 }
+
+/// Steps of the executable's path walk at most (names and mount crossings).
+pub const EXE_PATH_DEPTH: usize = 16;
+/// Bytes kept of each name on the path.
+pub const EXE_NAME_LEN: usize = 64;
+/// `ExecEvent::exe_path_flags`: the walk reached the process's root (or its mount tree's).
+pub const EXE_PATH_FULL: u32 = 1 << 0;
 
 /// A socket's family, protocol, type and both endpoints, as `SockEvent` has them.
 #[repr(C)]
@@ -231,9 +300,10 @@ pub struct ExitEvent {
 
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 224);
+const _: () = assert!(core::mem::size_of::<ImageId>() == 32);
 const _: () = assert!(core::mem::size_of::<SockEnds>() == 56);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 1448);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 2544);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
 
 /// `SockEvent::via`: the call came from a syscall (or its path is unknown).
@@ -274,6 +344,37 @@ const _: () = assert!(core::mem::size_of::<Pending>() == 40);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_covers_the_first_bytes_and_the_length() {
+        let a = args_fingerprint(b"python3\0srv.py\0");
+        assert_eq!(a, args_fingerprint(b"python3\0srv.py\0"));
+        assert_ne!(a, args_fingerprint(b"python3\0srv.pz\0"));
+        assert_ne!(
+            a,
+            args_fingerprint(b"python3\0srv.py\0\0"),
+            "the length counts"
+        );
+        let long = [b'x'; 300];
+        let mut other = long;
+        other[299] = b'y';
+        assert_eq!(
+            args_fingerprint(&long),
+            args_fingerprint(&other),
+            "past 256: not covered"
+        );
+        let mut h = FINGERPRINT_START;
+        for w in b"python3\0srv.py\0".chunks(8) {
+            let mut word = [0; 8];
+            word[..w.len()].copy_from_slice(w);
+            h = fingerprint_step(h, u64::from_le_bytes(word));
+        }
+        assert_eq!(
+            fingerprint_step(h, 15),
+            a,
+            "the kernel's steps give the same"
+        );
+    }
 
     #[test]
     fn event_kinds_round_trip_and_reject_unknown_values() {

@@ -78,6 +78,12 @@ pub fn init_event(ev: &mut SockEvent, kind: EventKind) {
     ev.header.kind = kind as u8;
     ev.fd = -1;
     fill_task(&mut ev.task);
+    // What runs now, for the calls a process makes itself (a close may come from elsewhere).
+    // A failed read leaves its flag clear: the daemon then relies on what it saw at exec.
+    if kind != EventKind::Close {
+        let _ = crate::image::read_exe(&mut ev.image);
+        let _ = crate::image::read_args(&mut ev.image);
+    }
 }
 
 #[inline(always)]

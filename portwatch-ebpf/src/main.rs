@@ -21,6 +21,7 @@ mod emit;
 mod filter;
 mod flood;
 mod hooks;
+mod image;
 mod kernel;
 mod maps;
 

@@ -21,6 +21,47 @@ pub struct Task {
     pub netns: Option<u32>,
     /// None when the kernel has no audit support; Some(u32::MAX) means "unset".
     pub loginuid: Option<u32>,
+    /// What it ran at the event, as the kernel read it (socket events).
+    pub running: Running,
+}
+
+/// A file by device (as stat(2) gives it) and inode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    /// From the kernel's dev_t (major << 20 | minor) and inode number.
+    pub fn from_kernel(dev: u32, ino: u64) -> Self {
+        Self {
+            dev: libc::makedev(dev >> 20, dev & 0xf_ffff),
+            ino,
+        }
+    }
+}
+
+/// What a task runs at an event: its executable file and its links, and the fingerprint of its
+/// arguments as they are then (`portwatch_common::args_fingerprint`: length, hash).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Running {
+    pub exe: Option<FileId>,
+    /// 0: the executable is deleted (or a memfd).
+    pub exe_links: Option<u32>,
+    pub args: Option<(u32, u64)>,
+}
+
+impl Running {
+    pub fn from_kernel(i: &portwatch_common::ImageId) -> Self {
+        let exe = i.flags & portwatch_common::IMAGE_EXE != 0;
+        Self {
+            exe: exe.then(|| FileId::from_kernel(i.exe_dev, i.exe_ino)),
+            exe_links: exe.then_some(i.exe_nlink),
+            args: (i.flags & portwatch_common::IMAGE_ARGS != 0)
+                .then_some((i.args_len, i.args_hash)),
+        }
+    }
 }
 
 /// A thread's command name as the kernel keeps it: up to 16 bytes (15 and a NUL, as the kernel
@@ -65,6 +106,9 @@ impl std::fmt::Debug for Comm {
 pub struct ExecRecord {
     pub task: Task,
     pub filename: Vec<u8>,
+    /// The executable's path as the kernel walked it from the file up to the process's root
+    /// (its path inside a container; `/memfd:NAME`), when the walk was complete.
+    pub exe_path: Option<Vec<u8>>,
     pub args: Vec<Vec<u8>>,
     pub args_truncated: bool,
     /// The new image's stdin, stdout or stderr is an IP socket.

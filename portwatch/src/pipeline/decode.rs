@@ -8,11 +8,12 @@ use std::{
 
 use crate::model::{
     socket::{SockKind, SocketEvent, SocketInfo, StdioSocket, Via},
-    task::{Comm, ExecRecord, Task, split_args},
+    task::{Comm, ExecRecord, Running, Task, split_args},
 };
 use portwatch_common::{
-    AF_INET, AF_INET6, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR,
-    FLAG_SOCK, RecordHeader, SockEnds, SockEvent, TASK_LOGINUID, TASK_READ, TaskInfo,
+    AF_INET, AF_INET6, EXE_PATH_FULL, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED,
+    FLAG_REQ_ADDR, FLAG_SOCK, RecordHeader, SockEnds, SockEvent, TASK_LOGINUID, TASK_READ,
+    TaskInfo,
 };
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +127,7 @@ fn task(t: &TaskInfo) -> Task {
         start_ns: read.then_some(t.start_ns),
         netns: (read && t.netns != 0).then_some(t.netns),
         loginuid: (read && t.flags & TASK_LOGINUID != 0).then_some(t.loginuid),
+        running: Running::default(),
     }
 }
 
@@ -152,7 +154,10 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
     };
     Ok(SocketEvent {
         kind,
-        task: task(&r.task),
+        task: Task {
+            running: Running::from_kernel(&r.image),
+            ..task(&r.task)
+        },
         fd: (r.fd >= 0).then_some(r.fd),
         errno: r.header.errno,
         backlog: (kind == SockKind::Listen).then_some(r.backlog),
@@ -168,8 +173,12 @@ fn exec(r: &ExecEvent) -> Result<ExecRecord, DecodeError> {
     let filename = &r.filename[..usize::from(r.filename_len).min(r.filename.len())];
     let args = &r.args[..usize::from(r.args_len).min(r.args.len())];
     Ok(ExecRecord {
-        task: task(&r.task),
+        task: Task {
+            running: Running::from_kernel(&r.image),
+            ..task(&r.task)
+        },
         filename: filename.to_vec(),
+        exe_path: exe_path(r),
         args: split_args(args),
         args_truncated: r.header.flags & FLAG_ARGS_TRUNCATED != 0,
         stdio: stdio(r.stdio_sockets, &r.stdio)?,
@@ -212,3 +221,25 @@ fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, Decode
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The executable's path from the kernel's walk: its names from the file up, reversed, the
+/// steps that crossed a mount point left out. None unless the walk reached a root with every
+/// name whole.
+fn exe_path(r: &ExecEvent) -> Option<Vec<u8>> {
+    if r.exe_path_flags & EXE_PATH_FULL == 0 {
+        return None;
+    }
+    let mut path = Vec::new();
+    for (len, name) in r.exe_name_lens.iter().zip(&r.exe_names).rev() {
+        let len = usize::from(*len);
+        if len == 0 {
+            continue;
+        }
+        if len > name.len() || name[..len].contains(&b'/') || name[..len].contains(&0) {
+            return None;
+        }
+        path.push(b'/');
+        path.extend_from_slice(&name[..len]);
+    }
+    (!path.is_empty()).then_some(path)
+}

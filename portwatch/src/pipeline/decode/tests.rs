@@ -90,14 +90,14 @@ fn rejects_wrong_length_for_the_kind() {
         Err(DecodeError::Length {
             kind: "bind",
             got: 10,
-            want: 192
+            want: size_of::<portwatch_common::SockEvent>()
         })
     );
     let mut longer = b.clone();
     longer.push(0);
     assert!(matches!(
         decode(&longer),
-        Err(DecodeError::Length { got: 193, .. })
+        Err(DecodeError::Length { got, .. }) if got == b.len() + 1
     ));
     assert_eq!(decode(&[]), Err(DecodeError::Empty));
     // A socket-sized record claiming to be an exec record.
@@ -202,4 +202,23 @@ fn decodes_the_sockets_on_an_exec_standard_streams() {
     // A family the kernel cannot have sent is a decode error.
     r.stdio.family = 1;
     assert_eq!(decode(&bytes(&r)).err(), Some(DecodeError::Family(1)));
+}
+
+/// The kernel walks the executable's path from the file up: names leaf first, a mount crossing
+/// a step with no name. The path is those names reversed, and only a walk that reached a root
+/// with every name whole gives one.
+#[test]
+fn the_executable_path_is_the_walk_reversed_and_only_when_whole() {
+    // SAFETY: all-zero is a valid ExecEvent.
+    let mut e: ExecEvent = unsafe { std::mem::zeroed() };
+    for (i, name) in [&b"python3.11"[..], b"bin", b"", b"usr"].iter().enumerate() {
+        e.exe_name_lens[i] = name.len() as u16;
+        e.exe_names[i][..name.len()].copy_from_slice(name);
+    }
+    assert_eq!(exe_path(&e), None, "the walk did not reach a root");
+    e.exe_path_flags = EXE_PATH_FULL;
+    assert_eq!(exe_path(&e).as_deref(), Some(&b"/usr/bin/python3.11"[..]));
+    // A name longer than its slot was cut: no path rather than a wrong one.
+    e.exe_name_lens[1] = portwatch_common::EXE_NAME_LEN as u16 + 1;
+    assert_eq!(exe_path(&e), None);
 }

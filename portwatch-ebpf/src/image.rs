@@ -1,0 +1,152 @@
+//! What the current task runs: its executable file (identity, and at exec its path) and a
+//! fingerprint of its arguments as they are now. A process exec'd through `/proc/self/exe`,
+//! a descriptor (`/dev/fd/N`, a memfd) or a name since deleted or swapped is named by the file
+//! it really runs; one that rewrote its arguments after exec is told apart.
+use aya_ebpf::{helpers::generated::bpf_probe_read_user, macros::map, maps::PerCpuArray};
+use portwatch_common::{
+    ARGS_HASHED, EXE_NAME_LEN, EXE_PATH_DEPTH, EXE_PATH_FULL, ExecEvent, FINGERPRINT_START,
+    IMAGE_ARGS, IMAGE_EXE, ImageId, fingerprint_step,
+};
+
+use crate::{
+    kernel::{ReadError, Why, read},
+    maps::offset,
+};
+
+/// Dentries and mount points walked at most, from the executable up to the process's root.
+const MAX_DEPTH: usize = 24;
+
+/// Where the argument bytes are hashed: too big for the 512-byte stack next to a record.
+#[map(name = "SCRATCH")]
+static SCRATCH: PerCpuArray<[u8; ARGS_HASHED]> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn current_task() -> *const u8 {
+    unsafe { aya_ebpf::helpers::bpf_get_current_task() as *const u8 }
+}
+
+/// The current task's executable file (`mm->exe_file`).
+#[inline(always)]
+fn exe_file() -> Result<*const u8, ReadError> {
+    let mm: *const u8 = read(current_task().wrapping_add(offset!(task_mm)))?;
+    if mm.is_null() {
+        return Err(ReadError(Why::Gone));
+    }
+    let file: *const u8 = read(mm.wrapping_add(offset!(mm_exe_file)))?;
+    if file.is_null() {
+        return Err(ReadError(Why::NoFile));
+    }
+    Ok(file)
+}
+
+/// Fills the executable's identity; returns its file for the path.
+#[inline(always)]
+pub fn read_exe(id: &mut ImageId) -> Result<*const u8, ReadError> {
+    let file = exe_file()?;
+    let inode: *const u8 = read(file.wrapping_add(offset!(file_inode)))?;
+    let sb: *const u8 = read(inode.wrapping_add(offset!(inode_sb)))?;
+    id.exe_ino = read(inode.wrapping_add(offset!(inode_ino)))?;
+    id.exe_dev = read(sb.wrapping_add(offset!(sb_dev)))?;
+    id.exe_nlink = read(inode.wrapping_add(offset!(inode_nlink)))?;
+    id.flags |= IMAGE_EXE;
+    Ok(file)
+}
+
+/// Fills the fingerprint of the current task's arguments (`args_fingerprint`).
+#[inline(always)]
+pub fn read_args(id: &mut ImageId) -> Result<(), ReadError> {
+    let (start, end) = crate::kernel::args_range()?;
+    let len = end.saturating_sub(start);
+    let hashed = if len > ARGS_HASHED as u64 {
+        ARGS_HASHED as u32
+    } else {
+        len as u32
+    };
+    let buf = SCRATCH.get_ptr_mut(0).ok_or(ReadError(Why::Fault))?;
+    // SAFETY: this CPU's scratch buffer, `hashed` ≤ its size; a failed read is reported.
+    let copied =
+        unsafe { bpf_probe_read_user(buf.cast(), hashed, start as *const core::ffi::c_void) };
+    if copied != 0 {
+        return Err(ReadError(Why::Fault));
+    }
+    let mut h = FINGERPRINT_START;
+    for i in 0..ARGS_HASHED / 8 {
+        let at = i * 8;
+        if at as u32 >= hashed {
+            break;
+        }
+        // SAFETY: within the buffer (i < ARGS_HASHED / 8).
+        let mut word = unsafe { core::ptr::read_unaligned(buf.cast::<u8>().add(at).cast::<u64>()) };
+        let left = hashed - at as u32;
+        if left < 8 {
+            word &= (1u64 << (left * 8)) - 1;
+        }
+        h = fingerprint_step(h, word);
+    }
+    id.args_hash = fingerprint_step(h, len);
+    id.args_len = len as u32;
+    id.flags |= IMAGE_ARGS;
+    Ok(())
+}
+
+/// Writes the names on the path of `file` into `ev`'s slots, walking its dentries up to the
+/// current task's root and crossing mount points on the way, as d_path does; sets
+/// `EXE_PATH_FULL` when the walk reached a root. A process in a container gets its path inside
+/// the container; a memfd its name (`/memfd:NAME`).
+#[inline(always)]
+pub fn exe_path(file: *const u8, ev: *mut ExecEvent) {
+    // SAFETY: `ev` is the record being built in the ring buffer.
+    unsafe {
+        (*ev).exe_path_flags = 0;
+        (*ev).exe_name_lens = [0; EXE_PATH_DEPTH];
+        if walk(file, ev).unwrap_or(false) {
+            (*ev).exe_path_flags = EXE_PATH_FULL;
+        }
+    }
+}
+
+/// True when the walk reached a root within `EXE_PATH_DEPTH` steps.
+#[inline(always)]
+unsafe fn walk(file: *const u8, ev: *mut ExecEvent) -> Result<bool, ReadError> {
+    let fs: *const u8 = read(current_task().wrapping_add(offset!(task_fs)))?;
+    let root_mnt: *const u8 = read(fs.wrapping_add(offset!(fs_root_mnt)))?;
+    let root_dentry: *const u8 = read(fs.wrapping_add(offset!(fs_root_dentry)))?;
+    let mut vfsmnt: *const u8 = read(file.wrapping_add(offset!(file_path_mnt)))?;
+    let mut dentry: *const u8 = read(file.wrapping_add(offset!(file_path_dentry)))?;
+    let mut mount = vfsmnt.wrapping_sub(offset!(mount_mnt));
+    for step in 0..EXE_PATH_DEPTH {
+        if dentry == root_dentry && vfsmnt == root_mnt {
+            return Ok(true);
+        }
+        let mnt_root: *const u8 = read(vfsmnt.wrapping_add(offset!(vfsmount_root)))?;
+        if dentry == mnt_root {
+            // The root of its mount: on to where the mount sits, unless it sits nowhere.
+            let parent: *const u8 = read(mount.wrapping_add(offset!(mount_parent)))?;
+            if parent == mount {
+                return Ok(true);
+            }
+            dentry = read(mount.wrapping_add(offset!(mount_mountpoint)))?;
+            mount = parent;
+            vfsmnt = mount.wrapping_add(offset!(mount_mnt));
+            continue;
+        }
+        let len: u32 = read(dentry.wrapping_add(offset!(dentry_name_len)))?;
+        let name: *const u8 = read(dentry.wrapping_add(offset!(dentry_name)))?;
+        // SAFETY: slot `step` of the record; at most EXE_NAME_LEN bytes into it.
+        unsafe {
+            (*ev).exe_name_lens[step] = len.min(u32::from(u16::MAX)) as u16;
+            let _ = aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                (*ev).exe_names[step].as_mut_ptr().cast(),
+                len.min(EXE_NAME_LEN as u32),
+                name.cast(),
+            );
+        }
+        let parent: *const u8 = read(dentry.wrapping_add(offset!(dentry_parent)))?;
+        if parent == dentry {
+            // A file system's root that is no mount's (a memfd's, a pipe's): its name is all.
+            return Ok(true);
+        }
+        dentry = parent;
+    }
+    Ok(false)
+}
