@@ -106,13 +106,10 @@ fn assert_ls_agrees(live: &Value) {
     assert_eq!(l["container"], live["container"], "{l}\n{live}");
     assert_eq!(l["gaps"], live["gaps"], "{l}\n{live}");
     assert_eq!(l["cgroup"], live["cgroup"], "{l}\n{live}");
-    // exe: see issue 26 item 2. For now a busybox applet's live exe is the path exec'd
-    // (`/bin/nc`, a symlink in the image) or `/proc/self/exe`, while ls reads the link
-    // /proc/PID/exe resolves (`/bin/busybox`).
-    let applet = live["exe"] == "/proc/self/exe"
-        || (l["exe"] == "/bin/busybox"
-            && live["exe"].as_str().is_some_and(|e| e.starts_with("/bin/")));
-    assert!(l["exe"] == live["exe"] || applet, "{l}\n{live}");
+    // The file really running, in the container's own paths: the kernel's walk for the live
+    // record, /proc/PID/exe for ls (an applet exec'd as /bin/nc or /proc/self/exe is busybox).
+    assert_eq!(l["exe"], live["exe"], "{l}\n{live}");
+    assert_eq!(l["exe_deleted"], live["exe_deleted"], "{l}\n{live}");
 }
 
 /// A listener in a container (own network namespace): its live record and `ls` name the
@@ -127,7 +124,7 @@ fn a_containers_listener_is_named_live_in_ls_and_after_a_restart(cli: Cli) {
     assert_eq!(live["container"], expected(&c), "{live}");
     assert_eq!(live["pid"], c.pid(), "{live}");
     assert_eq!(live["comm"], "nc");
-    assert!(live["exe"].is_string(), "{live}"); // exe: see issue 26 item 2
+    assert_eq!(live["exe"], "/bin/busybox", "the applet's file: {live}");
     assert_eq!(live["gaps"]["container.name"], Value::Null, "{live}");
     assert_ls_agrees(&live);
 

@@ -14,6 +14,7 @@ mod flood;
 mod formats;
 mod harness;
 mod health;
+mod image;
 mod inventory;
 mod lifecycle;
 mod metrics;

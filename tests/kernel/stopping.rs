@@ -230,7 +230,14 @@ fn under_overload_events_seen_plus_lost_equal_events_generated_exactly() {
         lost > 0,
         "a 4 KiB ring must overflow under a burst of {BURST}"
     );
-    assert_eq!(seen + lost, BURST, "seen {seen} + lost {lost}");
+    // A reader slower than the burst (the suite loads the machine) costs records at the output
+    // queue: counted there, and here nothing else comes through but these binds.
+    let dropped = stop["output_dropped"].as_u64().unwrap();
+    assert_eq!(
+        seen + lost + dropped,
+        BURST,
+        "seen {seen} + lost {lost} + dropped at the output {dropped}"
+    );
     assert_eq!(stop["in_flight_table_full"]["bind"], 0);
     // The stream's sequence numbers skip exactly the lost records.
     let seqs: Vec<u64> = records.iter().map(|v| v["seq"].as_u64().unwrap()).collect();

@@ -104,6 +104,8 @@ pub struct Subject<'a> {
     pub pid: u32,
     pub comm: &'a str,
     pub exe: Option<&'a str>,
+    /// The executable had no links left (deleted, or a memfd).
+    pub exe_deleted: bool,
     pub args: Option<&'a [String]>,
     pub uid: Option<u32>,
     pub port: Option<u16>,

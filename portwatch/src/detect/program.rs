@@ -190,7 +190,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
                     s.doing
                 ),
             );
-        } else if exe.ends_with(" (deleted)") {
+        } else if s.exe_deleted || exe.ends_with(" (deleted)") {
             f.add(
                 "fileless-listener",
                 Severity::Critical,

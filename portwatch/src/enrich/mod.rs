@@ -5,6 +5,7 @@ pub mod container;
 pub mod host;
 pub mod procfs;
 pub mod proctable;
+mod running;
 pub mod users;
 
 use std::sync::Arc;
@@ -55,7 +56,7 @@ struct Cached {
 }
 
 /// The fields of a kernel task record that a context depends on.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct TaskState {
     start_ns: u64,
     ppid: u32,
@@ -65,6 +66,8 @@ struct TaskState {
     loginuid: Option<u32>,
     cgroup_id: u64,
     netns: Option<u32>,
+    /// What it ran at the event: a deleted executable or rewritten arguments rebuild it.
+    running: crate::model::task::Running,
 }
 
 /// A process table lookup: the image, or why it is unknown.
@@ -214,9 +217,18 @@ impl Enricher {
             loginuid: t.loginuid,
             cgroup_id: t.cgroup_id,
             netns: t.netns,
+            running: t.running,
         };
         if let Some(c) = self.contexts.get(&t.pid) {
-            if c.task == task
+            // A record that read nothing of what runs (a close) takes the context as it was.
+            let unread = t.running == crate::model::task::Running::default();
+            let same_task = c.task == task
+                || unread
+                    && TaskState {
+                        running: c.task.running,
+                        ..task
+                    } == c.task;
+            if same_task
                 && same_image(c.image.as_ref(), image.as_ref().ok())
                 && same_image(c.parent_image.as_ref(), known_parent)
             {
@@ -292,15 +304,7 @@ impl Enricher {
             }
         }
         if let Some(image) = image {
-            c.exe.clone_from(&image.exe);
-            if let Some(why) = image.exe_gap {
-                c.gap("exe", why);
-            }
-            match &image.args {
-                Some(args) => c.args = Some(Arc::clone(args)),
-                None => c.gap("args", "/proc/PID/cmdline was unreadable"),
-            }
-            c.args_truncated = image.args_truncated;
+            running::apply(&mut c, t, image);
         }
         self.workload(&mut c, image.map(|i| &**i));
         if let Some(start) = t.start_ns {
@@ -396,6 +400,7 @@ mod tests {
         ExecRecord {
             task: task(at_ns),
             filename: exe.as_bytes().to_vec(),
+            exe_path: None,
             args: vec![exe.as_bytes().to_vec()],
             args_truncated: false,
             stdio: None,

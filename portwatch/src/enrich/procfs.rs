@@ -61,23 +61,30 @@ pub fn stat(pid: u32) -> Option<Stat> {
 #[derive(Clone, Debug, Default)]
 pub struct ProcInfo {
     pub exe: Option<String>,
+    pub exe_file: Option<ExeFile>,
     pub args: Option<Vec<Vec<u8>>>,
+    /// `portwatch_common::args_fingerprint` of the raw command line.
+    pub args_print: Option<(u32, u64)>,
     pub comm: Comm,
     pub ppid: u32,
     pub cgroup: Option<String>,
 }
 
 pub fn read(pid: u32, start_ticks: Option<u64>) -> Option<ProcInfo> {
-    let (stat, (exe, args, cgroup)) = consistent(pid, start_ticks, |d| {
+    let (stat, ((exe, exe_file), raw, cgroup)) = consistent(pid, start_ticks, |d| {
         (
-            read_exe(d),
-            fs::read(d.join("cmdline")).ok().map(|raw| split_args(&raw)),
+            read_exe_file(d),
+            fs::read(d.join("cmdline")).ok(),
             read_cgroup(d),
         )
     })?;
     Some(ProcInfo {
         exe,
-        args,
+        exe_file,
+        args_print: raw
+            .as_deref()
+            .map(|r| (r.len() as u32, portwatch_common::args_fingerprint(r))),
+        args: raw.as_deref().map(split_cmdline),
         comm: stat.comm,
         ppid: stat.ppid,
         cgroup,
@@ -87,6 +94,47 @@ pub fn read(pid: u32, start_ticks: Option<u64>) -> Option<ProcInfo> {
 /// /proc/PID/exe of the process started at `start_ticks`.
 pub fn exe(pid: u32, start_ticks: u64) -> Option<String> {
     consistent(pid, Some(start_ticks), read_exe)?.1
+}
+
+/// The arguments of the process started at `start_ticks` as they are now (/proc/PID/cmdline),
+/// after it rewrote them: the NULs a new title was padded with are not arguments.
+pub fn cmdline(pid: u32, start_ticks: u64) -> Option<Vec<Vec<u8>>> {
+    let raw = consistent(pid, Some(start_ticks), |d| fs::read(d.join("cmdline")).ok())?.1?;
+    Some(split_cmdline(&raw))
+}
+
+/// /proc/PID/cmdline as arguments. A process that rewrote its argument area pads its new
+/// title with NULs, which are not arguments: trailing ones are dropped (so is a true empty
+/// last argument, which /proc cannot tell from padding).
+fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    split_args(&raw[..end])
+}
+
+/// The executable file a process runs, by identity: what the kernel reads at its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExeFile {
+    pub id: crate::model::task::FileId,
+    /// 0: deleted (or a memfd).
+    pub links: u64,
+}
+
+/// /proc/PID/exe as a path (without the " (deleted)" the kernel appends to a file with no
+/// links left: `ExeFile::links` says so), and the file itself.
+fn read_exe_file(d: &Path) -> (Option<String>, Option<ExeFile>) {
+    use std::os::unix::fs::MetadataExt;
+    let file = fs::metadata(d.join("exe")).ok().map(|m| ExeFile {
+        id: crate::model::task::FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        links: m.nlink(),
+    });
+    let exe = read_exe(d).map(|p| match (file, p.strip_suffix(" (deleted)")) {
+        (Some(f), Some(path)) if f.links == 0 => path.to_owned(),
+        _ => p,
+    });
+    (exe, file)
 }
 
 /// The cgroup path (`cgroup::preferred_path`) of the process started at `start_ticks`.
@@ -170,6 +218,7 @@ pub fn task(pid: u32, boot_ns: u64) -> Option<crate::model::task::Task> {
         loginuid: fs::read_to_string(dir(pid).join("loginuid"))
             .ok()
             .and_then(|s| s.trim().parse().ok()),
+        running: crate::model::task::Running::default(),
     })
 }
 

@@ -203,7 +203,11 @@ impl ProcessTable {
         let key = self.key(e.task.pid, start_ns);
         // /proc is read only for what the record lacks: the absolute path of a relative execve,
         // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
-        let (exe, exe_gap) = if e.filename.starts_with(b"/") {
+        let (exe, exe_gap) = if let Some(path) = &e.exe_path {
+            // The file really running, as the kernel walked it: exact whatever name the exec
+            // used (/proc/self/exe, /dev/fd/N, a symlink), inside a container its path there.
+            (Some(text::escape(path).into()), None)
+        } else if e.filename.starts_with(b"/") {
             (
                 Some(procfs::resolve_exe(e.task.pid, &e.filename).into()),
                 None,
@@ -233,6 +237,9 @@ impl ProcessTable {
             exe_gap,
             args: Some(text_args(&e.args)),
             args_truncated: e.args_truncated,
+            exe_file: e.task.running.exe,
+            exe_deleted: e.task.running.exe_links == Some(0),
+            args_print: e.task.running.args,
             comm: e.task.comm.text().into(),
             cgroup,
             source: Source::Exec,
@@ -351,5 +358,6 @@ mod image;
 #[cfg(test)]
 mod tests;
 
+use image::proc_image;
+pub(crate) use image::text_args;
 pub use image::{Ancestor, Image, Source};
-use image::{proc_image, text_args};

@@ -27,8 +27,16 @@ pub struct ProcessContext {
     pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<Arc<str>>,
+    /// The executable had no links left at the event: deleted since it started, or never a
+    /// file (a memfd). /proc says "(deleted)".
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exe_deleted: bool,
+    /// The arguments as they are at the event (a process may rewrite them: `$0`,
+    /// setproctitle); `exec_args` has those it was started with when they differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<Arc<[String]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_args: Option<Arc<[String]>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub args_truncated: bool,
     /// 0 (omitted) only when there is no process to take it from.

@@ -291,6 +291,10 @@ impl SocketRecord {
             )
         };
         process.gap("ppid", gap);
+        if holder.cgroup_id == 0 {
+            // A listener of the snapshot that no readable /proc/PID/fd held.
+            process.gap("cgroup_id", "the listener's owner was never known");
+        }
         Self {
             time,
             pid: holder.pid,

@@ -217,6 +217,7 @@ impl<S: Sink> Stream<S> {
                 pid: e.task.pid,
                 comm: &comm,
                 exe: record.process.exe.as_deref(),
+                exe_deleted: record.process.exe_deleted,
                 args: record.process.args.as_deref(),
                 uid: Some(e.task.uid),
                 port: record.port,

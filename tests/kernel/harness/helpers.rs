@@ -135,3 +135,9 @@ pub fn hold_sockets(args: &[String], uid: Option<u32>) -> (Helper, u16, u16) {
 pub fn churn_helper() -> &'static Path {
     c_helper("churn")
 }
+
+/// tests/helpers/image_tricks.c: a listener exec'd through /proc/self/exe, or deleted before it
+/// listens, or with its arguments rewritten.
+pub fn image_tricks_helper() -> &'static Path {
+    c_helper("image_tricks")
+}

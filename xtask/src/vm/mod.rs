@@ -67,6 +67,7 @@ const GUEST_TESTS: &[&str] = &[
     "attach_type",
     "after_sigkill",
     "flood::a_process_past_the_flood_limit",
+    "image::",
 ];
 
 /// The runs in each guest: `--attach` for every daemon (hook=TYPE,...; empty: the kernel's best)

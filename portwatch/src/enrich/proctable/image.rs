@@ -27,6 +27,12 @@ pub struct Image {
     /// image to every event of a process costs no copies.
     pub args: Option<Arc<[String]>>,
     pub args_truncated: bool,
+    /// The executable file, by identity, and whether it had no links left when read.
+    pub exe_file: Option<crate::model::task::FileId>,
+    pub exe_deleted: bool,
+    /// The arguments' fingerprint (length, hash) when the image was read: a process's own
+    /// fingerprint at an event that differs means it rewrote them since.
+    pub args_print: Option<(u32, u64)>,
     pub comm: Arc<str>,
     /// cgroup path from /proc/PID/cgroup, used where the cgroup v2 id does not say more.
     pub cgroup: Option<String>,
@@ -41,7 +47,7 @@ pub struct Ancestor {
     pub image: Arc<Image>,
 }
 
-pub(super) fn text_args(args: &[Vec<u8>]) -> Arc<[String]> {
+pub(crate) fn text_args(args: &[Vec<u8>]) -> Arc<[String]> {
     args.iter().map(|a| text::escape(a).into_owned()).collect()
 }
 
@@ -59,6 +65,9 @@ pub(super) fn proc_image(pid: u32, start_ticks: u64) -> Option<(Image, u32)> {
             },
         ),
         exe: info.exe.map(Into::into),
+        exe_file: info.exe_file.map(|f| f.id),
+        exe_deleted: info.exe_file.is_some_and(|f| f.links == 0),
+        args_print: info.args_print,
         // Kernel threads have an empty command line: that is their true argument list.
         args: info.args.as_deref().map(text_args),
         args_truncated: false,

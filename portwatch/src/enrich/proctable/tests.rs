@@ -12,6 +12,7 @@ fn exec(pid: u32, start_ns: u64, at_ns: u64, exe: &str, arg: &str) -> ExecRecord
             ..Task::default()
         },
         filename: exe.as_bytes().to_vec(),
+        exe_path: None,
         args: vec![arg.as_bytes().to_vec()],
         args_truncated: false,
         stdio: None,

@@ -159,6 +159,12 @@ pub fn process_extras(p: &ProcessContext) -> Box<str> {
         if p.args_truncated {
             m.bool("args_truncated", true);
         }
+        if p.exe_deleted {
+            m.bool("exe_deleted", true);
+        }
+        if let Some(args) = &p.exec_args {
+            m.strs("exec_args", args.iter().map(String::as_str));
+        }
         if p.cgroup_id != 0 {
             m.int("cgroup_id", p.cgroup_id);
         }

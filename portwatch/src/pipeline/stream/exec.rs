@@ -63,6 +63,7 @@ impl<S: Sink> Stream<S> {
             pid: r.pid,
             comm: &comm,
             exe: r.process.exe.as_deref(),
+            exe_deleted: r.process.exe_deleted,
             args: r.process.args.as_deref(),
             uid: Some(r.uid),
             ancestors: &r.process.lineage,

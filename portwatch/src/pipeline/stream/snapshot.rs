@@ -77,6 +77,7 @@ impl<S: Sink> Stream<S> {
             pid: owner.task.as_ref().map_or(0, |t| t.pid),
             comm: r.comm.as_deref().unwrap_or("?"),
             exe: owner.process.exe.as_deref(),
+            exe_deleted: owner.process.exe_deleted,
             args: owner.process.args.as_deref(),
             uid: Some(uid.unwrap_or(s.uid)),
             port: Some(s.local.port()),

@@ -82,6 +82,7 @@ impl<S: Sink> Stream<S> {
                     pid: r.pid.unwrap_or(0),
                     comm: r.comm.as_deref().unwrap_or("?"),
                     exe: owner.process.exe.as_deref(),
+                    exe_deleted: owner.process.exe_deleted,
                     ..detect::Subject::default()
                 };
                 r.detections = self.rules.judge_health(&subject, &health, rising);
