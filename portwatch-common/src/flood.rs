@@ -37,7 +37,7 @@ impl FloodLimit {
     }
 }
 
-/// `FLOOD_SHED` slots: what a process's shed births were.
+/// `FloodState::shed` slots: what a process's shed births were.
 pub const SHED_BIND: usize = 0;
 pub const SHED_LISTEN: usize = 1;
 

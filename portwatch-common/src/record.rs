@@ -54,6 +54,19 @@ impl TryFrom<u8> for EventKind {
     }
 }
 
+/// Whether a record makes a listener (a *birth*): a successful listen, or a successful bind of
+/// a UDP socket (`protocol`: the socket's, when it was read). The one definition for the
+/// kernel's flood limit and ring share and the daemon's output queues and listings.
+#[inline(always)]
+pub const fn is_birth(kind: EventKind, errno: i32, protocol: Option<u16>) -> bool {
+    errno == 0
+        && match kind {
+            EventKind::Listen => true,
+            EventKind::Bind => matches!(protocol, Some(IPPROTO_UDP)),
+            _ => false,
+        }
+}
+
 /// `SockEvent::flags`: the socket was read (family, protocol, type, local and remote endpoint).
 pub const FLAG_SOCK: u8 = 1 << 0;
 /// `SockEvent::flags`: the sockaddr passed to bind(2) was read (req_family, req_addr, req_port).
@@ -269,8 +282,11 @@ pub struct ExecEvent {
 pub const EXE_PATH_DEPTH: usize = 16;
 /// Bytes kept of each name on the path.
 pub const EXE_NAME_LEN: usize = 64;
-/// `ExecEvent::exe_path_flags`: the walk reached the process's root (or its mount tree's).
+/// `ExecEvent::exe_path_flags`: the walk reached a root.
 pub const EXE_PATH_FULL: u32 = 1 << 0;
+/// `ExecEvent::exe_path_flags`: that root is not the process's own but a detached mount's or a
+/// pseudo file system's (a memfd's): the path is relative to it.
+pub const EXE_PATH_DETACHED: u32 = 1 << 1;
 
 /// A socket's family, protocol, type and both endpoints, as `SockEvent` has them.
 #[repr(C)]

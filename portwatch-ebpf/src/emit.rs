@@ -78,12 +78,6 @@ pub fn init_event(ev: &mut SockEvent, kind: EventKind) {
     ev.header.kind = kind as u8;
     ev.fd = -1;
     fill_task(&mut ev.task);
-    // What runs now, for the calls a process makes itself (a close may come from elsewhere).
-    // A failed read leaves its flag clear: the daemon then relies on what it saw at exec.
-    if kind != EventKind::Close {
-        let _ = crate::image::read_exe(&mut ev.image);
-        let _ = crate::image::read_args(&mut ev.image);
-    }
 }
 
 #[inline(always)]
@@ -206,6 +200,13 @@ pub fn send(ev: &mut SockEvent, kind: EventKind, at: At) {
     };
     if !place_allowed(ev.task.netns, Some(port)) {
         return;
+    }
+    // What runs now, for the calls a process makes itself (a close may come from elsewhere);
+    // read only for a record that passed the filters. A failed read leaves its flag clear:
+    // the daemon then relies on what it saw at exec.
+    if kind != EventKind::Close {
+        let _ = crate::kernel::image::read_exe(&mut ev.image);
+        let _ = crate::kernel::image::read_args(&mut ev.image);
     }
     let birth = flood::is_birth(ev, kind);
     if birth && !flood::admit(ev, kind) {

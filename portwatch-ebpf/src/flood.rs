@@ -1,8 +1,9 @@
 //! Listener births are never crowded out: one process's flood of them is shed here into counts
-//! (see `portwatch_common::flood`), and the ring's last quarter is kept for them (`maps::room`).
+//! (see `portwatch_common::flood`), and the ring's last quarter is kept for them
+//! (`maps::room_for_bulk`).
 use aya_ebpf::{macros::map, maps::LruPerCpuHashMap};
 use portwatch_common::{
-    EventKind, FLAG_SOCK, FloodLimit, FloodState, IPPROTO_UDP, SockEvent,
+    EventKind, FLAG_SOCK, FloodLimit, FloodState, SockEvent,
     flood::{FLOOD_TABLE_MAX, SHED_BIND, SHED_LISTEN},
 };
 
@@ -19,15 +20,11 @@ static FLOOD_LIMIT: FloodLimit = FloodLimit {
 static FLOOD: LruPerCpuHashMap<u32, FloodState> =
     LruPerCpuHashMap::with_max_entries(FLOOD_TABLE_MAX, 0);
 
-/// Whether `ev` makes a listener: a successful listen, or a successful bind of a UDP socket.
+/// Whether `ev` makes a listener (`portwatch_common::is_birth`).
 #[inline(always)]
 pub fn is_birth(ev: &SockEvent, kind: EventKind) -> bool {
-    ev.header.errno == 0
-        && match kind {
-            EventKind::Listen => true,
-            EventKind::Bind => ev.header.flags & FLAG_SOCK != 0 && ev.protocol == IPPROTO_UDP,
-            _ => false,
-        }
+    let protocol = (ev.header.flags & FLAG_SOCK != 0).then_some(ev.protocol);
+    portwatch_common::is_birth(kind, ev.header.errno, protocol)
 }
 
 /// Whether the current process may send this birth: false when it is past its flood limit, in

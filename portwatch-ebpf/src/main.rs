@@ -21,7 +21,6 @@ mod emit;
 mod filter;
 mod flood;
 mod hooks;
-mod image;
 mod kernel;
 mod maps;
 

@@ -194,13 +194,14 @@ pub struct WatchArgs {
     )]
     pub ring_buffer_size: u32,
 
-    /// Listener births (successful listens, UDP binds) one process may make per second before
-    /// the kernel sheds the rest into counts: a `flood` record names the process, and the
-    /// listeners are listed again so none goes unreported. 0: no limit. Default 100.
-    #[arg(long, value_name = "PER_SECOND")]
+    /// Listener births (successful listens, UDP binds) one process may make per second on each
+    /// CPU before the kernel sheds the rest into counts: a `flood` record names the process,
+    /// and the listeners are listed again. 0: no limit; at most 1000000. Default 100.
+    #[arg(long, value_name = "PER_SECOND", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub flood_rate: Option<u32>,
 
-    /// Listener births one process may make at once before `--flood-rate` applies. Default 500.
+    /// Listener births one process may make at once on each CPU before `--flood-rate` applies.
+    /// Default 500.
     #[arg(long, value_name = "COUNT")]
     pub flood_burst: Option<u32>,
 

@@ -178,7 +178,16 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     if args.btf.is_none() {
         args.btf = file.btf;
     }
-    args.flood_rate = args.flood_rate.or(file.flood_rate);
+    if let (None, Some(rate)) = (args.flood_rate, file.flood_rate) {
+        if rate > 1_000_000 {
+            return Err(bad(
+                path,
+                1,
+                format!("flood_rate {rate}: at most 1000000 (0: no limit)"),
+            ));
+        }
+        args.flood_rate = Some(rate);
+    }
     args.flood_burst = args.flood_burst.or(file.flood_burst);
     // A flag can only turn it on: the file's `true` holds unless --ancestry was given anyway.
     args.ancestry |= file.ancestry.unwrap_or(false);

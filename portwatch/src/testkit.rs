@@ -67,6 +67,7 @@ impl Sockets for FixedSockets {
                 .chain(listed.iter().map(|l| l.socket.inode))
                 .collect(),
             namespaces: [NETNS].into_iter().collect(),
+            unlisted: 0,
         })
     }
 

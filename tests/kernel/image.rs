@@ -54,14 +54,20 @@ fn trick(exe: &std::path::Path, mode: &str, port: u16, before_listen: impl FnOnc
     Helper(child)
 }
 
-/// `cp prog /tmp/x; /tmp/x &; rm /tmp/x`, the listen after the rm.
-#[test]
-fn a_program_deleted_before_it_listens_is_named_deleted_and_flagged() {
-    let dir = std::env::temp_dir().join(format!("portwatch-deleted-{}", std::process::id()));
+/// A copy of tests/helpers/image_tricks as `x` in a directory of its own (removed by the test).
+fn copy_of_helper(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("portwatch-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("x");
     std::fs::copy(image_tricks_helper(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, copy)
+}
+
+/// `cp prog /tmp/x; /tmp/x &; rm /tmp/x`, the listen after the rm.
+#[test]
+fn a_program_deleted_before_it_listens_is_named_deleted_and_flagged() {
+    let (dir, copy) = copy_of_helper("deleted");
     let mut d = Daemon::start(&[]);
     let port = free_port();
     let child = trick(&copy, "wait", port, || std::fs::remove_file(&copy).unwrap());
@@ -116,4 +122,65 @@ fn arguments_rewritten_after_exec_are_reported_beside_the_original_ones() {
     let started = serde_json::json!([helper.to_str().unwrap(), "rewrite", port.to_string()]);
     assert_eq!(v["exec_args"], started, "{v}");
     assert_ls_agrees(&v, port);
+}
+
+/// An interpreter running an inline program that then disguises itself (`$0`): judged on what
+/// it was started with too, so the rewrite hides no finding. (Host only: the guests have no
+/// perl.)
+#[test]
+fn rewriting_its_arguments_hides_no_finding() {
+    let mut d = Daemon::start(&[]);
+    let port = free_port();
+    let script = format!(
+        "$0 = 'sshd: root@pts/0'; use IO::Socket::INET; \
+         my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:{port}') or die; \
+         $| = 1; print \"ok\\n\"; sleep 30"
+    );
+    let mut child = Command::new("perl")
+        .args(["-e", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ok = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ok)
+        .unwrap();
+    let child = Helper(child);
+    let v = d.expect("perl's listen", listen_of(child.id(), port));
+    assert_eq!(v["args"], serde_json::json!(["sshd: root@pts/0"]), "{v}");
+    assert_eq!(v["exec_args"][1], "-e", "{v}");
+    let found = v["detections"]
+        .as_array()
+        .and_then(|d| {
+            d.iter()
+                .find(|d| d["name"] == "inline-interpreter-listener")
+        })
+        .unwrap_or_else(|| panic!("the inline program went unjudged: {v}"));
+    assert!(found["reason"].as_str().unwrap().contains("-e"), "{v}");
+}
+
+/// A service whose binary an upgrade replaced (a new file at its path, the old one running):
+/// said in a gap, not flagged as a program hiding its file on every accept.
+#[test]
+fn a_program_replaced_on_disk_is_said_not_flagged() {
+    let (dir, copy) = copy_of_helper("replaced");
+    let mut d = Daemon::start(&[]);
+    let port = free_port();
+    let child = trick(&copy, "wait", port, || {
+        std::fs::remove_file(&copy).unwrap();
+        std::fs::copy(image_tricks_helper(), &copy).unwrap();
+    });
+    let v = d.expect("the replaced program's listen", listen_of(child.id(), port));
+    assert_eq!(v["exe"], copy.to_str().unwrap(), "{v}");
+    assert!(v.get("exe_deleted").is_none(), "{v}");
+    assert!(
+        v["gaps"]["exe"].as_str().unwrap().contains("replaced"),
+        "{v}"
+    );
+    let names: Vec<&Value> = v["detections"].as_array().into_iter().flatten().collect();
+    assert!(
+        names.iter().all(|d| d["name"] != "fileless-listener"),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

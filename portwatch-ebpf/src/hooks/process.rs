@@ -82,11 +82,11 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
         (*ev).exe_path_flags = 0;
         (*ev)._pad2 = 0;
         (*ev).exe_name_lens = [0; EXE_PATH_DEPTH];
-        if let Ok(file) = crate::image::read_exe(&mut (*ev).image) {
-            crate::image::exe_path(file, ev);
+        if let Ok(file) = crate::kernel::image::read_exe(&mut (*ev).image) {
+            crate::kernel::image::exe_path(file, ev);
         }
         // The arguments' fingerprint now, which later events of the process are compared to.
-        let _ = crate::image::read_args(&mut (*ev).image);
+        let _ = crate::kernel::image::read_args(&mut (*ev).image);
 
         // __data_loc field: low 16 bits offset of the string in the record, high 16 its length.
         if let Ok(loc) = ctx.read_at::<u32>(offset!(tp_exec_filename)) {

@@ -153,7 +153,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             // A listing after a loss, a flood report: due even when no record comes.
             _ = tokio::time::sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {
                 clock = Clock::now();
-                stream.drain(ring.get_mut(), &clock)?;
+                let records = stream.drain(ring.get_mut(), &clock)?;
+                batch.drained(records, &mut stream, &mut clock)?;
                 stream.tick(&clock)?;
             }
         }

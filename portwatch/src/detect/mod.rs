@@ -96,7 +96,7 @@ pub const RULES: [(&str, &str); 13] = [
 ];
 
 /// What a rule looks at.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct Subject<'a> {
     /// "listening on tcp 0.0.0.0:4444" or "accepting on ...": for the reasons.
     pub doing: &'a str,
@@ -107,6 +107,9 @@ pub struct Subject<'a> {
     /// The executable had no links left (deleted, or a memfd).
     pub exe_deleted: bool,
     pub args: Option<&'a [String]>,
+    /// The arguments it was started with, when it has rewritten them since: judged too, so
+    /// rewriting them after exec hides nothing.
+    pub exec_args: Option<&'a [String]>,
     pub uid: Option<u32>,
     pub port: Option<u16>,
     /// TCP: the listeners already serving an overlapping address and port (only SO_REUSEPORT
@@ -220,6 +223,24 @@ impl Rules {
             found: Vec::new(),
         };
         program::judge(s, &mut f);
+        if let Some(exec_args) = s.exec_args {
+            let mut before = Findings {
+                rules: self,
+                found: Vec::new(),
+            };
+            program::judge(
+                &Subject {
+                    args: Some(exec_args),
+                    ..*s
+                },
+                &mut before,
+            );
+            for d in before.found {
+                if !f.found.iter().any(|x| x.name == d.name) {
+                    f.found.push(d);
+                }
+            }
+        }
         socket::judge(s, &mut f);
         f.found
     }

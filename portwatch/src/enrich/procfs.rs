@@ -97,10 +97,12 @@ pub fn exe(pid: u32, start_ticks: u64) -> Option<String> {
 }
 
 /// The arguments of the process started at `start_ticks` as they are now (/proc/PID/cmdline),
-/// after it rewrote them: the NULs a new title was padded with are not arguments.
-pub fn cmdline(pid: u32, start_ticks: u64) -> Option<Vec<Vec<u8>>> {
+/// after it rewrote them (the NULs a new title was padded with are not arguments), with the
+/// fingerprint of what was read (`portwatch_common::args_fingerprint`: length, hash).
+pub fn cmdline(pid: u32, start_ticks: u64) -> Option<(Vec<Vec<u8>>, (u32, u64))> {
     let raw = consistent(pid, Some(start_ticks), |d| fs::read(d.join("cmdline")).ok())?.1?;
-    Some(split_cmdline(&raw))
+    let print = (raw.len() as u32, portwatch_common::args_fingerprint(&raw));
+    Some((split_cmdline(&raw), print))
 }
 
 /// /proc/PID/cmdline as arguments. A process that rewrote its argument area pads its new
@@ -109,6 +111,13 @@ pub fn cmdline(pid: u32, start_ticks: u64) -> Option<Vec<Vec<u8>>> {
 fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
     let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     split_args(&raw[..end])
+}
+
+/// The inode number of the file at `path` (escaped as `text::escape` writes names), following
+/// symlinks; None when there is none or the name does not round-trip.
+pub fn inode_of(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// The executable file a process runs, by identity: what the kernel reads at its events.

@@ -203,15 +203,24 @@ impl ProcessTable {
         let key = self.key(e.task.pid, start_ns);
         // /proc is read only for what the record lacks: the absolute path of a relative execve,
         // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
+        let linked = e.task.running.exe_links.is_some_and(|l| l > 0);
         let (exe, exe_gap) = if let Some(path) = &e.exe_path {
             // The file really running, as the kernel walked it: exact whatever name the exec
             // used (/proc/self/exe, /dev/fd/N, a symlink), inside a container its path there.
-            (Some(text::escape(path).into()), None)
+            let gap = (e.exe_detached && linked).then_some(
+                "the executable is not under the process's root (a detached mount): its path is relative to that mount",
+            );
+            (Some(text::escape(path).into()), gap)
         } else if e.filename.starts_with(b"/") {
-            (
-                Some(procfs::resolve_exe(e.task.pid, &e.filename).into()),
-                None,
-            )
+            // Resolved now, not at exec: taken only if it is still the file the kernel saw run.
+            let resolved = procfs::resolve_exe(e.task.pid, &e.filename);
+            match (e.task.running.exe, procfs::inode_of(&resolved)) {
+                (Some(ran), Some(ino)) if ran.ino != ino => (
+                    Some(text::escape(&e.filename).into()),
+                    Some("the name exec'd leads to another file now: this is the name as given"),
+                ),
+                _ => (Some(resolved.into()), None),
+            }
         } else {
             // execve with a relative path: /proc/PID/exe has the absolute one while it lives.
             match procfs::exe(e.task.pid, key.1) {

@@ -19,8 +19,18 @@ pub fn apply(c: &mut ProcessContext, t: &Task, image: &Image) {
         Some(links) => links == 0,
         None => image.exe_deleted,
     };
+    if c.exe_deleted && replaced(t.pid, c.exe.as_deref(), running.exe.map(|e| e.ino)) {
+        // A package upgrade: the path has a new file, the process runs the old one. Not a
+        // program that hides its file, and said so rather than flagged on every accept.
+        c.exe_deleted = false;
+        c.gap(
+            "exe",
+            "replaced on disk since the process started (an upgrade?): it runs the file that was there",
+        );
+    }
     if let (Some(now), Some(then)) = (running.exe, image.exe_file) {
-        if now != then {
+        // By inode: on btrfs stat's st_dev (the subvolume's) is not the kernel's s_dev.
+        if now.ino != then.ino {
             // The process runs another file than the one it exec'd (prctl PR_SET_MM_EXE_FILE).
             match t.start_ns.and_then(|s| procfs::exe(t.pid, s / procfs::ns_per_tick())) {
                 Some(exe) => c.exe = Some(exe.into()),
@@ -42,11 +52,18 @@ pub fn apply(c: &mut ProcessContext, t: &Task, image: &Image) {
                 .start_ns
                 .and_then(|s| procfs::cmdline(t.pid, s / procfs::ns_per_tick()));
             match current {
-                Some(args) => {
+                // Read later than the event, still unlike those at exec. (/proc may show more
+                // than the argument area the kernel fingerprinted, for a title that overran it,
+                // so the two fingerprints need not be equal.)
+                Some((args, print)) if print != then => {
                     c.exec_args = c.args.take();
                     c.args = Some(text_args(&args));
                     c.args_truncated = false;
                 }
+                Some(_) => c.gap(
+                    "args",
+                    "the process rewrote its arguments after exec and had restored them when they were read: these are the ones it started with",
+                ),
                 None => c.gap(
                     "args",
                     "the process rewrote its arguments after exec and exited before the new ones could be read: these are the ones it started with",
@@ -54,4 +71,12 @@ pub fn apply(c: &mut ProcessContext, t: &Task, image: &Image) {
             }
         }
     }
+}
+
+/// Whether `exe`, in the process's own root, is now another file than the one it runs (`ino`).
+fn replaced(pid: u32, exe: Option<&str>, ino: Option<u64>) -> bool {
+    let (Some(exe), Some(ino)) = (exe, ino) else {
+        return false;
+    };
+    procfs::inode_of(&format!("/proc/{pid}/root{exe}")).is_some_and(|now| now != ino)
 }

@@ -120,3 +120,22 @@ pub struct SocketEvent {
     pub listener_inode: Option<u64>,
     pub via: Via,
 }
+
+impl SockKind {
+    pub const fn event_kind(self) -> EventKind {
+        match self {
+            Self::Bind => EventKind::Bind,
+            Self::Listen => EventKind::Listen,
+            Self::Accept => EventKind::Accept,
+            Self::Close => EventKind::Close,
+        }
+    }
+}
+
+impl SocketEvent {
+    /// Whether it made a listener (`portwatch_common::is_birth`).
+    pub fn is_birth(&self) -> bool {
+        let protocol = self.socket.as_ref().map(|s| s.protocol);
+        portwatch_common::is_birth(self.kind.event_kind(), self.errno, protocol)
+    }
+}

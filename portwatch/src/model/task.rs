@@ -109,6 +109,9 @@ pub struct ExecRecord {
     /// The executable's path as the kernel walked it from the file up to the process's root
     /// (its path inside a container; `/memfd:NAME`), when the walk was complete.
     pub exe_path: Option<Vec<u8>>,
+    /// That path is relative to a root that is not the process's own (a detached mount, a
+    /// pseudo file system's such as a memfd's).
+    pub exe_detached: bool,
     pub args: Vec<Vec<u8>>,
     pub args_truncated: bool,
     /// The new image's stdin, stdout or stderr is an IP socket.

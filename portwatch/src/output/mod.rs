@@ -5,6 +5,7 @@
 //! what that stream lost. Buffered; the event loop flushes after each drain of the ring buffer.
 pub mod format;
 pub mod record;
+mod route;
 pub mod sink;
 pub mod spec;
 
@@ -13,6 +14,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use format::{Encoder, Format};
 use record::{LossRecord, Record, StopRecord};
+use route::Route;
 use sink::{Dropped, Lines, Mark, Sink};
 
 /// Lines are formatted straight into the output buffer, which is written out when it holds this
@@ -30,28 +32,6 @@ struct Encoding {
     buffer: Vec<u8>,
     /// Each record in `buffer`: where it ends, what it is worth to a full queue.
     marks: Vec<Mark>,
-}
-
-/// A sink, its format and what it was given.
-struct Route<S> {
-    name: String,
-    encoding: usize,
-    sink: S,
-    /// Event records it took.
-    events: u64,
-    /// Records it refused rather than block, or could not write.
-    refused: u64,
-}
-
-impl<S: Sink> Route<S> {
-    fn dropped(&self) -> u64 {
-        self.refused + self.sink.lost()
-    }
-
-    /// Event records it took and did not drop to make room for urgent ones.
-    fn events(&self) -> u64 {
-        self.events - self.sink.evicted_events()
-    }
 }
 
 /// A sink's drops, as loss and stop records list them (unless stdout is the only sink).
@@ -78,8 +58,17 @@ pub struct Output<S: Sink> {
     /// Records written, by kind (`WRITTEN_KINDS`), for the metrics.
     written: [u64; 5],
     /// Listener births a sink refused since the last `undelivered` (socket inodes; at most
-    /// `UNDELIVERED_MAX`: beyond, a refused birth is only counted).
+    /// `UNDELIVERED_MAX`: beyond, `undelivered_overflow` says some were not kept).
     undelivered: Vec<u64>,
+    undelivered_overflow: bool,
+}
+
+/// The listeners whose birth a sink dropped since the last time asked.
+#[derive(Debug, Default)]
+pub struct Undelivered {
+    pub births: Vec<u64>,
+    /// More were dropped than remembered: any live listener may be one.
+    pub overflow: bool,
 }
 
 /// Births remembered as refused between two listings (`Output::undelivered`).
@@ -120,6 +109,7 @@ impl<S: Sink> Output<S> {
             next_seq: 0,
             written: [0; 5],
             undelivered: Vec::new(),
+            undelivered_overflow: false,
         }
     }
 
@@ -182,14 +172,14 @@ impl<S: Sink> Output<S> {
         if let Some(i) = kind {
             self.written[i] += 1;
         }
-        let (urgent, birth) = record.worth();
+        let (worth, birth) = record.worth();
         let event = record.is_event();
         let mut full = false;
         for e in &mut self.encodings {
             e.encoder.encode(seq, record, &mut e.buffer);
             e.marks.push(Mark {
                 end: e.buffer.len() as u32,
-                urgent,
+                worth,
                 event,
                 birth,
             });
@@ -295,17 +285,28 @@ impl<S: Sink> Output<S> {
 
     /// The listeners whose birth (listen, bind or listener record) a sink refused since the
     /// last call, by socket inode: the stream reports them again while they live.
-    pub fn undelivered(&mut self) -> Vec<u64> {
+    pub fn undelivered(&mut self) -> Undelivered {
+        for i in 0..self.routes.len() {
+            let evicted = self.routes[i].sink.undelivered();
+            self.note_undelivered(Dropped {
+                births: evicted,
+                ..Dropped::default()
+            });
+        }
         let mut births = std::mem::take(&mut self.undelivered);
         births.sort_unstable();
         births.dedup();
-        births
+        Undelivered {
+            births,
+            overflow: std::mem::take(&mut self.undelivered_overflow),
+        }
     }
 
-    fn note_undelivered(&mut self, refused: Dropped) {
+    fn note_undelivered(&mut self, dropped: Dropped) {
         let room = UNDELIVERED_MAX.saturating_sub(self.undelivered.len());
+        self.undelivered_overflow |= dropped.births.len() > room;
         self.undelivered
-            .extend(refused.births.into_iter().take(room));
+            .extend(dropped.births.into_iter().take(room));
     }
 
     fn write_out(&mut self) -> Result<()> {
@@ -357,27 +358,6 @@ impl Encoding {
     }
 }
 
-impl<S: Sink> Route<S> {
-    fn new(name: String, encoding: usize, sink: S) -> Self {
-        Self {
-            name,
-            encoding,
-            sink,
-            events: 0,
-            refused: 0,
-        }
-    }
-
-    /// Gives the sink `lines`; counts what it refuses, and returns that.
-    fn hand_over(&mut self, lines: Lines) -> Result<Dropped> {
-        let events = lines.dropped().events;
-        let refused = self.sink.take(lines).map_err(Error::from_output)?;
-        self.events += events - refused.events;
-        self.refused += refused.records;
-        Ok(refused)
-    }
-}
-
 /// Like `BufWriter`: what is still buffered goes out when the output is dropped (errors are
 /// ignored there; `flush` reports them).
 impl<S: Sink> Drop for Output<S> {
@@ -387,37 +367,4 @@ impl<S: Sink> Drop for Output<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn snapshot_complete(n: usize) -> Record {
-        Record::SnapshotComplete(record::SnapshotRecord {
-            time: String::new(),
-            listeners: n,
-        })
-    }
-
-    #[test]
-    fn lines_are_numbered_buffered_and_written_whole() {
-        let mut sink = Vec::new();
-        {
-            let mut out = Output::new(Box::new(format::Native), sink::Writer(&mut sink));
-            out.write(&snapshot_complete(1)).unwrap();
-            out.skip(2); // two lost events
-            out.write(&snapshot_complete(2)).unwrap();
-            out.flush().unwrap();
-            // Enough lines to pass the buffer size, and one left for drop to write.
-            for _ in 0..BUFFER_BYTES / 64 {
-                out.write(&snapshot_complete(3)).unwrap();
-            }
-        }
-        let text = String::from_utf8(sink).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2 + BUFFER_BYTES / 64);
-        assert!(lines[0].starts_with("{\"seq\":0,"));
-        assert!(lines[1].starts_with("{\"seq\":3,"));
-        let last = format!("{{\"seq\":{},", 3 + BUFFER_BYTES / 64);
-        assert!(lines.last().unwrap().starts_with(&last));
-        assert!(text.ends_with("}\n"));
-    }
-}
+mod tests;

@@ -9,17 +9,15 @@ use std::{
 
 use serde::Serialize;
 
-use super::SinkDrops;
+use super::sink::Worth;
 use crate::detect::Detection;
 
 use crate::{
     clock::{Clock, Timestamp},
     model::{
-        attach::Chosen,
         errno::errno_name,
         health::Health,
         listener::{Ended, Holder, Listener, Neighbour},
-        loss::LossCounts,
         net::{Proto, Scope, family, protocol_name},
         process::{ListenerOwner, Process, ProcessContext},
         reach::Reachability,
@@ -27,6 +25,10 @@ use crate::{
         task::{Comm, ExecRecord, Task},
     },
 };
+
+mod own;
+
+pub use own::{FloodRecord, LossRecord, SnapshotRecord, StartRecord, StopRecord};
 
 /// A record; its `event` member is the variant's name (`Record::event`).
 #[derive(Debug)]
@@ -134,54 +136,6 @@ const fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// A process past the flood limit: the listener births of one kind the kernel shed for it
-/// since its last `flood` record, instead of reporting each.
-#[derive(Debug, Serialize)]
-pub struct FloodRecord {
-    /// The latest birth shed.
-    pub time: String,
-    pub pid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub comm: String,
-    /// `listen` or `bind` (UDP).
-    pub kind: &'static str,
-    /// Births shed since the last flood record of this process and kind.
-    pub count: u64,
-    /// Births of this kind shed since the process first passed the limit.
-    pub total: u64,
-    /// The first of the `count` births shed.
-    pub since: String,
-    /// Seconds from `since` to `time`.
-    pub interval_s: f64,
-    /// Written after the other fields (by the encoder).
-    #[serde(skip)]
-    pub process: Arc<Process>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SnapshotRecord {
-    pub time: String,
-    /// Listener records in the snapshot.
-    pub listeners: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StartRecord {
-    pub time: String,
-    pub version: &'static str,
-    /// The kernel release (`uname -r`).
-    pub kernel: String,
-    /// portwatch's own process id.
-    pub pid: u32,
-    pub ring_buffer_bytes: u32,
-    /// The attach type each hook got.
-    pub hooks: Vec<Chosen>,
-    /// The capabilities portwatch runs without, and what is lost without each.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub missing_privileges: &'static [crate::kernel::preflight::Missing],
-}
-
 /// A bind, listen, accept or close, written member by member (`write_members`): the one
 /// record written per event.
 #[derive(Debug, Default, PartialEq)]
@@ -230,34 +184,10 @@ pub struct SocketRecord {
     /// exec: the pid of the first live program started on the same socket, whose session
     /// this one runs in (None: this one opened it).
     pub session: Option<u32>,
+    /// It made a listener: a successful listen, a successful bind of a UDP socket.
+    pub birth: bool,
     /// Written after the other fields.
     pub process: Arc<Process>,
-}
-
-/// Counts of what was lost. `output_dropped` (and its part of `lost_total`) is the receiving
-/// sink's own: `Output` fills it in for each sink.
-#[derive(Clone, Debug, Serialize)]
-pub struct LossRecord {
-    pub time: String,
-    #[serde(flatten)]
-    pub counts: LossCounts,
-    /// With several sinks, what each dropped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sinks: Option<Vec<SinkDrops>>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct StopRecord {
-    pub time: String,
-    /// Why portwatch stopped: the signal's name (`cmd::signals::STOPPING`).
-    pub reason: &'static str,
-    /// Event records the receiving sink took (`Output` fills it in).
-    pub events: u64,
-    #[serde(flatten)]
-    pub counts: LossCounts,
-    /// With several sinks, what each dropped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sinks: Option<Vec<SinkDrops>>,
 }
 
 impl SocketRecord {
@@ -380,6 +310,7 @@ impl SocketRecord {
         if e.kind != SockKind::Accept {
             r.scope = shown.map(|a| Scope::of(&a));
         }
+        r.birth = e.is_birth();
         if matches!(e.kind, SockKind::Bind | SockKind::Listen) {
             r.success = Some(e.errno == 0);
             if e.errno != 0 {
@@ -419,28 +350,28 @@ impl Record {
         }
     }
 
-    /// Whether a full output queue keeps it before others (listener births, what was judged,
-    /// portwatch's own records; not accepts, closes, failed binds, TCP binds, unflagged stats),
-    /// and the socket inode of the listener whose birth it reports (0: none).
-    pub fn worth(&self) -> (bool, u64) {
+    /// What a full output queue keeps longest (`sink::Worth`), and the socket inode of the
+    /// listener whose birth it reports (0: none).
+    pub fn worth(&self) -> (Worth, u64) {
         let judged = |alert: &Option<String>, detections: &[Detection]| {
-            alert.is_some() || !detections.is_empty()
+            if alert.is_some() || !detections.is_empty() {
+                Worth::Urgent
+            } else {
+                Worth::Bulk
+            }
         };
         match self {
-            Self::Listen(r) if r.success == Some(true) => (true, r.inode.unwrap_or(0)),
-            Self::Bind(r) if r.success == Some(true) && r.protocol.as_deref() == Some("udp") => {
-                (true, r.inode.unwrap_or(0))
-            }
+            Self::Listen(r) | Self::Bind(r) if r.birth => (Worth::Urgent, r.inode.unwrap_or(0)),
             Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) | Self::Exec(r) => {
                 (judged(&r.alert, &r.detections), 0)
             }
-            Self::Listener(r) => (true, r.inode),
+            Self::Listener(r) => (Worth::Vital, r.inode),
             Self::ListenerStats(r) => (judged(&r.alert, &r.detections), 0),
             Self::Start(_)
             | Self::SnapshotComplete(_)
             | Self::Flood(_)
             | Self::Loss(_)
-            | Self::Stop(_) => (true, 0),
+            | Self::Stop(_) => (Worth::Vital, 0),
         }
     }
 

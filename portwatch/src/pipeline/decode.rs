@@ -11,9 +11,9 @@ use crate::model::{
     task::{Comm, ExecRecord, Running, Task, split_args},
 };
 use portwatch_common::{
-    AF_INET, AF_INET6, EXE_PATH_FULL, EventKind, ExecEvent, ExitEvent, FLAG_ARGS_TRUNCATED,
-    FLAG_REQ_ADDR, FLAG_SOCK, RecordHeader, SockEnds, SockEvent, TASK_LOGINUID, TASK_READ,
-    TaskInfo,
+    AF_INET, AF_INET6, EXE_PATH_DETACHED, EXE_PATH_FULL, EventKind, ExecEvent, ExitEvent,
+    FLAG_ARGS_TRUNCATED, FLAG_REQ_ADDR, FLAG_SOCK, RecordHeader, SockEnds, SockEvent,
+    TASK_LOGINUID, TASK_READ, TaskInfo,
 };
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +101,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
+/// The CPU and sequence number the kernel gave a record, when it is long enough to have them
+/// (an undecodable record still took its number).
+pub fn numbered(bytes: &[u8]) -> Option<(u32, u64)> {
+    pod_prefix::<RecordHeader>(bytes).map(|h| (h.cpu, h.seq))
+}
+
 /// Reads a `T` from the first `size_of::<T>()` bytes, if there are that many.
 fn pod_prefix<T: Copy>(bytes: &[u8]) -> Option<T> {
     let head = bytes.get(..size_of::<T>())?;
@@ -179,6 +185,7 @@ fn exec(r: &ExecEvent) -> Result<ExecRecord, DecodeError> {
         },
         filename: filename.to_vec(),
         exe_path: exe_path(r),
+        exe_detached: r.exe_path_flags & EXE_PATH_DETACHED != 0,
         args: split_args(args),
         args_truncated: r.header.flags & FLAG_ARGS_TRUNCATED != 0,
         stdio: stdio(r.stdio_sockets, &r.stdio)?,

@@ -73,4 +73,6 @@ pub struct Present {
     pub inodes: FxHashSet<u64>,
     /// The namespaces (inodes) whose sockets are all in `inodes`.
     pub namespaces: FxHashSet<u32>,
+    /// Namespaces that could not be listed (their sockets are not in `inodes`).
+    pub unlisted: usize,
 }

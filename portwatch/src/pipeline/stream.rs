@@ -21,7 +21,7 @@ use crate::{
     },
     output::{
         Output,
-        record::{LossRecord, Record, SocketRecord, StopRecord},
+        record::{Record, SocketRecord},
         sink::Sink,
     },
     pipeline::{
@@ -37,6 +37,7 @@ mod flood;
 mod reconcile;
 mod snapshot;
 mod stats;
+mod totals;
 
 /// Records one `drain` takes at most: about 30 ms of work for the daemon, 3 MiB of ring.
 pub const BATCH: usize = 16_384;
@@ -139,8 +140,14 @@ impl<S: Sink> Stream<S> {
             let decoded = match decode::decode(&item) {
                 Ok(d) => d,
                 Err(_) => {
-                    // Counted, and its place in the stream left empty like any lost record.
+                    // Counted, and its place in the stream left empty like any lost record:
+                    // the kernel numbered it, so the gap before it is revealed as for any other
+                    // (else the next record of its CPU would number it a second time).
                     self.decode_errors += 1;
+                    if let Some((cpu, seq)) = decode::numbered(&item) {
+                        let lost = self.seq.revealed(cpu, seq);
+                        self.out.skip(lost);
+                    }
                     self.out.skip(1);
                     continue;
                 }
@@ -218,6 +225,7 @@ impl<S: Sink> Stream<S> {
                 comm: &comm,
                 exe: record.process.exe.as_deref(),
                 exe_deleted: record.process.exe_deleted,
+                exec_args: record.process.exec_args.as_deref(),
                 args: record.process.args.as_deref(),
                 uid: Some(e.task.uid),
                 port: record.port,
@@ -270,13 +278,8 @@ impl<S: Sink> Stream<S> {
                 self.already_reported.remove(&inode);
                 false
             }
-            SockKind::Listen => e.errno == 0 && self.already_reported.contains(&inode),
-            SockKind::Bind => {
-                let udp = e
-                    .socket
-                    .as_ref()
-                    .is_some_and(|s| s.protocol == Proto::Udp.number());
-                udp && e.errno == 0 && self.already_reported.contains(&inode)
+            SockKind::Listen | SockKind::Bind => {
+                e.is_birth() && self.already_reported.contains(&inode)
             }
             SockKind::Accept => false,
         }
@@ -324,88 +327,6 @@ impl<S: Sink> Stream<S> {
             self.out.write(&Record::Close(record))?;
         }
         Ok(())
-    }
-
-    /// Everything counted lost before the output: the kernel's counters and decode errors (each
-    /// sink's own drops are added by `Output`, per sink).
-    fn counts(&mut self) -> Result<LossCounts> {
-        self.counters.read(self.decode_errors)
-    }
-
-    /// Writes a `loss` record when any counter (or any sink's drops) moved since the last one;
-    /// returns the counts.
-    fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
-        let counts = self.counts()?;
-        let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
-        if closes_lost(&counts) > closes_lost(&self.reported) {
-            self.listeners.closes_lost();
-        }
-        if counts.births_lost_since(&self.reported) {
-            self.reconciler.loss(clock.boot_now());
-        }
-        let drops = self.out.drops();
-        if counts != self.reported || drops != self.reported_drops {
-            // Losses not yet visible as sequence gaps get their numbers now, just before the
-            // record that counts them.
-            self.out.skip(self.seq.reported(&counts));
-            self.out.write(&Record::Loss(LossRecord {
-                time: clock.format_now(),
-                counts,
-                sinks: None,
-            }))?;
-            self.reported = counts;
-            self.reported_drops = drops;
-        }
-        Ok(counts)
-    }
-
-    pub fn flush(&mut self) -> Result<()> {
-        self.out.flush()
-    }
-
-    /// Reopens the sinks' destinations (SIGHUP).
-    pub fn reopen(&mut self) {
-        self.out.reopen();
-    }
-
-    /// The totals, last.
-    pub fn finish(&mut self, reason: &'static str, clock: &Clock) -> Result<()> {
-        let counts = self.report_loss(clock)?;
-        self.out.write(&Record::Stop(StopRecord {
-            time: clock.format_now(),
-            reason,
-            events: 0, // each sink's own, filled in by `Output`
-            counts,
-            sinks: None,
-        }))?;
-        self.flush()
-    }
-
-    /// Waits at most `limit` for the output to write out everything; what it could not is
-    /// counted as dropped. The sinks that did not write everything (the stop record, maybe).
-    pub fn settle(&mut self, limit: std::time::Duration) -> Vec<String> {
-        self.out.settle(limit)
-    }
-
-    /// Sink `name`'s stop record with the totals as they are now, numbered after everything
-    /// else but not written: for stderr, when the sink did not take the real one.
-    pub fn stop_line(
-        &mut self,
-        name: &str,
-        reason: &'static str,
-        clock: &Clock,
-    ) -> Result<Vec<u8>> {
-        let counts = self.counts()?;
-        let time = clock.format_now();
-        Ok(self.out.encode_alone(name, |events, dropped, drops| {
-            Record::Stop(StopRecord {
-                time: time.clone(),
-                reason,
-                events,
-                counts: counts.with_output_dropped(dropped),
-                sinks: drops,
-            })
-        }))
     }
 }
 

@@ -373,7 +373,7 @@ fn a_birth_an_output_refused_is_reported_again_while_the_listener_lives() {
         .collect();
     assert_eq!(again.len(), 1, "{written:?}");
     assert_eq!(again[0]["port"], 7101);
-    assert_eq!(again[0]["reason"], "listen not seen");
+    assert_eq!(again[0]["reason"], "listen not delivered");
     // The loss record counts the two refused.
     let loss = written.iter().find(|r| r["event"] == "loss").unwrap();
     assert_eq!(loss["output_dropped"], 2, "{loss}");

@@ -332,7 +332,8 @@ impl Sockets for SockDiag {
     }
 
     fn listed(&mut self) -> io::Result<(Vec<BoundSocket>, Present)> {
-        let (sockets, present, _) = everywhere()?;
+        let (sockets, mut present, failed) = everywhere()?;
+        present.unlisted = failed.len();
         Ok((sockets, present))
     }
 

@@ -67,7 +67,10 @@ const GUEST_TESTS: &[&str] = &[
     "attach_type",
     "after_sigkill",
     "flood::a_process_past_the_flood_limit",
-    "image::",
+    "image::a_program_deleted",
+    "image::an_exec_through",
+    "image::arguments_rewritten",
+    "image::a_program_replaced",
 ];
 
 /// The runs in each guest: `--attach` for every daemon (hook=TYPE,...; empty: the kernel's best)

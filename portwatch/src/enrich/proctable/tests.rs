@@ -13,6 +13,7 @@ fn exec(pid: u32, start_ns: u64, at_ns: u64, exe: &str, arg: &str) -> ExecRecord
         },
         filename: exe.as_bytes().to_vec(),
         exe_path: None,
+        exe_detached: false,
         args: vec![arg.as_bytes().to_vec()],
         args_truncated: false,
         stdio: None,

@@ -4,143 +4,18 @@
 //! buffer or the other sinks (destinations: `stdout`, `file`, `syslog`); `Writer` (`ls`, tests) and `Memory` (`doctor`, tests) write in
 //! place.
 mod file;
+mod lines;
 mod queued;
 mod stdout;
 mod syslog;
 
-use std::{io, sync::Arc, time::Duration};
-
-use bytes::Bytes;
+use std::{io, time::Duration};
 
 pub use file::{File, Rotation};
+pub use lines::{Dropped, Lines, Mark, Worth};
 pub use queued::{Destination, Progress, QUEUE_BYTES, Queued};
 pub use stdout::{Stdout, widen_pipe};
 pub use syslog::{Framing, Syslog, Target};
-
-/// Whole encoded records, shared by the sinks of one format.
-#[derive(Clone)]
-pub struct Lines {
-    pub bytes: Bytes,
-    /// How many records.
-    pub count: u64,
-    /// The memory `bytes` keeps alive (its buffer's capacity), which a queue's bound counts.
-    pub held: usize,
-    /// What each line is worth, in order (None: every line is `urgent`, none an event or a
-    /// birth, as loss and stop records).
-    pub marks: Option<Arc<[Mark]>>,
-}
-
-/// One line of `Lines`: where it ends and what a full queue may drop first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Mark {
-    /// Offset just past its newline.
-    pub end: u32,
-    /// Kept when a full queue drops what it can (listener births, judgements, portwatch's own
-    /// records); accepts, closes and failed binds go first.
-    pub urgent: bool,
-    /// An event record (counted in the stop record's `events`).
-    pub event: bool,
-    /// The socket inode of a listener this line reports the birth of (0: none): one that is
-    /// dropped is reported again while the listener lives.
-    pub birth: u64,
-}
-
-/// What a sink did not take of some lines.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Dropped {
-    pub records: u64,
-    pub events: u64,
-    /// The births among them (`Mark::birth`).
-    pub births: Vec<u64>,
-}
-
-impl Dropped {
-    pub fn add(&mut self, other: Self) {
-        self.records += other.records;
-        self.events += other.events;
-        self.births.extend(other.births);
-    }
-}
-
-impl Lines {
-    /// Lines copied into a buffer of their size.
-    pub fn copied(bytes: &[u8]) -> Self {
-        Self {
-            bytes: Bytes::copy_from_slice(bytes),
-            count: lines(bytes),
-            held: bytes.len(),
-            marks: None,
-        }
-    }
-
-    /// Whether any line may be dropped before the urgent ones.
-    pub fn has_bulk(&self) -> bool {
-        self.marks
-            .as_ref()
-            .is_some_and(|m| m.iter().any(|m| !m.urgent))
-    }
-
-    /// All of them, as dropped.
-    pub fn dropped(&self) -> Dropped {
-        match &self.marks {
-            None => Dropped {
-                records: self.count,
-                ..Dropped::default()
-            },
-            Some(marks) => Dropped {
-                records: self.count,
-                events: marks.iter().filter(|m| m.event).count() as u64,
-                births: marks.iter().map(|m| m.birth).filter(|&b| b != 0).collect(),
-            },
-        }
-    }
-
-    /// These lines without their last bulk lines, as many as it takes to free `need` bytes
-    /// (all of them, at most), copied; and what that leaves out.
-    pub fn without_bulk(&self, need: usize) -> (Self, Dropped) {
-        let Some(marks) = &self.marks else {
-            return (self.clone(), Dropped::default());
-        };
-        // Newest first: which lines go.
-        let mut freed = 0;
-        let mut cut = vec![false; marks.len()];
-        for (i, m) in marks.iter().enumerate().rev() {
-            if freed >= need {
-                break;
-            }
-            if !m.urgent {
-                let start = if i == 0 { 0 } else { marks[i - 1].end };
-                freed += (m.end - start) as usize;
-                cut[i] = true;
-            }
-        }
-        let mut bytes = Vec::new();
-        let mut kept = Vec::new();
-        let mut dropped = Dropped::default();
-        let mut start = 0;
-        for (m, cut) in marks.iter().zip(cut) {
-            let end = m.end as usize;
-            if !cut {
-                bytes.extend_from_slice(&self.bytes[start..end]);
-                kept.push(Mark {
-                    end: bytes.len() as u32,
-                    ..*m
-                });
-            } else {
-                dropped.records += 1;
-                dropped.events += u64::from(m.event);
-            }
-            start = end;
-        }
-        let lines = Self {
-            count: kept.len() as u64,
-            held: bytes.len(),
-            bytes: bytes.into(),
-            marks: Some(kept.into()),
-        };
-        (lines, dropped)
-    }
-}
 
 /// A destination for encoded records.
 pub trait Sink {
@@ -163,6 +38,11 @@ pub trait Sink {
     fn evicted_events(&self) -> u64 {
         0
     }
+    /// The births (socket inodes) among the lines a full queue dropped after taking them, since
+    /// the last call.
+    fn undelivered(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
 
     /// Records written shortened to fit the destination (a syslog receiver's limit).
     fn truncated(&self) -> u64 {
@@ -182,6 +62,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn evicted_events(&self) -> u64 {
         (**self).evicted_events()
+    }
+    fn undelivered(&mut self) -> Vec<u64> {
+        (**self).undelivered()
     }
 
     fn flush(&mut self) -> io::Result<()> {

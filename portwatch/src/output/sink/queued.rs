@@ -1,13 +1,14 @@
 //! A destination run by a thread of its own behind a bounded queue, so that one that stops
 //! taking lines (`portwatch watch | sleep 60`, a full disk, a dead syslog receiver) can neither
 //! block the event loop (signals, the ring buffer, the other sinks) nor make memory grow: at
-//! most `bound` bytes wait. When lines come to a full queue, what matters is kept: the bulk
-//! lines (accepts, closes, failed binds) of the new lines, then of the queued ones newest
-//! first, are dropped to make room for the urgent ones (listener births, judgements,
-//! portwatch's own records); only when none are left is an urgent line refused. Every drop is
-//! whole lines and counted (refused ones by `Output`, evicted ones here, with what the
-//! destination itself fails to write, in `Progress::lost`); a refused birth goes back to
-//! `Output`, so the listener is reported again while it lives.
+//! most `bound` bytes wait. When lines come to a full queue, what matters is kept (`Worth`):
+//! lines worth less than the best of the new ones are dropped to make room, bulk before
+//! urgent, the new lines' first, then the queued ones newest first but never from before a
+//! queued loss or stop record (which counted what was dropped before it); only when nothing
+//! worth less is left are the new lines refused. Every drop is whole lines and counted (refused
+//! ones by `Output`, evicted ones here, with what the destination itself fails to write, in
+//! `Progress::lost`); a dropped birth goes back to `Output`, so the listener is reported again
+//! while it lives.
 use std::{
     collections::VecDeque,
     io,
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Dropped, Lines, Sink, lines};
+use super::{Dropped, Lines, Sink, Worth, lines};
 
 /// How much may wait for a destination: some 27,000 native records, several seconds of a storm.
 pub const QUEUE_BYTES: usize = 8 << 20;
@@ -130,8 +131,9 @@ impl Queued {
         self.shared.progress.queued.load(Ordering::Acquire)
     }
 
-    /// Drops bulk lines of the queued ones, newest first, until `need` more bytes fit.
-    fn evict(&mut self, waiting: &mut Waiting, need: usize) {
+    /// Drops queued lines worth less than `worth`, newest first, until `need` more bytes fit,
+    /// stopping at the newest queued loss or stop record.
+    fn evict(&mut self, waiting: &mut Waiting, worth: Worth, need: usize) {
         for message in waiting.messages.iter_mut().rev() {
             let over = (self.queued() + need).saturating_sub(self.bound);
             if over == 0 {
@@ -140,10 +142,13 @@ impl Queued {
             let Message::Lines(queued) = message else {
                 continue;
             };
-            if !queued.has_bulk() {
+            if queued.marks.is_none() {
+                return; // a loss or stop record: what came before it is counted in it
+            }
+            if !queued.has_below(worth) {
                 continue;
             }
-            let (kept, dropped) = queued.without_bulk(over);
+            let (kept, dropped) = queued.without_below(worth, over);
             let freed = queued.held - kept.held;
             self.shared
                 .progress
@@ -189,19 +194,23 @@ impl Sink for Queued {
             ..lines
         };
         let mut refused = Dropped::default();
-        let over = (self.queued() + lines.held).saturating_sub(self.bound);
-        if over > 0 {
-            // The new lines are the newest: their bulk goes first.
-            if lines.has_bulk() {
-                let (kept, dropped) = lines.without_bulk(over);
+        let top = lines.top();
+        for worth in [Worth::Urgent, Worth::Vital] {
+            let over = (self.queued() + lines.held).saturating_sub(self.bound);
+            if over == 0 || worth > top {
+                break;
+            }
+            // The new lines are the newest: theirs go first.
+            if lines.has_below(worth) {
+                let (kept, dropped) = lines.without_below(worth, over);
                 refused.add(dropped);
                 lines = kept;
             }
-            self.evict(&mut waiting, lines.held);
-            if self.queued() + lines.held > self.bound {
-                refused.add(lines.dropped());
-                return Ok(refused);
-            }
+            self.evict(&mut waiting, worth, lines.held);
+        }
+        if self.queued() + lines.held > self.bound {
+            refused.add(lines.dropped());
+            return Ok(refused);
         }
         if lines.count == 0 {
             return Ok(refused);
@@ -238,6 +247,10 @@ impl Sink for Queued {
         self.evicted.events
     }
 
+    fn undelivered(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.evicted.births)
+    }
+
     fn truncated(&self) -> u64 {
         self.shared.progress.truncated.load(Ordering::Acquire)
     }
@@ -262,103 +275,4 @@ impl Drop for Queued {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::mpsc::{Receiver, Sender, channel};
-
-    use super::*;
-    use crate::output::sink::Mark;
-
-    /// A destination that writes only when the test lets it, one message at a time.
-    struct Gated {
-        go: Receiver<()>,
-        wrote: Sender<Vec<u8>>,
-    }
-
-    impl Destination for Gated {
-        fn write(&mut self, lines: &[u8], progress: &Progress) -> io::Result<()> {
-            let _ = self.go.recv();
-            progress.wrote(lines);
-            let _ = self.wrote.send(lines.to_vec());
-            Ok(())
-        }
-    }
-
-    /// `n` lines of 100 bytes, urgent or not, the urgent ones births of inodes from `first`.
-    fn lines(n: usize, urgent: bool, first: u64) -> Lines {
-        let mut bytes = Vec::new();
-        let mut marks = Vec::new();
-        for i in 0..n {
-            let tag = if urgent { b'u' } else { b'b' };
-            bytes.extend_from_slice(&[tag; 99]);
-            bytes.push(b'\n');
-            marks.push(Mark {
-                end: bytes.len() as u32,
-                urgent,
-                event: true,
-                birth: if urgent { first + i as u64 } else { 0 },
-            });
-        }
-        Lines {
-            count: n as u64,
-            held: bytes.len(),
-            bytes: bytes.into(),
-            marks: Some(marks.into()),
-        }
-    }
-
-    #[test]
-    fn a_full_queue_drops_bulk_lines_for_urgent_ones_and_refuses_only_when_none_are_left() {
-        let (go, gate) = channel();
-        let (wrote, written) = channel();
-        let mut q = Queued::new(Gated { go: gate, wrote }, 1100, "test-queue").unwrap();
-        // The thread takes the first line and waits at the gate (its 100 bytes still count);
-        // 10 bulk lines fill the queue behind it.
-        assert_eq!(q.take(lines(1, false, 0)).unwrap(), Dropped::default());
-        while !lock(&q.shared.waiting).messages.is_empty() {
-            std::thread::yield_now();
-        }
-        assert_eq!(q.take(lines(10, false, 0)).unwrap(), Dropped::default());
-        // A mixed batch: its bulk line is refused, its urgent ones push out queued bulk ones.
-        let mut mixed = lines(3, true, 100).bytes.to_vec();
-        mixed.extend_from_slice(&lines(1, false, 0).bytes);
-        let mut marks: Vec<Mark> = lines(3, true, 100).marks.unwrap().to_vec();
-        marks.push(Mark {
-            end: 400,
-            urgent: false,
-            event: true,
-            birth: 0,
-        });
-        let refused = q
-            .take(Lines {
-                count: 4,
-                held: 400,
-                bytes: mixed.into(),
-                marks: Some(marks.into()),
-            })
-            .unwrap();
-        assert_eq!((refused.records, refused.births.len()), (1, 0));
-        assert_eq!(q.lost(), 3, "three queued bulk lines dropped for them");
-        assert_eq!(q.evicted_events(), 3);
-        // Seven bulk and three urgent queued: seven more urgent lines take the bulk ones'
-        // place; the next urgent ones find none left and are refused, births and all.
-        assert_eq!(q.take(lines(7, true, 200)).unwrap(), Dropped::default());
-        let refused = q.take(lines(2, true, 300)).unwrap();
-        assert_eq!(refused.records, 2);
-        assert_eq!(refused.births, [300, 301]);
-        assert_eq!(q.lost(), 10);
-        // Everything taken and kept is written, in order: the urgent lines only.
-        for _ in 0..4 {
-            go.send(()).unwrap();
-        }
-        drop(go);
-        // The bulk chunk, emptied, is not written at all.
-        let mut out = Vec::new();
-        for _ in 0..3 {
-            out.extend(written.recv_timeout(Duration::from_secs(5)).unwrap());
-        }
-        let text = String::from_utf8(out).unwrap();
-        let kinds: String = text.lines().map(|l| char::from(l.as_bytes()[0])).collect();
-        assert_eq!(kinds, "buuuuuuuuuu");
-        assert_eq!(q.settle(Duration::from_secs(1)), 0);
-    }
-}
+mod tests;

@@ -64,6 +64,7 @@ impl<S: Sink> Stream<S> {
             comm: &comm,
             exe: r.process.exe.as_deref(),
             exe_deleted: r.process.exe_deleted,
+            exec_args: r.process.exec_args.as_deref(),
             args: r.process.args.as_deref(),
             uid: Some(r.uid),
             ancestors: &r.process.lineage,

@@ -62,8 +62,12 @@ impl<S: Sink> Stream<S> {
         let table = self.counters.floods()?;
         let mut records = Vec::new();
         for (pid, state) in &table {
+            // The same process, unless its entry was evicted and made again (counts from zero).
+            let same = |r: &Reported| {
+                r.start_ns == state.start_ns && r.shed.iter().zip(state.shed).all(|(a, b)| *a <= b)
+            };
             let prior = match self.floods.reported.get_mut(pid) {
-                Some(r) if r.start_ns == state.start_ns => r,
+                Some(r) if same(r) => r,
                 _ => {
                     let fresh = Reported {
                         start_ns: state.start_ns,

@@ -2,8 +2,9 @@
 //! or in-flight table, births shed by the flood limit, a decode error, a birth an output's queue
 //! dropped), the host's sockets are listed again, every namespace, and each listening TCP or
 //! bound UDP socket the stream does not know is reported as a `listener` record with
-//! `reason: "listen not seen"` and its owner, within a second of the loss. So a listener can be
-//! hidden from the stream only by living less time than that.
+//! `reason: "listen not seen"` and its owner, within a second of the loss; one whose record an
+//! output dropped, `"listen not delivered"` (the outputs that took the first get it twice).
+//! A listener whose birth was lost and that closes before the next listing is only counted.
 use rustc_hash::FxHashSet;
 
 use super::Stream;
@@ -22,7 +23,10 @@ const GAP_NS: u64 = 500_000_000;
 /// Sockets remembered in `seen` before a listing is due to prune it.
 const SEEN_MAX: usize = 1 << 16;
 
-pub const REASON: &str = "listen not seen";
+/// The `reason` of a listener the stream never saw made, and of one whose record an output
+/// dropped.
+pub const NOT_SEEN: &str = "listen not seen";
+pub const NOT_DELIVERED: &str = "listen not delivered";
 
 #[derive(Default)]
 pub struct Reconciler {
@@ -34,6 +38,8 @@ pub struct Reconciler {
     /// Listeners whose listen, bind or listener record an output dropped: reported again while
     /// they live.
     undelivered: FxHashSet<u64>,
+    /// More were dropped than remembered: every live listener is reported again.
+    undelivered_overflow: bool,
 }
 
 impl Reconciler {
@@ -63,8 +69,9 @@ impl<S: Sink> Stream<S> {
     pub(super) fn reconcile_if_due(&mut self, clock: &Clock) -> Result<()> {
         let now = clock.boot_now();
         let undelivered = self.out.undelivered();
-        if !undelivered.is_empty() {
-            self.reconciler.undelivered.extend(undelivered);
+        if !undelivered.births.is_empty() || undelivered.overflow {
+            self.reconciler.undelivered.extend(undelivered.births);
+            self.reconciler.undelivered_overflow |= undelivered.overflow;
             self.reconciler.loss(now);
         }
         if self.reconciler.due_ns.is_none_or(|due| due > now) {
@@ -81,27 +88,36 @@ impl<S: Sink> Stream<S> {
             Proto::Udp => self.filters.selects(EventKind::Bind),
         };
         let r = &mut self.reconciler;
-        let mut missing = FxHashSet::default();
+        let mut missing = rustc_hash::FxHashMap::default();
         for s in sockets.iter().filter(|s| wanted(s.proto)) {
             let known = self.listeners.get(s.inode).is_some()
                 || self.already_reported.contains(&s.inode)
                 || r.seen.contains(&s.inode);
-            if !known || r.undelivered.contains(&s.inode) {
-                missing.insert(s.inode);
+            if !known {
+                missing.insert(s.inode, NOT_SEEN);
+            } else if r.undelivered_overflow || r.undelivered.contains(&s.inode) {
+                missing.insert(s.inode, NOT_DELIVERED);
             }
         }
-        // What is gone is not looked for again; a namespace not listed keeps its entries.
-        let listed = |i: &u64| present.inodes.contains(i);
-        r.seen.retain(listed);
-        r.undelivered.clear();
-        self.already_reported.retain(listed);
+        r.undelivered_overflow = false;
+        if present.unlisted == 0 {
+            // What is gone is not looked for again.
+            let listed = |i: &u64| present.inodes.contains(i);
+            r.seen.retain(listed);
+            r.undelivered.clear();
+            self.already_reported.retain(listed);
+        } else {
+            // A namespace could not be listed: its sockets may still live; only those found
+            // are settled.
+            r.undelivered.retain(|i| !present.inodes.contains(i));
+        }
         if missing.is_empty() {
             return Ok(());
         }
         let owners = self.sockets.owners();
         for l in inventory::assemble(sockets, owners) {
-            if missing.contains(&l.socket.inode) {
-                self.report_listed(&l, Some(REASON), clock)?;
+            if let Some(&reason) = missing.get(&l.socket.inode) {
+                self.report_listed(&l, Some(reason), clock)?;
             }
         }
         Ok(())

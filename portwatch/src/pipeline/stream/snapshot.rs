@@ -78,6 +78,7 @@ impl<S: Sink> Stream<S> {
             comm: r.comm.as_deref().unwrap_or("?"),
             exe: owner.process.exe.as_deref(),
             exe_deleted: owner.process.exe_deleted,
+            exec_args: owner.process.exec_args.as_deref(),
             args: owner.process.args.as_deref(),
             uid: Some(uid.unwrap_or(s.uid)),
             port: Some(s.local.port()),

@@ -83,6 +83,7 @@ impl<S: Sink> Stream<S> {
                     comm: r.comm.as_deref().unwrap_or("?"),
                     exe: owner.process.exe.as_deref(),
                     exe_deleted: owner.process.exe_deleted,
+                    exec_args: owner.process.exec_args.as_deref(),
                     ..detect::Subject::default()
                 };
                 r.detections = self.rules.judge_health(&subject, &health, rising);

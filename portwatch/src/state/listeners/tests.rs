@@ -27,6 +27,7 @@ fn present(inodes: &[u64]) -> Present {
     Present {
         inodes: inodes.iter().copied().collect(),
         namespaces: [NETNS].into_iter().collect(),
+        unlisted: 0,
     }
 }
 #[test]

@@ -4,26 +4,16 @@
 //! it really runs; one that rewrote its arguments after exec is told apart.
 use aya_ebpf::{helpers::generated::bpf_probe_read_user, macros::map, maps::PerCpuArray};
 use portwatch_common::{
-    ARGS_HASHED, EXE_NAME_LEN, EXE_PATH_DEPTH, EXE_PATH_FULL, ExecEvent, FINGERPRINT_START,
-    IMAGE_ARGS, IMAGE_EXE, ImageId, fingerprint_step,
+    ARGS_HASHED, EXE_NAME_LEN, EXE_PATH_DEPTH, EXE_PATH_DETACHED, EXE_PATH_FULL, ExecEvent,
+    FINGERPRINT_START, IMAGE_ARGS, IMAGE_EXE, ImageId, fingerprint_step,
 };
 
-use crate::{
-    kernel::{ReadError, Why, read},
-    maps::offset,
-};
-
-/// Dentries and mount points walked at most, from the executable up to the process's root.
-const MAX_DEPTH: usize = 24;
+use super::{ReadError, Why, current_task, read};
+use crate::maps::offset;
 
 /// Where the argument bytes are hashed: too big for the 512-byte stack next to a record.
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; ARGS_HASHED]> = PerCpuArray::with_max_entries(1, 0);
-
-#[inline(always)]
-fn current_task() -> *const u8 {
-    unsafe { aya_ebpf::helpers::bpf_get_current_task() as *const u8 }
-}
 
 /// The current task's executable file (`mm->exe_file`).
 #[inline(always)]
@@ -39,15 +29,20 @@ fn exe_file() -> Result<*const u8, ReadError> {
     Ok(file)
 }
 
-/// Fills the executable's identity; returns its file for the path.
+/// Fills the executable's identity; returns its file for the path. Fields are written only
+/// once every read succeeded: each failure then leaves the same state, and the verifier walks
+/// what follows once (see the top of `kernel`).
 #[inline(always)]
 pub fn read_exe(id: &mut ImageId) -> Result<*const u8, ReadError> {
     let file = exe_file()?;
     let inode: *const u8 = read(file.wrapping_add(offset!(file_inode)))?;
     let sb: *const u8 = read(inode.wrapping_add(offset!(inode_sb)))?;
-    id.exe_ino = read(inode.wrapping_add(offset!(inode_ino)))?;
-    id.exe_dev = read(sb.wrapping_add(offset!(sb_dev)))?;
-    id.exe_nlink = read(inode.wrapping_add(offset!(inode_nlink)))?;
+    let ino: u64 = read(inode.wrapping_add(offset!(inode_ino)))?;
+    let dev: u32 = read(sb.wrapping_add(offset!(sb_dev)))?;
+    let nlink: u32 = read(inode.wrapping_add(offset!(inode_nlink)))?;
+    id.exe_ino = ino;
+    id.exe_dev = dev;
+    id.exe_nlink = nlink;
     id.flags |= IMAGE_EXE;
     Ok(file)
 }
@@ -55,7 +50,7 @@ pub fn read_exe(id: &mut ImageId) -> Result<*const u8, ReadError> {
 /// Fills the fingerprint of the current task's arguments (`args_fingerprint`).
 #[inline(always)]
 pub fn read_args(id: &mut ImageId) -> Result<(), ReadError> {
-    let (start, end) = crate::kernel::args_range()?;
+    let (start, end) = super::args_range()?;
     let len = end.saturating_sub(start);
     let hashed = if len > ARGS_HASHED as u64 {
         ARGS_HASHED as u32
@@ -91,23 +86,22 @@ pub fn read_args(id: &mut ImageId) -> Result<(), ReadError> {
 
 /// Writes the names on the path of `file` into `ev`'s slots, walking its dentries up to the
 /// current task's root and crossing mount points on the way, as d_path does; sets
-/// `EXE_PATH_FULL` when the walk reached a root. A process in a container gets its path inside
-/// the container; a memfd its name (`/memfd:NAME`).
+/// `EXE_PATH_FULL` when the walk reached a root, and `EXE_PATH_DETACHED` when that root is not
+/// the process's own (a detached mount's, a pseudo file system's). A process in a container
+/// gets its path inside the container; a memfd its name (`/memfd:NAME`).
 #[inline(always)]
 pub fn exe_path(file: *const u8, ev: *mut ExecEvent) {
     // SAFETY: `ev` is the record being built in the ring buffer.
     unsafe {
         (*ev).exe_path_flags = 0;
         (*ev).exe_name_lens = [0; EXE_PATH_DEPTH];
-        if walk(file, ev).unwrap_or(false) {
-            (*ev).exe_path_flags = EXE_PATH_FULL;
-        }
+        (*ev).exe_path_flags = walk(file, ev).unwrap_or(0);
     }
 }
 
-/// True when the walk reached a root within `EXE_PATH_DEPTH` steps.
+/// The `EXE_PATH_*` flags of the walk (0: it did not reach a root in `EXE_PATH_DEPTH` steps).
 #[inline(always)]
-unsafe fn walk(file: *const u8, ev: *mut ExecEvent) -> Result<bool, ReadError> {
+unsafe fn walk(file: *const u8, ev: *mut ExecEvent) -> Result<u32, ReadError> {
     let fs: *const u8 = read(current_task().wrapping_add(offset!(task_fs)))?;
     let root_mnt: *const u8 = read(fs.wrapping_add(offset!(fs_root_mnt)))?;
     let root_dentry: *const u8 = read(fs.wrapping_add(offset!(fs_root_dentry)))?;
@@ -116,14 +110,14 @@ unsafe fn walk(file: *const u8, ev: *mut ExecEvent) -> Result<bool, ReadError> {
     let mut mount = vfsmnt.wrapping_sub(offset!(mount_mnt));
     for step in 0..EXE_PATH_DEPTH {
         if dentry == root_dentry && vfsmnt == root_mnt {
-            return Ok(true);
+            return Ok(EXE_PATH_FULL);
         }
         let mnt_root: *const u8 = read(vfsmnt.wrapping_add(offset!(vfsmount_root)))?;
         if dentry == mnt_root {
             // The root of its mount: on to where the mount sits, unless it sits nowhere.
             let parent: *const u8 = read(mount.wrapping_add(offset!(mount_parent)))?;
             if parent == mount {
-                return Ok(true);
+                return Ok(EXE_PATH_FULL | EXE_PATH_DETACHED);
             }
             dentry = read(mount.wrapping_add(offset!(mount_mountpoint)))?;
             mount = parent;
@@ -144,9 +138,9 @@ unsafe fn walk(file: *const u8, ev: *mut ExecEvent) -> Result<bool, ReadError> {
         let parent: *const u8 = read(dentry.wrapping_add(offset!(dentry_parent)))?;
         if parent == dentry {
             // A file system's root that is no mount's (a memfd's, a pipe's): its name is all.
-            return Ok(true);
+            return Ok(EXE_PATH_FULL | EXE_PATH_DETACHED);
         }
         dentry = parent;
     }
-    Ok(false)
+    Ok(0)
 }

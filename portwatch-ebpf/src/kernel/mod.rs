@@ -36,8 +36,10 @@ pub fn read<T>(ptr: *const u8) -> Result<T, ReadError> {
     unsafe { bpf_probe_read_kernel(ptr.cast::<T>()) }.map_err(|_| ReadError(Why::Fault))
 }
 
+pub mod image;
+
 #[inline(always)]
-fn current_task() -> *const u8 {
+pub(crate) fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }
 }
 
