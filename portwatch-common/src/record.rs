@@ -117,7 +117,8 @@ pub struct RecordHeader {
     pub kind: u8,
     /// `FLAG_*` bits.
     pub flags: u8,
-    pub _pad: u16,
+    /// `IMAGE_*` bits: what the record's `ImageId` holds.
+    pub image_flags: u16,
     /// 0 on success, else the positive errno the syscall returned.
     pub errno: i32,
     /// The CPU that produced the record.
@@ -194,45 +195,78 @@ pub struct SockEvent {
     pub inode: u64,
     /// accept: the inode of the listening socket the connection came from, 0 if unknown.
     pub listener_inode: u64,
-    /// What the task runs at the event (bind, listen, accept): its executable and arguments.
-    pub image: ImageId,
 }
 
 /// What a task runs at an event, read in the kernel: its executable file (`mm->exe_file`,
 /// whatever name it was exec'd by) and a fingerprint of its arguments as they are now (a
-/// process may rewrite them after exec).
+/// process may rewrite them after exec). Its flags are the record header's `image_flags`.
+/// In a socket record it takes the place of an address the record's kind has no use for
+/// (`SockEvent::image_slot`): the record stays the size the 512-byte stack allows (with the
+/// diagnostics on, 6.1's verifier refused 32 bytes more).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImageId {
-    /// The executable's inode number, device (the kernel's dev_t: major << 20 | minor) and
-    /// link count (0: deleted, or never linked: a memfd) when `IMAGE_EXE` is set.
+    /// The executable's inode number, when `IMAGE_EXE` is set.
     pub exe_ino: u64,
-    pub exe_dev: u32,
-    pub exe_nlink: u32,
-    /// `args_fingerprint` of the first `ARGS_HASHED` bytes of the argument area, and the area's
-    /// length, when `IMAGE_ARGS` is set.
+    /// `args_fingerprint` of the argument area, when `IMAGE_ARGS` is set.
     pub args_hash: u64,
-    pub args_len: u32,
-    pub flags: u32,
 }
 
-/// `ImageId::flags`: the executable was read.
-pub const IMAGE_EXE: u32 = 1 << 0;
-/// `ImageId::flags`: the arguments were read.
-pub const IMAGE_ARGS: u32 = 1 << 1;
+/// `RecordHeader::image_flags`: the executable was read; it had no links left (deleted, or a
+/// memfd); the arguments were read.
+pub const IMAGE_EXE: u16 = 1 << 0;
+pub const IMAGE_UNLINKED: u16 = 1 << 1;
+pub const IMAGE_ARGS: u16 = 1 << 2;
+
+impl SockEvent {
+    /// Where a socket record of `kind` keeps its `ImageId`: a bind's peer address (a socket
+    /// being bound has none), else the requested address (only a bind has one).
+    #[inline(always)]
+    pub fn image_slot(&mut self, kind: EventKind) -> &mut [u8; 16] {
+        if matches!(kind, EventKind::Bind) {
+            &mut self.remote_addr
+        } else {
+            &mut self.req_addr
+        }
+    }
+
+    /// The `ImageId` of a socket record of `kind` and its `IMAGE_*` flags.
+    pub fn image(&self, kind: EventKind) -> (ImageId, u16) {
+        let slot = if matches!(kind, EventKind::Bind) {
+            &self.remote_addr
+        } else {
+            &self.req_addr
+        };
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&slot[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let image = ImageId {
+            exe_ino: word(0),
+            args_hash: word(1),
+        };
+        (image, self.header.image_flags)
+    }
+}
+
 /// Bytes of the argument area the fingerprint covers.
 pub const ARGS_HASHED: usize = 256;
 const FINGERPRINT_PRIME: u64 = 0x0000_0100_0000_01b3;
 const FINGERPRINT_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The fingerprint of an argument area (NUL-separated, as in /proc/PID/cmdline): FNV-1a over
-/// 8-byte little-endian words of its first `ARGS_HASHED` bytes, the last word zero-padded, then
-/// the length. The kernel computes it at each event; the daemon over the arguments it holds.
+/// the 8-byte little-endian words of its first `ARGS_HASHED` bytes, zero-padded to that size
+/// (a loop without branches, which keeps the kernel's verification linear), then the length.
+/// The kernel computes it at each event; the daemon over the arguments it holds.
 pub fn args_fingerprint(args: &[u8]) -> u64 {
+    let mut padded = [0u8; ARGS_HASHED];
+    let n = args.len().min(ARGS_HASHED);
+    padded[..n].copy_from_slice(&args[..n]);
     let mut h = FINGERPRINT_BASIS;
-    for chunk in args[..args.len().min(ARGS_HASHED)].chunks(8) {
+    for chunk in padded.chunks(8) {
         let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
+        word.copy_from_slice(chunk);
         h = (h ^ u64::from_le_bytes(word)).wrapping_mul(FINGERPRINT_PRIME);
     }
     (h ^ args.len() as u64).wrapping_mul(FINGERPRINT_PRIME)
@@ -263,7 +297,8 @@ pub struct ExecEvent {
     pub _pad: [u8; 3],
     /// The lowest of those sockets, when `stdio_sockets` is not 0.
     pub stdio: SockEnds,
-    /// The new image's executable and its arguments' fingerprint.
+    /// The new image's executable and its arguments' fingerprint (flags: the header's
+    /// `image_flags`).
     pub image: ImageId,
     /// `EXE_PATH_FULL` when the walk of the executable's dentries reached a root.
     pub exe_path_flags: u32,
@@ -316,10 +351,10 @@ pub struct ExitEvent {
 
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<TaskInfo>() == 80);
-const _: () = assert!(core::mem::size_of::<SockEvent>() == 224);
-const _: () = assert!(core::mem::size_of::<ImageId>() == 32);
+const _: () = assert!(core::mem::size_of::<SockEvent>() == 192);
+const _: () = assert!(core::mem::size_of::<ImageId>() == 16);
 const _: () = assert!(core::mem::size_of::<SockEnds>() == 56);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 2544);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 2528);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 104);
 
 /// `SockEvent::via`: the call came from a syscall (or its path is unknown).
@@ -379,11 +414,12 @@ mod tests {
             args_fingerprint(&other),
             "past 256: not covered"
         );
+        // The kernel's loop: every word of the zero-padded first ARGS_HASHED bytes.
+        let mut padded = [0u8; ARGS_HASHED];
+        padded[..15].copy_from_slice(b"python3\0srv.py\0");
         let mut h = FINGERPRINT_START;
-        for w in b"python3\0srv.py\0".chunks(8) {
-            let mut word = [0; 8];
-            word[..w.len()].copy_from_slice(w);
-            h = fingerprint_step(h, u64::from_le_bytes(word));
+        for w in padded.chunks(8) {
+            h = fingerprint_step(h, u64::from_le_bytes(w.try_into().unwrap()));
         }
         assert_eq!(
             fingerprint_step(h, 15),

@@ -5,8 +5,8 @@ use aya_ebpf::helpers::{
     generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
 };
 use portwatch_common::{
-    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, FLAG_SOCK, Pending, SockEvent, TASK_READ,
-    TaskInfo, counters,
+    AF_INET, AF_INET6, EventKind, FLAG_REQ_ADDR, FLAG_SOCK, IMAGE_ARGS, IMAGE_EXE, IMAGE_UNLINKED,
+    Pending, SockEvent, TASK_READ, TaskInfo, counters,
 };
 
 use crate::{
@@ -204,9 +204,19 @@ pub fn send(ev: &mut SockEvent, kind: EventKind, at: At) {
     // What runs now, for the calls a process makes itself (a close may come from elsewhere);
     // read only for a record that passed the filters. A failed read leaves its flag clear:
     // the daemon then relies on what it saw at exec.
+    // Straight into the record's slot, nothing more on the stack (it is at 6.1's limit).
     if kind != EventKind::Close {
-        let _ = crate::kernel::image::read_exe(&mut ev.image);
-        let _ = crate::kernel::image::read_args(&mut ev.image);
+        use crate::kernel::image::{read_args, read_exe};
+        let mut flags = 0;
+        if let Ok((ino, unlinked, _)) = read_exe() {
+            ev.image_slot(kind)[..8].copy_from_slice(&ino.to_ne_bytes());
+            flags |= IMAGE_EXE | if unlinked { IMAGE_UNLINKED } else { 0 };
+        }
+        if let Ok(hash) = read_args() {
+            ev.image_slot(kind)[8..].copy_from_slice(&hash.to_ne_bytes());
+            flags |= IMAGE_ARGS;
+        }
+        ev.header.image_flags = flags;
     }
     let birth = flood::is_birth(ev, kind);
     if birth && !flood::admit(ev, kind) {

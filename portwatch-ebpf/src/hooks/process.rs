@@ -30,7 +30,7 @@ fn header(kind: EventKind) -> RecordHeader {
     let mut h = RecordHeader {
         kind: kind as u8,
         flags: 0,
-        _pad: 0,
+        image_flags: 0,
         errno: 0,
         cpu: 0,
         _pad2: 0,
@@ -82,11 +82,13 @@ pub fn process_exec(ctx: TracePointContext) -> u32 {
         (*ev).exe_path_flags = 0;
         (*ev)._pad2 = 0;
         (*ev).exe_name_lens = [0; EXE_PATH_DEPTH];
-        if let Ok(file) = crate::kernel::image::read_exe(&mut (*ev).image) {
+        // The executable, its path, and the arguments' fingerprint now, which later events of
+        // the process are compared to.
+        let mut image_flags = 0;
+        if let Some(file) = crate::kernel::image::read_image(&mut (*ev).image, &mut image_flags) {
             crate::kernel::image::exe_path(file, ev);
         }
-        // The arguments' fingerprint now, which later events of the process are compared to.
-        let _ = crate::kernel::image::read_args(&mut (*ev).image);
+        (*ev).header.image_flags = image_flags;
 
         // __data_loc field: low 16 bits offset of the string in the record, high 16 its length.
         if let Ok(loc) = ctx.read_at::<u32>(offset!(tp_exec_filename)) {

@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::generated::bpf_probe_read_user, macros::map, maps::PerCpuArray};
 use portwatch_common::{
     ARGS_HASHED, EXE_NAME_LEN, EXE_PATH_DEPTH, EXE_PATH_DETACHED, EXE_PATH_FULL, ExecEvent,
-    FINGERPRINT_START, IMAGE_ARGS, IMAGE_EXE, ImageId, fingerprint_step,
+    FINGERPRINT_START, IMAGE_ARGS, IMAGE_EXE, IMAGE_UNLINKED, ImageId, fingerprint_step,
 };
 
 use super::{ReadError, Why, current_task, read};
@@ -29,27 +29,23 @@ fn exe_file() -> Result<*const u8, ReadError> {
     Ok(file)
 }
 
-/// Fills the executable's identity; returns its file for the path. Fields are written only
-/// once every read succeeded: each failure then leaves the same state, and the verifier walks
-/// what follows once (see the top of `kernel`).
+/// The executable's inode and whether it has links left, and its file (for the path); read
+/// whole or not at all, so each failure leaves the same state and the verifier walks what
+/// follows once (see the top of `kernel`).
 #[inline(always)]
-pub fn read_exe(id: &mut ImageId) -> Result<*const u8, ReadError> {
+pub fn read_exe() -> Result<(u64, bool, *const u8), ReadError> {
     let file = exe_file()?;
     let inode: *const u8 = read(file.wrapping_add(offset!(file_inode)))?;
-    let sb: *const u8 = read(inode.wrapping_add(offset!(inode_sb)))?;
     let ino: u64 = read(inode.wrapping_add(offset!(inode_ino)))?;
-    let dev: u32 = read(sb.wrapping_add(offset!(sb_dev)))?;
     let nlink: u32 = read(inode.wrapping_add(offset!(inode_nlink)))?;
-    id.exe_ino = ino;
-    id.exe_dev = dev;
-    id.exe_nlink = nlink;
-    id.flags |= IMAGE_EXE;
-    Ok(file)
+    Ok((ino, nlink == 0, file))
 }
 
-/// Fills the fingerprint of the current task's arguments (`args_fingerprint`).
+/// The fingerprint of the current task's arguments (`args_fingerprint`): the first
+/// `ARGS_HASHED` bytes copied into a zeroed scratch buffer and hashed whole, with no branch in
+/// the loop (a branch per word made the verifier pass its limit with the diagnostics on).
 #[inline(always)]
-pub fn read_args(id: &mut ImageId) -> Result<(), ReadError> {
+pub fn read_args() -> Result<u64, ReadError> {
     let (start, end) = super::args_range()?;
     let len = end.saturating_sub(start);
     let hashed = if len > ARGS_HASHED as u64 {
@@ -57,31 +53,41 @@ pub fn read_args(id: &mut ImageId) -> Result<(), ReadError> {
     } else {
         len as u32
     };
-    let buf = SCRATCH.get_ptr_mut(0).ok_or(ReadError(Why::Fault))?;
-    // SAFETY: this CPU's scratch buffer, `hashed` ≤ its size; a failed read is reported.
-    let copied =
-        unsafe { bpf_probe_read_user(buf.cast(), hashed, start as *const core::ffi::c_void) };
-    if copied != 0 {
-        return Err(ReadError(Why::Fault));
-    }
-    let mut h = FINGERPRINT_START;
-    for i in 0..ARGS_HASHED / 8 {
-        let at = i * 8;
-        if at as u32 >= hashed {
-            break;
+    let buf = SCRATCH
+        .get_ptr_mut(0)
+        .ok_or(ReadError(Why::Fault))?
+        .cast::<u64>();
+    // SAFETY: this CPU's scratch buffer, ARGS_HASHED bytes, 8-aligned (a map value).
+    unsafe {
+        for i in 0..ARGS_HASHED / 8 {
+            buf.add(i).write_volatile(0);
         }
-        // SAFETY: within the buffer (i < ARGS_HASHED / 8).
-        let mut word = unsafe { core::ptr::read_unaligned(buf.cast::<u8>().add(at).cast::<u64>()) };
-        let left = hashed - at as u32;
-        if left < 8 {
-            word &= (1u64 << (left * 8)) - 1;
+        if bpf_probe_read_user(buf.cast(), hashed, start as *const core::ffi::c_void) != 0 {
+            return Err(ReadError(Why::Fault));
         }
-        h = fingerprint_step(h, word);
+        let mut h = FINGERPRINT_START;
+        for i in 0..ARGS_HASHED / 8 {
+            h = fingerprint_step(h, u64::from_le(buf.add(i).read()));
+        }
+        Ok(fingerprint_step(h, len))
     }
-    id.args_hash = fingerprint_step(h, len);
-    id.args_len = len as u32;
-    id.flags |= IMAGE_ARGS;
-    Ok(())
+}
+
+/// Reads what the current task runs into `image`, setting `IMAGE_*` in `flags`; returns the
+/// executable's file when it was read.
+#[inline(always)]
+pub fn read_image(image: &mut ImageId, flags: &mut u16) -> Option<*const u8> {
+    let mut file = None;
+    if let Ok((ino, unlinked, f)) = read_exe() {
+        image.exe_ino = ino;
+        *flags |= IMAGE_EXE | if unlinked { IMAGE_UNLINKED } else { 0 };
+        file = Some(f);
+    }
+    if let Ok(hash) = read_args() {
+        image.args_hash = hash;
+        *flags |= IMAGE_ARGS;
+    }
+    file
 }
 
 /// Writes the names on the path of `file` into `ev`'s slots, walking its dentries up to the

@@ -64,7 +64,7 @@ pub struct ProcInfo {
     pub exe_file: Option<ExeFile>,
     pub args: Option<Vec<Vec<u8>>>,
     /// `portwatch_common::args_fingerprint` of the raw command line.
-    pub args_print: Option<(u32, u64)>,
+    pub args_print: Option<u64>,
     pub comm: Comm,
     pub ppid: u32,
     pub cgroup: Option<String>,
@@ -81,9 +81,7 @@ pub fn read(pid: u32, start_ticks: Option<u64>) -> Option<ProcInfo> {
     Some(ProcInfo {
         exe,
         exe_file,
-        args_print: raw
-            .as_deref()
-            .map(|r| (r.len() as u32, portwatch_common::args_fingerprint(r))),
+        args_print: raw.as_deref().map(portwatch_common::args_fingerprint),
         args: raw.as_deref().map(split_cmdline),
         comm: stat.comm,
         ppid: stat.ppid,
@@ -98,10 +96,10 @@ pub fn exe(pid: u32, start_ticks: u64) -> Option<String> {
 
 /// The arguments of the process started at `start_ticks` as they are now (/proc/PID/cmdline),
 /// after it rewrote them (the NULs a new title was padded with are not arguments), with the
-/// fingerprint of what was read (`portwatch_common::args_fingerprint`: length, hash).
-pub fn cmdline(pid: u32, start_ticks: u64) -> Option<(Vec<Vec<u8>>, (u32, u64))> {
+/// fingerprint of what was read (`portwatch_common::args_fingerprint`).
+pub fn cmdline(pid: u32, start_ticks: u64) -> Option<(Vec<Vec<u8>>, u64)> {
     let raw = consistent(pid, Some(start_ticks), |d| fs::read(d.join("cmdline")).ok())?.1?;
-    let print = (raw.len() as u32, portwatch_common::args_fingerprint(&raw));
+    let print = portwatch_common::args_fingerprint(&raw);
     Some((split_cmdline(&raw), print))
 }
 

@@ -203,7 +203,7 @@ impl ProcessTable {
         let key = self.key(e.task.pid, start_ns);
         // /proc is read only for what the record lacks: the absolute path of a relative execve,
         // and the cgroup path where cgroup v1 is in use (the v2 id says nothing there).
-        let linked = e.task.running.exe_links.is_some_and(|l| l > 0);
+        let linked = e.task.running.exe_unlinked == Some(false);
         let (exe, exe_gap) = if let Some(path) = &e.exe_path {
             // The file really running, as the kernel walked it: exact whatever name the exec
             // used (/proc/self/exe, /dev/fd/N, a symlink), inside a container its path there.
@@ -214,8 +214,8 @@ impl ProcessTable {
         } else if e.filename.starts_with(b"/") {
             // Resolved now, not at exec: taken only if it is still the file the kernel saw run.
             let resolved = procfs::resolve_exe(e.task.pid, &e.filename);
-            match (e.task.running.exe, procfs::inode_of(&resolved)) {
-                (Some(ran), Some(ino)) if ran.ino != ino => (
+            match (e.task.running.exe_ino, procfs::inode_of(&resolved)) {
+                (Some(ran), Some(ino)) if ran != ino => (
                     Some(text::escape(&e.filename).into()),
                     Some("the name exec'd leads to another file now: this is the name as given"),
                 ),
@@ -246,8 +246,8 @@ impl ProcessTable {
             exe_gap,
             args: Some(text_args(&e.args)),
             args_truncated: e.args_truncated,
-            exe_file: e.task.running.exe,
-            exe_deleted: e.task.running.exe_links == Some(0),
+            exe_ino: e.task.running.exe_ino,
+            exe_deleted: e.task.running.exe_unlinked == Some(true),
             args_print: e.task.running.args,
             comm: e.task.comm.text().into(),
             cgroup,

@@ -15,11 +15,8 @@ pub fn apply(c: &mut ProcessContext, t: &Task, image: &Image) {
         c.gap("exe", why);
     }
     let running = &t.running;
-    c.exe_deleted = match running.exe_links {
-        Some(links) => links == 0,
-        None => image.exe_deleted,
-    };
-    if c.exe_deleted && replaced(t.pid, c.exe.as_deref(), running.exe.map(|e| e.ino)) {
+    c.exe_deleted = running.exe_unlinked.unwrap_or(image.exe_deleted);
+    if c.exe_deleted && replaced(t.pid, c.exe.as_deref(), running.exe_ino) {
         // A package upgrade: the path has a new file, the process runs the old one. Not a
         // program that hides its file, and said so rather than flagged on every accept.
         c.exe_deleted = false;
@@ -28,9 +25,10 @@ pub fn apply(c: &mut ProcessContext, t: &Task, image: &Image) {
             "replaced on disk since the process started (an upgrade?): it runs the file that was there",
         );
     }
-    if let (Some(now), Some(then)) = (running.exe, image.exe_file) {
-        // By inode: on btrfs stat's st_dev (the subvolume's) is not the kernel's s_dev.
-        if now.ino != then.ino {
+    if let (Some(now), Some(then)) = (running.exe_ino, image.exe_ino) {
+        // By inode (the kernel's s_dev is not stat's st_dev on btrfs): a changed file, or the
+        // same number on another file system, which is rare enough to read /proc for.
+        if now != then {
             // The process runs another file than the one it exec'd (prctl PR_SET_MM_EXE_FILE).
             match t.start_ns.and_then(|s| procfs::exe(t.pid, s / procfs::ns_per_tick())) {
                 Some(exe) => c.exe = Some(exe.into()),

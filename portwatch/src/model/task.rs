@@ -32,34 +32,26 @@ pub struct FileId {
     pub ino: u64,
 }
 
-impl FileId {
-    /// From the kernel's dev_t (major << 20 | minor) and inode number.
-    pub fn from_kernel(dev: u32, ino: u64) -> Self {
-        Self {
-            dev: libc::makedev(dev >> 20, dev & 0xf_ffff),
-            ino,
-        }
-    }
-}
-
-/// What a task runs at an event: its executable file and its links, and the fingerprint of its
-/// arguments as they are then (`portwatch_common::args_fingerprint`: length, hash).
+/// What a task runs at an event: its executable file (inode) and whether it had no links left,
+/// and the fingerprint of its arguments as they are then
+/// (`portwatch_common::args_fingerprint`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Running {
-    pub exe: Option<FileId>,
-    /// 0: the executable is deleted (or a memfd).
-    pub exe_links: Option<u32>,
-    pub args: Option<(u32, u64)>,
+    pub exe_ino: Option<u64>,
+    /// The executable is deleted (or a memfd).
+    pub exe_unlinked: Option<bool>,
+    pub args: Option<u64>,
 }
 
 impl Running {
-    pub fn from_kernel(i: &portwatch_common::ImageId) -> Self {
-        let exe = i.flags & portwatch_common::IMAGE_EXE != 0;
+    /// From a record's `ImageId` and its header's `image_flags`.
+    pub fn from_kernel((i, flags): (portwatch_common::ImageId, u16)) -> Self {
+        use portwatch_common::{IMAGE_ARGS, IMAGE_EXE, IMAGE_UNLINKED};
+        let exe = flags & IMAGE_EXE != 0;
         Self {
-            exe: exe.then(|| FileId::from_kernel(i.exe_dev, i.exe_ino)),
-            exe_links: exe.then_some(i.exe_nlink),
-            args: (i.flags & portwatch_common::IMAGE_ARGS != 0)
-                .then_some((i.args_len, i.args_hash)),
+            exe_ino: exe.then_some(i.exe_ino),
+            exe_unlinked: exe.then_some(flags & IMAGE_UNLINKED != 0),
+            args: (flags & IMAGE_ARGS != 0).then_some(i.args_hash),
         }
     }
 }

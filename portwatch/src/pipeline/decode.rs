@@ -161,7 +161,7 @@ fn socket(kind: SockKind, r: &SockEvent) -> Result<SocketEvent, DecodeError> {
     Ok(SocketEvent {
         kind,
         task: Task {
-            running: Running::from_kernel(&r.image),
+            running: Running::from_kernel(r.image(kind.event_kind())),
             ..task(&r.task)
         },
         fd: (r.fd >= 0).then_some(r.fd),
@@ -180,7 +180,7 @@ fn exec(r: &ExecEvent) -> Result<ExecRecord, DecodeError> {
     let args = &r.args[..usize::from(r.args_len).min(r.args.len())];
     Ok(ExecRecord {
         task: Task {
-            running: Running::from_kernel(&r.image),
+            running: Running::from_kernel((r.image, r.header.image_flags)),
             ..task(&r.task)
         },
         filename: filename.to_vec(),

@@ -27,12 +27,12 @@ pub struct Image {
     /// image to every event of a process costs no copies.
     pub args: Option<Arc<[String]>>,
     pub args_truncated: bool,
-    /// The executable file, by identity, and whether it had no links left when read.
-    pub exe_file: Option<crate::model::task::FileId>,
+    /// The executable file's inode, and whether it had no links left when read.
+    pub exe_ino: Option<u64>,
     pub exe_deleted: bool,
     /// The arguments' fingerprint (length, hash) when the image was read: a process's own
     /// fingerprint at an event that differs means it rewrote them since.
-    pub args_print: Option<(u32, u64)>,
+    pub args_print: Option<u64>,
     pub comm: Arc<str>,
     /// cgroup path from /proc/PID/cgroup, used where the cgroup v2 id does not say more.
     pub cgroup: Option<String>,
@@ -65,7 +65,7 @@ pub(super) fn proc_image(pid: u32, start_ticks: u64) -> Option<(Image, u32)> {
             },
         ),
         exe: info.exe.map(Into::into),
-        exe_file: info.exe_file.map(|f| f.id),
+        exe_ino: info.exe_file.map(|f| f.id.ino),
         exe_deleted: info.exe_file.is_some_and(|f| f.links == 0),
         args_print: info.args_print,
         // Kernel threads have an empty command line: that is their true argument list.
