@@ -1,9 +1,10 @@
-//! The native output, byte for byte: kernel records built from the ABI structs go through the
-//! whole stream (decode, enrich, listener table, baseline, loss sequencing, output) and the lines
-//! must equal `tests/golden/stream.jsonl`. Everything the records name is chosen so that the
-//! machine cannot change the result: pids above pid_max, paths that do not exist, uid 0 and an
-//! unknown uid, a cgroup id that is no directory, a clock whose "now" is fixed.
-//! `PORTWATCH_BLESS=1 cargo test golden` rewrites the file after an intended change.
+//! Every format, byte for byte: kernel records built from the ABI structs go through the whole
+//! stream (decode, enrich, listener table, baseline, loss sequencing, output) and the lines must
+//! equal `tests/golden/stream.jsonl` (native), `stream.ecs.jsonl` and `stream.ocsf.jsonl`.
+//! Everything the records name is chosen so that the machine cannot change the result: pids
+//! above pid_max, paths that do not exist, uid 0 and an unknown uid, a cgroup id that is no
+//! directory, a clock whose "now" is fixed, a fixed host.
+//! `PORTWATCH_BLESS=1 cargo test golden` rewrites the files after an intended change.
 use std::{collections::VecDeque, net::Ipv6Addr};
 
 use portwatch_common::{
@@ -13,13 +14,14 @@ use portwatch_common::{
 use crate::{
     clock::Clock,
     enrich::Enricher,
+    enrich::host::{Host, OsRelease},
     filter::baseline::Baseline,
     model::{
         listener::Listener,
         loss::{KindCounts, LossCounts},
         net::Proto,
     },
-    output::{Output, format::Native, sink::Writer},
+    output::{Output, format::Format, sink::Writer},
     pipeline::{
         decode::tests::{bytes, exec_event, sock_event},
         stream::Stream,
@@ -28,8 +30,41 @@ use crate::{
     testkit::{FixedCounters, FixedSockets, NETNS, listener, watch_filters},
 };
 
-const GOLDEN: &str = include_str!("../../tests/golden/stream.jsonl");
-const GOLDEN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/stream.jsonl");
+/// The golden files, one per format, under `tests/golden/`.
+const GOLDEN: [(Format, &str, &str); 3] = [
+    (
+        Format::Native,
+        "stream.jsonl",
+        include_str!("../../tests/golden/stream.jsonl"),
+    ),
+    (
+        Format::Ecs,
+        "stream.ecs.jsonl",
+        include_str!("../../tests/golden/stream.ecs.jsonl"),
+    ),
+    (
+        Format::Ocsf,
+        "stream.ocsf.jsonl",
+        include_str!("../../tests/golden/stream.ocsf.jsonl"),
+    ),
+];
+
+/// The host the SIEM formats name: fixed, whatever machine runs the test.
+fn host() -> Host {
+    Host {
+        hostname: Some("golden".into()),
+        machine_id: Some("0123456789abcdef0123456789abcdef".into()),
+        boot_id: Some("01234567-89ab-cdef-0123-456789abcdef".into()),
+        kernel: Some("6.12.0-golden".into()),
+        architecture: "x86_64",
+        os: OsRelease {
+            name: Some("Debian GNU/Linux".into()),
+            version: Some("13".into()),
+            id: Some("debian".into()),
+            family: Some("debian".into()),
+        },
+    }
+}
 
 /// Booted at 2026-01-01T00:00:00Z: the snapshot is taken 9 s after boot, before the live
 /// records; the stream is drained, ticked and stopped at 170 s, after them.
@@ -232,14 +267,14 @@ fn snapshot() -> Vec<Listener> {
     vec![listener(Proto::Tcp, "0.0.0.0:22", 900, &[]), udp]
 }
 
-fn run() -> Vec<u8> {
+fn run(format: Format) -> Vec<u8> {
     let filters = watch_filters(&[]);
     let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
     let counters = FixedCounters::default();
     let mut sink = Vec::new();
     {
         let mut stream = Stream::new(
-            Output::new(Box::new(Native), Writer(&mut sink)),
+            Output::new(format.encoder_on(&host()), Writer(&mut sink)),
             Enricher::new(Some(0)),
             Box::new(counters.clone()),
             Box::new(FixedSockets::new(&[901])),
@@ -264,16 +299,19 @@ fn run() -> Vec<u8> {
 }
 
 #[test]
-fn native_output_is_byte_for_byte_the_golden_file() {
-    let got = run();
-    if std::env::var_os("PORTWATCH_BLESS").is_some() {
-        std::fs::write(GOLDEN_PATH, &got).unwrap();
-        return;
+fn every_format_is_byte_for_byte_its_golden_file() {
+    for (format, name, golden) in GOLDEN {
+        let got = run(format);
+        if std::env::var_os("PORTWATCH_BLESS").is_some() {
+            let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::write(path, &got).unwrap();
+            continue;
+        }
+        let got = String::from_utf8(got).unwrap();
+        for (i, (g, want)) in got.lines().zip(golden.lines()).enumerate() {
+            assert_eq!(g, want, "{name}: line {} differs", i + 1);
+        }
+        assert_eq!(got.lines().count(), golden.lines().count(), "{name}: {got}");
+        assert_eq!(got, golden, "{name}");
     }
-    let got = String::from_utf8(got).unwrap();
-    for (i, (g, want)) in got.lines().zip(GOLDEN.lines()).enumerate() {
-        assert_eq!(g, want, "line {} differs", i + 1);
-    }
-    assert_eq!(got.lines().count(), GOLDEN.lines().count(), "{got}");
-    assert_eq!(got, GOLDEN);
 }

@@ -35,10 +35,15 @@ pub enum Format {
 impl Format {
     /// The encoder; the SIEM formats name the host, read now.
     pub fn encoder(self) -> Box<dyn Encoder> {
+        self.encoder_on(&Host::read())
+    }
+
+    /// The encoder, naming `host` (the golden test's is fixed).
+    pub fn encoder_on(self, host: &Host) -> Box<dyn Encoder> {
         match self {
             Self::Native => Box::new(Native),
-            Self::Ecs => Box::new(ecs::Ecs::new(&Host::read())),
-            Self::Ocsf => Box::new(ocsf::Ocsf::new(&Host::read())),
+            Self::Ecs => Box::new(ecs::Ecs::new(host)),
+            Self::Ocsf => Box::new(ocsf::Ocsf::new(host)),
         }
     }
 }
