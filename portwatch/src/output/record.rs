@@ -10,7 +10,7 @@ use std::{
 use serde::Serialize;
 
 use super::sink::Worth;
-use crate::detect::Detection;
+use crate::model::verdict::{Detection, Level};
 
 use crate::{
     clock::{Clock, Timestamp},
@@ -347,6 +347,21 @@ impl Record {
             Self::Flood(_) => "flood",
             Self::Loss(_) => "loss",
             Self::Stop(_) => "stop",
+        }
+    }
+
+    /// How much it asks of its reader (`Level`): every format's severity and syslog's priority.
+    pub fn level(&self) -> Level {
+        match self {
+            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) | Self::Exec(r) => {
+                Level::judged(r.alert.is_some(), &r.detections)
+            }
+            Self::Listener(r) | Self::ListenerStats(r) => {
+                Level::judged(r.alert.is_some(), &r.detections)
+            }
+            Self::Loss(_) | Self::Flood(_) => Level::Notable,
+            Self::Stop(r) if r.counts.lost_total > 0 => Level::Notable,
+            Self::Stop(_) | Self::Start(_) | Self::SnapshotComplete(_) => Level::Info,
         }
     }
 

@@ -9,8 +9,8 @@ use super::{
     siem::{self, Endpoint, Task, id_string},
 };
 use crate::{
-    detect::Severity,
     enrich::host::Host,
+    model::verdict::Level,
     model::{
         net::protocol_number,
         process::{Container, Encoded, ProcessContext},
@@ -383,16 +383,16 @@ impl Encoder for Ecs {
         m.object("event", |e| {
             let alerting = alert.is_some() || !found.is_empty();
             e.plain("kind", if alerting { "alert" } else { kind });
-            if let Some(worst) = found.iter().map(|d| d.severity).max() {
-                // ECS's scale is the source's: 47, 73 and 99, as Elastic's own rules use.
-                e.int(
-                    "severity",
-                    match worst {
-                        Severity::Medium => 47,
-                        Severity::High => 73,
-                        Severity::Critical => 99,
-                    },
-                );
+            // ECS's scale is the source's: 47, 73 and 99, as Elastic's own rules use; only a
+            // detection has one.
+            let severity = match record.level() {
+                Level::Medium => Some(47),
+                Level::High => Some(73),
+                Level::Critical => Some(99),
+                Level::Info | Level::Notable => None,
+            };
+            if let Some(severity) = severity {
+                e.int("severity", severity);
             }
             if !category.is_empty() {
                 e.strs("category", category.iter().copied());

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{
-    next_piece,
+    Lines, next_piece,
     queued::{Destination, Progress},
 };
 
@@ -122,8 +122,8 @@ impl File {
 }
 
 impl Destination for File {
-    fn write(&mut self, lines: &[u8], progress: &Progress) -> io::Result<()> {
-        let mut rest = lines;
+    fn write(&mut self, lines: &Lines, progress: &Progress) -> io::Result<()> {
+        let mut rest = &lines.bytes[..];
         while !rest.is_empty() {
             let mut limit = usize::MAX;
             if let Some(max) = self.rotation.max_bytes {

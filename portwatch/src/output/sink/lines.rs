@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::model::verdict::Level;
+
 /// Whole encoded records, shared by the sinks of one format.
 #[derive(Clone)]
 pub struct Lines {
@@ -15,6 +17,8 @@ pub struct Lines {
     /// Each line, in order (None: loss and stop records, every line `Vital`, none an event or
     /// a birth; a queue drops nothing it took before them, which counted what was dropped).
     pub marks: Option<Arc<[Mark]>>,
+    /// Every line's level when there are no marks (a loss or stop record).
+    pub level: Level,
 }
 
 /// What a full queue keeps longest, least first.
@@ -41,6 +45,8 @@ pub struct Mark {
     /// The socket inode of a listener this line reports the birth of (0: none): one that is
     /// dropped is reported again while the listener lives.
     pub birth: u64,
+    /// How much it asks of its reader (syslog's severity).
+    pub level: Level,
 }
 
 /// What a sink did not take of some lines.
@@ -61,14 +67,31 @@ impl Dropped {
 }
 
 impl Lines {
-    /// Lines copied into a buffer of their size.
-    pub fn copied(bytes: &[u8]) -> Self {
+    /// Lines copied into a buffer of their size, each at `level`.
+    pub fn copied(bytes: &[u8], level: Level) -> Self {
         Self {
             bytes: Bytes::copy_from_slice(bytes),
             count: super::lines(bytes),
             held: bytes.len(),
             marks: None,
+            level,
         }
+    }
+
+    /// Each line (its newline included) with its level.
+    pub fn each(&self) -> impl Iterator<Item = (&[u8], Level)> {
+        let mut start = 0;
+        let mut marks = self.marks.as_deref().unwrap_or_default().iter();
+        self.bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(move |line| {
+                start += line.len();
+                let level = marks.next().map_or(self.level, |m| {
+                    debug_assert_eq!(m.end as usize, start);
+                    m.level
+                });
+                (line, level)
+            })
     }
 
     /// The most any of them is worth.
@@ -145,6 +168,7 @@ impl Lines {
             held: bytes.len(),
             bytes: bytes.into(),
             marks: Some(kept.into()),
+            level: self.level,
         };
         (lines, dropped)
     }

@@ -28,7 +28,7 @@ pub const QUEUE_BYTES: usize = 8 << 20;
 pub trait Destination: Send + 'static {
     /// Writes `lines` (whole lines), telling `progress` what was written and what was lost (never
     /// half a line); an error ends the stream (stdout's reader gone).
-    fn write(&mut self, lines: &[u8], progress: &Progress) -> io::Result<()>;
+    fn write(&mut self, lines: &Lines, progress: &Progress) -> io::Result<()>;
     /// Opens the destination again (SIGHUP).
     fn reopen(&mut self) {}
 }
@@ -108,7 +108,7 @@ impl Queued {
                         continue;
                     };
                     if !lines.bytes.is_empty() {
-                        if let Err(e) = dest.write(&lines.bytes, &s.progress) {
+                        if let Err(e) = dest.write(&lines, &s.progress) {
                             *lock(&s.failed) = Some(e);
                             return;
                         }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    next_piece,
+    Lines, next_piece,
     queued::{Destination, Progress},
 };
 
@@ -31,8 +31,8 @@ impl Stdout {
 }
 
 impl Destination for Stdout {
-    fn write(&mut self, lines: &[u8], progress: &Progress) -> std::io::Result<()> {
-        let mut rest = lines;
+    fn write(&mut self, lines: &Lines, progress: &Progress) -> std::io::Result<()> {
+        let mut rest = &lines.bytes[..];
         while !rest.is_empty() {
             let piece = next_piece(rest, room(self.file.as_raw_fd(), self.capacity));
             self.file.write_all(piece)?;
@@ -124,7 +124,11 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (mut last, mut still) = (usize::MAX, 0);
         while Instant::now() < deadline && still < 100 {
-            if q.take(Lines::copied(&chunk)).unwrap().records == 0 {
+            if q.take(Lines::copied(&chunk, crate::model::verdict::Level::Info))
+                .unwrap()
+                .records
+                == 0
+            {
                 taken += 100;
             } else {
                 refused += 100;

@@ -13,8 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::queued::{Destination, Progress};
-use crate::{clock::Clock, output::format::Format};
+use super::{
+    Lines,
+    queued::{Destination, Progress},
+};
+use crate::{clock::Clock, model::verdict::Level, output::format::Format};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -141,17 +144,11 @@ impl Syslog {
         self.failing = true;
     }
 
-    /// The RFC 5424 message for one record line (without its newline), into `self.message`;
-    /// true when its strings had to be shortened to fit.
-    fn frame(&mut self, line: &[u8]) -> bool {
+    /// The RFC 5424 message for one record line (without its newline) at `level`, into
+    /// `self.message`; true when its strings had to be shortened to fit.
+    fn frame(&mut self, line: &[u8], level: Level) -> bool {
         let kind = string_after(line, self.kind_key).unwrap_or(b"-");
-        let warns = kind == b"loss" || kind == b"flood";
-        let severity = if warns || memchr::memmem::find(line, b"\"alert\":\"").is_some() {
-            4 // warning
-        } else {
-            6 // informational
-        };
-        let pri = u32::from(self.framing.facility) * 8 + severity;
+        let pri = u32::from(self.framing.facility) * 8 + level.syslog();
         let now = Clock::now().format_now();
         // RFC 5424 allows six digits of the second's fraction.
         let time = format!("{}Z", &now[..26]);
@@ -188,9 +185,9 @@ impl Syslog {
 }
 
 impl Destination for Syslog {
-    fn write(&mut self, lines: &[u8], progress: &Progress) -> io::Result<()> {
+    fn write(&mut self, lines: &Lines, progress: &Progress) -> io::Result<()> {
         let mut connected = self.ready().is_some();
-        for line in lines.split_inclusive(|&b| b == b'\n') {
+        for (line, level) in lines.each() {
             // Checked before every record: a receiver that closed since is found before a
             // record goes into a connection nobody reads.
             if connected && matches!(&self.conn, Some(Conn::Tcp(s)) if closed_by_peer(s)) {
@@ -200,7 +197,7 @@ impl Destination for Syslog {
                 progress.lost(line);
                 continue;
             }
-            if self.frame(line.strip_suffix(b"\n").unwrap_or(line)) {
+            if self.frame(line.strip_suffix(b"\n").unwrap_or(line), level) {
                 progress.truncated();
             }
             match self.send() {
@@ -328,7 +325,10 @@ mod tests {
             max_line: 8192,
         };
         let mut s = Syslog::new(Target::Udp("127.0.0.1:9".into()), framing, Format::Native);
-        s.frame(br#"{"seq":0,"event":"loss","lost_total":1}"#);
+        s.frame(
+            br#"{"seq":0,"event":"loss","lost_total":1}"#,
+            Level::Notable,
+        );
         let m = String::from_utf8(s.message.clone()).unwrap();
         // <daemon.warning>1 TIME HOST portwatch PID loss - MSG
         let parts: Vec<&str> = m.splitn(8, ' ').collect();

@@ -13,9 +13,9 @@ use super::{
 };
 use crate::{
     clock::epoch_ms,
-    detect::Severity,
     enrich::host::Host,
     model::net::protocol_number,
+    model::verdict::Level,
     output::record::{Record, SocketRecord},
 };
 
@@ -79,31 +79,15 @@ const fn activity(record: &Record) -> (&'static Class, Activity) {
     }
 }
 
-/// `severity_id` and its caption: a detection's own severity (Medium, High, Critical); Medium
-/// for what a reader must look at otherwise (a baseline alert, lost events); else Informational.
+/// `severity_id` and its caption, from the record's level: a detection's own severity
+/// (Medium, High, Critical); Medium for what a reader must look at otherwise (a baseline alert,
+/// lost events); else Informational.
 fn severity(record: &Record) -> (u32, &'static str) {
-    if let Some(worst) = siem::detections(record).iter().map(|d| d.severity).max() {
-        return match worst {
-            Severity::Medium => (3, "Medium"),
-            Severity::High => (4, "High"),
-            Severity::Critical => (5, "Critical"),
-        };
-    }
-    let raised = match record {
-        Record::Bind(r)
-        | Record::Listen(r)
-        | Record::Accept(r)
-        | Record::Close(r)
-        | Record::Exec(r) => r.alert.is_some(),
-        Record::Listener(r) | Record::ListenerStats(r) => r.alert.is_some(),
-        Record::Loss(_) | Record::Flood(_) => true,
-        Record::Stop(r) => r.counts.lost_total > 0,
-        Record::Start(_) | Record::SnapshotComplete(_) => false,
-    };
-    if raised {
-        (3, "Medium")
-    } else {
-        (1, "Informational")
+    match record.level() {
+        Level::Info => (1, "Informational"),
+        Level::Notable | Level::Medium => (3, "Medium"),
+        Level::High => (4, "High"),
+        Level::Critical => (5, "Critical"),
     }
 }
 

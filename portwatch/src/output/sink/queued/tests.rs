@@ -2,7 +2,7 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::*;
-use crate::output::sink::Mark;
+use crate::{model::verdict::Level, output::sink::Mark};
 
 /// A destination that writes only when the test lets it, one message at a time.
 struct Gated {
@@ -11,10 +11,10 @@ struct Gated {
 }
 
 impl Destination for Gated {
-    fn write(&mut self, lines: &[u8], progress: &Progress) -> io::Result<()> {
+    fn write(&mut self, lines: &Lines, progress: &Progress) -> io::Result<()> {
         let _ = self.go.recv();
-        progress.wrote(lines);
-        let _ = self.wrote.send(lines.to_vec());
+        progress.wrote(&lines.bytes);
+        let _ = self.wrote.send(lines.bytes.to_vec());
         Ok(())
     }
 }
@@ -41,6 +41,7 @@ fn lines_worth(n: usize, worth: Worth, first: u64) -> Lines {
             worth,
             event: true,
             birth: if urgent { first + i as u64 } else { 0 },
+            level: Level::Info,
         });
     }
     Lines {
@@ -48,6 +49,7 @@ fn lines_worth(n: usize, worth: Worth, first: u64) -> Lines {
         held: bytes.len(),
         bytes: bytes.into(),
         marks: Some(marks.into()),
+        level: Level::Info,
     }
 }
 
@@ -72,6 +74,7 @@ fn a_full_queue_drops_bulk_lines_for_urgent_ones_and_refuses_only_when_none_are_
         worth: Worth::Bulk,
         event: true,
         birth: 0,
+        level: Level::Info,
     });
     let refused = q
         .take(Lines {
@@ -79,6 +82,7 @@ fn a_full_queue_drops_bulk_lines_for_urgent_ones_and_refuses_only_when_none_are_
             held: 400,
             bytes: mixed.into(),
             marks: Some(marks.into()),
+            level: Level::Info,
         })
         .unwrap();
     assert_eq!((refused.records, refused.births.len()), (1, 0));
@@ -122,7 +126,10 @@ fn vital_lines_push_out_urgent_ones_but_not_past_a_loss_record() {
     // Behind the one in the thread's hands: two bulk lines, a loss record, three births.
     assert_eq!(q.take(lines(2, false, 0)).unwrap(), Dropped::default());
     let loss = [&[b'l'; 99][..], b"\n"].concat();
-    assert_eq!(q.take(Lines::copied(&loss)).unwrap(), Dropped::default());
+    assert_eq!(
+        q.take(Lines::copied(&loss, Level::Notable)).unwrap(),
+        Dropped::default()
+    );
     assert_eq!(q.take(lines(3, true, 10)).unwrap(), Dropped::default());
     // Full (700). A vital line takes the newest birth's place, not the bulk lines'.
     let refused = q.take(lines_worth(1, Worth::Vital, 90)).unwrap();
