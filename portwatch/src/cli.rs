@@ -262,6 +262,20 @@ pub const FLOOD_RATE: u32 = 100;
 pub const FLOOD_BURST: u32 = 500;
 
 impl WatchArgs {
+    /// The filter flags, for `filter::Filters::new`.
+    pub fn asked(&self) -> crate::filter::Asked<'_> {
+        crate::filter::Asked {
+            events: &self.events,
+            pid: &self.pid,
+            uid: &self.uid,
+            port: &self.port,
+            cgroup: &self.cgroup,
+            netns: &self.netns,
+            exe: &self.exe,
+            container: &self.container,
+        }
+    }
+
     /// The flood limit the kernel applies (`portwatch_common::flood`).
     pub fn flood_limit(&self) -> portwatch_common::FloodLimit {
         portwatch_common::FloodLimit::new(

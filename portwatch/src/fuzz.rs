@@ -16,7 +16,7 @@ use crate::{
         procfs, users,
     },
     filter::baseline::{self, Baseline, Subject},
-    kernel::preflight::effective_caps,
+    host::caps::effective as effective_caps,
     model::{
         net::Proto,
         process::ProcessContext,

@@ -19,6 +19,7 @@ pub mod detect;
 pub mod enrich;
 pub mod error;
 pub mod filter;
+pub mod host;
 pub mod kernel;
 pub mod metrics;
 pub mod model;

@@ -9,6 +9,7 @@ use crate::{
     cli::{Cli, Command},
     error::Result,
     filter::Filters,
+    model::source::{Counters, Present, Sockets},
     model::{
         listener::{BoundSocket, Listener},
         loss::LossCounts,
@@ -17,7 +18,6 @@ use crate::{
         socket::{SockKind, SocketEvent},
         task::Task,
     },
-    pipeline::source::{Counters, Present, Sockets},
 };
 
 /// Loss counters the test sets, and the kernel's table of flooding processes.
@@ -105,7 +105,7 @@ pub fn try_watch_filters(flags: &[&str]) -> Result<Filters> {
     let Command::Watch(args) = cli.command else {
         unreachable!("parsed a watch command")
     };
-    Filters::from_args(&args)
+    Filters::new(args.asked())
 }
 
 /// The filters of `portwatch watch FLAGS...`.

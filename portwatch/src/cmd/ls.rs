@@ -22,7 +22,7 @@ type Entry = (Listener, ListenerOwner);
 /// The current listeners, each with its owner's context; what a missing capability hides is
 /// said on stderr first, as `watch` says it.
 fn current(clock: &Clock) -> Result<Vec<Entry>> {
-    for m in crate::kernel::preflight::missing() {
+    for m in crate::host::caps::missing() {
         eprintln!(
             "portwatch: warning: without {}, {}",
             m.capability, m.without

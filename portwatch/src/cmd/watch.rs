@@ -39,7 +39,7 @@ pub const DRAIN: Duration = Duration::from_millis(50);
 pub async fn run(args: WatchArgs) -> Result<()> {
     // A malformed baseline is refused before anything touches the kernel.
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
-    let filters = Filters::from_args(&args)?;
+    let filters = Filters::new(args.asked())?;
     let ports = (!args.backdoor_port.is_empty()).then(|| args.backdoor_port.clone());
     let rules =
         crate::detect::Rules::new(args.no_detection.clone(), ports, args.uring_allow.clone())
@@ -65,7 +65,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             eprintln!("portwatch: warning: no `{}` hook: {missing}", h.hook);
         }
     }
-    let missing_privileges = crate::kernel::preflight::missing();
+    let missing_privileges = crate::host::caps::missing();
     for m in missing_privileges {
         eprintln!(
             "portwatch: warning: without {}, {}",

@@ -2,7 +2,7 @@
 //! accept queue was full, and a CLOSE_WAIT count that keeps rising. Both say how a service fails
 //! quietly; an overflow is also what a SYN or connection flood looks like from the inside.
 use super::{Findings, Severity, Subject, who};
-use crate::{model::health::Health, state::health::Rising};
+use crate::model::health::{Health, Rising};
 
 pub(super) const OVERFLOW: &str = "accept-queue-overflow";
 pub(super) const CLOSE_WAIT: &str = "close-wait-growing";

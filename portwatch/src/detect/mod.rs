@@ -233,7 +233,7 @@ impl Rules {
         &self,
         s: &Subject,
         h: &crate::model::health::Health,
-        close_wait: Option<crate::state::health::Rising>,
+        close_wait: Option<crate::model::health::Rising>,
     ) -> Vec<Detection> {
         let mut f = Findings {
             rules: self,

@@ -54,7 +54,7 @@ fn privileged_port(s: &Subject, f: &mut Findings, who: &str) {
         return;
     }
     // Read now, while the process very likely still runs: the record itself has no capabilities.
-    let how = match crate::enrich::procfs::effective_caps(s.pid) {
+    let how = match crate::host::caps::of(s.pid) {
         Some(caps) if caps & (1 << CAP_NET_BIND_SERVICE) != 0 => "through CAP_NET_BIND_SERVICE",
         Some(_) => {
             "through its network namespace's net.ipv4.ip_unprivileged_port_start (it lacks CAP_NET_BIND_SERVICE)"

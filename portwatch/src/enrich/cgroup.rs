@@ -5,9 +5,10 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
+
+use crate::host::cgroup::v2_root;
 
 /// The cgroup path to show for a process, from its /proc/PID/cgroup text: the v2 path, unless
 /// it is the root and a v1 hierarchy (systemd's first) says more, as on hybrid hosts.
@@ -120,22 +121,6 @@ pub fn v2_id_of(pid: u32) -> Option<u64> {
     let relative = path.strip_prefix(b"/").unwrap_or(path);
     let dir = v2_root()?.join(OsStr::from_bytes(relative));
     fs::metadata(dir).ok().map(|m| m.ino())
-}
-
-/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `.../unified` on hybrid
-/// hosts). Read from /proc/self/mountinfo once: it is asked for each listener owner.
-pub fn v2_root() -> Option<&'static Path> {
-    static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-        mountinfo.lines().find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            right
-                .starts_with("cgroup2 ")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-    })
-    .as_deref()
 }
 
 #[cfg(test)]

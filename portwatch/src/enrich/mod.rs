@@ -2,7 +2,6 @@
 //! fields of a record, saying for each field it cannot fill why not.
 pub mod cgroup;
 pub mod container;
-pub mod host;
 pub mod procfs;
 pub mod proctable;
 mod running;
@@ -152,7 +151,7 @@ impl Enricher {
                 };
                 c.gap(
                     "pid",
-                    if crate::kernel::preflight::lacks("CAP_SYS_PTRACE") {
+                    if crate::host::caps::lacks("CAP_SYS_PTRACE") {
                         "no readable /proc/PID/fd holds this socket: portwatch lacks CAP_SYS_PTRACE, so other users' descriptors cannot be read (or it is kernel-owned, or its owner just exited)"
                     } else {
                         "no readable /proc/PID/fd holds this socket (kernel-owned, its owner just exited, or the owner's descriptors are hidden from portwatch)"

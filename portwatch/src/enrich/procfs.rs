@@ -287,24 +287,9 @@ pub fn resolve_exe(pid: u32, filename: &[u8]) -> String {
         .unwrap_or_else(|_| given())
 }
 
-/// The process's effective capabilities (/proc/PID/status CapEff), None once it is gone.
-pub fn effective_caps(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(dir(pid).join("status")).ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_effective_capabilities() {
-        let ours = effective_caps(std::process::id()).expect("our own status");
-        let root = unsafe { libc::geteuid() } == 0;
-        assert_eq!(ours != 0, root, "{ours:x}");
-        assert_eq!(effective_caps(0), None, "no process 0 in /proc");
-    }
 
     #[test]
     fn parses_stat_with_awkward_comm() {

@@ -37,7 +37,7 @@ pub fn netns(value: &str) -> Result<u32> {
     if let Ok(n) = value.parse::<u32>() {
         // A namespace's inode is known only once it exists: a number no process, thread or
         // `ip netns` name has now can only be a mistake.
-        let known = crate::state::netns::all()
+        let known = crate::host::netns::all()
             .map(|all| all.iter().any(|ns| ns.inode == n))
             .unwrap_or(true);
         if !known {
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn cgroups_are_paths_in_the_hierarchy_never_in_the_working_directory() {
-        let Some(root) = crate::enrich::cgroup::v2_root() else {
+        let Some(root) = crate::host::cgroup::v2_root() else {
             return; // no cgroup v2 here: nothing a path could name
         };
         let root_ino = fs::metadata(root).unwrap().ino();

@@ -11,7 +11,6 @@ use aya::{
 use portwatch_common::{EventKind, FilterConfig, filter, names};
 
 use crate::{
-    cli::WatchArgs,
     error::{Error, Result},
     model::socket::socket_kind_names,
     model::{
@@ -35,10 +34,23 @@ pub struct Filters {
     pub containers: Vec<String>,
 }
 
+/// The filter flags as given, on the command line or in the configuration file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asked<'a> {
+    pub events: &'a [String],
+    pub pid: &'a [u32],
+    pub uid: &'a [u32],
+    pub port: &'a [u16],
+    pub cgroup: &'a [String],
+    pub netns: &'a [String],
+    pub exe: &'a [std::path::PathBuf],
+    pub container: &'a [String],
+}
+
 impl Filters {
-    pub fn from_args(args: &WatchArgs) -> Result<Self> {
+    pub fn new(args: Asked) -> Result<Self> {
         let mut kinds = 0;
-        for name in &args.events {
+        for name in args.events {
             let kind = EventKind::SOCKET
                 .into_iter()
                 .find(|k| k.name() == name)
@@ -66,21 +78,21 @@ impl Filters {
                 .iter()
                 .map(|&u| flags::uid(u))
                 .collect::<Result<_>>()?,
-            ports: args.port.clone(),
-            containers: args.container.clone(),
+            ports: args.port.to_vec(),
+            containers: args.container.to_vec(),
             ..Self::default()
         };
-        for path in &args.exe {
+        for path in args.exe {
             // Compared with the executables as records write them (`text::escape`).
             let path = flags::exe(path)?;
             f.exes
                 .push(crate::model::text::escape_os(path.as_os_str()).into_owned());
         }
-        let root = crate::enrich::cgroup::v2_root();
-        for c in &args.cgroup {
+        let root = crate::host::cgroup::v2_root();
+        for c in args.cgroup {
             f.cgroups.push(flags::cgroup(c, root)?);
         }
-        for n in &args.netns {
+        for n in args.netns {
             f.netns.push(flags::netns(n)?);
         }
         let mut active = 0;

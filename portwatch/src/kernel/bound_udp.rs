@@ -10,8 +10,8 @@ use portwatch_common::names;
 
 use crate::{
     error::{Error, Result},
+    model::source::UdpCloses,
     model::{listener::BoundSocket, net::Proto},
-    pipeline::source::UdpCloses,
 };
 
 pub struct BoundUdp(HashMap<MapData, u64, u64>);

@@ -15,7 +15,7 @@ use std::{
     },
 };
 
-use crate::enrich::cgroup::v2_root;
+use crate::host::cgroup::v2_root;
 
 /// The cgroup v2 root directory's inode: kernfs gives the root cgroup id 1.
 const ROOT_INO: u64 = 1;

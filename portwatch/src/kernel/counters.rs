@@ -6,7 +6,7 @@ use portwatch_common::{EventKind, FloodState, counters};
 use crate::{
     error::{Error, Result},
     model::loss::{KindCounts, LossCounts, ShedCounts},
-    pipeline::source::Counters,
+    model::source::Counters,
 };
 
 pub struct KernelCounters {

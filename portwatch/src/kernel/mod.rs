@@ -12,7 +12,7 @@ pub mod preflight;
 
 use aya::maps::{MapData, RingBuf, ring_buf::RingBufItem};
 
-use crate::pipeline::source::RecordSource;
+use crate::model::source::RecordSource;
 
 impl RecordSource for RingBuf<MapData> {
     type Item<'a> = RingBufItem<'a>;

@@ -5,12 +5,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::error::{Error, Result};
-
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+use crate::{
+    error::{Error, Result},
+    host::caps::{self, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN},
+};
 
 /// Where tracefs is mounted, in the order the kernel documentation prefers.
 const TRACEFS_CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
@@ -33,9 +31,9 @@ pub fn check(btf: Option<&Path>) -> Result<Machine> {
 fn check_capabilities() -> Result<()> {
     let status = fs::read_to_string("/proc/self/status")
         .map_err(|e| Error::io("reading /proc/self/status", e))?;
-    let caps = effective_caps(&status)
+    let caps = caps::effective(&status)
         .ok_or_else(|| Error::Privileges("cannot read CapEff from /proc/self/status".into()))?;
-    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    let has = |cap: u32| caps::has(caps, cap);
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
     }
@@ -50,12 +48,6 @@ fn check_capabilities() -> Result<()> {
         // SAFETY: geteuid cannot fail.
         unsafe { libc::geteuid() }
     )))
-}
-
-/// The `CapEff:` bitmask of a /proc/PID/status text.
-pub fn effective_caps(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// The largest `--btf` file read: a kernel's BTF is some 5 to 15 MiB; a wrong path (a log, an
@@ -101,62 +93,4 @@ fn find_tracefs() -> Result<PathBuf> {
         Some(dir) => Error::TracefsUnreadable(dir),
         None => Error::NoTracefs,
     })
-}
-
-/// A capability portwatch runs without, and what is lost without it.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct Missing {
-    pub capability: &'static str,
-    pub without: &'static str,
-}
-
-/// The capabilities portwatch can do without, what each serves.
-const OPTIONAL: [(u32, Missing); 2] = [
-    (
-        CAP_SYS_PTRACE,
-        Missing {
-            capability: "CAP_SYS_PTRACE",
-            without: "the owners of other users' sockets cannot be named: their /proc/PID/fd cannot be read",
-        },
-    ),
-    (
-        CAP_SYS_ADMIN,
-        Missing {
-            capability: "CAP_SYS_ADMIN",
-            without: "listeners in other network namespaces are not listed: entering a namespace (setns) needs it",
-        },
-    ),
-];
-
-/// The optional capabilities this process lacks (read once: they do not change while it runs).
-pub fn missing() -> &'static [Missing] {
-    static MISSING: std::sync::OnceLock<Vec<Missing>> = std::sync::OnceLock::new();
-    MISSING.get_or_init(|| {
-        let caps = fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| effective_caps(&s))
-            .unwrap_or(0);
-        OPTIONAL
-            .iter()
-            .filter(|(cap, _)| caps & (1u64 << cap) == 0)
-            .map(|&(_, m)| m)
-            .collect()
-    })
-}
-
-/// Whether this process lacks `capability` (by name, as in `Missing`).
-pub fn lacks(capability: &str) -> bool {
-    missing().iter().any(|m| m.capability == capability)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_effective_caps() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
-        assert_eq!(effective_caps(status), Some(0x1ff_ffff_ffff));
-        assert_eq!(effective_caps("Name: x\n"), None);
-    }
 }

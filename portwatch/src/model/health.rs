@@ -48,3 +48,11 @@ impl Connections {
         self.syn_recv += other.syn_recv;
     }
 }
+
+/// A CLOSE_WAIT count that has risen at `rises` checks in a row (equal counts between them do
+/// not break the run; a fall does), from `from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rising {
+    pub rises: u32,
+    pub from: u32,
+}

@@ -11,6 +11,7 @@ pub mod net;
 pub mod process;
 pub mod reach;
 pub mod socket;
+pub mod source;
 pub mod task;
 pub mod text;
 pub mod verdict;

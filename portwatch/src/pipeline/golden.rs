@@ -14,8 +14,8 @@ use portwatch_common::{
 use crate::{
     clock::Clock,
     enrich::Enricher,
-    enrich::host::{Host, OsRelease},
     filter::baseline::Baseline,
+    host::{Host, OsRelease},
     model::{
         listener::Listener,
         loss::{KindCounts, LossCounts},

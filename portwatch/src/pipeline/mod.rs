@@ -3,7 +3,6 @@
 //! table, the filters and the baseline to the output, and `sequence` numbers what was lost.
 pub mod decode;
 pub mod sequence;
-pub mod source;
 pub mod stream;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::{
         net::Proto,
         process::ProcessContext,
         socket::{SockKind, SocketEvent, Via},
+        source::{Counters, RecordSource, Sockets, UdpCloses},
     },
     output::{
         Output,
@@ -27,7 +28,6 @@ use crate::{
     pipeline::{
         decode::{self, KernelRecord},
         sequence::LossSequencer,
-        source::{Counters, RecordSource, Sockets, UdpCloses},
     },
     state::{firewall::Firewall, health::Trends, listeners::ListenerTable, stdio::StdioSessions},
 };

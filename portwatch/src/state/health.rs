@@ -3,7 +3,7 @@
 //! is no longer listed, so memory follows the live listeners.
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::model::health::Health;
+use crate::model::health::{Health, Rising};
 
 #[derive(Clone, Copy, Debug)]
 struct Trend {
@@ -14,14 +14,6 @@ struct Trend {
     /// Checks at which CLOSE_WAIT rose since it last fell, and the count before the first.
     rises: u32,
     low: u32,
-}
-
-/// A CLOSE_WAIT count that has risen at `rises` checks in a row (equal counts between them do
-/// not break the run; a fall does), from `from`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rising {
-    pub rises: u32,
-    pub from: u32,
 }
 
 #[derive(Default)]

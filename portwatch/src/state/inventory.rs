@@ -30,12 +30,12 @@ pub fn listed() -> crate::error::Result<Vec<Listener>> {
 }
 
 /// The listeners, sorted, and the namespaces that could not be listed, with the reason.
-pub fn snapshot() -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
+pub fn snapshot() -> io::Result<(Vec<Listener>, crate::host::netns::Unlisted)> {
     snapshot_with(false)
 }
 
 /// `snapshot`, with the connections of each TCP listener counted when `connections`.
-fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::state::netns::Unlisted)> {
+fn snapshot_with(connections: bool) -> io::Result<(Vec<Listener>, crate::host::netns::Unlisted)> {
     let (sockets, _, failed) = sockdiag::everywhere_with(connections)?;
     let owners = crate::enrich::procfs::socket_owners();
     Ok((assemble(sockets, owners), failed))

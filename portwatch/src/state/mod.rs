@@ -5,6 +5,5 @@ pub mod firewall;
 pub mod health;
 pub mod inventory;
 pub mod listeners;
-pub mod netns;
 pub mod sockdiag;
 pub mod stdio;

@@ -12,13 +12,13 @@ use portwatch_common::{TCP_CLOSE, TCP_LISTEN};
 use rustc_hash::FxHashMap;
 
 use crate::{
+    host::netns,
+    model::source::{Present, Sockets},
     model::{
         health::{Connections, Health},
         listener::BoundSocket,
         net::Proto,
     },
-    pipeline::source::{Present, Sockets},
-    state::netns,
 };
 
 const NETLINK_SOCK_DIAG: i32 = 4;

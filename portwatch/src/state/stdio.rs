@@ -2,7 +2,7 @@
 //! starts many programs on its socket (its rc files' too), and only the first is the alarm.
 use rustc_hash::FxHashMap;
 
-use crate::detect::Severity;
+use crate::model::verdict::Severity;
 
 struct Session {
     /// The first live program started on the socket.

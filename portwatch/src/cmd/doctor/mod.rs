@@ -140,7 +140,7 @@ fn hook_state(hooks: &[Chosen], hook: &str) -> (String, String) {
 /// found while the canary held its sockets, the canary's lines and the hooks; with
 /// `diagnostics`, the programs' own lines about the canary.
 fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
-    let filters = Filters::from_args(args)?;
+    let filters = Filters::new(args.asked())?;
     let Session {
         mut ebpf,
         hooks,

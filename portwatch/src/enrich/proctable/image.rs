@@ -58,7 +58,7 @@ pub(super) fn proc_image(pid: u32, start_ticks: u64) -> Option<(Image, u32)> {
     Some((Image {
         since_ns: 0,
         exe_gap: info.exe.is_none().then_some(
-            if crate::kernel::preflight::lacks("CAP_SYS_PTRACE") {
+            if crate::host::caps::lacks("CAP_SYS_PTRACE") {
                 "/proc/PID/exe is unreadable: portwatch lacks CAP_SYS_PTRACE, so other users' executables cannot be read (or it is a kernel thread, or exiting)"
             } else {
                 "/proc/PID/exe is unreadable (kernel thread, or the process is exiting)"

@@ -9,7 +9,7 @@ use super::{
     siem::{self, Endpoint, Task, id_string},
 };
 use crate::{
-    enrich::host::Host,
+    host::Host,
     model::verdict::Level,
     model::{
         net::protocol_number,

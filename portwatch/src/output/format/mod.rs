@@ -13,7 +13,7 @@ mod siem_tests;
 pub use native::Native;
 
 use super::record::Record;
-use crate::enrich::host::Host;
+use crate::host::Host;
 
 pub trait Encoder {
     /// Appends `record`, numbered `seq`, as one line (newline included) to `out`.

@@ -203,7 +203,7 @@ pub fn own_extras(record: &Record, m: &mut Members) {
 }
 
 /// A record's detections (none for portwatch's own records).
-pub fn detections(record: &Record) -> &[crate::detect::Detection] {
+pub fn detections(record: &Record) -> &[crate::model::verdict::Detection] {
     match record {
         Record::Bind(r)
         | Record::Listen(r)

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Encoder, ecs::Ecs, ocsf::Ocsf};
 use crate::{
     clock::Clock,
-    enrich::host::{Host, OsRelease},
+    host::{Host, OsRelease},
     model::{
         loss::LossCounts,
         process::{Container, Parent, Pod, Process, ProcessContext},

@@ -54,7 +54,7 @@ pub struct StartRecord {
     pub hooks: Vec<Chosen>,
     /// The capabilities portwatch runs without, and what is lost without each.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub missing_privileges: &'static [crate::kernel::preflight::Missing],
+    pub missing_privileges: &'static [crate::host::caps::Missing],
 }
 
 /// Counts of what was lost. `output_dropped` (and its part of `lost_total`) is the receiving

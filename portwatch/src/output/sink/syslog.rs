@@ -72,7 +72,7 @@ impl Syslog {
             conn: None,
             retry_at: None,
             kind_key,
-            hostname: crate::enrich::host::Host::read()
+            hostname: crate::host::Host::read()
                 .hostname
                 .unwrap_or_else(|| "-".into()),
             pid: std::process::id(),

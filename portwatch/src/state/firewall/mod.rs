@@ -13,13 +13,13 @@ use std::{
 };
 
 use crate::{
+    host::netns::{self, Namespace},
     model::{
         listener::Listener,
         net::{Proto, Scope},
         process::ListenerOwner,
         reach::{Reachability, Status},
     },
-    state::netns::{self, Namespace},
 };
 
 pub mod expr;

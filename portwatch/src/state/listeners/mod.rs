@@ -10,7 +10,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::pipeline::source::Present;
+use crate::model::source::Present;
 
 use crate::model::{
     listener::{BoundSocket, Ended, Holder, Neighbour},

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     clock::epoch_ms,
-    enrich::host::Host,
+    host::Host,
     model::net::protocol_number,
     model::verdict::Level,
     output::record::{Record, SocketRecord},

@@ -14,8 +14,7 @@ use std::{
 
 use rustc_hash::FxHashSet;
 
-/// Namespaces that could not be listed (by inode), each with the reason.
-pub type Unlisted = Vec<(u32, io::Error)>;
+pub use crate::model::source::Unlisted;
 
 /// One network namespace: its inode (as in /proc/PID/ns/net) and an open handle to it.
 pub struct Namespace {

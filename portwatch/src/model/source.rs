@@ -1,4 +1,4 @@
-//! What the record stream reads from, as small traits: the kernel's ring buffer and counters,
+//! What the record stream (`pipeline`) reads from, as small traits: the kernel's ring buffer and counters,
 //! and the sockets sock_diag lists. The daemon backs them with aya maps and netlink; tests back
 //! them with byte vectors and fixed numbers, so the stream's rules run without a kernel.
 use std::{collections::VecDeque, io, ops::Deref};
@@ -52,12 +52,7 @@ pub trait Sockets {
     }
     /// Every listener with its health, connections counted (`watch --stats`), and the
     /// namespaces that could not be listed.
-    fn health(
-        &mut self,
-    ) -> io::Result<(
-        Vec<crate::model::listener::BoundSocket>,
-        crate::state::netns::Unlisted,
-    )> {
+    fn health(&mut self) -> io::Result<(Vec<crate::model::listener::BoundSocket>, Unlisted)> {
         Ok((Vec::new(), Vec::new()))
     }
 }
@@ -67,6 +62,9 @@ pub trait Sockets {
 pub trait UdpCloses {
     fn track(&mut self, sockets: &[&crate::model::listener::BoundSocket]);
 }
+
+/// Network namespaces that could not be listed (by inode), each with the reason.
+pub type Unlisted = Vec<(u32, io::Error)>;
 
 #[derive(Debug, Default)]
 pub struct Present {
