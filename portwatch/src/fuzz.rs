@@ -15,8 +15,8 @@ use crate::{
         container::{self, docker, http, podman},
         procfs, users,
     },
-    filter::baseline::{self, Baseline, Subject},
     host::caps::effective as effective_caps,
+    judge::baseline::{self, Baseline, Subject},
     model::{
         net::Proto,
         process::ProcessContext,

@@ -5,21 +5,26 @@
 //!   (`loader`), the hook table and its attachment (`hooks`), and the kernel's counters;
 //! - `pipeline`: ring-buffer bytes to typed records (`decode`), then `stream`, which runs each
 //!   record through the stages below in order, and numbers losses (`sequence`);
-//! - `enrich`: who did it (process table, /proc, cgroups, users);
-//! - `state`: the listener table, and the snapshot of existing sockets (`inventory`, `sockdiag`);
-//! - `filter`: what the user asked to see (`--pid`, `--exe`, ...), and the baseline's judgement;
+//! - `enrich`: who did it (process table, /proc, cgroups, users, containers);
+//! - `filter`: what the user asked to see (`--pid`, `--exe`, ...);
+//! - `state`: the listener table, the snapshot of existing sockets (`inventory`, `sockdiag`),
+//!   the firewall's rulesets;
+//! - `judge`: every verdict (baseline, detections, reachability), one entry point per situation;
 //! - `output`: format-neutral records, an encoder per format (`format`) and sinks (`sink`).
 //!
-//! `model` holds the plain types they share; `cmd` the start-up order of each command.
+//! `model` holds the plain types they share, `host` the facts about this machine; `cmd` the
+//! start-up order of each command. A stage imports only itself and the stages below it
+//! (`layering` checks it).
 pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
-pub mod detect;
+
 pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod host;
+pub mod judge;
 pub mod kernel;
 pub mod metrics;
 pub mod model;
@@ -30,5 +35,7 @@ pub mod trusted;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod layering;
 #[cfg(test)]
 mod testkit;

@@ -4,8 +4,9 @@ use std::io::{self, Write};
 use crate::{
     cli::LsArgs,
     clock::Clock,
-    enrich::Enricher,
+    enrich::{self, Enricher},
     error::{Error, Result},
+    judge::{Judge, NewListener, Verdicts, Who, rules::Rules},
     model::{health::Health, listener::Listener, process::ListenerOwner},
     output::{
         Output,
@@ -45,7 +46,7 @@ pub fn baseline() -> Result<()> {
     let clock = Clock::now();
     let listeners = current(&clock)?;
     let mut out = io::stdout().lock();
-    let text = crate::filter::baseline::render(&listeners, &clock.format_now());
+    let text = crate::judge::baseline::render(&listeners, &clock.format_now());
     out.write_all(text.as_bytes()).map_err(Error::from_output)?;
     out.flush().map_err(Error::from_output)
 }
@@ -53,18 +54,27 @@ pub fn baseline() -> Result<()> {
 pub fn run(args: &LsArgs) -> Result<()> {
     let clock = Clock::now();
     let mut listeners = current(&clock)?;
-    if !args.no_reachability {
-        let mut firewall = Firewall::default();
-        for (l, owner) in &mut listeners {
-            l.reachability = Some(firewall.listener(l, owner));
-        }
-    }
+    // Judged as `watch` judges a listener it finds at start-up (no baseline here).
+    let firewall = (!args.no_reachability).then(Firewall::default);
+    let mut judge = Judge::new(Rules::default(), None, firewall);
+    let verdicts: Vec<Verdicts> = listeners
+        .iter_mut()
+        .map(|(l, owner)| {
+            let uid = owner.task.as_ref().map_or(l.socket.uid, |t| t.uid);
+            let pid = owner.task.as_ref().map_or(0, |t| t.pid);
+            let caps = enrich::capabilities(pid, Some(uid), Some(l.socket.local.port()));
+            let v = judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps));
+            l.reachability.clone_from(&v.reachability);
+            v
+        })
+        .collect();
     // SAFETY: isatty on a valid fd number.
     let terminal = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
     if args.json || !terminal || args.format != Format::Native {
         let mut out = Output::new(args.format.encoder(), Writer(io::stdout().lock()));
-        for (l, owner) in &listeners {
-            let r = ListenerRecord::new(l, owner, None, clock.format_now());
+        for ((l, owner), v) in listeners.iter().zip(verdicts) {
+            let mut r = ListenerRecord::new(l, owner, None, clock.format_now());
+            r.judged(v);
             out.write(&Record::Listener(r))?;
         }
         out.flush()

@@ -12,7 +12,8 @@ use crate::{
     clock::{self, Clock},
     enrich::Enricher,
     error::{Error, Result},
-    filter::{Filters, baseline::Baseline},
+    filter::Filters,
+    judge::baseline::Baseline,
     kernel::{
         bound_udp::BoundUdp,
         counters::KernelCounters,
@@ -114,7 +115,7 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
 /// What judges the records: the baseline (`alert`) and the built-in detections.
 pub struct Judges {
     pub baseline: Option<Baseline>,
-    pub rules: crate::detect::Rules,
+    pub rules: crate::judge::rules::Rules,
     /// `--ancestry`: records carry their process's chain of ancestors.
     pub ancestry: bool,
     /// Listener and listen records say whether the firewall lets connections reach them.

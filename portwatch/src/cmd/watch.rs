@@ -13,7 +13,8 @@ use crate::{
         signals::{Received, Signals},
     },
     error::{Error, Result},
-    filter::{Filters, baseline::Baseline},
+    filter::Filters,
+    judge::baseline::Baseline,
     output::{
         Output,
         format::Format,
@@ -42,7 +43,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let filters = Filters::new(args.asked())?;
     let ports = (!args.backdoor_port.is_empty()).then(|| args.backdoor_port.clone());
     let rules =
-        crate::detect::Rules::new(args.no_detection.clone(), ports, args.uring_allow.clone())
+        crate::judge::rules::Rules::new(args.no_detection.clone(), ports, args.uring_allow.clone())
             .map_err(Error::Usage)?;
     let Session {
         mut ebpf,

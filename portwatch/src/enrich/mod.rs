@@ -374,5 +374,18 @@ fn parent_record(ppid: u32, pstart: u64, image: &ImageLookup, clock: &Clock) -> 
     p
 }
 
+/// A process's effective capabilities when a detection needs them: it took a privileged port
+/// without root (`model::net::needs_privilege`). Read now, while the process very likely still
+/// runs: the record itself has no capabilities.
+pub fn capabilities(pid: u32, uid: Option<u32>, port: Option<u16>) -> Option<u64> {
+    let (Some(uid), Some(port)) = (uid, port) else {
+        return None;
+    };
+    if !crate::model::net::needs_privilege(port, uid) {
+        return None;
+    }
+    crate::host::caps::of(pid)
+}
+
 #[cfg(test)]
 mod tests;

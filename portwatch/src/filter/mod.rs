@@ -1,7 +1,6 @@
 //! `watch`'s filters: most go into the kernel (pid, uid, cgroup, network namespace, port,
 //! event kinds, and portwatch itself) before the programs attach; executable and container can
 //! only be judged after enrichment and are applied before formatting.
-pub mod baseline;
 mod flags;
 
 use aya::{

@@ -43,6 +43,12 @@ impl Proto {
     }
 }
 
+/// Whether binding `port` as `uid` needs a privilege (CAP_NET_BIND_SERVICE, or a network
+/// namespace whose net.ipv4.ip_unprivileged_port_start is lower): a port below 1024, not root.
+pub const fn needs_privilege(port: u16, uid: u32) -> bool {
+    port < 1024 && uid != 0
+}
+
 /// Protocol name for an IP protocol number.
 pub fn protocol_name(protocol: u16) -> Cow<'static, str> {
     if let Some(p) = Proto::from_number(protocol) {

@@ -67,3 +67,23 @@ impl From<Severity> for Level {
         }
     }
 }
+
+/// Everything judging found on one record (`judge`).
+#[derive(Clone, Debug, Default)]
+pub struct Verdicts {
+    /// Why the baseline does not allow a new listener.
+    pub alert: Option<String>,
+    pub detections: Vec<Detection>,
+    /// Whether the firewall lets a new connection reach a new listener.
+    pub reachability: Option<super::reach::Reachability>,
+}
+
+impl Verdicts {
+    /// Detections alone.
+    pub fn found(detections: Vec<Detection>) -> Self {
+        Self {
+            detections,
+            ..Self::default()
+        }
+    }
+}

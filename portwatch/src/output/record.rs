@@ -10,7 +10,7 @@ use std::{
 use serde::Serialize;
 
 use super::sink::Worth;
-use crate::model::verdict::{Detection, Level};
+use crate::model::verdict::{Detection, Level, Verdicts};
 
 use crate::{
     clock::{Clock, Timestamp},
@@ -102,6 +102,13 @@ pub struct ListenerRecord {
 }
 
 impl ListenerRecord {
+    /// Takes what the judge found.
+    pub fn judged(&mut self, v: Verdicts) {
+        self.alert = v.alert;
+        self.detections = v.detections;
+        self.reachability = v.reachability;
+    }
+
     /// The record of a listener found by the inventory, owned by `owner`, at `time`.
     pub fn new(l: &Listener, owner: &ListenerOwner, alert: Option<String>, time: String) -> Self {
         let s = &l.socket;
@@ -191,6 +198,13 @@ pub struct SocketRecord {
 }
 
 impl SocketRecord {
+    /// Takes what the judge found.
+    pub fn judged(&mut self, v: Verdicts) {
+        self.alert = v.alert;
+        self.detections = v.detections;
+        self.reachability = v.reachability;
+    }
+
     /// The close of UDP socket `inode` on `local`, gone with its exited holder (UDP has no
     /// close hook: sock_diag no longer lists it).
     /// The close of a listener whose close record was not seen, found gone by sock_diag: with

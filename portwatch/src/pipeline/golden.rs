@@ -14,8 +14,8 @@ use portwatch_common::{
 use crate::{
     clock::Clock,
     enrich::Enricher,
-    filter::baseline::Baseline,
     host::{Host, OsRelease},
+    judge::baseline::Baseline,
     model::{
         listener::Listener,
         loss::{KindCounts, LossCounts},

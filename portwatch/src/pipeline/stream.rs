@@ -1,22 +1,15 @@
 //! The record stream after start-up: turns kernel records into output records, keeps the
 //! process and listener tables current, and reports losses.
-use std::net::SocketAddr;
-
 use rustc_hash::FxHashSet;
 
 use crate::{
     clock::Clock,
-    detect::{self, Rules},
-    enrich::Enricher,
+    enrich::{self, Enricher},
     error::{Error, Result},
-    filter::{
-        Filters,
-        baseline::{Baseline, Subject},
-    },
+    filter::Filters,
+    judge::{Judge, NewListener, Place, Who, baseline::Baseline, rules::Rules},
     model::{
         loss::LossCounts,
-        net::Proto,
-        process::ProcessContext,
         socket::{SockKind, SocketEvent, Via},
         source::{Counters, RecordSource, Sockets, UdpCloses},
     },
@@ -44,7 +37,7 @@ pub const BATCH: usize = 16_384;
 
 pub struct Stream<S: Sink> {
     out: Output<S>,
-    baseline: Option<Baseline>,
+    judge: Judge,
     filters: Filters,
     enricher: Enricher,
     counters: Box<dyn Counters>,
@@ -59,12 +52,9 @@ pub struct Stream<S: Sink> {
     exec_lost: u64,
     seq: LossSequencer,
     metrics: Option<crate::metrics::Metrics>,
-    rules: Rules,
     stdio_sessions: StdioSessions,
     /// `--stats`: each listener's drops and CLOSE_WAIT run at its last stats record.
     trends: Trends,
-    /// Judges new listeners against the firewall (off: `--no-reachability`, and in tests).
-    firewall: Option<Firewall>,
     /// The kernel's table of UDP sockets whose close it reports (None: no such hook, tests).
     udp_closes: Option<Box<dyn UdpCloses>>,
     floods: flood::FloodReports,
@@ -84,7 +74,7 @@ impl<S: Sink> Stream<S> {
         Self {
             reported_drops: out.drops(),
             out,
-            baseline,
+            judge: Judge::new(Rules::default(), baseline, None),
             filters,
             enricher,
             counters,
@@ -96,10 +86,8 @@ impl<S: Sink> Stream<S> {
             exec_lost: 0,
             seq: LossSequencer::default(),
             metrics: None,
-            rules: Rules::default(),
             stdio_sessions: StdioSessions::default(),
             trends: Trends::default(),
-            firewall: None,
             udp_closes: None,
             floods: flood::FloodReports::default(),
             reconciler: reconcile::Reconciler::default(),
@@ -185,89 +173,72 @@ impl<S: Sink> Stream<S> {
         if let (false, Some(_), Some(inode)) = (keep, update.new_listener, e.inode) {
             self.reconciler.saw(inode, e.task.boot_ns);
         }
-        let alert = update
-            .new_listener
-            .and_then(|(proto, local)| self.judge(proto, local, Some(e.task.uid), &process));
         if update.already_closed {
             return Ok(());
         }
-        let judged = match e.kind {
-            SockKind::Accept => Some("accepting on"),
-            SockKind::Listen if update.new_listener.is_some() => Some("listening on"),
-            SockKind::Bind if update.new_listener.is_some() => Some("bound to"),
-            _ => None,
-        };
         let mut record = SocketRecord::new(e, process, clock);
         record.shared_with = update.shared_with;
         record.ended = update.ended;
-        record.alert = alert;
-        if let (Some(f), Some((proto, local))) = (&mut self.firewall, update.new_listener) {
-            let netns = e.task.netns.unwrap_or(0);
-            let holder = Some((e.task.pid, e.task.tid));
-            record.reachability = Some(f.judge(netns, holder, proto, local, None));
-        }
-        if let Some(verb) = judged {
-            let doing = doing(
-                verb,
-                record.protocol.as_deref(),
-                record.address,
-                record.port,
-            );
-            let comm = record.comm.text();
-            // Only SO_REUSEPORT lets a second TCP listener share an address and port.
-            let joined = (e.kind == SockKind::Listen)
-                .then_some(record.shared_with.as_deref())
-                .flatten();
-            record.detections = self.rules.judge(&detect::Subject {
-                doing: &doing,
-                accept: e.kind == SockKind::Accept,
-                pid: e.task.pid,
-                comm: &comm,
-                exe: record.process.exe.as_deref(),
-                exe_deleted: record.process.exe_deleted,
-                exec_args: record.process.exec_args.as_deref(),
-                args: record.process.args.as_deref(),
-                uid: Some(e.task.uid),
-                port: record.port,
-                joined,
-                io_uring: matches!(e.via, Via::IoUring(_)),
-                ancestors: &record.process.lineage,
-            });
+        let comm = record.comm.text();
+        let p = &record.process;
+        let who = Who {
+            pid: e.task.pid,
+            holder: Some((e.task.pid, e.task.tid)),
+            uid: Some(e.task.uid),
+            comm,
+            process: p,
+            caps: enrich::capabilities(e.task.pid, Some(e.task.uid), record.port),
+        };
+        let io_uring = matches!(e.via, Via::IoUring(_));
+        let verdicts = match (e.kind, update.new_listener) {
+            (SockKind::Accept, _) => {
+                let at = Place {
+                    protocol: e.socket.as_ref().map(|s| s.protocol),
+                    ip: record.address,
+                    port: record.port,
+                };
+                Some(self.judge.accept(&at, io_uring, &who))
+            }
+            (SockKind::Listen | SockKind::Bind, Some((proto, local))) => {
+                Some(
+                    self.judge.new_listener(
+                        &NewListener {
+                            proto,
+                            local,
+                            v6only: None,
+                            netns: e.task.netns.unwrap_or(0),
+                            socket_uid: None,
+                            // Only SO_REUSEPORT lets a second TCP listener share an address and port.
+                            joined: (e.kind == SockKind::Listen)
+                                .then_some(record.shared_with.as_deref())
+                                .flatten(),
+                            io_uring,
+                        },
+                        &who,
+                    ),
+                )
+            }
+            _ => None,
+        };
+        if let Some(v) = verdicts {
+            record.judged(v);
         }
         self.out.write(&Record::from_socket(e.kind, record))
     }
 
     /// Judge each new listener against its namespace's firewall.
     pub fn set_firewall(&mut self, firewall: Firewall) {
-        self.firewall = Some(firewall);
+        self.judge.set_firewall(firewall);
     }
 
     /// The detections to run (`--no-detection`, `--backdoor-port`, `--uring-allow`).
     pub fn set_rules(&mut self, rules: Rules) {
-        self.rules = rules;
+        self.judge.set_rules(rules);
     }
 
     /// A new baseline (SIGHUP), for the listeners from now on.
     pub fn set_baseline(&mut self, baseline: Baseline) {
-        self.baseline = Some(baseline);
-    }
-
-    /// The baseline's verdict on a listener: None when it is allowed (or there is no baseline).
-    fn judge(
-        &self,
-        proto: Proto,
-        local: SocketAddr,
-        uid: Option<u32>,
-        p: &ProcessContext,
-    ) -> Option<String> {
-        self.baseline.as_ref()?.check(&Subject {
-            proto,
-            address: local.ip(),
-            port: local.port(),
-            uid,
-            user: p.user.as_deref(),
-            exe: p.exe.as_deref(),
-        })
+        self.judge.set_baseline(baseline);
     }
 
     /// Whether the snapshot already reported this event's listener (the event raced start-up).
@@ -328,19 +299,4 @@ impl<S: Sink> Stream<S> {
         }
         Ok(())
     }
-}
-
-/// "listening on tcp 0.0.0.0:4444", for the detections' reasons.
-pub(super) fn doing(
-    verb: &str,
-    proto: Option<&str>,
-    ip: Option<std::net::IpAddr>,
-    port: Option<u16>,
-) -> String {
-    let at = match (ip, port) {
-        (Some(std::net::IpAddr::V6(ip)), Some(p)) => format!("[{ip}]:{p}"),
-        (Some(ip), Some(p)) => format!("{ip}:{p}"),
-        _ => "an unknown address".into(),
-    };
-    format!("{verb} {} {at}", proto.unwrap_or("socket"))
 }

@@ -159,7 +159,7 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         out,
         session::Judges {
             baseline: None,
-            rules: crate::detect::Rules::default(),
+            rules: crate::judge::rules::Rules::default(),
             ancestry: false,
             reachability: false,
         },

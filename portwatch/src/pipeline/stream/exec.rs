@@ -2,11 +2,11 @@
 //! hook). The first program on a socket carries the `socket-stdio` finding; what runs after it
 //! on the same socket (a reverse shell's commands) is reported too, naming that first
 //! program's pid as its `session`, and raises the alarm again only when it is worse.
-use super::{Stream, doing};
+use super::Stream;
 use crate::{
     clock::Clock,
-    detect,
     error::Result,
+    judge::{Place, Who},
     model::{socket::StdioSocket, task::ExecRecord},
     output::{
         record::{Record, SocketRecord},
@@ -22,7 +22,7 @@ impl<S: Sink> Stream<S> {
         stdio: &StdioSocket,
         clock: &Clock,
     ) -> Result<()> {
-        if !self.rules.judges_stdio() {
+        if !self.judge.judges_stdio() {
             return Ok(());
         }
         let ports: Vec<u16> = stdio
@@ -36,7 +36,21 @@ impl<S: Sink> Stream<S> {
             return Ok(());
         }
         let mut record = SocketRecord::exec(e, stdio, process, clock);
-        let found = self.judge_exec(&record, stdio);
+        let comm = record.comm.text();
+        let who = Who {
+            pid: record.pid,
+            holder: None,
+            uid: Some(record.uid),
+            comm,
+            process: &record.process,
+            caps: None,
+        };
+        let at = Place {
+            protocol: stdio.socket.as_ref().map(|s| s.protocol),
+            ip: record.address,
+            port: record.port,
+        };
+        let found = self.judge.exec(stdio, &at, &record.stdio, &who).detections;
         if let Some(inode) = stdio.inode {
             record.session = self.stdio_sessions.started(inode, e.task.pid);
             let worst = found.iter().map(|d| d.severity).max();
@@ -47,28 +61,5 @@ impl<S: Sink> Stream<S> {
             record.detections = found;
         }
         self.out.write(&Record::Exec(record))
-    }
-
-    fn judge_exec(&self, r: &SocketRecord, stdio: &StdioSocket) -> Vec<detect::Detection> {
-        let local = doing("on", r.protocol.as_deref(), r.address, r.port);
-        let on = match stdio.socket.as_ref().and_then(|s| s.remote) {
-            _ if stdio.socket.is_none() => "on an IP socket".to_owned(),
-            Some(peer) => format!("{local} connected to {peer}"),
-            None => local,
-        };
-        let doing = format!("started with {} {on}", r.stdio.join(", "));
-        let comm = r.comm.text();
-        self.rules.judge_stdio(&detect::Subject {
-            doing: &doing,
-            pid: r.pid,
-            comm: &comm,
-            exe: r.process.exe.as_deref(),
-            exe_deleted: r.process.exe_deleted,
-            exec_args: r.process.exec_args.as_deref(),
-            args: r.process.args.as_deref(),
-            uid: Some(r.uid),
-            ancestors: &r.process.lineage,
-            ..detect::Subject::default()
-        })
     }
 }

@@ -3,15 +3,13 @@
 //! completion marker) and reconciliation after a loss (`reconcile`). Each is reported once as a
 //! `listener` record, judged like a new one (baseline, detections, firewall), and from then on
 //! watched like one the stream saw being made.
-use super::{Stream, doing};
+use super::Stream;
 use crate::{
     clock::Clock,
-    detect,
+    enrich,
     error::Result,
-    model::{
-        listener::{Holder, Listener},
-        net::Proto,
-    },
+    judge::{NewListener, Who},
+    model::listener::{Holder, Listener},
     output::{
         record::{ListenerRecord, Record, SnapshotRecord},
         sink::Sink,
@@ -51,40 +49,20 @@ impl<S: Sink> Stream<S> {
             udp.track(&[s]);
         }
         let now = clock.boot_now();
-        let uid = owner.task.as_ref().map(|t| t.uid);
-        let alert = self.judge(s.proto, s.local, uid, &owner.process);
         // One the table knows (its record was dropped on the way out) keeps its history.
         if self.listeners.get(s.inode).is_none() {
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
             self.listeners.insert_snapshot(s, holder, now);
         }
-        let mut r = ListenerRecord::new(l, &owner, alert, clock.format(now));
+        let mut r = ListenerRecord::new(l, &owner, None, clock.format(now));
         r.reason = reason;
-        r.reachability = self.firewall.as_mut().map(|f| f.listener(l, &owner));
-        let verb = if s.proto == Proto::Tcp {
-            "listening on"
-        } else {
-            "bound to"
-        };
-        let doing = doing(
-            verb,
-            Some(s.proto.name()),
-            Some(s.local.ip()),
-            Some(s.local.port()),
-        );
-        r.detections = self.rules.judge(&detect::Subject {
-            doing: &doing,
-            pid: owner.task.as_ref().map_or(0, |t| t.pid),
-            comm: r.comm.as_deref().unwrap_or("?"),
-            exe: owner.process.exe.as_deref(),
-            exe_deleted: owner.process.exe_deleted,
-            exec_args: owner.process.exec_args.as_deref(),
-            args: owner.process.args.as_deref(),
-            uid: Some(uid.unwrap_or(s.uid)),
-            port: Some(s.local.port()),
-            ancestors: &owner.process.lineage,
-            ..detect::Subject::default()
-        });
+        let uid = owner.task.as_ref().map_or(s.uid, |t| t.uid);
+        let pid = owner.task.as_ref().map_or(0, |t| t.pid);
+        let caps = enrich::capabilities(pid, Some(uid), Some(s.local.port()));
+        let found = self
+            .judge
+            .new_listener(&NewListener::listed(l), &Who::owner(&owner, caps));
+        r.judged(found);
         self.out.write(&Record::Listener(r))?;
         Ok(true)
     }

@@ -4,14 +4,14 @@
 //! listener table knows (from the listen or the start-up snapshot); no /proc scan is repeated.
 use rustc_hash::FxHashSet;
 
-use super::{Stream, doing};
+use super::Stream;
 use crate::{
     clock::Clock,
-    detect,
     error::Result,
+    judge::{NewListener, Who},
     model::{
         listener::Listener,
-        net::{Proto, Scope},
+        net::Scope,
         process::{ListenerOwner, Process, ProcessContext},
     },
     output::{
@@ -69,25 +69,11 @@ impl<S: Sink> Stream<S> {
                 .update(inode, netns, &mut health, made_while_watched);
             let mut r = ListenerRecord::new(&l, &owner, None, time.clone());
             r.health = Some(health);
-            if l.socket.proto == Proto::Tcp {
-                let s = &l.socket;
-                let doing = doing(
-                    "listening on",
-                    Some(s.proto.name()),
-                    Some(s.local.ip()),
-                    Some(s.local.port()),
-                );
-                let subject = detect::Subject {
-                    doing: &doing,
-                    pid: r.pid.unwrap_or(0),
-                    comm: r.comm.as_deref().unwrap_or("?"),
-                    exe: owner.process.exe.as_deref(),
-                    exe_deleted: owner.process.exe_deleted,
-                    exec_args: owner.process.exec_args.as_deref(),
-                    ..detect::Subject::default()
-                };
-                r.detections = self.rules.judge_health(&subject, &health, rising);
-            }
+            let who = Who::owner(&owner, None);
+            let found = self
+                .judge
+                .stats(&NewListener::listed(&l), &health, rising, &who);
+            r.detections = found.detections;
             self.out.write(&Record::ListenerStats(r))?;
         }
         self.trends.retain(&listed, &unlisted);

@@ -15,9 +15,7 @@ use std::{
 use crate::{
     host::netns::{self, Namespace},
     model::{
-        listener::Listener,
         net::{Proto, Scope},
-        process::ListenerOwner,
         reach::{Reachability, Status},
     },
 };
@@ -90,13 +88,6 @@ impl Firewall {
             reading.verdicts.insert(key, verdict.clone());
         }
         verdict
-    }
-
-    /// The verdict for a listener the inventory found, entered through its owner.
-    pub fn listener(&mut self, l: &Listener, owner: &ListenerOwner) -> Reachability {
-        let s = &l.socket;
-        let holder = owner.task.as_ref().map(|t| (t.pid, t.tid));
-        self.judge(s.netns, holder, s.proto, s.local, s.v6only)
     }
 
     fn reading(&mut self, netns: u32, holder: Option<(u32, u32)>) -> &mut Reading {

@@ -1,4 +1,4 @@
-//! Built-in detections: judgements on a new listener (a listen, a UDP bind, a snapshot listener)
+//! Built-in detections (called through `judge`): judgements on a new listener (a listen, a UDP bind, a snapshot listener)
 //! or an accept, made from what the record already knows, each naming its rule, severity, ATT&CK technique and the
 //! evidence. All are on by default; `--no-detection NAME` (or `[detections] disable` in the
 //! configuration file) turns one off.
@@ -89,6 +89,8 @@ pub struct Subject<'a> {
     /// rewriting them after exec hides nothing.
     pub exec_args: Option<&'a [String]>,
     pub uid: Option<u32>,
+    /// Its effective capabilities, read while it ran (None: gone first, or not asked for).
+    pub caps: Option<u64>,
     pub port: Option<u16>,
     /// TCP: the listeners already serving an overlapping address and port (only SO_REUSEPORT
     /// lets a second one listen there). None for UDP, where SO_REUSEADDR allows it too.

@@ -1,6 +1,7 @@
 //! Rules on where and how a program listens: a backdoor's port, a privileged port without
 //! root, a port joined behind its owner's back, a listener made through io_uring.
 use super::{Findings, Severity, Subject, program, who};
+use crate::{host::caps, model::net::needs_privilege};
 
 /// Ports backdoors and C2 commonly use: Metasploit's defaults (4444, 5555), Back Orifice
 /// (31337, 54320/54321), NetBus (12345, 12346, 20034), SubSeven (27374), IRC botnets (6666,
@@ -8,13 +9,6 @@ use super::{Findings, Severity, Subject, program, who};
 pub const BACKDOOR_PORTS: [u16; 13] = [
     1337, 4444, 5555, 6666, 6667, 6697, 12345, 12346, 20034, 27374, 31337, 54320, 54321,
 ];
-
-/// Ports below this need CAP_NET_BIND_SERVICE, unless the network namespace's
-/// net.ipv4.ip_unprivileged_port_start says otherwise.
-const PRIVILEGED_BELOW: u16 = 1024;
-
-/// CAP_NET_BIND_SERVICE's bit in /proc/PID/status CapEff.
-const CAP_NET_BIND_SERVICE: u32 = 10;
 
 pub(super) fn judge(s: &Subject, f: &mut Findings) {
     let who = who(s);
@@ -50,12 +44,11 @@ fn privileged_port(s: &Subject, f: &mut Findings, who: &str) {
     let (Some(port), Some(uid)) = (s.port, s.uid) else {
         return;
     };
-    if port >= PRIVILEGED_BELOW || uid == 0 {
+    if !needs_privilege(port, uid) {
         return;
     }
-    // Read now, while the process very likely still runs: the record itself has no capabilities.
-    let how = match crate::host::caps::of(s.pid) {
-        Some(caps) if caps & (1 << CAP_NET_BIND_SERVICE) != 0 => "through CAP_NET_BIND_SERVICE",
+    let how = match s.caps {
+        Some(caps) if caps::has(caps, caps::CAP_NET_BIND_SERVICE) => "through CAP_NET_BIND_SERVICE",
         Some(_) => {
             "through its network namespace's net.ipv4.ip_unprivileged_port_start (it lacks CAP_NET_BIND_SERVICE)"
         }
