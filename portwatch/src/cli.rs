@@ -150,11 +150,10 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
 
-    /// Turn a built-in detection off (repeatable): shell-listener, inline-interpreter-listener,
-    /// netcat-listener, fileless-listener, kernel-thread-name, backdoor-port,
-    /// privileged-port, reuseport-hijack, io-uring-listener, socket-stdio, webshell,
-    /// accept-queue-overflow, close-wait-growing.
-    #[arg(long, value_name = "NAME")]
+    /// Turn a built-in detection off (repeatable).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(
+        crate::judge::rules::RULES.map(|r| r.name)
+    ))]
     pub no_detection: Vec<String>,
 
     /// The ports the backdoor-port detection names (repeatable; default: 1337, 4444, 5555,

@@ -11,6 +11,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// One rule's finding on one record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Detection {

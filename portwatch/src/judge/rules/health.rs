@@ -1,11 +1,12 @@
 //! The rules on a listener's health (`watch --stats`): connection attempts dropped because its
 //! accept queue was full, and a CLOSE_WAIT count that keeps rising. Both say how a service fails
 //! quietly; an overflow is also what a SYN or connection flood looks like from the inside.
-use super::{Findings, Severity, Subject, who};
+use super::{
+    Findings, Severity, Subject,
+    table::{ACCEPT_QUEUE_OVERFLOW, CLOSE_WAIT_GROWING},
+    who,
+};
 use crate::model::health::{Health, Rising};
-
-pub(super) const OVERFLOW: &str = "accept-queue-overflow";
-pub(super) const CLOSE_WAIT: &str = "close-wait-growing";
 
 /// CLOSE_WAIT must have risen at this many checks in a row (without falling) to be a finding;
 /// it is reported once per run.
@@ -16,7 +17,7 @@ pub(super) fn judge(s: &Subject, h: &Health, close_wait: Option<Rising>, f: &mut
     if let (Some(new), Some(max)) = (h.new_drops, h.accept_queue_max) {
         if new > 0 {
             f.add(
-                OVERFLOW,
+                &ACCEPT_QUEUE_OVERFLOW,
                 Severity::Medium,
                 "T1499.002",
                 format!(
@@ -31,7 +32,7 @@ pub(super) fn judge(s: &Subject, h: &Health, close_wait: Option<Rising>, f: &mut
     if let (Some(run), Some(c)) = (close_wait, h.connections) {
         if run.rises == CLOSE_WAIT_RISES {
             f.add_finding(
-                CLOSE_WAIT,
+                &CLOSE_WAIT_GROWING,
                 Severity::Medium,
                 None,
                 format!(

@@ -13,65 +13,11 @@ mod health;
 mod program;
 mod socket;
 mod stdio;
+pub mod table;
 
 pub use health::CLOSE_WAIT_RISES;
 pub use socket::BACKDOOR_PORTS;
-
-/// The rules, by name, with what each is about (for `--help` and the README).
-pub const RULES: [(&str, &str); 13] = [
-    (
-        "shell-listener",
-        "a shell (sh, bash, dash, zsh, ksh, busybox) listening or accepting",
-    ),
-    (
-        "inline-interpreter-listener",
-        "an interpreter (python, perl, ruby, php, node, lua) listening or accepting from an inline program (-c, -e, -r)",
-    ),
-    (
-        "netcat-listener",
-        "netcat or socat listening (critical when it runs a command for its peer)",
-    ),
-    (
-        "fileless-listener",
-        "a listener whose executable is deleted or a memfd",
-    ),
-    (
-        "kernel-thread-name",
-        "a process named like a kernel thread (kworker, ksoftirqd, ...) with a socket",
-    ),
-    (
-        "backdoor-port",
-        "a listener on a port backdoors and C2 commonly use",
-    ),
-    (
-        "privileged-port",
-        "a non-root process listening on a port below 1024 (through CAP_NET_BIND_SERVICE or the ip_unprivileged_port_start sysctl)",
-    ),
-    (
-        "reuseport-hijack",
-        "a TCP listener joining, with SO_REUSEPORT, a port another executable or user already serves",
-    ),
-    (
-        "io-uring-listener",
-        "a listener or accept made through io_uring by an executable not on the io_uring allowlist",
-    ),
-    (
-        "webshell",
-        "a shell, or an interpreter running an inline program, listening, accepting or started on a socket with a web server (nginx, apache2, httpd, php-fpm, ...) among its ancestors",
-    ),
-    (
-        "socket-stdio",
-        "a program started with an IP socket as stdin, stdout or stderr: a bind or reverse shell (critical for a shell)",
-    ),
-    (
-        "accept-queue-overflow",
-        "watch --stats: a TCP listener dropped connection attempts since the last check because its accept queue was full",
-    ),
-    (
-        "close-wait-growing",
-        "watch --stats: a TCP listener's connections in CLOSE_WAIT rose at 3 checks in a row without a fall (a descriptor leak)",
-    ),
-];
+pub use table::{RULES, Rule};
 
 /// What a rule looks at.
 #[derive(Default, Clone, Copy)]
@@ -128,24 +74,30 @@ struct Findings<'r> {
 impl Findings<'_> {
     fn add(
         &mut self,
-        name: &'static str,
+        rule: &'static Rule,
         severity: Severity,
         technique: &'static str,
         reason: String,
     ) {
-        self.add_finding(name, severity, Some(technique), reason);
+        self.add_finding(rule, severity, Some(technique), reason);
     }
 
+    /// A finding of `rule`, in one of the forms its table entry declares.
     fn add_finding(
         &mut self,
-        name: &'static str,
+        rule: &'static Rule,
         severity: Severity,
         technique: Option<&'static str>,
         reason: String,
     ) {
-        if self.rules.on(name) {
+        debug_assert!(
+            rule.makes(severity, technique),
+            "{}: {severity:?} {technique:?} is not in its table entry",
+            rule.name
+        );
+        if self.rules.on(rule.name) {
             self.found.push(Detection {
-                name,
+                name: rule.name,
                 severity,
                 technique,
                 reason,
@@ -177,8 +129,8 @@ impl Rules {
         uring_allow: Vec<String>,
     ) -> Result<Self, String> {
         for name in &disabled {
-            if !RULES.iter().any(|(n, _)| n == name) {
-                let known: Vec<&str> = RULES.iter().map(|(n, _)| *n).collect();
+            if !RULES.iter().any(|r| r.name == name) {
+                let known: Vec<&str> = RULES.iter().map(|r| r.name).collect();
                 return Err(format!(
                     "unknown detection `{name}` (known: {})",
                     known.join(", ")
@@ -227,7 +179,7 @@ impl Rules {
 
     /// Whether a program started on sockets is judged (and so reported: `exec` records).
     pub fn judges_stdio(&self) -> bool {
-        self.on(stdio::RULE)
+        self.on(table::SOCKET_STDIO.name)
     }
 
     /// The findings on a listener's health (`watch --stats`), its CLOSE_WAIT run if rising.

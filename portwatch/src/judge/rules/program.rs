@@ -1,29 +1,67 @@
 //! Rules on what runs: a shell or an inline interpreter serving connections, netcat, a program
 //! from memory or deleted, a fake kernel thread.
-use super::{Findings, Severity, Subject, program, who};
+use super::{
+    Findings, Severity, Subject, program,
+    table::{
+        FILELESS, INLINE_INTERPRETER, KERNEL_THREAD_NAME, NETCAT_LISTENER, SHELL_LISTENER, WEBSHELL,
+    },
+    who,
+};
 
-const SHELLS: [&str; 9] = [
+pub(super) const SHELLS: [&str; 9] = [
     "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "busybox",
 ];
 
-/// Interpreters: the flags that give them an inline program, the options that take a value
-/// (skipped with it), and their technique. The first other argument (a script, `-m`'s module)
+/// An interpreter: the flags that give it an inline program, the options that take a value
+/// (skipped with it), and its technique. The first other argument (a script, `-m`'s module)
 /// ends the interpreter's own options: a `-c` after it is the program's.
-const INTERPRETERS: [(&str, &[&str], &[&str], &str); 6] = [
-    ("python", &["-c"], &["-W", "-X"], "T1059.006"),
-    ("perl", &["-e", "-E"], &["-I", "-M"], "T1059"),
-    ("ruby", &["-e"], &["-I", "-r"], "T1059"),
-    ("php", &["-r"], &["-c", "-d"], "T1059"),
-    (
-        "node",
-        &["-e", "--eval", "-p", "--print"],
-        &["-r", "--require"],
-        "T1059.007",
-    ),
-    ("lua", &["-e"], &["-l"], "T1059"),
+pub(super) struct Interpreter {
+    pub family: &'static str,
+    pub inline: &'static [&'static str],
+    pub with_value: &'static [&'static str],
+    pub technique: &'static str,
+}
+
+pub(super) const INTERPRETERS: [Interpreter; 6] = [
+    Interpreter {
+        family: "python",
+        inline: &["-c"],
+        with_value: &["-W", "-X"],
+        technique: "T1059.006",
+    },
+    Interpreter {
+        family: "perl",
+        inline: &["-e", "-E"],
+        with_value: &["-I", "-M"],
+        technique: "T1059",
+    },
+    Interpreter {
+        family: "ruby",
+        inline: &["-e"],
+        with_value: &["-I", "-r"],
+        technique: "T1059",
+    },
+    Interpreter {
+        family: "php",
+        inline: &["-r"],
+        with_value: &["-c", "-d"],
+        technique: "T1059",
+    },
+    Interpreter {
+        family: "node",
+        inline: &["-e", "--eval", "-p", "--print"],
+        with_value: &["-r", "--require"],
+        technique: "T1059.007",
+    },
+    Interpreter {
+        family: "lua",
+        inline: &["-e"],
+        with_value: &["-l"],
+        technique: "T1059",
+    },
 ];
 
-const NETCATS: [&str; 6] = [
+pub(super) const NETCATS: [&str; 6] = [
     "nc",
     "ncat",
     "netcat",
@@ -34,7 +72,7 @@ const NETCATS: [&str; 6] = [
 
 /// Web servers and their workers (`php-fpm8.2` is `php-fpm`): a shell among their
 /// descendants serving the network is how a webshell looks.
-const WEB_SERVERS: [&str; 10] = [
+pub(super) const WEB_SERVERS: [&str; 10] = [
     "nginx",
     "apache2",
     "httpd",
@@ -47,7 +85,7 @@ const WEB_SERVERS: [&str; 10] = [
     "h2o",
 ];
 
-const KERNEL_THREADS: [&str; 6] = [
+pub(super) const KERNEL_THREADS: [&str; 6] = [
     "kworker",
     "ksoftirqd",
     "kthreadd",
@@ -85,8 +123,8 @@ pub(super) fn is_shell(s: &Subject, prog: &str) -> bool {
 /// An interpreter running an inline program: the flag that gave it, and the technique.
 fn inline<'a>(s: &Subject<'a>, prog: &str) -> Option<(&'a str, &'static str)> {
     let fam = family(prog);
-    let (_, flags, with_value, technique) = INTERPRETERS.iter().find(|(f, ..)| *f == fam)?;
-    inline_flag(s.args.unwrap_or_default(), flags, with_value).map(|flag| (flag, *technique))
+    let i = INTERPRETERS.iter().find(|i| i.family == fam)?;
+    inline_flag(s.args.unwrap_or_default(), i.inline, i.with_value).map(|flag| (flag, i.technique))
 }
 
 /// The interpreter's technique, when `prog` is one.
@@ -94,8 +132,8 @@ pub(super) fn interpreter(prog: &str) -> Option<&'static str> {
     let fam = family(prog);
     INTERPRETERS
         .iter()
-        .find(|(f, ..)| *f == fam)
-        .map(|(.., technique)| *technique)
+        .find(|i| i.family == fam)
+        .map(|i| i.technique)
 }
 
 /// The nearest web server among the ancestors of a shell or interpreter: "nginx (pid 812)".
@@ -120,7 +158,7 @@ pub(super) fn webshell(s: &Subject, f: &mut Findings) {
     });
     if let Some(a) = server {
         f.add(
-            "webshell",
+            &WEBSHELL,
             Severity::Critical,
             "T1505.003",
             format!(
@@ -140,7 +178,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     webshell(s, f);
     if is_shell(s, prog) {
         f.add(
-            "shell-listener",
+            &SHELL_LISTENER,
             Severity::High,
             "T1059.004",
             format!("{who} {}: a shell does not serve connections", s.doing),
@@ -148,7 +186,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     }
     if let Some((flag, technique)) = inline(s, prog) {
         f.add(
-            "inline-interpreter-listener",
+            &INLINE_INTERPRETER,
             Severity::High,
             technique,
             format!(
@@ -166,13 +204,13 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
         });
         match runs {
             Some(how) => f.add(
-                "netcat-listener",
+                &NETCAT_LISTENER,
                 Severity::Critical,
                 "T1059",
                 format!("{who} {}, running a command for its peer ({how})", s.doing),
             ),
             None => f.add(
-                "netcat-listener",
+                &NETCAT_LISTENER,
                 Severity::High,
                 "T1571",
                 format!("{who} {}", s.doing),
@@ -182,7 +220,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     if let Some(exe) = s.exe {
         if exe.starts_with("/memfd:") {
             f.add(
-                "fileless-listener",
+                &FILELESS,
                 Severity::Critical,
                 "T1620",
                 format!(
@@ -192,7 +230,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
             );
         } else if s.exe_deleted || exe.ends_with(" (deleted)") {
             f.add(
-                "fileless-listener",
+                &FILELESS,
                 Severity::Critical,
                 "T1070.004",
                 format!("{who} {}: its executable was deleted", s.doing),
@@ -201,7 +239,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     }
     if s.exe.is_some() && KERNEL_THREADS.iter().any(|k| s.comm.starts_with(k)) {
         f.add(
-            "kernel-thread-name",
+            &KERNEL_THREAD_NAME,
             Severity::High,
             "T1036.004",
             format!(

@@ -1,6 +1,10 @@
 //! Rules on where and how a program listens: a backdoor's port, a privileged port without
 //! root, a port joined behind its owner's back, a listener made through io_uring.
-use super::{Findings, Severity, Subject, program, who};
+use super::{
+    Findings, Severity, Subject, program,
+    table::{BACKDOOR_PORT, IO_URING_LISTENER, PRIVILEGED_PORT, REUSEPORT_HIJACK},
+    who,
+};
 use crate::{host::caps, model::net::needs_privilege};
 
 /// Ports backdoors and C2 commonly use: Metasploit's defaults (4444, 5555), Back Orifice
@@ -15,7 +19,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     if !s.accept {
         if let Some(port) = s.port.filter(|p| f.rules.ports.contains(p)) {
             f.add(
-                "backdoor-port",
+                &BACKDOOR_PORT,
                 Severity::Medium,
                 "T1571",
                 format!(
@@ -29,7 +33,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     }
     if s.io_uring && !uring_allowed(s, &f.rules.uring_allow) {
         f.add(
-            "io-uring-listener",
+            &IO_URING_LISTENER,
             Severity::Medium,
             "T1562.006",
             format!(
@@ -55,7 +59,7 @@ fn privileged_port(s: &Subject, f: &mut Findings, who: &str) {
         None => "how is unknown: the process was gone before its capabilities could be read",
     };
     f.add(
-        "privileged-port",
+        &PRIVILEGED_PORT,
         Severity::Medium,
         "T1548",
         format!(
@@ -86,7 +90,7 @@ fn reuseport_hijack(s: &Subject, f: &mut Findings, who: &str) {
         return;
     }
     f.add(
-        "reuseport-hijack",
+        &REUSEPORT_HIJACK,
         Severity::High,
         "T1557",
         format!(

@@ -4,10 +4,9 @@
 use super::{
     Findings, Severity, Subject, program,
     program::{interpreter, is_shell},
+    table::SOCKET_STDIO,
     who,
 };
-
-pub(super) const RULE: &str = "socket-stdio";
 
 pub(super) fn judge(s: &Subject, f: &mut Findings) {
     let prog = program(s);
@@ -32,7 +31,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
         )
     };
     f.add(
-        RULE,
+        &SOCKET_STDIO,
         severity,
         technique,
         format!("{who} {}: {what}", s.doing),
