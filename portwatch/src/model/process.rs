@@ -1,6 +1,7 @@
 //! Who did it, beyond the kernel's task fields: the process context `enrich` builds (program,
 //! arguments, user, parent, cgroup, container), shared by every record of that process state.
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     ops::Deref,
     sync::{Arc, OnceLock},
@@ -75,12 +76,13 @@ impl ProcessContext {
 #[derive(Debug, Default)]
 pub struct Process {
     context: ProcessContext,
-    /// The context as each output format encodes it, made on first use (`encoded`).
-    encoded: [OnceLock<Encoded>; FORMATS],
+    /// The context as output formats encode it, each keyed by its format's name and made on
+    /// first use (`encoded`). The formats are `output`'s business: this knows none of them.
+    encoded: [OnceLock<(&'static str, Encoded)>; ENCODINGS],
 }
 
-/// The output formats that cache an encoding of the context (`output::format::Format`).
-pub const FORMATS: usize = 3;
+/// Encodings cached per process; a format beyond them encodes the context for each record.
+const ENCODINGS: usize = 4;
 
 /// Preformatted pieces of a context, as one format writes them (the format knows which is
 /// which).
@@ -94,14 +96,27 @@ impl Process {
         })
     }
 
-    /// The context encoded by `encode` for format number `format`, which runs once per
-    /// process state and format.
+    /// The context encoded by `encode` for the format named `format`, which runs once per
+    /// process state and format (while there is room for it).
     pub fn encoded(
         &self,
-        format: usize,
+        format: &'static str,
         encode: impl FnOnce(&ProcessContext) -> Encoded,
-    ) -> &[Box<str>] {
-        self.encoded[format].get_or_init(|| encode(&self.context))
+    ) -> Cow<'_, [Box<str>]> {
+        let mut encode = Some(encode);
+        for slot in &self.encoded {
+            let (key, pieces) = slot.get_or_init(|| {
+                let encode = encode.take().expect("encoded once");
+                (format, encode(&self.context))
+            });
+            if *key == format {
+                return Cow::Borrowed(pieces);
+            }
+        }
+        match encode {
+            Some(encode) => Cow::Owned(encode(&self.context).into_vec()),
+            None => unreachable!("a slot took the encoding"),
+        }
     }
 }
 
@@ -192,4 +207,31 @@ pub struct ListenerOwner {
 
 const fn is_zero_u64(n: &u64) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Each format's encoding is made once and kept under its name; a format beyond the slots
+    /// still gets its own encoding, made each time.
+    #[test]
+    fn encodings_are_kept_per_format_and_any_number_of_formats_works() {
+        let p = Process::new(ProcessContext::default());
+        let made = Cell::new(0);
+        let names = ["native", "ecs", "ocsf", "fourth", "fifth"];
+        for _ in 0..3 {
+            for name in names {
+                let got = p.encoded(name, |_| {
+                    made.set(made.get() + 1);
+                    Box::new([name.into()])
+                });
+                assert_eq!(&*got[0], name);
+            }
+        }
+        // Four kept (made once each), the fifth made on each of the three rounds.
+        assert_eq!(made.get(), ENCODINGS + 3 * (names.len() - ENCODINGS));
+    }
 }

@@ -9,6 +9,7 @@ mod route;
 pub mod sink;
 pub mod spec;
 
+use portwatch_common::EventKind;
 use serde::Serialize;
 
 use crate::{
@@ -77,8 +78,14 @@ pub struct Undelivered {
 /// Births remembered as refused between two listings (`Output::undelivered`).
 const UNDELIVERED_MAX: usize = 1 << 16;
 
-/// The record kinds counted in `Output::written`, in the order `write` counts them.
-const WRITTEN_KINDS: [&str; 5] = ["bind", "listen", "accept", "close", "listener"];
+/// The record kinds counted in `Output::written` (by `Record::event`).
+const WRITTEN_KINDS: [&str; 5] = [
+    EventKind::Bind.name(),
+    EventKind::Listen.name(),
+    EventKind::Accept.name(),
+    EventKind::Close.name(),
+    Record::LISTENER,
+];
 
 impl<S: Sink> Output<S> {
     /// One sink, in the format of `encoder`.
@@ -164,15 +171,7 @@ impl<S: Sink> Output<S> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let kind = match record {
-            Record::Bind(_) => Some(0),
-            Record::Listen(_) => Some(1),
-            Record::Accept(_) => Some(2),
-            Record::Close(_) => Some(3),
-            Record::Listener(_) => Some(4),
-            _ => None,
-        };
-        if let Some(i) = kind {
+        if let Some(i) = WRITTEN_KINDS.iter().position(|&k| k == record.event()) {
             self.written[i] += 1;
         }
         let (worth, birth) = record.worth();

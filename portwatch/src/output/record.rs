@@ -7,6 +7,7 @@ use std::{
     sync::Arc,
 };
 
+use portwatch_common::EventKind;
 use serde::Serialize;
 
 use super::sink::Worth;
@@ -346,16 +347,19 @@ impl Record {
         )
     }
 
-    /// The record's `event` member.
+    /// The `event` of a listener found by listing.
+    pub const LISTENER: &'static str = "listener";
+
+    /// The record's `event` member (the kernel's kinds by their ABI names).
     pub const fn event(&self) -> &'static str {
         match self {
             Self::Start(_) => "start",
-            Self::Bind(_) => "bind",
-            Self::Listen(_) => "listen",
-            Self::Accept(_) => "accept",
-            Self::Close(_) => "close",
-            Self::Exec(_) => "exec",
-            Self::Listener(_) => "listener",
+            Self::Bind(_) => EventKind::Bind.name(),
+            Self::Listen(_) => EventKind::Listen.name(),
+            Self::Accept(_) => EventKind::Accept.name(),
+            Self::Close(_) => EventKind::Close.name(),
+            Self::Exec(_) => EventKind::Exec.name(),
+            Self::Listener(_) => Self::LISTENER,
             Self::ListenerStats(_) => "listener_stats",
             Self::SnapshotComplete(_) => "snapshot_complete",
             Self::Flood(_) => "flood",

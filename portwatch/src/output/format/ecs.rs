@@ -4,7 +4,7 @@
 //! `portwatch.*` with its native name. The README lists every field. Written member by member
 //! like the native records, with the host and each process context formatted once.
 use super::{
-    Encoder, Format,
+    Encoder,
     json::{self, Members},
     siem::{self, Endpoint, Task, id_string},
 };
@@ -274,8 +274,8 @@ impl Ecs {
             });
         }
         m.str("message", &siem::message(record, r));
-        let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
-        let extras = self.who(m, &Task::of_socket(r), &r.process, pieces);
+        let pieces = r.process.encoded("ecs", |p| self.context(p));
+        let extras = self.who(m, &Task::of_socket(r), &r.process, &pieces);
         let (local, peer) = (siem::local(r), siem::remote(r));
         // A program started on a socket: whether it was accepted or connected is not known,
         // so its own end is the source and the peer the destination, with no client or server.
@@ -334,8 +334,9 @@ impl Encoder for Ecs {
                 r.alert.as_deref()
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
-                let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
-                let extras = Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, pieces));
+                let pieces = r.process.encoded("ecs", |p| self.context(p));
+                let extras =
+                    Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, &pieces));
                 if let Ok(ip) = r.address.parse() {
                     let local = Endpoint { ip, port: r.port };
                     endpoint(&mut m, "server", local);
@@ -349,8 +350,8 @@ impl Encoder for Ecs {
                 r.alert.as_deref()
             }
             Record::Flood(r) => {
-                let pieces = r.process.encoded(Format::Ecs as usize, |p| self.context(p));
-                let extras = self.who(&mut m, &Task::of_flood(r), &r.process, pieces);
+                let pieces = r.process.encoded("ecs", |p| self.context(p));
+                let extras = self.who(&mut m, &Task::of_flood(r), &r.process, &pieces);
                 m.object("portwatch", |o| {
                     siem::own_extras(record, o);
                     o.append(extras);

@@ -2,7 +2,9 @@
 //! field): `seq` and `event` first, then the record's fields, then its process context. Socket
 //! records, one per event, are written member by member (`json::Members`); the rarer ones
 //! through serde.
-use super::{Encoder, Format, json::Members};
+use std::borrow::Cow;
+
+use super::{Encoder, json::Members};
 use crate::{
     model::{
         process::{Process, ProcessContext},
@@ -31,15 +33,15 @@ impl Encoder for Native {
             | Record::Close(r)
             | Record::Exec(r) => {
                 socket_members(r, &mut m);
-                m.raw(process_members(&r.process));
+                m.raw(&process_members(&r.process)[0]);
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
                 m.flatten(r);
-                m.raw(process_members(&r.process));
+                m.raw(&process_members(&r.process)[0]);
             }
             Record::Flood(r) => {
                 m.flatten(r);
-                m.raw(process_members(&r.process));
+                m.raw(&process_members(&r.process)[0]);
             }
             Record::Start(r) => m.flatten(r),
             Record::SnapshotComplete(r) => m.flatten(r),
@@ -50,17 +52,16 @@ impl Encoder for Native {
     }
 }
 
-/// The record's own members (absent ones left out); its process context follows them.
 /// A process context as JSON object members without the braces (empty when it has none),
 /// formatted once per process state (`Process::encoded`).
-fn process_members(p: &Process) -> &str {
-    &p.encoded(Format::Native as usize, |c: &ProcessContext| {
+fn process_members(p: &Process) -> Cow<'_, [Box<str>]> {
+    p.encoded("native", |c: &ProcessContext| {
         let mut out = Vec::new();
         Members::new(&mut out).flatten(c);
         // `flatten` starts each member list with the comma that `Members::raw` adds again.
         let members = out.strip_prefix(b",").unwrap_or(&out);
         Box::new([String::from_utf8_lossy(members).into()])
-    })[0]
+    })
 }
 
 fn socket_members(r: &SocketRecord, m: &mut Members) {

@@ -7,7 +7,7 @@
 //! README lists every attribute. Written member by member, with the device and each process
 //! context (`actor`) formatted once.
 use super::{
-    Encoder, Format,
+    Encoder,
     json::{self, Members},
     siem::{self, Endpoint, Task},
 };
@@ -174,15 +174,13 @@ fn status(m: &mut Members, ok: bool) {
 impl Ocsf {
     fn socket(&self, record: &Record, r: &SocketRecord, m: &mut Members) {
         m.str("message", &siem::message(record, r));
-        let pieces = r
-            .process
-            .encoded(Format::Ocsf as usize, |p| self.context(p));
+        let pieces = r.process.encoded("ocsf", |p| self.context(p));
         let task = Task::of_socket(r);
-        let extras = self.actor(m, &task, &r.process, pieces);
+        let extras = self.actor(m, &task, &r.process, &pieces);
         if let Record::Exec(_) = record {
             // Process Activity has no endpoints: they stay under unmapped.portwatch, by their
             // native names. execve replaces the image in place: actor and process are one.
-            self.process(m, &task, &r.process, pieces);
+            self.process(m, &task, &r.process, &pieces);
             m.int("launch_type_id", 3);
             m.plain("launch_type", "Exec");
             status(m, true);
@@ -262,13 +260,11 @@ impl Encoder for Ocsf {
                 r.process.container.is_some()
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
-                let pieces = r
-                    .process
-                    .encoded(Format::Ocsf as usize, |p| self.context(p));
+                let pieces = r.process.encoded("ocsf", |p| self.context(p));
                 let task = Task::of_listener(r);
                 let extras = task
                     .as_ref()
-                    .map(|t| self.actor(&mut m, t, &r.process, pieces));
+                    .map(|t| self.actor(&mut m, t, &r.process, &pieces));
                 if let Ok(ip) = r.address.parse() {
                     endpoint(&mut m, "dst_endpoint", Endpoint { ip, port: r.port });
                 }
@@ -283,10 +279,8 @@ impl Encoder for Ocsf {
                 task.is_some() && r.process.container.is_some()
             }
             Record::Flood(r) => {
-                let pieces = r
-                    .process
-                    .encoded(Format::Ocsf as usize, |p| self.context(p));
-                let extras = self.actor(&mut m, &Task::of_flood(r), &r.process, pieces);
+                let pieces = r.process.encoded("ocsf", |p| self.context(p));
+                let extras = self.actor(&mut m, &Task::of_flood(r), &r.process, &pieces);
                 m.plain("log_name", "portwatch");
                 m.plain("log_provider", "portwatch");
                 status(&mut m, true);
