@@ -187,15 +187,21 @@ impl Judge {
         }))
     }
 
-    /// A program started with sockets as its standard streams (`streams`, by name); `at` is
-    /// the first of them.
-    pub fn exec(&self, stdio: &StdioSocket, at: &Place, streams: &[&str], who: &Who) -> Verdicts {
-        let local = doing("on", at);
-        let on = match stdio.socket.as_ref().and_then(|s| s.remote) {
-            _ if stdio.socket.is_none() => "on an IP socket".to_owned(),
-            Some(peer) => format!("{local} connected to {peer}"),
-            None => local,
+    /// A program started with sockets as its standard streams.
+    pub fn exec(&self, stdio: &StdioSocket, who: &Who) -> Verdicts {
+        let socket = stdio.socket.as_ref();
+        let at = Place {
+            protocol: socket.map(|s| s.protocol),
+            ip: socket.map(|s| s.local.ip()),
+            port: socket.map(|s| s.local.port()),
         };
+        let local = doing("on", &at);
+        let on = match socket.map(|s| s.remote) {
+            None => "on an IP socket".to_owned(),
+            Some(Some(peer)) => format!("{local} connected to {peer}"),
+            Some(None) => local,
+        };
+        let streams: Vec<&str> = stdio.streams().collect();
         let doing = format!("started with {} {on}", streams.join(", "));
         Verdicts::found(self.rules.judge_stdio(&subject(&doing, who)))
     }

@@ -138,4 +138,14 @@ impl SocketEvent {
         let protocol = self.socket.as_ref().map(|s| s.protocol);
         portwatch_common::is_birth(self.kind.event_kind(), self.errno, protocol)
     }
+
+    /// The address the event is about: the socket's own, except for a bind that failed or
+    /// whose socket could not be read, which bound nothing: the address it asked for.
+    pub fn shown(&self) -> Option<SocketAddr> {
+        match (&self.socket, self.requested) {
+            (_, Some(asked)) if self.errno != 0 || self.socket.is_none() => Some(asked),
+            (Some(s), _) => Some(s.local),
+            (None, asked) => asked,
+        }
+    }
 }

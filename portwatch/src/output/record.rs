@@ -306,21 +306,18 @@ impl SocketRecord {
             via: e.via,
             ..Self::from_task(&e.task, process, clock)
         };
-        let mut shown = None;
         if let Some(s) = &e.socket {
-            shown = Some(s.local);
             r.set_ends(s);
         }
         if let Some(req) = e.requested {
             r.requested_address = Some(req.ip());
             r.requested_port = Some(req.port());
             r.family.get_or_insert(family(&req));
-            // A failed bind bound nothing: the port it is about is the one it asked for.
-            if e.errno != 0 || e.socket.is_none() {
-                r.address = r.requested_address;
-                r.port = r.requested_port;
-                shown = Some(req);
-            }
+        }
+        let shown = e.shown();
+        if let Some(at) = shown {
+            r.address = Some(at.ip());
+            r.port = Some(at.port());
         }
         if e.kind != SockKind::Accept {
             r.scope = shown.map(|a| Scope::of(&a));

@@ -176,26 +176,21 @@ impl<S: Sink> Stream<S> {
         if update.already_closed {
             return Ok(());
         }
-        let mut record = SocketRecord::new(e, process, clock);
-        record.shared_with = update.shared_with;
-        record.ended = update.ended;
-        let comm = record.comm.text();
-        let p = &record.process;
         let who = Who {
             pid: e.task.pid,
             holder: Some((e.task.pid, e.task.tid)),
             uid: Some(e.task.uid),
-            comm,
-            process: p,
-            caps: enrich::capabilities(e.task.pid, Some(e.task.uid), record.port),
+            comm: e.task.comm.text(),
+            process: &process,
+            caps: enrich::capabilities(e.task.pid, Some(e.task.uid), e.shown().map(|a| a.port())),
         };
         let io_uring = matches!(e.via, Via::IoUring(_));
         let verdicts = match (e.kind, update.new_listener) {
             (SockKind::Accept, _) => {
                 let at = Place {
                     protocol: e.socket.as_ref().map(|s| s.protocol),
-                    ip: record.address,
-                    port: record.port,
+                    ip: e.shown().map(|a| a.ip()),
+                    port: e.shown().map(|a| a.port()),
                 };
                 Some(self.judge.accept(&at, io_uring, &who))
             }
@@ -210,7 +205,7 @@ impl<S: Sink> Stream<S> {
                             socket_uid: None,
                             // Only SO_REUSEPORT lets a second TCP listener share an address and port.
                             joined: (e.kind == SockKind::Listen)
-                                .then_some(record.shared_with.as_deref())
+                                .then_some(update.shared_with.as_deref())
                                 .flatten(),
                             io_uring,
                         },
@@ -220,6 +215,9 @@ impl<S: Sink> Stream<S> {
             }
             _ => None,
         };
+        let mut record = SocketRecord::new(e, process, clock);
+        record.shared_with = update.shared_with;
+        record.ended = update.ended;
         if let Some(v) = verdicts {
             record.judged(v);
         }

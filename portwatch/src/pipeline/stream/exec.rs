@@ -6,7 +6,7 @@ use super::Stream;
 use crate::{
     clock::Clock,
     error::Result,
-    judge::{Place, Who},
+    judge::Who,
     model::{socket::StdioSocket, task::ExecRecord},
     output::{
         record::{Record, SocketRecord},
@@ -35,22 +35,16 @@ impl<S: Sink> Stream<S> {
         if !self.filters.allows(&process) || !self.filters.allows_ports(&ports) {
             return Ok(());
         }
-        let mut record = SocketRecord::exec(e, stdio, process, clock);
-        let comm = record.comm.text();
         let who = Who {
-            pid: record.pid,
+            pid: e.task.pid,
             holder: None,
-            uid: Some(record.uid),
-            comm,
-            process: &record.process,
+            uid: Some(e.task.uid),
+            comm: e.task.comm.text(),
+            process: &process,
             caps: None,
         };
-        let at = Place {
-            protocol: stdio.socket.as_ref().map(|s| s.protocol),
-            ip: record.address,
-            port: record.port,
-        };
-        let found = self.judge.exec(stdio, &at, &record.stdio, &who).detections;
+        let found = self.judge.exec(stdio, &who).detections;
+        let mut record = SocketRecord::exec(e, stdio, process, clock);
         if let Some(inode) = stdio.inode {
             record.session = self.stdio_sessions.started(inode, e.task.pid);
             let worst = found.iter().map(|d| d.severity).max();
