@@ -23,12 +23,7 @@ type Entry = (Listener, ListenerOwner);
 /// The current listeners, each with its owner's context; what a missing capability hides is
 /// said on stderr first, as `watch` says it.
 fn current(clock: &Clock) -> Result<Vec<Entry>> {
-    for m in crate::host::caps::missing() {
-        eprintln!(
-            "portwatch: warning: without {}, {}",
-            m.capability, m.without
-        );
-    }
+    crate::cmd::session::warn_missing_privileges();
     let listeners = inventory::listed()?;
     let mut enricher = Enricher::new(None);
     enricher.seed_from_proc();

@@ -1,5 +1,6 @@
-//! The start-up `watch` and `doctor` share: the kernel checked, this kernel's layout read, the
-//! programs loaded with the filters, every hook attached, the ring buffer and counters ready.
+//! The start-up `watch` and `doctor` share (and `ls` its warnings): the run's plan checked, the
+//! kernel checked, this kernel's layout read, the programs loaded with the filters, every hook
+//! attached, the ring buffer and counters ready, the snapshot reported.
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -13,7 +14,7 @@ use crate::{
     enrich::Enricher,
     error::{Error, Result},
     filter::Filters,
-    judge::baseline::Baseline,
+    judge::{baseline::Baseline, rules::Rules},
     kernel::{
         bound_udp::BoundUdp,
         counters::KernelCounters,
@@ -112,14 +113,58 @@ pub fn start(args: &WatchArgs, filters: &Filters, diagnostics: bool) -> Result<S
     })
 }
 
-/// What judges the records: the baseline (`alert`) and the built-in detections.
-pub struct Judges {
+/// What a run is asked for, checked before anything touches the kernel (a malformed baseline,
+/// filter or detection name is refused first): the filters, and what judges the records.
+pub struct Plan {
+    pub filters: Filters,
     pub baseline: Option<Baseline>,
-    pub rules: crate::judge::rules::Rules,
+    pub rules: Rules,
     /// `--ancestry`: records carry their process's chain of ancestors.
     pub ancestry: bool,
     /// Listener and listen records say whether the firewall lets connections reach them.
     pub reachability: bool,
+}
+
+impl Plan {
+    /// `watch`'s, from its flags.
+    pub fn new(args: &WatchArgs) -> Result<Self> {
+        let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+        let filters = Filters::new(args.asked())?;
+        let ports = (!args.backdoor_port.is_empty()).then(|| args.backdoor_port.clone());
+        let rules = Rules::new(args.no_detection.clone(), ports, args.uring_allow.clone())
+            .map_err(Error::Usage)?;
+        Ok(Self {
+            filters,
+            baseline,
+            rules,
+            ancestry: args.ancestry,
+            reachability: !args.no_reachability,
+        })
+    }
+
+    /// The filters alone, the default detections, nothing else (`doctor`).
+    pub fn plain(args: &WatchArgs) -> Result<Self> {
+        Ok(Self {
+            filters: Filters::new(args.asked())?,
+            baseline: None,
+            rules: Rules::default(),
+            ancestry: false,
+            reachability: false,
+        })
+    }
+}
+
+/// Says on stderr what each optional capability portwatch lacks hides (`watch`, `ls`), and
+/// returns them for the start record.
+pub fn warn_missing_privileges() -> &'static [crate::host::caps::Missing] {
+    let missing = crate::host::caps::missing();
+    for m in missing {
+        eprintln!(
+            "portwatch: warning: without {}, {}",
+            m.capability, m.without
+        );
+    }
+    missing
 }
 
 /// The stream, once it has reported the listeners that existed before the hooks attached
@@ -130,12 +175,11 @@ pub fn snapshot_stream<S: Sink>(
     counters: KernelCounters,
     tracing: Tracing,
     out: Output<S>,
-    judges: Judges,
-    filters: Filters,
+    plan: Plan,
     clock: &Clock,
 ) -> Result<Stream<S>> {
     let mut enricher = Enricher::new(tracing.exec_since);
-    enricher.set_ancestry(judges.ancestry);
+    enricher.set_ancestry(plan.ancestry);
     enricher.seed_from_proc();
     let listeners = inventory::listed()?;
     let mut stream = Stream::new(
@@ -143,13 +187,13 @@ pub fn snapshot_stream<S: Sink>(
         enricher,
         Box::new(counters),
         Box::new(SockDiag),
-        judges.baseline,
-        filters,
+        plan.baseline,
+        plan.filters,
         ListenerTable::new(tracing.udp_closes),
     );
     // Before the snapshot, whose listeners are judged too.
-    stream.set_rules(judges.rules);
-    if judges.reachability {
+    stream.set_rules(plan.rules);
+    if plan.reachability {
         stream.set_firewall(crate::state::firewall::Firewall::default());
     }
     // Only the sockets the filters let through are handed over: the kernel reports the close

@@ -35,29 +35,43 @@ mod totals;
 /// Records one `drain` takes at most: about 30 ms of work for the daemon, 3 MiB of ring.
 pub const BATCH: usize = 16_384;
 
+/// The record stream, composed of its stages' objects: what it numbers and counts as lost
+/// (`losses`), who did it (`enricher`), what the user asked to see (`filters`), what it knows
+/// of the host's sockets (`known`), the verdicts (`judge`) and the outputs (`out`).
 pub struct Stream<S: Sink> {
     out: Output<S>,
     judge: Judge,
     filters: Filters,
     enricher: Enricher,
+    losses: Losses,
+    known: Known,
+}
+
+/// Sequencing and loss accounting: the kernel's counters, each CPU's numbering, what the last
+/// loss record said, and the floods reported.
+struct Losses {
     counters: Box<dyn Counters>,
+    seq: LossSequencer,
+    reported: LossCounts,
+    reported_drops: Vec<crate::output::SinkDrops>,
+    decode_errors: u64,
+    exec_lost: u64,
+    floods: flood::FloodReports,
+    metrics: Option<crate::metrics::Metrics>,
+}
+
+/// What the stream knows of the host's sockets, and how it checks that knowledge.
+struct Known {
     sockets: Box<dyn Sockets>,
     listeners: ListenerTable,
     /// Inodes of snapshot listeners, until they close: their live listen/bind records, queued
     /// while the snapshot was taken, are not reported a second time.
     already_reported: FxHashSet<u64>,
-    reported: LossCounts,
-    reported_drops: Vec<crate::output::SinkDrops>,
-    decode_errors: u64,
-    exec_lost: u64,
-    seq: LossSequencer,
-    metrics: Option<crate::metrics::Metrics>,
     stdio_sessions: StdioSessions,
     /// `--stats`: each listener's drops and CLOSE_WAIT run at its last stats record.
     trends: Trends,
     /// The kernel's table of UDP sockets whose close it reports (None: no such hook, tests).
     udp_closes: Option<Box<dyn UdpCloses>>,
-    floods: flood::FloodReports,
     reconciler: reconcile::Reconciler,
 }
 
@@ -72,37 +86,41 @@ impl<S: Sink> Stream<S> {
         listeners: ListenerTable,
     ) -> Self {
         Self {
-            reported_drops: out.drops(),
+            losses: Losses {
+                counters,
+                seq: LossSequencer::default(),
+                reported: LossCounts::default(),
+                reported_drops: out.drops(),
+                decode_errors: 0,
+                exec_lost: 0,
+                floods: flood::FloodReports::default(),
+                metrics: None,
+            },
+            known: Known {
+                sockets,
+                listeners,
+                already_reported: FxHashSet::default(),
+                stdio_sessions: StdioSessions::default(),
+                trends: Trends::default(),
+                udp_closes: None,
+                reconciler: reconcile::Reconciler::default(),
+            },
             out,
             judge: Judge::new(Rules::default(), baseline, None),
             filters,
             enricher,
-            counters,
-            sockets,
-            listeners,
-            already_reported: FxHashSet::default(),
-            reported: LossCounts::default(),
-            decode_errors: 0,
-            exec_lost: 0,
-            seq: LossSequencer::default(),
-            metrics: None,
-            stdio_sessions: StdioSessions::default(),
-            trends: Trends::default(),
-            udp_closes: None,
-            floods: flood::FloodReports::default(),
-            reconciler: reconcile::Reconciler::default(),
         }
     }
 
     /// Sockets found by listing are handed to the kernel's UDP close tracking.
     pub fn set_udp_closes(&mut self, udp: Box<dyn UdpCloses>) {
-        self.udp_closes = Some(udp);
+        self.known.udp_closes = Some(udp);
     }
 
     /// When periodic work is due next even if no record comes (boot-clock ns): a listing after
     /// a loss, a flood report.
     pub fn next_due_ns(&self) -> Option<u64> {
-        match (self.reconciler.due_ns(), self.floods.due_ns()) {
+        match (self.known.reconciler.due_ns(), self.losses.floods.due_ns()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -114,9 +132,9 @@ impl<S: Sink> Stream<S> {
     pub fn drain(&mut self, ring: &mut impl RecordSource, clock: &Clock) -> Result<usize> {
         // Checked before each batch, so no record after a lost exec is enriched on the
         // assumption that every exec was seen.
-        let exec_lost = self.counters.exec_lost()?;
-        if exec_lost > self.exec_lost {
-            self.exec_lost = exec_lost;
+        let exec_lost = self.losses.counters.exec_lost()?;
+        if exec_lost > self.losses.exec_lost {
+            self.losses.exec_lost = exec_lost;
             self.enricher.exec_records_lost(clock.boot_now());
         }
         let mut records = 0;
@@ -131,16 +149,16 @@ impl<S: Sink> Stream<S> {
                     // Counted, and its place in the stream left empty like any lost record:
                     // the kernel numbered it, so the gap before it is revealed as for any other
                     // (else the next record of its CPU would number it a second time).
-                    self.decode_errors += 1;
+                    self.losses.decode_errors += 1;
                     if let Some((cpu, seq)) = decode::numbered(&item) {
-                        let lost = self.seq.revealed(cpu, seq);
+                        let lost = self.losses.seq.revealed(cpu, seq);
                         self.out.skip(lost);
                     }
                     self.out.skip(1);
                     continue;
                 }
             };
-            let lost = self.seq.revealed(decoded.cpu, decoded.seq);
+            let lost = self.losses.seq.revealed(decoded.cpu, decoded.seq);
             self.out.skip(lost);
             match decoded.record {
                 KernelRecord::Socket(event) => self.socket_event(&event, clock)?,
@@ -151,8 +169,8 @@ impl<S: Sink> Stream<S> {
                     }
                 }
                 KernelRecord::Exit(task) => {
-                    self.listeners.owner_exited(task.pid);
-                    self.stdio_sessions.exited(task.pid);
+                    self.known.listeners.owner_exited(task.pid);
+                    self.known.stdio_sessions.exited(task.pid);
                     self.enricher.on_exit(&task);
                 }
             }
@@ -169,9 +187,9 @@ impl<S: Sink> Stream<S> {
             return Ok(());
         }
         let keep = self.filters.traces_closes();
-        let update = self.listeners.apply(e, &process, keep);
+        let update = self.known.listeners.apply(e, &process, keep);
         if let (false, Some(_), Some(inode)) = (keep, update.new_listener, e.inode) {
-            self.reconciler.saw(inode, e.task.boot_ns);
+            self.known.reconciler.saw(inode, e.task.boot_ns);
         }
         if update.already_closed {
             return Ok(());
@@ -244,11 +262,11 @@ impl<S: Sink> Stream<S> {
         let Some(inode) = e.inode else { return false };
         match e.kind {
             SockKind::Close => {
-                self.already_reported.remove(&inode);
+                self.known.already_reported.remove(&inode);
                 false
             }
             SockKind::Listen | SockKind::Bind => {
-                e.is_birth() && self.already_reported.contains(&inode)
+                e.is_birth() && self.known.already_reported.contains(&inode)
             }
             SockKind::Accept => false,
         }
@@ -258,13 +276,13 @@ impl<S: Sink> Stream<S> {
     /// report losses.
     pub fn tick(&mut self, clock: &Clock) -> Result<()> {
         self.enricher.maintain();
-        if self.listeners.check_due() {
+        if self.known.listeners.check_due() {
             self.close_unseen(clock)?;
         }
         let counts = self.report_loss(clock)?;
         self.report_floods(&counts, clock)?;
         self.reconcile_if_due(clock)?;
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.losses.metrics {
             m.update(&self.out.written(), &counts, &self.out.queues());
         }
         self.flush()
@@ -272,18 +290,19 @@ impl<S: Sink> Stream<S> {
 
     /// Figures for `--metrics`, kept current at each tick from now on.
     pub fn set_metrics(&mut self, metrics: crate::metrics::Metrics) {
-        self.metrics = Some(metrics);
+        self.losses.metrics = Some(metrics);
     }
 
     /// sock_diag tells which listeners went away without a close record (see `ListenerTable`).
     fn close_unseen(&mut self, clock: &Clock) -> Result<()> {
         let present = self
+            .known
             .sockets
             .present()
             .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
         let now = clock.boot_now();
-        for (inode, live, ended) in self.listeners.reconcile(&present, now) {
-            self.already_reported.remove(&inode);
+        for (inode, live, ended) in self.known.listeners.reconcile(&present, now) {
+            self.known.already_reported.remove(&inode);
             let record = SocketRecord::departed(
                 inode,
                 live.proto,

@@ -15,9 +15,8 @@ use self::checks::{Check, checks};
 use crate::{
     cli::{Cli, Command as Cmd, DoctorArgs, WatchArgs},
     clock::Clock,
-    cmd::session::{self, Session},
+    cmd::session::{self, Plan, Session},
     error::{Error, Result},
-    filter::Filters,
     kernel::{diagnostics::KernelLog, hooks::Chosen},
     output::{Output, format::Native, sink::Memory},
     state::inventory,
@@ -140,7 +139,7 @@ fn hook_state(hooks: &[Chosen], hook: &str) -> (String, String) {
 /// found while the canary held its sockets, the canary's lines and the hooks; with
 /// `diagnostics`, the programs' own lines about the canary.
 fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
-    let filters = Filters::new(args.asked())?;
+    let plan = Plan::plain(args)?;
     let Session {
         mut ebpf,
         hooks,
@@ -148,57 +147,14 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         counters,
         tracing,
         mut log,
-    } = session::start(args, &filters, diagnostics)?;
+    } = session::start(args, &plan.filters, diagnostics)?;
     let clock = Clock::now();
     let sink = Memory::default();
     let out = Output::new(Box::new(Native), sink.clone());
-    let mut stream = session::snapshot_stream(
-        &mut ebpf,
-        counters,
-        tracing,
-        out,
-        session::Judges {
-            baseline: None,
-            rules: crate::judge::rules::Rules::default(),
-            ancestry: false,
-            reachability: false,
-        },
-        filters,
-        &clock,
-    )?;
+    let mut stream = session::snapshot_stream(&mut ebpf, counters, tracing, out, plan, &clock)?;
 
-    let spawn = |e| Error::io("starting the canary (portwatch canary)", e);
-    let mut child = Command::new("/proc/self/exe")
-        .arg("canary")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(spawn)?;
+    let (mut child, lines) = start_canary(log.as_ref())?;
     let pid = child.id();
-    if let Some(log) = &log {
-        log.keep_pid(pid);
-    }
-    let mut lines = Vec::new();
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| spawn(std::io::Error::other("no stdout")))?;
-    let mut ready = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(spawn)?;
-        if line == "ready" {
-            ready = true;
-            break;
-        }
-        lines.push(line);
-    }
-    // A canary that failed proves nothing: no path may pass as "not tested" because of it.
-    if !ready {
-        let status = child.wait().map_err(spawn)?;
-        return Err(spawn(std::io::Error::other(format!(
-            "it ended ({status}) before making every canary"
-        ))));
-    }
     // While the canary holds its sockets: the (port, netns) of the TCP listeners the inventory
     // (the snapshot's and `ls`'s) finds held by its process.
     let (now, _) = inventory::snapshot().map_err(|e| Error::io("listing sockets", e))?;
@@ -241,6 +197,38 @@ fn observe(args: &WatchArgs, diagnostics: bool) -> Result<Observed> {
         hooks,
         diagnostics: kernel_lines,
     })
+}
+
+/// The canary started (its pid kept by the programs' diagnostics, if on), once it holds every
+/// socket it makes: the child and the lines it wrote about them.
+fn start_canary(log: Option<&KernelLog>) -> Result<(std::process::Child, Vec<String>)> {
+    let spawn = |e| Error::io("starting the canary (portwatch canary)", e);
+    let mut child = Command::new("/proc/self/exe")
+        .arg("canary")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(log) = log {
+        log.keep_pid(child.id());
+    }
+    let mut lines = Vec::new();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| spawn(std::io::Error::other("no stdout")))?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(spawn)?;
+        if line == "ready" {
+            return Ok((child, lines));
+        }
+        lines.push(line);
+    }
+    // A canary that failed proves nothing: no path may pass as "not tested" because of it.
+    let status = child.wait().map_err(spawn)?;
+    Err(spawn(std::io::Error::other(format!(
+        "it ended ({status}) before making every canary"
+    ))))
 }
 
 fn write_table(

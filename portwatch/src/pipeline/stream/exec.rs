@@ -46,9 +46,9 @@ impl<S: Sink> Stream<S> {
         let found = self.judge.exec(stdio, &who).detections;
         let mut record = SocketRecord::exec(e, stdio, process, clock);
         if let Some(inode) = stdio.inode {
-            record.session = self.stdio_sessions.started(inode, e.task.pid);
+            record.session = self.known.stdio_sessions.started(inode, e.task.pid);
             let worst = found.iter().map(|d| d.severity).max();
-            if self.stdio_sessions.raises(inode, worst) {
+            if self.known.stdio_sessions.raises(inode, worst) {
                 record.detections = found;
             }
         } else {

@@ -51,7 +51,7 @@ impl<S: Sink> Stream<S> {
     /// last ones, when its shed counters moved and a second has passed since the last walk.
     pub(super) fn report_floods(&mut self, counts: &LossCounts, clock: &Clock) -> Result<()> {
         let now = clock.boot_now();
-        let f = &mut self.floods;
+        let f = &mut self.losses.floods;
         f.pending |= counts.shed.total() > f.walked_total;
         if !f.pending || now < f.walked_ns + WALK_EVERY_NS {
             return Ok(());
@@ -59,14 +59,14 @@ impl<S: Sink> Stream<S> {
         f.pending = false;
         f.walked_total = counts.shed.total();
         f.walked_ns = now;
-        let table = self.counters.floods()?;
+        let table = self.losses.counters.floods()?;
         let mut records = Vec::new();
         for (pid, state) in &table {
             // The same process, unless its entry was evicted and made again (counts from zero).
             let same = |r: &Reported| {
                 r.start_ns == state.start_ns && r.shed.iter().zip(state.shed).all(|(a, b)| *a <= b)
             };
-            let prior = match self.floods.reported.get_mut(pid) {
+            let prior = match self.losses.floods.reported.get_mut(pid) {
                 Some(r) if same(r) => r,
                 _ => {
                     let fresh = Reported {
@@ -74,8 +74,12 @@ impl<S: Sink> Stream<S> {
                         shed: [0; 2],
                         until_ns: [state.first_shed_ns; 2],
                     };
-                    self.floods.reported.insert(*pid, fresh);
-                    self.floods.reported.get_mut(pid).expect("just inserted")
+                    self.losses.floods.reported.insert(*pid, fresh);
+                    self.losses
+                        .floods
+                        .reported
+                        .get_mut(pid)
+                        .expect("just inserted")
                 }
             };
             for (slot, kind) in [(SHED_LISTEN, "listen"), (SHED_BIND, "bind")] {
@@ -90,7 +94,10 @@ impl<S: Sink> Stream<S> {
             }
         }
         let live: rustc_hash::FxHashSet<u32> = table.iter().map(|(pid, _)| *pid).collect();
-        self.floods.reported.retain(|pid, _| live.contains(pid));
+        self.losses
+            .floods
+            .reported
+            .retain(|pid, _| live.contains(pid));
         for (pid, state, slot, kind, count, since) in records {
             let record = self.flood_record(pid, &state, (slot, kind), count, since, clock);
             self.out.write(&Record::Flood(record))?;

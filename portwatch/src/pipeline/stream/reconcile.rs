@@ -70,16 +70,17 @@ impl<S: Sink> Stream<S> {
         let now = clock.boot_now();
         let undelivered = self.out.undelivered();
         if !undelivered.births.is_empty() || undelivered.overflow {
-            self.reconciler.undelivered.extend(undelivered.births);
-            self.reconciler.undelivered_overflow |= undelivered.overflow;
-            self.reconciler.loss(now);
+            self.known.reconciler.undelivered.extend(undelivered.births);
+            self.known.reconciler.undelivered_overflow |= undelivered.overflow;
+            self.known.reconciler.loss(now);
         }
-        if self.reconciler.due_ns.is_none_or(|due| due > now) {
+        if self.known.reconciler.due_ns.is_none_or(|due| due > now) {
             return Ok(());
         }
-        self.reconciler.due_ns = None;
-        self.reconciler.last_ns = now;
+        self.known.reconciler.due_ns = None;
+        self.known.reconciler.last_ns = now;
         let (sockets, present) = self
+            .known
             .sockets
             .listed()
             .map_err(|e| Error::io("listing sockets with sock_diag", e))?;
@@ -87,11 +88,11 @@ impl<S: Sink> Stream<S> {
             Proto::Tcp => self.filters.selects(EventKind::Listen),
             Proto::Udp => self.filters.selects(EventKind::Bind),
         };
-        let r = &mut self.reconciler;
+        let r = &mut self.known.reconciler;
         let mut missing = rustc_hash::FxHashMap::default();
         for s in sockets.iter().filter(|s| wanted(s.proto)) {
-            let known = self.listeners.get(s.inode).is_some()
-                || self.already_reported.contains(&s.inode)
+            let known = self.known.listeners.get(s.inode).is_some()
+                || self.known.already_reported.contains(&s.inode)
                 || r.seen.contains(&s.inode);
             if !known {
                 missing.insert(s.inode, NOT_SEEN);
@@ -105,7 +106,7 @@ impl<S: Sink> Stream<S> {
             let listed = |i: &u64| present.inodes.contains(i);
             r.seen.retain(listed);
             r.undelivered.clear();
-            self.already_reported.retain(listed);
+            self.known.already_reported.retain(listed);
         } else {
             // A namespace could not be listed: its sockets may still live; only those found
             // are settled.
@@ -114,7 +115,7 @@ impl<S: Sink> Stream<S> {
         if missing.is_empty() {
             return Ok(());
         }
-        let owners = self.sockets.owners();
+        let owners = self.known.sockets.owners();
         for l in inventory::assemble(sockets, owners) {
             if let Some(&reason) = missing.get(&l.socket.inode) {
                 self.report_listed(&l, Some(reason), clock)?;

@@ -40,19 +40,19 @@ impl<S: Sink> Stream<S> {
         clock: &Clock,
     ) -> Result<bool> {
         let s = &l.socket;
-        self.already_reported.insert(s.inode);
+        self.known.already_reported.insert(s.inode);
         let owner = self.enricher.listener_owner(l, clock);
         if !self.filters.allows_listener(l, &owner) {
             return Ok(false);
         }
-        if let Some(udp) = &mut self.udp_closes {
+        if let Some(udp) = &mut self.known.udp_closes {
             udp.track(&[s]);
         }
         let now = clock.boot_now();
         // One the table knows (its record was dropped on the way out) keeps its history.
-        if self.listeners.get(s.inode).is_none() {
+        if self.known.listeners.get(s.inode).is_none() {
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
-            self.listeners.insert_snapshot(s, holder, now);
+            self.known.listeners.insert_snapshot(s, holder, now);
         }
         let mut r = ListenerRecord::new(l, &owner, None, clock.format(now));
         r.reason = reason;

@@ -24,7 +24,7 @@ impl<S: Sink> Stream<S> {
     /// One `listener_stats` record per listener; a sock_diag failure is said on stderr and the
     /// next interval tries again.
     pub fn stats(&mut self, clock: &Clock) -> Result<()> {
-        let (sockets, failed) = match self.sockets.health() {
+        let (sockets, failed) = match self.known.sockets.health() {
             Ok(listed) => listed,
             Err(e) => {
                 eprintln!("portwatch: warning: --stats: listing sockets with sock_diag: {e}");
@@ -41,7 +41,7 @@ impl<S: Sink> Stream<S> {
         for socket in sockets {
             let inode = socket.inode;
             listed.insert(inode);
-            let live = self.listeners.get(inode);
+            let live = self.known.listeners.get(inode);
             let made_while_watched = live.is_some_and(|l| !l.from_snapshot);
             let owners: Vec<u32> = live
                 .map(|l| l.owner.pid)
@@ -65,6 +65,7 @@ impl<S: Sink> Stream<S> {
             let mut health = l.socket.health.unwrap_or_default();
             let netns = l.socket.netns;
             let rising = self
+                .known
                 .trends
                 .update(inode, netns, &mut health, made_while_watched);
             let mut r = ListenerRecord::new(&l, &owner, None, time.clone());
@@ -76,7 +77,7 @@ impl<S: Sink> Stream<S> {
             r.detections = found.detections;
             self.out.write(&Record::ListenerStats(r))?;
         }
-        self.trends.retain(&listed, &unlisted);
+        self.known.trends.retain(&listed, &unlisted);
         self.flush()
     }
 }

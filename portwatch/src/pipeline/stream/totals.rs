@@ -15,7 +15,7 @@ impl<S: Sink> Stream<S> {
     /// Everything counted lost before the output: the kernel's counters and decode errors (each
     /// sink's own drops are added by `Output`, per sink).
     pub(super) fn counts(&mut self) -> Result<LossCounts> {
-        self.counters.read(self.decode_errors)
+        self.losses.counters.read(self.losses.decode_errors)
     }
 
     /// Writes a `loss` record when any counter (or any sink's drops) moved since the last one;
@@ -23,24 +23,24 @@ impl<S: Sink> Stream<S> {
     pub(super) fn report_loss(&mut self, clock: &Clock) -> Result<LossCounts> {
         let counts = self.counts()?;
         let closes_lost = |c: &LossCounts| c.ring_buffer_full.close + c.in_flight_table_full.close;
-        if closes_lost(&counts) > closes_lost(&self.reported) {
-            self.listeners.closes_lost();
+        if closes_lost(&counts) > closes_lost(&self.losses.reported) {
+            self.known.listeners.closes_lost();
         }
-        if counts.births_lost_since(&self.reported) {
-            self.reconciler.loss(clock.boot_now());
+        if counts.births_lost_since(&self.losses.reported) {
+            self.known.reconciler.loss(clock.boot_now());
         }
         let drops = self.out.drops();
-        if counts != self.reported || drops != self.reported_drops {
+        if counts != self.losses.reported || drops != self.losses.reported_drops {
             // Losses not yet visible as sequence gaps get their numbers now, just before the
             // record that counts them.
-            self.out.skip(self.seq.reported(&counts));
+            self.out.skip(self.losses.seq.reported(&counts));
             self.out.write(&Record::Loss(LossRecord {
                 time: clock.format_now(),
                 counts,
                 sinks: None,
             }))?;
-            self.reported = counts;
-            self.reported_drops = drops;
+            self.losses.reported = counts;
+            self.losses.reported_drops = drops;
         }
         Ok(counts)
     }
