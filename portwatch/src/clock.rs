@@ -88,7 +88,15 @@ impl Clock {
         ] {
             put_digits(&mut b[range], value);
         }
-        Timestamp(b)
+        Timestamp {
+            epoch_ns: ns as u64,
+            text: b,
+        }
+    }
+
+    /// Now, as a time records carry.
+    pub fn stamp_now(&self) -> Timestamp {
+        self.timestamp(self.boot_now())
     }
 
     pub fn format_now(&self) -> String {
@@ -96,26 +104,38 @@ impl Clock {
     }
 }
 
-/// A formatted time (see `Clock::format`): ASCII digits and separators.
+/// A time: nanoseconds since the epoch, with its RFC 3339 text (see `Clock::format`) made once,
+/// since every format writes it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp([u8; 30]);
+pub struct Timestamp {
+    epoch_ns: u64,
+    text: [u8; 30],
+}
 
 impl Timestamp {
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default() // always ASCII
+        std::str::from_utf8(&self.text).unwrap_or_default() // always ASCII
+    }
+
+    /// Milliseconds since the epoch (OCSF's times).
+    pub const fn epoch_ms(&self) -> i64 {
+        (self.epoch_ns / 1_000_000) as i64
     }
 }
 
-/// The bytes, for writers that need no `str` (see `json::Members::plain`).
+/// The text, for writers that need no `str` (see `json::Members::plain`).
 impl AsRef<[u8]> for Timestamp {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.text
     }
 }
 
 impl Default for Timestamp {
     fn default() -> Self {
-        Self(*b"1970-01-01T00:00:00.000000000Z")
+        Self {
+            epoch_ns: 0,
+            text: *b"1970-01-01T00:00:00.000000000Z",
+        }
     }
 }
 
@@ -125,8 +145,21 @@ impl std::fmt::Debug for Timestamp {
     }
 }
 
-/// Milliseconds since the epoch of a time written by `Clock::format` (OCSF's `time`), None for
-/// any other text.
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// As its text, the form every record writes.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Milliseconds since the epoch of a time written by `Clock::format`, read back (`timeline`),
+/// None for any other text.
 pub fn epoch_ms(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() != 30 || b[29] != b'Z' {

@@ -41,7 +41,7 @@ pub fn baseline() -> Result<()> {
     let clock = Clock::now();
     let listeners = current(&clock)?;
     let mut out = io::stdout().lock();
-    let text = crate::judge::baseline::render(&listeners, &clock.format_now());
+    let text = crate::judge::baseline::render(&listeners, clock.stamp_now().as_str());
     out.write_all(text.as_bytes()).map_err(Error::from_output)?;
     out.flush().map_err(Error::from_output)
 }
@@ -68,7 +68,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     if args.json || !terminal || args.format != Format::Native {
         let mut out = Output::new(args.format.encoder(), Writer(io::stdout().lock()));
         for ((l, owner), v) in listeners.iter().zip(verdicts) {
-            let mut r = ListenerRecord::new(l, owner, None, clock.format_now());
+            let mut r = ListenerRecord::new(l, owner, None, clock.stamp_now());
             r.judged(v);
             out.write(&Record::Listener(r))?;
         }

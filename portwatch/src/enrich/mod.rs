@@ -179,7 +179,7 @@ impl Enricher {
             return self.context(&task, clock);
         }
         let mut c = ProcessContext {
-            start_time: Some(clock.format(start_ns)),
+            start_time: Some(clock.timestamp(start_ns)),
             ..ProcessContext::default()
         };
         match self.processes.image(pid, start_ns, None, now) {
@@ -282,7 +282,7 @@ impl Enricher {
         let mut image = None;
         match (images, t.start_ns, t.ppid, t.parent_start_ns) {
             (Some((own, parent)), Some(start), Some(ppid), Some(pstart)) => {
-                c.start_time = Some(clock.format(start));
+                c.start_time = Some(clock.timestamp(start));
                 c.ppid = Some(ppid);
                 match own {
                     Ok(i) => image = Some(i),
@@ -313,7 +313,7 @@ impl Enricher {
                 .into_iter()
                 .map(|a| Ancestor {
                     pid: a.pid,
-                    start_time: clock.format(a.start_ns),
+                    start_time: clock.timestamp(a.start_ns),
                     comm: Arc::clone(&a.image.comm),
                     exe: a.image.exe.clone(),
                     args: a.image.args.clone(),
@@ -361,7 +361,7 @@ impl Enricher {
 fn parent_record(ppid: u32, pstart: u64, image: &ImageLookup, clock: &Clock) -> Parent {
     let mut p = Parent {
         pid: ppid,
-        start_time: Some(clock.format(pstart)),
+        start_time: Some(clock.timestamp(pstart)),
         ..Parent::default()
     };
     match image {

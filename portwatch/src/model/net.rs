@@ -6,7 +6,8 @@ use portwatch_common::{IPPROTO_TCP, IPPROTO_UDP};
 use serde::Serialize;
 
 /// The transports whose sockets are listeners: listening TCP, bound UDP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
     Udp,
@@ -65,19 +66,37 @@ pub fn protocol_name(protocol: u16) -> Cow<'static, str> {
     })
 }
 
-/// The IP protocol number of a name `protocol_name` gave.
-pub fn protocol_number(name: &str) -> Option<u16> {
-    if let Some(n) = name.strip_prefix("ip-proto-") {
-        return n.parse().ok();
-    }
-    [1, 6, 17, 58, 132, 136, 255, 262]
-        .into_iter()
-        .find(|&n| protocol_name(n) == name)
+/// An address family, as records name it (`ipv4`, `ipv6`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
 }
 
-/// `ipv4` or `ipv6`, as records name address families.
-pub fn family(addr: &SocketAddr) -> &'static str {
-    if addr.is_ipv4() { "ipv4" } else { "ipv6" }
+impl Family {
+    pub const fn of(addr: &SocketAddr) -> Self {
+        if addr.is_ipv4() {
+            Self::Ipv4
+        } else {
+            Self::Ipv6
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+
+    /// The IP version (4, 6).
+    pub const fn version(self) -> u8 {
+        match self {
+            Self::Ipv4 => 4,
+            Self::Ipv6 => 6,
+        }
+    }
 }
 
 /// Who can reach a listener.
@@ -140,14 +159,6 @@ pub fn overlaps(a: Bound, b: Bound) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn protocol_numbers_and_names_round_trip() {
-        for n in [1, 6, 17, 58, 132, 136, 255, 262, 99] {
-            assert_eq!(protocol_number(&protocol_name(n)), Some(n));
-        }
-        assert_eq!(protocol_number("quic"), None);
-    }
 
     fn bound(addr: &str, v6only: Option<bool>) -> Bound {
         Bound {

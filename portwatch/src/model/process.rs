@@ -10,6 +10,7 @@ use std::{
 use serde::Serialize;
 
 use super::task::Task;
+use crate::clock::Timestamp;
 
 /// Who did it, beyond pid/tid/uid/gid/comm: see `enrich`.
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
@@ -18,7 +19,7 @@ pub struct ProcessContext {
     pub ppid: Option<u32>,
     /// When the process started (with `pid`, its lasting identity).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
+    pub start_time: Option<Timestamp>,
     /// Audit login uid: the user who logged in, whatever su/sudo did since.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loginuid: Option<u32>,
@@ -141,7 +142,7 @@ impl Deref for Process {
 pub struct Parent {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
+    pub start_time: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,7 +156,7 @@ pub struct Parent {
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Ancestor {
     pub pid: u32,
-    pub start_time: String,
+    pub start_time: Timestamp,
     pub comm: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<Arc<str>>,

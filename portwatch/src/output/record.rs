@@ -2,7 +2,6 @@
 //! (`schema/portwatch.schema.json` describes them; the README documents every field); they are
 //! kept apart from the kernel's records (portwatch-common) so either can change without the other.
 use std::{
-    borrow::Cow,
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
@@ -19,7 +18,7 @@ use crate::{
         errno::errno_name,
         health::Health,
         listener::{Ended, Holder, Listener, Neighbour},
-        net::{Proto, Scope, family, protocol_name},
+        net::{Family, Proto, Scope},
         process::{ListenerOwner, Process, ProcessContext},
         reach::Reachability,
         socket::{SockKind, SocketEvent, SocketInfo, StdioSocket, Via},
@@ -55,14 +54,14 @@ pub enum Record {
 
 #[derive(Debug, Serialize)]
 pub struct ListenerRecord {
-    pub time: String,
+    pub time: Timestamp,
     /// Why a listener record comes now, not at start-up: `listen not seen` when events were lost
     /// (ring buffer, flood limit, an output's queue) and listing the sockets again found it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    pub protocol: &'static str,
-    pub family: &'static str,
-    pub address: String,
+    pub protocol: Proto,
+    pub family: Family,
+    pub address: IpAddr,
     pub port: u16,
     pub scope: Scope,
     /// IPv6 sockets: whether it refuses IPv4 (false on a `::` socket means IPv4 reaches it too).
@@ -111,15 +110,20 @@ impl ListenerRecord {
     }
 
     /// The record of a listener found by the inventory, owned by `owner`, at `time`.
-    pub fn new(l: &Listener, owner: &ListenerOwner, alert: Option<String>, time: String) -> Self {
+    pub fn new(
+        l: &Listener,
+        owner: &ListenerOwner,
+        alert: Option<String>,
+        time: Timestamp,
+    ) -> Self {
         let s = &l.socket;
         let task = owner.task.as_ref();
         Self {
             time,
             reason: None,
-            protocol: s.proto.name(),
-            family: family(&s.local),
-            address: s.local.ip().to_string(),
+            protocol: s.proto,
+            family: Family::of(&s.local),
+            address: s.local.ip(),
             port: s.local.port(),
             scope: l.scope,
             v6only: s.v6only,
@@ -154,8 +158,9 @@ pub struct SocketRecord {
     pub uid: u32,
     pub gid: u32,
     pub comm: Comm,
-    pub protocol: Option<Cow<'static, str>>,
-    pub family: Option<&'static str>,
+    /// The IP protocol number.
+    pub protocol: Option<u16>,
+    pub family: Option<Family>,
     pub address: Option<IpAddr>,
     pub port: Option<u16>,
     pub remote_address: Option<IpAddr>,
@@ -247,8 +252,8 @@ impl SocketRecord {
             uid: holder.uid,
             gid: holder.gid,
             comm: holder.comm,
-            protocol: Some(protocol_name(proto.number())),
-            family: Some(family(&local)),
+            protocol: Some(proto.number()),
+            family: Some(Family::of(&local)),
             address: Some(local.ip()),
             port: Some(local.port()),
             scope: Some(Scope::of(&local)),
@@ -276,8 +281,8 @@ impl SocketRecord {
 
     /// The local and remote ends of `s`.
     fn set_ends(&mut self, s: &SocketInfo) {
-        self.protocol = Some(protocol_name(s.protocol));
-        self.family = Some(family(&s.local));
+        self.protocol = Some(s.protocol);
+        self.family = Some(Family::of(&s.local));
         self.address = Some(s.local.ip());
         self.port = Some(s.local.port());
         self.remote_address = s.remote.map(|a| a.ip());
@@ -312,7 +317,7 @@ impl SocketRecord {
         if let Some(req) = e.requested {
             r.requested_address = Some(req.ip());
             r.requested_port = Some(req.port());
-            r.family.get_or_insert(family(&req));
+            r.family.get_or_insert(Family::of(&req));
         }
         let shown = e.shown();
         if let Some(at) = shown {

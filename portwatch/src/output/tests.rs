@@ -3,7 +3,7 @@ use super::*;
 
 fn snapshot_complete(n: usize) -> Record {
     Record::SnapshotComplete(record::SnapshotRecord {
-        time: String::new(),
+        time: crate::clock::Timestamp::default(),
         listeners: n,
     })
 }

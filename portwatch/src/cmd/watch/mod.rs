@@ -67,7 +67,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .map(|addr| crate::metrics::Metrics::serve(addr, &hooks, args.ring_buffer_size))
         .transpose()?;
     out.write(&Record::Start(StartRecord {
-        time: clock.format_now(),
+        time: clock.stamp_now(),
         version: env!("CARGO_PKG_VERSION"),
         kernel: crate::host::Host::read().kernel.unwrap_or_default(),
         pid: std::process::id(),

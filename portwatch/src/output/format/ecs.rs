@@ -12,7 +12,7 @@ use crate::{
     host::Host,
     model::verdict::Level,
     model::{
-        net::protocol_number,
+        net::{Family, protocol_name},
         process::{Container, Encoded, ProcessContext},
     },
     output::record::{Record, SocketRecord},
@@ -87,7 +87,7 @@ impl Ecs {
                 m.str("command_line", &cmd);
             }
             if let Some(start) = &p.start_time {
-                m.str("start", start);
+                m.plain("start", *start);
             }
             if let Some(parent) = &p.parent {
                 m.object("parent", |pp| {
@@ -99,12 +99,10 @@ impl Ecs {
                         pp.str("executable", exe);
                     }
                     if let Some(start) = &parent.start_time {
-                        pp.str("start", start);
+                        pp.plain("start", *start);
                     }
                     let boot = self.boot_id.as_deref();
-                    if let Some(id) =
-                        siem::entity_id(boot, parent.pid, parent.start_time.as_deref())
-                    {
+                    if let Some(id) = siem::entity_id(boot, parent.pid, parent.start_time) {
                         pp.str("entity_id", &id);
                     }
                 });
@@ -147,7 +145,7 @@ impl Ecs {
                 o.str("name", comm);
             }
             let boot = self.boot_id.as_deref();
-            if let Some(id) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
+            if let Some(id) = siem::entity_id(boot, task.pid, p.start_time) {
                 o.str("entity_id", &id);
             }
             if let Some(uid) = task.uid {
@@ -213,16 +211,14 @@ fn endpoint(m: &mut Members, key: &'static str, e: Endpoint) {
     });
 }
 
-fn network(m: &mut Members, protocol: Option<&str>, family: Option<&str>, direction: &str) {
+fn network(m: &mut Members, protocol: Option<u16>, family: Option<Family>, direction: &str) {
     m.object("network", |n| {
         if let Some(p) = protocol {
-            n.str("transport", p);
-            if let Some(number) = protocol_number(p) {
-                n.plain("iana_number", itoa::Buffer::new().format(number));
-            }
+            n.str("transport", &protocol_name(p));
+            n.plain("iana_number", itoa::Buffer::new().format(p));
         }
         if let Some(f) = family {
-            n.plain("type", f);
+            n.plain("type", f.name());
         }
         n.plain("direction", direction);
     });
@@ -309,7 +305,7 @@ impl Ecs {
             }
         });
         let direction = if exec { "unknown" } else { "ingress" };
-        network(m, r.protocol.as_deref(), r.family, direction);
+        network(m, r.protocol, r.family, direction);
         m.object("portwatch", |o| {
             siem::socket_extras(record, r, o);
             o.append(extras);
@@ -320,7 +316,7 @@ impl Ecs {
 impl Encoder for Ecs {
     fn encode(&self, seq: u64, record: &Record, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"@timestamp\":\"");
-        out.extend_from_slice(siem::record_time(record).as_bytes());
+        out.extend_from_slice(siem::record_time(record).as_ref());
         out.push(b'"');
         let mut m = Members::new(out);
         let (kind, category, types, action) = categories(record);
@@ -337,12 +333,13 @@ impl Encoder for Ecs {
                 let pieces = r.process.encoded("ecs", |p| self.context(p));
                 let extras =
                     Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, &pieces));
-                if let Ok(ip) = r.address.parse() {
-                    let local = Endpoint { ip, port: r.port };
-                    endpoint(&mut m, "server", local);
-                    endpoint(&mut m, "destination", local);
-                }
-                network(&mut m, Some(r.protocol), Some(r.family), "ingress");
+                let local = Endpoint {
+                    ip: r.address,
+                    port: r.port,
+                };
+                endpoint(&mut m, "server", local);
+                endpoint(&mut m, "destination", local);
+                network(&mut m, Some(r.protocol.number()), Some(r.family), "ingress");
                 m.object("portwatch", |o| {
                     siem::listener_extras(record, r, o);
                     o.append(extras.unwrap_or(&pieces[EXTRAS]));

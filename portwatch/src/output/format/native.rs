@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::{Encoder, json::Members};
 use crate::{
     model::{
+        net::protocol_name,
         process::{Process, ProcessContext},
         socket::Via,
     },
@@ -71,11 +72,11 @@ fn socket_members(r: &SocketRecord, m: &mut Members) {
     m.int("uid", r.uid);
     m.int("gid", r.gid);
     m.str("comm", &r.comm.text());
-    if let Some(p) = &r.protocol {
-        m.plain("protocol", p.as_bytes());
+    if let Some(p) = r.protocol {
+        m.plain("protocol", protocol_name(p).as_bytes());
     }
     if let Some(f) = r.family {
-        m.plain("family", f);
+        m.plain("family", f.name());
     }
     if let Some(a) = r.address {
         m.ip("address", a);
@@ -349,7 +350,7 @@ mod tests {
     fn other_records_are_one_object_with_seq_and_event_first() {
         let mut line = Vec::new();
         let r = Record::SnapshotComplete(SnapshotRecord {
-            time: CLOCK.format(0),
+            time: CLOCK.timestamp(0),
             listeners: 2,
         });
         Native.encode(0, &r, &mut line);

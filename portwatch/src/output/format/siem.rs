@@ -2,12 +2,12 @@
 //! command line, a one-line message for people, an identity for the process, and portwatch's
 //! own fields that neither schema has a place for (ECS `portwatch.*`, OCSF
 //! `unmapped.portwatch`), named as in the native format so one query works on all three.
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use super::json::{self, Members};
 use crate::{
-    clock,
-    model::process::ProcessContext,
+    clock::Timestamp,
+    model::{net::protocol_name, process::ProcessContext},
     output::record::{ListenerRecord, Record, SocketRecord},
 };
 
@@ -41,14 +41,14 @@ pub fn command_line(p: &ProcessContext) -> Option<String> {
 }
 
 /// A process's lasting identity: pids are reused, (boot, pid, start time) is not.
-pub fn entity_id(boot_id: Option<&str>, pid: u32, start_time: Option<&str>) -> Option<String> {
-    let start = clock::epoch_ms(start_time?)?;
+pub fn entity_id(boot_id: Option<&str>, pid: u32, start_time: Option<Timestamp>) -> Option<String> {
+    let start = start_time?.epoch_ms();
     Some(format!("{}:{pid}:{start}", boot_id.unwrap_or("boot")))
 }
 
 /// "nc[4242] listening on tcp 0.0.0.0:8080", for the people reading the SIEM's alert list.
 pub fn message(record: &Record, r: &SocketRecord) -> String {
-    let proto = r.protocol.as_deref().unwrap_or("socket");
+    let proto = r.protocol.map_or(Cow::Borrowed("socket"), protocol_name);
     let at = local(r).map_or_else(|| "an unknown address".to_owned(), |e| shown(&e));
     let what = match record {
         Record::Bind(_) if r.success == Some(false) => format!(
@@ -215,20 +215,20 @@ pub fn detections(record: &Record) -> &[crate::model::verdict::Detection] {
     }
 }
 
-/// The time of portwatch's own records and of snapshot listeners.
-pub fn record_time(record: &Record) -> &str {
+/// A record's time.
+pub const fn record_time(record: &Record) -> Timestamp {
     match record {
         Record::Bind(r)
         | Record::Listen(r)
         | Record::Accept(r)
         | Record::Close(r)
-        | Record::Exec(r) => r.time.as_str(),
-        Record::Listener(r) | Record::ListenerStats(r) => &r.time,
-        Record::Start(r) => &r.time,
-        Record::Stop(r) => &r.time,
-        Record::Loss(r) => &r.time,
-        Record::SnapshotComplete(r) => &r.time,
-        Record::Flood(r) => &r.time,
+        | Record::Exec(r) => r.time,
+        Record::Listener(r) | Record::ListenerStats(r) => r.time,
+        Record::Start(r) => r.time,
+        Record::Stop(r) => r.time,
+        Record::Loss(r) => r.time,
+        Record::SnapshotComplete(r) => r.time,
+        Record::Flood(r) => r.time,
     }
 }
 

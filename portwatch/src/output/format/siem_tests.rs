@@ -46,7 +46,7 @@ fn line(encoder: &dyn Encoder, r: &Record) -> Value {
 fn socket(container: bool) -> SocketRecord {
     let context = ProcessContext {
         ppid: Some(1),
-        start_time: Some(CLOCK.format(1_000_000_000)),
+        start_time: Some(CLOCK.timestamp(1_000_000_000)),
         user: Some("www-data".into()),
         exe: Some("/usr/bin/nc.openbsd".into()),
         args: Some(vec!["nc".to_owned(), "-l".to_owned(), "8080".to_owned()].into()),
@@ -80,8 +80,8 @@ fn socket(container: bool) -> SocketRecord {
         uid: 33,
         gid: 33,
         comm: Comm::new(b"nc"),
-        protocol: Some("tcp".into()),
-        family: Some("ipv4"),
+        protocol: Some(6),
+        family: Some(crate::model::net::Family::Ipv4),
         address: Some("0.0.0.0".parse().unwrap()),
         port: Some(8080),
         fd: Some(3),
@@ -265,7 +265,7 @@ fn loss_is_a_metric_in_ecs_and_event_log_activity_in_ocsf() {
         ..LossCounts::default()
     };
     let record = Record::Loss(LossRecord {
-        time: CLOCK.format(0),
+        time: CLOCK.timestamp(0),
         counts,
         sinks: None,
     });

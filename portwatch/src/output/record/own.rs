@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::{
+    clock::Timestamp,
     model::{attach::Chosen, loss::LossCounts, process::Process},
     output::SinkDrops,
 };
@@ -14,7 +15,7 @@ use crate::{
 #[derive(Debug, Serialize)]
 pub struct FloodRecord {
     /// The latest birth shed.
-    pub time: String,
+    pub time: Timestamp,
     pub pid: u32,
     pub uid: u32,
     pub gid: u32,
@@ -26,7 +27,7 @@ pub struct FloodRecord {
     /// Births of this kind shed since the process first passed the limit.
     pub total: u64,
     /// The first of the `count` births shed.
-    pub since: String,
+    pub since: Timestamp,
     /// Seconds from `since` to `time`.
     pub interval_s: f64,
     /// Written after the other fields (by the encoder).
@@ -36,14 +37,14 @@ pub struct FloodRecord {
 
 #[derive(Debug, Serialize)]
 pub struct SnapshotRecord {
-    pub time: String,
+    pub time: Timestamp,
     /// Listener records in the snapshot.
     pub listeners: usize,
 }
 
 #[derive(Debug, Serialize)]
 pub struct StartRecord {
-    pub time: String,
+    pub time: Timestamp,
     pub version: &'static str,
     /// The kernel release (`uname -r`).
     pub kernel: String,
@@ -61,7 +62,7 @@ pub struct StartRecord {
 /// sink's own: `Output` fills it in for each sink.
 #[derive(Clone, Debug, Serialize)]
 pub struct LossRecord {
-    pub time: String,
+    pub time: Timestamp,
     #[serde(flatten)]
     pub counts: LossCounts,
     /// With several sinks, what each dropped.
@@ -71,7 +72,7 @@ pub struct LossRecord {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StopRecord {
-    pub time: String,
+    pub time: Timestamp,
     /// Why portwatch stopped: the signal's name (`cmd::signals::STOPPING`).
     pub reason: &'static str,
     /// Event records the receiving sink took (`Output` fills it in).

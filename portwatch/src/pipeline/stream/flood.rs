@@ -117,7 +117,7 @@ impl<S: Sink> Stream<S> {
         let comm = Comm::new(&state.comm);
         let process = self.enricher.flooder(pid, state.start_ns, clock);
         FloodRecord {
-            time: clock.format(state.last_shed_ns),
+            time: clock.timestamp(state.last_shed_ns),
             pid,
             uid: state.uid,
             gid: state.gid,
@@ -125,7 +125,7 @@ impl<S: Sink> Stream<S> {
             kind,
             count,
             total: state.shed[slot],
-            since: clock.format(since_ns),
+            since: clock.timestamp(since_ns),
             interval_s: state.last_shed_ns.saturating_sub(since_ns) as f64 / 1e9,
             process,
         }

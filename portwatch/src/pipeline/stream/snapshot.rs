@@ -24,7 +24,7 @@ impl<S: Sink> Stream<S> {
             reported += usize::from(self.report_listed(l, None, clock)?);
         }
         self.out.write(&Record::SnapshotComplete(SnapshotRecord {
-            time: clock.format_now(),
+            time: clock.stamp_now(),
             listeners: reported,
         }))?;
         self.out.flush()
@@ -54,7 +54,7 @@ impl<S: Sink> Stream<S> {
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
             self.known.listeners.insert_snapshot(s, holder, now);
         }
-        let mut r = ListenerRecord::new(l, &owner, None, clock.format(now));
+        let mut r = ListenerRecord::new(l, &owner, None, clock.timestamp(now));
         r.reason = reason;
         let uid = owner.task.as_ref().map_or(s.uid, |t| t.uid);
         let pid = owner.task.as_ref().map_or(0, |t| t.pid);

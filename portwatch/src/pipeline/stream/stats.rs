@@ -37,7 +37,7 @@ impl<S: Sink> Stream<S> {
             unlisted.insert(netns);
         }
         let mut listed = FxHashSet::default();
-        let time = clock.format_now();
+        let time = clock.stamp_now();
         for socket in sockets {
             let inode = socket.inode;
             listed.insert(inode);

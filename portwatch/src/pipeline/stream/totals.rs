@@ -35,7 +35,7 @@ impl<S: Sink> Stream<S> {
             // record that counts them.
             self.out.skip(self.losses.seq.reported(&counts));
             self.out.write(&Record::Loss(LossRecord {
-                time: clock.format_now(),
+                time: clock.stamp_now(),
                 counts,
                 sinks: None,
             }))?;
@@ -58,7 +58,7 @@ impl<S: Sink> Stream<S> {
     pub fn finish(&mut self, reason: &'static str, clock: &Clock) -> Result<()> {
         let counts = self.report_loss(clock)?;
         self.out.write(&Record::Stop(StopRecord {
-            time: clock.format_now(),
+            time: clock.stamp_now(),
             reason,
             events: 0, // each sink's own, filled in by `Output`
             counts,
@@ -82,7 +82,7 @@ impl<S: Sink> Stream<S> {
         clock: &Clock,
     ) -> Result<Vec<u8>> {
         let counts = self.counts()?;
-        let time = clock.format_now();
+        let time = clock.stamp_now();
         Ok(self.out.encode_alone(name, |events, dropped, drops| {
             Record::Stop(StopRecord {
                 time: time.clone(),

@@ -5,7 +5,6 @@ use super::{
     siem::{self, Task, id_string},
 };
 use crate::{
-    clock::epoch_ms,
     model::process::{Ancestor, Container, Encoded, ProcessContext},
     output::format::json::{self, Members},
 };
@@ -25,7 +24,7 @@ impl Ocsf {
             if let Some(exe) = &p.exe {
                 file(m, exe);
             }
-            if let Some(ms) = p.start_time.as_deref().and_then(epoch_ms) {
+            if let Some(ms) = p.start_time.map(|t| t.epoch_ms()) {
                 m.int("created_time", ms);
             }
             if let Some(parent) = &p.parent {
@@ -37,12 +36,10 @@ impl Ocsf {
                     if let Some(exe) = &parent.exe {
                         file(pp, exe);
                     }
-                    if let Some(ms) = parent.start_time.as_deref().and_then(epoch_ms) {
+                    if let Some(ms) = parent.start_time.map(|t| t.epoch_ms()) {
                         pp.int("created_time", ms);
                     }
-                    if let Some(uid) =
-                        siem::entity_id(boot, parent.pid, parent.start_time.as_deref())
-                    {
+                    if let Some(uid) = siem::entity_id(boot, parent.pid, parent.start_time) {
                         pp.str("uid", &uid);
                     }
                 });
@@ -98,7 +95,7 @@ impl Ocsf {
                 o.str("name", comm);
             }
             let boot = self.boot_id.as_deref();
-            if let Some(uid) = siem::entity_id(boot, task.pid, p.start_time.as_deref()) {
+            if let Some(uid) = siem::entity_id(boot, task.pid, p.start_time) {
                 o.str("uid", &uid);
             }
             if let Some(uid) = task.uid {
@@ -121,10 +118,8 @@ fn ancestry_entities(ancestry: &[Ancestor], boot: Option<&str>) -> Vec<serde_jso
             if let Some(args) = &a.args {
                 e["cmd_line"] = args.join(" ").into();
             }
-            if let Some(ms) = epoch_ms(&a.start_time) {
-                e["created_time"] = ms.into();
-            }
-            if let Some(uid) = siem::entity_id(boot, a.pid, Some(&a.start_time)) {
+            e["created_time"] = a.start_time.epoch_ms().into();
+            if let Some(uid) = siem::entity_id(boot, a.pid, Some(a.start_time)) {
                 e["uid"] = uid.into();
             }
             e

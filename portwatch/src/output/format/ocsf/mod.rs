@@ -12,9 +12,8 @@ use super::{
     siem::{self, Endpoint, Task},
 };
 use crate::{
-    clock::epoch_ms,
     host::Host,
-    model::net::protocol_number,
+    model::net::{Family, protocol_name},
     model::verdict::Level,
     output::record::{Record, SocketRecord},
 };
@@ -142,24 +141,21 @@ fn endpoint(m: &mut Members, key: &'static str, e: Endpoint) {
 
 /// `connection_info`: the transport, the IP version, and the direction (a listener serves
 /// inbound connections).
-fn connection(m: &mut Members, protocol: Option<&str>, family: Option<&str>) {
+fn connection(m: &mut Members, protocol: Option<u16>, family: Option<Family>) {
     m.object("connection_info", |c| {
         if let Some(p) = protocol {
-            c.str("protocol_name", p);
-            if let Some(n) = protocol_number(p) {
-                c.int("protocol_num", n);
-            }
+            c.str("protocol_name", &protocol_name(p));
+            c.int("protocol_num", p);
         }
-        match family {
-            Some("ipv4") => {
-                c.int("protocol_ver_id", 4);
-                c.plain("protocol_ver", "Internet Protocol version 4 (IPv4)");
-            }
-            Some("ipv6") => {
-                c.int("protocol_ver_id", 6);
-                c.plain("protocol_ver", "Internet Protocol version 6 (IPv6)");
-            }
-            _ => {}
+        if let Some(f) = family {
+            c.int("protocol_ver_id", f.version());
+            c.plain(
+                "protocol_ver",
+                match f {
+                    Family::Ipv4 => "Internet Protocol version 4 (IPv4)",
+                    Family::Ipv6 => "Internet Protocol version 6 (IPv6)",
+                },
+            );
         }
         c.int("direction_id", 1);
         c.plain("direction", "Inbound");
@@ -187,8 +183,8 @@ impl Ocsf {
             m.object("unmapped", |u| {
                 u.object("portwatch", |o| {
                     o.plain("record", record.event());
-                    if let Some(p) = &r.protocol {
-                        o.str("protocol", p);
+                    if let Some(p) = r.protocol {
+                        o.str("protocol", &protocol_name(p));
                     }
                     if let Some(a) = r.address {
                         o.ip("address", a);
@@ -214,7 +210,7 @@ impl Ocsf {
         if let Some(peer) = siem::remote(r) {
             endpoint(m, "src_endpoint", peer);
         }
-        connection(m, r.protocol.as_deref(), r.family);
+        connection(m, r.protocol, r.family);
         m.bool("is_src_dst_assignment_known", true);
         status(m, r.success != Some(false));
         if let (Some(name), Some(code)) = (&r.errno, r.errno_code) {
@@ -246,9 +242,7 @@ impl Encoder for Ocsf {
         let (severity_id, severity) = severity(record);
         m.int("severity_id", severity_id);
         m.plain("severity", severity);
-        if let Some(ms) = epoch_ms(siem::record_time(record)) {
-            m.int("time", ms);
-        }
+        m.int("time", siem::record_time(record).epoch_ms());
         m.int("timezone_offset", 0);
         let container = match record {
             Record::Bind(r)
@@ -265,10 +259,12 @@ impl Encoder for Ocsf {
                 let extras = task
                     .as_ref()
                     .map(|t| self.actor(&mut m, t, &r.process, &pieces));
-                if let Ok(ip) = r.address.parse() {
-                    endpoint(&mut m, "dst_endpoint", Endpoint { ip, port: r.port });
-                }
-                connection(&mut m, Some(r.protocol), Some(r.family));
+                let local = Endpoint {
+                    ip: r.address,
+                    port: r.port,
+                };
+                endpoint(&mut m, "dst_endpoint", local);
+                connection(&mut m, Some(r.protocol.number()), Some(r.family));
                 status(&mut m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| {
