@@ -117,7 +117,7 @@ pub fn socket_extras_after_record(r: &SocketRecord, m: &mut Members) {
 /// A listener (or listener_stats) record's own fields that the schemas have no place for.
 pub fn listener_extras(record: &Record, r: &ListenerRecord, m: &mut Members) {
     m.plain("record", record.event());
-    m.plain("time", &r.time);
+    m.plain("time", r.time);
     if let Some(c) = &r.comm {
         m.str("comm", c);
     }

@@ -68,7 +68,7 @@ impl<S: Sink> Stream<S> {
                 .known
                 .trends
                 .update(inode, netns, &mut health, made_while_watched);
-            let mut r = ListenerRecord::new(&l, &owner, None, time.clone());
+            let mut r = ListenerRecord::new(&l, &owner, None, time);
             r.health = Some(health);
             let who = Who::owner(&owner, None);
             let found = self

@@ -85,7 +85,7 @@ impl<S: Sink> Stream<S> {
         let time = clock.stamp_now();
         Ok(self.out.encode_alone(name, |events, dropped, drops| {
             Record::Stop(StopRecord {
-                time: time.clone(),
+                time,
                 reason,
                 events,
                 counts: counts.with_output_dropped(dropped),
