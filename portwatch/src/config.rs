@@ -146,7 +146,7 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
         bad(path, line, e.message().trim().replace('\n', " "))
     })?;
     let at = |span: Range<usize>, problem: String| bad(path, line_of(span), problem);
-    if let Some(f) = file.format {
+    if let Some(f) = &file.format {
         if !given.format {
             let value = f.get_ref();
             args.format = <Format as clap::ValueEnum>::from_str(value, false).map_err(|_| {
@@ -157,7 +157,7 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
             })?;
         }
     }
-    if let Some(n) = file.ring_buffer_size {
+    if let Some(n) = &file.ring_buffer_size {
         if !given.ring_buffer_size {
             args.ring_buffer_size = parse_ring_size(&n.get_ref().to_string())
                 .map_err(|e| at(n.span(), format!("ring_buffer_size: {e}")))?;
@@ -176,7 +176,7 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
         );
     }
     if args.btf.is_none() {
-        args.btf = file.btf;
+        args.btf = file.btf.clone();
     }
     if let (None, Some(rate)) = (args.flood_rate, file.flood_rate) {
         if rate > 1_000_000 {
@@ -194,10 +194,20 @@ fn merge(args: &mut WatchArgs, given: &Given, text: &str, path: &str) -> Result<
     // Likewise `reachability = false` turns it off, and --no-reachability wins over `true`.
     args.no_reachability |= file.reachability == Some(false);
     if args.baseline.is_none() {
-        args.baseline = file.baseline;
+        args.baseline = file.baseline.clone();
     }
+    merge_lists(args, file, &at)
+}
+
+/// The file's lists (attach types, events, outputs, detections, filters), each unless the
+/// command line gave one.
+fn merge_lists(
+    args: &mut WatchArgs,
+    file: File,
+    at: &impl Fn(Range<usize>, String) -> Error,
+) -> Result<()> {
     if args.attach.is_empty() {
-        args.attach = parsed(&file.attach, Forced::from_str, &at)?;
+        args.attach = parsed(&file.attach, Forced::from_str, at)?;
     }
     if args.events.is_empty() {
         let known = socket_kind_names();

@@ -33,6 +33,29 @@ pub struct Filters {
     pub containers: Vec<String>,
 }
 
+/// `--events`: the kinds' bits (every socket kind when none is named).
+fn kinds(events: &[String]) -> Result<u32> {
+    if events.is_empty() {
+        return Ok(EventKind::SOCKET
+            .into_iter()
+            .fold(0, |m, k| m | 1 << k as u32));
+    }
+    let mut kinds = 0;
+    for name in events {
+        let kind = EventKind::SOCKET
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown event kind `{name}` for --events (known: {})",
+                    socket_kind_names()
+                ))
+            })?;
+        kinds |= 1 << kind as u32;
+    }
+    Ok(kinds)
+}
+
 /// The filter flags as given, on the command line or in the configuration file.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Asked<'a> {
@@ -48,24 +71,7 @@ pub struct Asked<'a> {
 
 impl Filters {
     pub fn new(args: Asked) -> Result<Self> {
-        let mut kinds = 0;
-        for name in args.events {
-            let kind = EventKind::SOCKET
-                .into_iter()
-                .find(|k| k.name() == name)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "unknown event kind `{name}` for --events (known: {})",
-                        socket_kind_names()
-                    ))
-                })?;
-            kinds |= 1 << kind as u32;
-        }
-        if args.events.is_empty() {
-            kinds = EventKind::SOCKET
-                .into_iter()
-                .fold(0, |m, k| m | 1 << k as u32);
-        }
+        let kinds = kinds(args.events)?;
         let mut f = Self {
             pids: args
                 .pid

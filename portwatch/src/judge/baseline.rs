@@ -171,7 +171,6 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
             words.len()
         ));
     }
-    let any = |f: &str| f == "*";
     let proto = match words[0] {
         "*" => None,
         name => Some(
@@ -179,24 +178,7 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
                 .ok_or_else(|| format!("unknown protocol `{name}` (expected tcp, udp or *)"))?,
         ),
     };
-    let port = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("`{p}` is not a port number (1-65535)"))
-    };
-    let ports = if any(words[1]) {
-        None
-    } else if let Some((lo, hi)) = words[1].split_once('-') {
-        let (lo, hi) = (port(lo)?, port(hi)?);
-        if lo > hi {
-            return Err(format!("port range `{}` is backwards", words[1]));
-        }
-        Some((lo, hi))
-    } else {
-        let p = port(words[1])?;
-        Some((p, p))
-    };
+    let ports = parse_ports(words[1])?;
     let scope = match words[2] {
         "*" => None,
         "loopback" => Some(ScopeRule::Scope(Scope::Loopback)),
@@ -222,20 +204,7 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
         }
         s.trim()
     };
-    let exe = match rest {
-        "*" => None,
-        e if e.starts_with('/') => {
-            let bytes = text::unescape(e).ok_or_else(|| {
-                format!(
-                    "executable `{e}` has a backslash that is not an escape \
-                     (write `\\\\` for a backslash, `\\xNN` for any byte)"
-                )
-            })?;
-            // The form records use, however the rule spelled it (`\x41` is `A`).
-            Some(text::escape(&bytes).into_owned())
-        }
-        e => return Err(format!("executable `{e}` is not an absolute path or *")),
-    };
+    let exe = parse_exe(rest)?;
     Ok(Rule {
         line: number,
         proto,
@@ -244,6 +213,46 @@ fn parse_rule(line: &str, number: usize) -> std::result::Result<Rule, String> {
         user,
         exe,
     })
+}
+
+/// PORT: a number, a range `A-B`, or `*` (None).
+fn parse_ports(field: &str) -> std::result::Result<Option<(u16, u16)>, String> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("`{p}` is not a port number (1-65535)"))
+    };
+    if field == "*" {
+        return Ok(None);
+    }
+    if let Some((lo, hi)) = field.split_once('-') {
+        let (lo, hi) = (port(lo)?, port(hi)?);
+        if lo > hi {
+            return Err(format!("port range `{field}` is backwards"));
+        }
+        return Ok(Some((lo, hi)));
+    }
+    let p = port(field)?;
+    Ok(Some((p, p)))
+}
+
+/// EXECUTABLE: an absolute path in the records' escaped form, or `*` (None).
+fn parse_exe(rest: &str) -> std::result::Result<Option<String>, String> {
+    match rest {
+        "*" => Ok(None),
+        e if e.starts_with('/') => {
+            let bytes = text::unescape(e).ok_or_else(|| {
+                format!(
+                    "executable `{e}` has a backslash that is not an escape \
+                     (write `\\\\` for a backslash, `\\xNN` for any byte)"
+                )
+            })?;
+            // The form records use, however the rule spelled it (`\x41` is `A`).
+            Ok(Some(text::escape(&bytes).into_owned()))
+        }
+        e => Err(format!("executable `{e}` is not an absolute path or *")),
+    }
 }
 
 /// The current listeners as a baseline file (one rule per distinct listener).

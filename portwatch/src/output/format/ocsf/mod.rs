@@ -244,28 +244,37 @@ impl Encoder for Ocsf {
         m.plain("severity", severity);
         m.int("time", siem::record_time(record).epoch_ms());
         m.int("timezone_offset", 0);
-        let container = match record {
+        let container = self.body(record, &mut m);
+        m.object("metadata", |md| metadata(md, seq, record, container));
+        m.append(&self.device);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+impl Ocsf {
+    /// Who, where and portwatch's own fields, by record kind; whether it names a container
+    /// (the container profile).
+    fn body(&self, record: &Record, m: &mut Members) -> bool {
+        match record {
             Record::Bind(r)
             | Record::Listen(r)
             | Record::Accept(r)
             | Record::Close(r)
             | Record::Exec(r) => {
-                self.socket(record, r, &mut m);
+                self.socket(record, r, m);
                 r.process.container.is_some()
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r.process.encoded("ocsf", |p| self.context(p));
                 let task = Task::of_listener(r);
-                let extras = task
-                    .as_ref()
-                    .map(|t| self.actor(&mut m, t, &r.process, &pieces));
+                let extras = task.as_ref().map(|t| self.actor(m, t, &r.process, &pieces));
                 let local = Endpoint {
                     ip: r.address,
                     port: r.port,
                 };
-                endpoint(&mut m, "dst_endpoint", local);
-                connection(&mut m, Some(r.protocol.number()), Some(r.family));
-                status(&mut m, true);
+                endpoint(m, "dst_endpoint", local);
+                connection(m, Some(r.protocol.number()), Some(r.family));
+                status(m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| {
                         siem::listener_extras(record, r, o);
@@ -276,10 +285,10 @@ impl Encoder for Ocsf {
             }
             Record::Flood(r) => {
                 let pieces = r.process.encoded("ocsf", |p| self.context(p));
-                let extras = self.actor(&mut m, &Task::of_flood(r), &r.process, &pieces);
+                let extras = self.actor(m, &Task::of_flood(r), &r.process, &pieces);
                 m.plain("log_name", "portwatch");
                 m.plain("log_provider", "portwatch");
-                status(&mut m, true);
+                status(m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| {
                         siem::own_extras(record, o);
@@ -299,31 +308,31 @@ impl Encoder for Ocsf {
                 }
                 m.plain("log_name", "portwatch");
                 m.plain("log_provider", "portwatch");
-                status(&mut m, true);
+                status(m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| siem::own_extras(record, o))
                 });
                 false
             }
-        };
-        m.object("metadata", |md| {
-            md.plain("version", OCSF_VERSION);
-            md.object("product", |p| {
-                p.plain("name", "portwatch");
-                p.plain("vendor_name", "portwatch");
-                p.plain("version", env!("CARGO_PKG_VERSION"));
-            });
-            let profiles: &[&str] = if container {
-                &["host", "container"]
-            } else {
-                &["host"]
-            };
-            md.strs("profiles", profiles.iter().copied());
-            md.int("sequence", seq);
-            md.plain("event_code", record.event());
-            md.plain("log_name", "portwatch");
-        });
-        m.append(&self.device);
-        out.extend_from_slice(b"}\n");
+        }
     }
+}
+
+/// `metadata`: the schema's version, the product, the profiles, the sequence number.
+fn metadata(md: &mut Members, seq: u64, record: &Record, container: bool) {
+    md.plain("version", OCSF_VERSION);
+    md.object("product", |p| {
+        p.plain("name", "portwatch");
+        p.plain("vendor_name", "portwatch");
+        p.plain("version", env!("CARGO_PKG_VERSION"));
+    });
+    let profiles: &[&str] = if container {
+        &["host", "container"]
+    } else {
+        &["host"]
+    };
+    md.strs("profiles", profiles.iter().copied());
+    md.int("sequence", seq);
+    md.plain("event_code", record.event());
+    md.plain("log_name", "portwatch");
 }

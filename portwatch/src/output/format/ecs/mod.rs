@@ -10,13 +10,16 @@ use super::{
 };
 use crate::{
     host::Host,
-    model::verdict::Level,
     model::{
         net::{Family, protocol_name},
         process::{Container, Encoded, ProcessContext},
     },
     output::record::{Record, SocketRecord},
 };
+
+mod event;
+
+use event::event;
 
 pub const ECS_VERSION: &str = "9.4.0";
 
@@ -224,43 +227,6 @@ fn network(m: &mut Members, protocol: Option<u16>, family: Option<Family>, direc
     });
 }
 
-/// `event.kind`, `event.category`, `event.type`, `event.action` of each record kind.
-fn categories(
-    record: &Record,
-) -> (
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-    &'static str,
-) {
-    const NETWORK: &[&str] = &["network"];
-    const PROCESS: &[&str] = &["process"];
-    match record {
-        Record::Bind(_) => ("event", NETWORK, &["start"], "bind"),
-        Record::Listen(_) => ("event", NETWORK, &["start"], "listen"),
-        Record::Accept(_) => (
-            "event",
-            NETWORK,
-            &["connection", "start"],
-            "connection_accepted",
-        ),
-        Record::Close(_) => ("event", NETWORK, &["end"], "listener_closed"),
-        Record::Exec(_) => (
-            "event",
-            &["process", "network"],
-            &["start"],
-            "exec_on_socket",
-        ),
-        Record::Listener(_) => ("state", NETWORK, &["info"], "listener"),
-        Record::ListenerStats(_) => ("metric", NETWORK, &["info"], "listener_stats"),
-        Record::Start(_) => ("event", PROCESS, &["start"], "portwatch_started"),
-        Record::Stop(_) => ("event", PROCESS, &["end"], "portwatch_stopped"),
-        Record::Loss(_) => ("metric", &[], &[], "events_lost"),
-        Record::SnapshotComplete(_) => ("event", &[], &[], "snapshot_complete"),
-        Record::Flood(_) => ("event", NETWORK, &["info"], "listener_flood"),
-    }
-}
-
 impl Ecs {
     fn socket(&self, record: &Record, r: &SocketRecord, m: &mut Members) {
         if let (Some(code), Some(name)) = (r.errno_code, &r.errno) {
@@ -319,27 +285,47 @@ impl Encoder for Ecs {
         out.extend_from_slice(siem::record_time(record).as_ref());
         out.push(b'"');
         let mut m = Members::new(out);
-        let (kind, category, types, action) = categories(record);
-        let alert = match record {
+        let alert = self.body(record, &mut m);
+        let found = siem::detections(record);
+        if !found.is_empty() {
+            m.object("rule", |r| r.plain("name", found[0].name));
+        }
+        if found.iter().any(|d| d.technique.is_some()) {
+            m.object("threat", |t| {
+                t.plain("framework", "MITRE ATT&CK");
+                t.object("technique", |tech| {
+                    tech.strs("id", found.iter().filter_map(|d| d.technique))
+                });
+            });
+        }
+        m.object("event", |e| event(e, seq, record, alert));
+        m.append(&self.constant);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+impl Ecs {
+    /// Who, where and portwatch's own fields, by record kind; the baseline's alert, if any.
+    fn body<'r>(&self, record: &'r Record, m: &mut Members) -> Option<&'r str> {
+        match record {
             Record::Bind(r)
             | Record::Listen(r)
             | Record::Accept(r)
             | Record::Close(r)
             | Record::Exec(r) => {
-                self.socket(record, r, &mut m);
+                self.socket(record, r, m);
                 r.alert.as_deref()
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r.process.encoded("ecs", |p| self.context(p));
-                let extras =
-                    Task::of_listener(r).map(|t| self.who(&mut m, &t, &r.process, &pieces));
+                let extras = Task::of_listener(r).map(|t| self.who(m, &t, &r.process, &pieces));
                 let local = Endpoint {
                     ip: r.address,
                     port: r.port,
                 };
-                endpoint(&mut m, "server", local);
-                endpoint(&mut m, "destination", local);
-                network(&mut m, Some(r.protocol.number()), Some(r.family), "ingress");
+                endpoint(m, "server", local);
+                endpoint(m, "destination", local);
+                network(m, Some(r.protocol.number()), Some(r.family), "ingress");
                 m.object("portwatch", |o| {
                     siem::listener_extras(record, r, o);
                     o.append(extras.unwrap_or(&pieces[EXTRAS]));
@@ -348,7 +334,7 @@ impl Encoder for Ecs {
             }
             Record::Flood(r) => {
                 let pieces = r.process.encoded("ecs", |p| self.context(p));
-                let extras = self.who(&mut m, &Task::of_flood(r), &r.process, &pieces);
+                let extras = self.who(m, &Task::of_flood(r), &r.process, &pieces);
                 m.object("portwatch", |o| {
                     siem::own_extras(record, o);
                     o.append(extras);
@@ -365,58 +351,6 @@ impl Encoder for Ecs {
                 m.object("portwatch", |o| siem::own_extras(record, o));
                 None
             }
-        };
-        let found = siem::detections(record);
-        if !found.is_empty() {
-            m.object("rule", |r| r.plain("name", found[0].name));
         }
-        if found.iter().any(|d| d.technique.is_some()) {
-            m.object("threat", |t| {
-                t.plain("framework", "MITRE ATT&CK");
-                t.object("technique", |tech| {
-                    tech.strs("id", found.iter().filter_map(|d| d.technique))
-                });
-            });
-        }
-        m.object("event", |e| {
-            let alerting = alert.is_some() || !found.is_empty();
-            e.plain("kind", if alerting { "alert" } else { kind });
-            // ECS's scale is the source's: 47, 73 and 99, as Elastic's own rules use; only a
-            // detection has one.
-            let severity = match record.level() {
-                Level::Medium => Some(47),
-                Level::High => Some(73),
-                Level::Critical => Some(99),
-                Level::Info | Level::Notable => None,
-            };
-            if let Some(severity) = severity {
-                e.int("severity", severity);
-            }
-            if !category.is_empty() {
-                e.strs("category", category.iter().copied());
-                e.strs("type", types.iter().copied());
-            }
-            e.plain("action", action);
-            match record {
-                Record::Bind(r)
-                | Record::Listen(r)
-                | Record::Accept(r)
-                | Record::Close(r)
-                | Record::Exec(r) => {
-                    let failed = r.success == Some(false);
-                    e.plain("outcome", if failed { "failure" } else { "success" });
-                }
-                Record::Stop(r) => e.plain("reason", r.reason),
-                _ => {}
-            }
-            if let Some(reason) = alert.or_else(|| found.first().map(|d| d.reason.as_str())) {
-                e.str("reason", reason);
-            }
-            e.plain("module", "portwatch");
-            e.plain("dataset", "portwatch.socket");
-            e.int("sequence", seq);
-        });
-        m.append(&self.constant);
-        out.extend_from_slice(b"}\n");
     }
 }
