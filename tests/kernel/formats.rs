@@ -261,10 +261,15 @@ fn flooding(format: &str) -> Vec<Value> {
     let held: Vec<std::net::UdpSocket> = (0..2000)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
-    let last = u64::from(held.last().unwrap().local_addr().unwrap().port());
+    let ports: std::collections::HashSet<u64> = held
+        .iter()
+        .map(|s| u64::from(s.local_addr().unwrap().port()))
+        .collect();
     d.expect("flood record", |v| record_kind(v) == "flood");
-    d.expect("the last socket, listed", |v| {
-        record_kind(v) == "listener" && local_port(v).as_u64() == Some(last)
+    // Which of them were shed depends on the CPUs the loop ran on (each has its own
+    // allowance), so not on the last one: any of them, found by the listing.
+    d.expect("a shed socket, listed", |v| {
+        record_kind(v) == "listener" && local_port(v).as_u64().is_some_and(|p| ports.contains(&p))
     });
     let (status, records, _) = d.stop_with(libc::SIGTERM);
     assert!(status.success(), "{status}");

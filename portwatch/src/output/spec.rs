@@ -63,96 +63,104 @@ impl FromStr for OutputSpec {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let (target, options) = s.split_once(',').unwrap_or((s, ""));
-        let mut kind = if target == "stdout" {
-            OutputKind::Stdout
-        } else if let Some(path) = target.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err(
-                    "`file:` needs a path, e.g. file:/var/log/portwatch/events.json".into(),
-                );
-            }
-            OutputKind::File {
-                path: path.into(),
-                rotation: DEFAULT_ROTATION,
-            }
-        } else if let Some(rest) = target.strip_prefix("syslog") {
-            let to = match rest.strip_prefix(':') {
-                None if rest.is_empty() => Target::Unix("/dev/log".into()),
-                Some(path) if path.starts_with("unix:") && path.len() > 5 => {
-                    Target::Unix(path[5..].into())
-                }
-                Some(addr) if addr.starts_with("udp://") && addr.len() > 6 => {
-                    Target::Udp(host_port(&addr[6..])?)
-                }
-                Some(addr) if addr.starts_with("tcp://") && addr.len() > 6 => {
-                    Target::Tcp(host_port(&addr[6..])?)
-                }
-                _ => {
-                    return Err(format!(
-                        "`{target}`: syslog takes unix:PATH, udp://HOST:PORT or tcp://HOST:PORT (or nothing: /dev/log)"
-                    ));
-                }
-            };
-            OutputKind::Syslog {
-                target: to,
-                framing: DEFAULT_FRAMING,
-            }
-        } else {
-            return Err(format!(
-                "unknown output `{target}` (known: stdout, file:PATH, syslog, syslog:unix:PATH, syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT)"
-            ));
-        };
+        let mut kind = kind(target)?;
         let mut format = None;
         for option in options.split(',').filter(|o| !o.is_empty()) {
             let (key, value) = option
                 .split_once('=')
                 .ok_or_else(|| format!("option `{option}` needs a value (KEY=VALUE)"))?;
-            match (key, &mut kind) {
-                ("format", _) => {
-                    format = Some(<Format as clap::ValueEnum>::from_str(value, false).map_err(
-                        |_| format!("unknown format `{value}` (known: native, ecs, ocsf)"),
-                    )?);
-                }
-                ("max-size", OutputKind::File { rotation, .. }) => {
-                    rotation.max_bytes = match value {
-                        "0" | "none" => None,
-                        v => Some(size(v)?),
-                    };
-                }
-                ("backups", OutputKind::File { rotation, .. }) => {
-                    rotation.backups = value
-                        .parse()
-                        .ok()
-                        .filter(|&n| n <= 1000)
-                        .ok_or_else(|| format!("backups `{value}`: a number from 0 to 1000"))?;
-                }
-                ("facility", OutputKind::Syslog { framing, .. }) => {
-                    framing.facility = FACILITIES
-                        .iter()
-                        .position(|f| *f == value)
-                        .and_then(|n| u8::try_from(n).ok())
-                        .ok_or_else(|| {
-                            format!("facility `{value}` (known: {})", FACILITIES.join(", "))
-                        })?;
-                }
-                ("max-line", OutputKind::Syslog { framing, .. }) => {
-                    framing.max_line = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (480..=1 << 20).contains(n))
-                        .ok_or_else(|| {
-                        format!("max-line `{value}`: bytes, from 480 to 1048576")
-                    })?;
-                }
-                _ => {
-                    return Err(format!(
-                        "`{key}` is not an option of `{target}` (stdout takes format; file: format, max-size, backups; syslog: format, facility, max-line)"
-                    ));
-                }
+            if key == "format" {
+                format = Some(
+                    <Format as clap::ValueEnum>::from_str(value, false).map_err(|_| {
+                        format!("unknown format `{value}` (known: native, ecs, ocsf)")
+                    })?,
+                );
+            } else {
+                set_option(&mut kind, target, key, value)?;
             }
         }
         Ok(Self { kind, format })
     }
+}
+
+/// The destination of `--output TARGET[,...]`, with its default options.
+fn kind(target: &str) -> Result<OutputKind, String> {
+    Ok(if target == "stdout" {
+        OutputKind::Stdout
+    } else if let Some(path) = target.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err("`file:` needs a path, e.g. file:/var/log/portwatch/events.json".into());
+        }
+        OutputKind::File {
+            path: path.into(),
+            rotation: DEFAULT_ROTATION,
+        }
+    } else if let Some(rest) = target.strip_prefix("syslog") {
+        let to = match rest.strip_prefix(':') {
+            None if rest.is_empty() => Target::Unix("/dev/log".into()),
+            Some(path) if path.starts_with("unix:") && path.len() > 5 => {
+                Target::Unix(path[5..].into())
+            }
+            Some(addr) if addr.starts_with("udp://") && addr.len() > 6 => {
+                Target::Udp(host_port(&addr[6..])?)
+            }
+            Some(addr) if addr.starts_with("tcp://") && addr.len() > 6 => {
+                Target::Tcp(host_port(&addr[6..])?)
+            }
+            _ => {
+                return Err(format!(
+                    "`{target}`: syslog takes unix:PATH, udp://HOST:PORT or tcp://HOST:PORT (or nothing: /dev/log)"
+                ));
+            }
+        };
+        OutputKind::Syslog {
+            target: to,
+            framing: DEFAULT_FRAMING,
+        }
+    } else {
+        return Err(format!(
+            "unknown output `{target}` (known: stdout, file:PATH, syslog, syslog:unix:PATH, syslog:udp://HOST:PORT, syslog:tcp://HOST:PORT)"
+        ));
+    })
+}
+
+/// One option of a file or syslog destination.
+fn set_option(kind: &mut OutputKind, target: &str, key: &str, value: &str) -> Result<(), String> {
+    match (key, kind) {
+        ("max-size", OutputKind::File { rotation, .. }) => {
+            rotation.max_bytes = match value {
+                "0" | "none" => None,
+                v => Some(size(v)?),
+            };
+        }
+        ("backups", OutputKind::File { rotation, .. }) => {
+            rotation.backups = value
+                .parse()
+                .ok()
+                .filter(|&n| n <= 1000)
+                .ok_or_else(|| format!("backups `{value}`: a number from 0 to 1000"))?;
+        }
+        ("facility", OutputKind::Syslog { framing, .. }) => {
+            framing.facility = FACILITIES
+                .iter()
+                .position(|f| *f == value)
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or_else(|| format!("facility `{value}` (known: {})", FACILITIES.join(", ")))?;
+        }
+        ("max-line", OutputKind::Syslog { framing, .. }) => {
+            framing.max_line = value
+                .parse()
+                .ok()
+                .filter(|n| (480..=1 << 20).contains(n))
+                .ok_or_else(|| format!("max-line `{value}`: bytes, from 480 to 1048576"))?;
+        }
+        _ => {
+            return Err(format!(
+                "`{key}` is not an option of `{target}` (stdout takes format; file: format, max-size, backups; syslog: format, facility, max-line)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// HOST:PORT, with a port.

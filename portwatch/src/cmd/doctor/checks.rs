@@ -31,19 +31,33 @@ fn any(f: impl Fn(&Value) -> bool + 'static) -> Finder {
     Box::new(move |records: &[Value]| records.iter().any(&f))
 }
 
+/// A port (or other number) from the canary's lines.
+fn port(lines: &[String], name: &str, key: &str) -> std::result::Result<u64, String> {
+    field(lines, name, key).and_then(|p| p.parse::<u64>().map_err(|e| e.to_string()))
+}
+
+/// A record of `kind` on `port`.
+fn event(kind: &'static str, port: u64) -> impl Fn(&Value) -> bool + Copy {
+    move |v: &Value| v["event"] == kind && v["port"] == port
+}
+
 pub fn checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
-    let port = |name, key| {
-        field(lines, name, key).and_then(|p| p.parse::<u64>().map_err(|e| e.to_string()))
-    };
-    let tcp = port("tcp", "port");
-    let client = port("tcp", "client");
-    let udp = port("udp", "port");
-    let uring = port("uring", "port");
-    let uring_full = field(lines, "uring", "bind_and_listen").map(|v| v == "true");
-    let netns = port("netns", "port");
-    let netns_inode = port("netns", "netns");
-    let event =
-        |kind: &'static str, port: u64| move |v: &Value| v["event"] == kind && v["port"] == port;
+    let mut out = tcp_checks(lines);
+    out.push(Check {
+        path: "UDP close by a running process",
+        hook: "udp_close",
+        made: port(lines, "udp", "port")
+            .map(|p| any(move |v| event("close", p)(v) && v["protocol"] == "udp")),
+    });
+    out.extend(uring_checks(lines));
+    out.extend(netns_checks(lines, snapshot));
+    out
+}
+
+/// bind, listen (once), a failed bind, close and accept on the canary's TCP port.
+fn tcp_checks(lines: &[String]) -> Vec<Check> {
+    let tcp = port(lines, "tcp", "port");
+    let client = port(lines, "tcp", "client");
     let tcp_checks = tcp.clone().map(|p| {
         let via_syscall = move |v: &Value| v.get("via").is_none();
         vec![
@@ -95,15 +109,15 @@ pub fn checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
             client.map(|c| any(move |v| event("accept", p)(v) && v["remote_port"] == c))
         }),
     });
-    out.push(Check {
-        path: "UDP close by a running process",
-        hook: "udp_close",
-        made: udp.map(|p| any(move |v| event("close", p)(v) && v["protocol"] == "udp")),
-    });
-    // io_uring's requests: its own hook on tracepoint kernels, the kernel functions elsewhere.
+    out
+}
+
+/// io_uring's requests: its own hook on tracepoint kernels, the kernel functions elsewhere.
+fn uring_checks(lines: &[String]) -> Vec<Check> {
+    let uring = port(lines, "uring", "port");
+    let full = field(lines, "uring", "bind_and_listen").map(|v| v == "true");
     let via_uring =
         |kind: &'static str, p: u64| any(move |v| event(kind, p)(v) && v["via"] == "io_uring");
-    let full = uring_full.clone();
     let uring_op = |kind: &'static str| {
         uring.clone().and_then(|p| match &full {
             Ok(true) => Ok(via_uring(kind, p)),
@@ -113,39 +127,47 @@ pub fn checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
             Err(e) => Err(e.clone()),
         })
     };
-    out.push(Check {
-        path: "io_uring bind",
-        hook: "io_uring",
-        made: uring_op("bind"),
-    });
-    out.push(Check {
-        path: "io_uring listen",
-        hook: "io_uring",
-        made: uring_op("listen"),
-    });
-    out.push(Check {
-        path: "io_uring accept",
-        hook: "io_uring",
-        made: uring.clone().map(|p| via_uring("accept", p)),
-    });
-    out.push(Check {
-        path: "listen(2) in a new network namespace",
-        hook: "listen",
-        made: netns.clone().and_then(|p| {
-            netns_inode
-                .clone()
-                .map(|ns| any(move |v| event("listen", p)(v) && v["netns"] == ns))
-        }),
-    });
+    vec![
+        Check {
+            path: "io_uring bind",
+            hook: "io_uring",
+            made: uring_op("bind"),
+        },
+        Check {
+            path: "io_uring listen",
+            hook: "io_uring",
+            made: uring_op("listen"),
+        },
+        Check {
+            path: "io_uring accept",
+            hook: "io_uring",
+            made: uring.clone().map(|p| via_uring("accept", p)),
+        },
+    ]
+}
+
+/// A listen in a new network namespace, seen live and found by the inventory.
+fn netns_checks(lines: &[String], snapshot: &[(u64, u64)]) -> Vec<Check> {
+    let netns = port(lines, "netns", "port");
+    let netns_inode = port(lines, "netns", "netns");
     let listed = netns
-        .and_then(|p| netns_inode.map(|ns| (p, ns)))
+        .clone()
+        .and_then(|p| netns_inode.clone().map(|ns| (p, ns)))
         .map(|held| snapshot.contains(&held));
-    out.push(Check {
-        path: "its listener in the snapshot and ls",
-        hook: "inventory",
-        made: listed.map(|found| Box::new(move |_: &[Value]| found) as Finder),
-    });
-    out
+    vec![
+        Check {
+            path: "listen(2) in a new network namespace",
+            hook: "listen",
+            made: netns.and_then(|p| {
+                netns_inode.map(|ns| any(move |v| event("listen", p)(v) && v["netns"] == ns))
+            }),
+        },
+        Check {
+            path: "its listener in the snapshot and ls",
+            hook: "inventory",
+            made: listed.map(|found| Box::new(move |_: &[Value]| found) as Finder),
+        },
+    ]
 }
 
 #[cfg(test)]

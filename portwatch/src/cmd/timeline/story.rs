@@ -254,13 +254,56 @@ impl Story {
 
 /// One line for a record, then its process chain and findings.
 fn describe(v: &Value, out: &mut String) {
+    let args: Vec<&str> = v["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  {}  {}  {}[{}] {} {} (uid {})",
+        text(&v["time"]),
+        what(v),
+        text(&v["comm"]),
+        v["pid"],
+        v["exe"].as_str().unwrap_or("?"),
+        args.iter().skip(1).copied().collect::<Vec<_>>().join(" "),
+        v["uid"]
+    );
+    let chain: Vec<String> = match v["ancestry"].as_array() {
+        Some(a) => a
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}[{}] {}",
+                    text(&p["comm"]),
+                    p["pid"],
+                    p["exe"].as_str().unwrap_or("?")
+                )
+            })
+            .collect(),
+        None if v["parent"].is_object() => vec![format!(
+            "{}[{}] {}",
+            v["parent"]["comm"].as_str().unwrap_or("?"),
+            v["parent"]["pid"],
+            v["parent"]["exe"].as_str().unwrap_or("?")
+        )],
+        None => Vec::new(),
+    };
+    if !chain.is_empty() {
+        let _ = writeln!(out, "      started by {}", chain.join(" <- "));
+    }
+    verdicts(v, out);
+}
+
+/// What happened, in a few words: "listen on 0.0.0.0:22 (backlog 128)".
+fn what(v: &Value) -> String {
     let at = format!(
         "{}:{}",
         text(&v["address"]),
         v["port"].as_u64().unwrap_or(0)
     );
     let failed = v["success"] == false;
-    let what = match text(&v["event"]) {
+    match text(&v["event"]) {
         "listener" => format!("listening on {at} when portwatch started"),
         "listener_stats" => {
             let h = &v["health"];
@@ -299,44 +342,11 @@ fn describe(v: &Value, out: &mut String) {
             });
             format!("started on a socket {at}{}", peer.unwrap_or_default())
         }
-    };
-    let args: Vec<&str> = v["args"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  {}  {what}  {}[{}] {} {} (uid {})",
-        text(&v["time"]),
-        text(&v["comm"]),
-        v["pid"],
-        v["exe"].as_str().unwrap_or("?"),
-        args.iter().skip(1).copied().collect::<Vec<_>>().join(" "),
-        v["uid"]
-    );
-    let chain: Vec<String> = match v["ancestry"].as_array() {
-        Some(a) => a
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}[{}] {}",
-                    text(&p["comm"]),
-                    p["pid"],
-                    p["exe"].as_str().unwrap_or("?")
-                )
-            })
-            .collect(),
-        None if v["parent"].is_object() => vec![format!(
-            "{}[{}] {}",
-            v["parent"]["comm"].as_str().unwrap_or("?"),
-            v["parent"]["pid"],
-            v["parent"]["exe"].as_str().unwrap_or("?")
-        )],
-        None => Vec::new(),
-    };
-    if !chain.is_empty() {
-        let _ = writeln!(out, "      started by {}", chain.join(" <- "));
     }
+}
+
+/// The firewall's verdict, the detections and the baseline's alert, a line each.
+fn verdicts(v: &Value, out: &mut String) {
     let reach = &v["reachability"];
     if let Some(status) = reach["status"].as_str() {
         let by = reach["rule"]

@@ -19,14 +19,10 @@ where
     let mut chosen = Vec::with_capacity(hooks.len());
     for hook in hooks {
         if !hook.serves.iter().any(|&k| selected(k)) {
-            chosen.push(Chosen {
-                hook: hook.name,
-                attach: None,
-                targets: Vec::new(),
-                refused: Vec::new(),
-                skipped: Some("no event kind selected with --events needs it"),
-                missing: None,
-            });
+            chosen.push(skipped(
+                hook,
+                "no event kind selected with --events needs it",
+            ));
             continue;
         }
         let tracepoints = |name: &&str| {
@@ -35,14 +31,10 @@ where
                 .any(|c: &Chosen| c.hook == *name && c.attach == Some(AttachType::Tracepoint))
         };
         if !hook.completes.is_empty() && !hook.completes.iter().any(tracepoints) {
-            chosen.push(Chosen {
-                hook: hook.name,
-                attach: None,
-                targets: Vec::new(),
-                refused: Vec::new(),
-                skipped: Some("the hooks it completes are on kernel functions, which see these calls themselves"),
-                missing: None,
-            });
+            chosen.push(skipped(
+                hook,
+                "the hooks it completes are on kernel functions, which see these calls themselves",
+            ));
             continue;
         }
         let force = forced
@@ -67,24 +59,7 @@ where
             }
         }
         if picked.is_none() && hook.required {
-            let attempts: Vec<String> = refused
-                .iter()
-                .map(|r| format!("{}: {}", r.attach, r.error))
-                .collect();
-            let others: Vec<&str> = EventKind::SOCKET
-                .iter()
-                .filter(|k| !hook.serves.contains(k))
-                .map(|k| k.name())
-                .collect();
-            return Err(Error::Hook {
-                hook: hook.name,
-                without: hook.without,
-                attempts: attempts.join("; "),
-                fix: format!(
-                    "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted, or watch without them (--events {})",
-                    others.join(",")
-                ),
-            });
+            return Err(unattached(hook, &refused));
         }
         chosen.push(Chosen {
             hook: hook.name,
@@ -98,6 +73,40 @@ where
         });
     }
     Ok(chosen)
+}
+
+/// A hook left unattached on purpose, and why.
+fn skipped(hook: &Hook, why: &'static str) -> Chosen {
+    Chosen {
+        hook: hook.name,
+        attach: None,
+        targets: Vec::new(),
+        refused: Vec::new(),
+        skipped: Some(why),
+        missing: None,
+    }
+}
+
+/// The error for a required hook no attach type took: every refusal, and the way out.
+fn unattached(hook: &Hook, refused: &[Refusal]) -> Error {
+    let attempts: Vec<String> = refused
+        .iter()
+        .map(|r| format!("{}: {}", r.attach, r.error))
+        .collect();
+    let others: Vec<&str> = EventKind::SOCKET
+        .iter()
+        .filter(|k| !hook.serves.contains(k))
+        .map(|k| k.name())
+        .collect();
+    Error::Hook {
+        hook: hook.name,
+        without: hook.without,
+        attempts: attempts.join("; "),
+        fix: format!(
+            "check that the kernel has BTF and tracepoints (CONFIG_FTRACE_SYSCALLS) and that tracefs is mounted, or watch without them (--events {})",
+            others.join(",")
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -190,30 +190,6 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
     let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     let sk = |path: &str, size: usize| f("sock", path, size);
 
-    let bind_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_bind")?;
-    let listen_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_listen")?;
-    let (arg0, arg1, arg2) = (
-        bind_enter.offset("fd", 8)?,
-        bind_enter.offset("umyaddr", 8)?,
-        bind_enter.offset("addrlen", 8)?,
-    );
-    // The programs read listen's arguments at bind's argument slots: check that holds.
-    if listen_enter.offset("fd", 8)? != arg0 || listen_enter.offset("backlog", 8)? != arg1 {
-        return Err(Error::Layout(
-            "sys_enter_listen's arguments are not where sys_enter_bind's are".into(),
-        ));
-    }
-    let ret = Tracepoint::read(tracefs, "syscalls", "sys_exit_bind")?.offset("ret", 8)?;
-    for exit in ["sys_exit_listen", "sys_exit_accept", "sys_exit_accept4"] {
-        if Tracepoint::read(tracefs, "syscalls", exit)?.offset("ret", 8)? != ret {
-            return Err(Error::Layout(format!(
-                "{exit}'s `ret` is not where sys_exit_bind's is"
-            )));
-        }
-    }
-    let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
-    let exec = Tracepoint::read(tracefs, "sched", "sched_process_exec")?;
-    let fork = Tracepoint::read(tracefs, "sched", "sched_process_fork")?;
     // Without CONFIG_AUDIT there is no login uid: records then say so instead of guessing.
     let loginuid = match types.field("task_struct", "loginuid") {
         Ok(field) if field.size == 4 => field.offset,
@@ -226,7 +202,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         Err(_) => ABSENT,
     };
 
-    Ok(KernelOffsets {
+    let mut o = KernelOffsets {
         valid: 1,
         task_files: f("task_struct", "files", 8)?,
         task_tgid: f("task_struct", "tgid", 4)?,
@@ -288,23 +264,56 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         sk_state: sk("__sk_common.skc_state", 1)?,
         pt_regs_orig_ax: f("pt_regs", "orig_ax", 8)?,
         pt_regs_di: f("pt_regs", "di", 8)?,
-        tp_enter_arg0: arg0,
-        tp_enter_arg1: arg1,
-        tp_enter_arg2: arg2,
-        tp_exit_ret: ret,
-        tp_iss_oldstate: iss.offset("oldstate", 4)?,
-        tp_iss_newstate: iss.offset("newstate", 4)?,
-        tp_iss_sport: iss.offset("sport", 2)?,
-        tp_iss_family: iss.offset("family", 2)?,
-        tp_iss_protocol: iss.offset("protocol", 2)?,
-        tp_iss_saddr: iss.offset("saddr", 4)?,
-        tp_iss_saddr_v6: iss.offset("saddr_v6", 16)?,
-        tp_iss_skaddr: iss.offset("skaddr", 8)?,
-        tp_exec_filename: exec.offset("filename", 4)?,
-        tp_exec_old_pid: exec.offset("old_pid", 4)?,
-        tp_fork_child_pid: fork.offset("child_pid", 4)?,
         ..io_uring::offsets(types)?
-    })
+    };
+    tracepoint_fields(&mut o, tracefs)?;
+    Ok(o)
+}
+
+/// Where the tracepoints' fields are, from their tracefs `format` files: the syscalls'
+/// arguments and return value (listen's and accept's must sit where bind's do, which the
+/// programs rely on), inet_sock_set_state's, and the process tracepoints'.
+fn tracepoint_fields(o: &mut KernelOffsets, tracefs: &Path) -> Result<()> {
+    let bind_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_bind")?;
+    let listen_enter = Tracepoint::read(tracefs, "syscalls", "sys_enter_listen")?;
+    let (arg0, arg1, arg2) = (
+        bind_enter.offset("fd", 8)?,
+        bind_enter.offset("umyaddr", 8)?,
+        bind_enter.offset("addrlen", 8)?,
+    );
+    // The programs read listen's arguments at bind's argument slots: check that holds.
+    if listen_enter.offset("fd", 8)? != arg0 || listen_enter.offset("backlog", 8)? != arg1 {
+        return Err(Error::Layout(
+            "sys_enter_listen's arguments are not where sys_enter_bind's are".into(),
+        ));
+    }
+    let ret = Tracepoint::read(tracefs, "syscalls", "sys_exit_bind")?.offset("ret", 8)?;
+    for exit in ["sys_exit_listen", "sys_exit_accept", "sys_exit_accept4"] {
+        if Tracepoint::read(tracefs, "syscalls", exit)?.offset("ret", 8)? != ret {
+            return Err(Error::Layout(format!(
+                "{exit}'s `ret` is not where sys_exit_bind's is"
+            )));
+        }
+    }
+    let iss = Tracepoint::read(tracefs, "sock", "inet_sock_set_state")?;
+    let exec = Tracepoint::read(tracefs, "sched", "sched_process_exec")?;
+    let fork = Tracepoint::read(tracefs, "sched", "sched_process_fork")?;
+    o.tp_enter_arg0 = arg0;
+    o.tp_enter_arg1 = arg1;
+    o.tp_enter_arg2 = arg2;
+    o.tp_exit_ret = ret;
+    o.tp_iss_oldstate = iss.offset("oldstate", 4)?;
+    o.tp_iss_newstate = iss.offset("newstate", 4)?;
+    o.tp_iss_sport = iss.offset("sport", 2)?;
+    o.tp_iss_family = iss.offset("family", 2)?;
+    o.tp_iss_protocol = iss.offset("protocol", 2)?;
+    o.tp_iss_saddr = iss.offset("saddr", 4)?;
+    o.tp_iss_saddr_v6 = iss.offset("saddr_v6", 16)?;
+    o.tp_iss_skaddr = iss.offset("skaddr", 8)?;
+    o.tp_exec_filename = exec.offset("filename", 4)?;
+    o.tp_exec_old_pid = exec.offset("old_pid", 4)?;
+    o.tp_fork_child_pid = fork.offset("child_pid", 4)?;
+    Ok(())
 }
 
 #[cfg(test)]
