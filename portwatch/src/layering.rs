@@ -1,7 +1,7 @@
 //! The stages' order, checked: every production file's `crate::` paths (in `use` lines, braces
 //! included, and inline) may name its own stage and the stages below it only. Test code (files
-//! named `tests.rs`, `*_tests.rs`, the test kits, and a file's `#[cfg(test)] mod` at its end)
-//! may reach anywhere.
+//! named `tests.rs`, `*_tests.rs`, the test kits, and a file's inline `#[cfg(test)] mod` at its
+//! end) may reach anywhere. Not read: `super::` paths that climb to the crate root (none do).
 use std::{collections::BTreeSet, fs, path::Path};
 
 /// Bottom first. A stage may import its own layer and those before it.
@@ -66,9 +66,28 @@ fn first_name(path: &str) -> String {
         .collect()
 }
 
-/// The production part of a file: up to its test module.
-fn production(text: &str) -> &str {
-    text.find("#[cfg(test)]\nmod ").map_or(text, |i| &text[..i])
+/// The production part of a file: without its test modules' declarations (`mod tests;`, whose
+/// files are skipped by name) and up to an inline test module (`mod tests {`, which ends a file).
+fn production(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            match lines.next() {
+                Some(m) if m.starts_with("mod ") && m.trim_end().ends_with(';') => continue,
+                Some(m) if m.starts_with("mod ") => break,
+                Some(other) => {
+                    out.push_str(other);
+                    out.push('\n');
+                    continue;
+                }
+                None => break,
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -102,7 +121,7 @@ fn violations(src: &Path) -> Vec<(String, String, String)> {
             continue; // lib.rs, main.rs, layering.rs
         };
         let text = fs::read_to_string(&path).unwrap();
-        for imported in imports(production(&text)) {
+        for imported in imports(&production(&text)) {
             let Some(theirs) = layer(&imported) else {
                 continue;
             };
@@ -147,4 +166,11 @@ fn the_parser_finds_braced_nested_and_inline_imports() {
     assert_eq!(got, ["clock", "judge", "model", "output"]);
     let upward = "use crate::{model::x, pipeline::y};\n";
     assert!(imports(upward).contains("pipeline"));
+    // A test module's declaration hides nothing after it; an inline one ends the file.
+    let declared = "#[cfg(test)]\nmod tests;\nuse crate::pipeline::x;\n#[cfg(test)]\nmod more {\nuse crate::cmd::y;\n}\n";
+    let seen = imports(&production(declared));
+    assert!(
+        seen.contains("pipeline") && !seen.contains("cmd"),
+        "{seen:?}"
+    );
 }

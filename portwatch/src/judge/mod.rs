@@ -130,6 +130,12 @@ impl Judge {
         self.firewall = Some(firewall);
     }
 
+    /// Whether a new listener's owner's capabilities are asked for (the privileged-port rule
+    /// is on): gathered only then, and only for a privileged port without root.
+    pub fn needs_caps(&self) -> bool {
+        self.rules.judges_privilege()
+    }
+
     /// Whether a program started on sockets is judged (and so reported: `exec` records).
     pub fn judges_stdio(&self) -> bool {
         self.rules.judges_stdio()

@@ -194,13 +194,13 @@ impl<S: Sink> Stream<S> {
         if update.already_closed {
             return Ok(());
         }
-        let who = Who {
+        let mut who = Who {
             pid: e.task.pid,
             holder: Some((e.task.pid, e.task.tid)),
             uid: Some(e.task.uid),
             comm: e.task.comm.text(),
             process: &process,
-            caps: enrich::capabilities(e.task.pid, Some(e.task.uid), e.shown().map(|a| a.port())),
+            caps: None,
         };
         let io_uring = matches!(e.via, Via::IoUring(_));
         let verdicts = match (e.kind, update.new_listener) {
@@ -213,6 +213,10 @@ impl<S: Sink> Stream<S> {
                 Some(self.judge.accept(&at, io_uring, &who))
             }
             (SockKind::Listen | SockKind::Bind, Some((proto, local))) => {
+                if self.judge.needs_caps() {
+                    let port = Some(local.port());
+                    who.caps = enrich::capabilities(e.task.pid, Some(e.task.uid), port);
+                }
                 Some(
                     self.judge.new_listener(
                         &NewListener {

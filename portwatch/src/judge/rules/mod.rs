@@ -177,6 +177,11 @@ impl Rules {
         f.found
     }
 
+    /// Whether the privileged-port rule, which reads capabilities, is on.
+    pub fn judges_privilege(&self) -> bool {
+        self.on(table::PRIVILEGED_PORT.name)
+    }
+
     /// Whether a program started on sockets is judged (and so reported: `exec` records).
     pub fn judges_stdio(&self) -> bool {
         self.on(table::SOCKET_STDIO.name)

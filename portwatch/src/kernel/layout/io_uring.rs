@@ -9,9 +9,10 @@ use crate::{
     kernel::btf::BtfError,
 };
 
-/// The io_uring offsets, or all ABSENT (and `IOU_NONE`) when this kernel's BTF has no io_uring
-/// requests or no tracepoints for them: then io_uring calls are seen only by kernel-function hooks.
-pub(super) fn offsets(types: &KernelTypes) -> Result<KernelOffsets> {
+/// `base` with the io_uring offsets, or all ABSENT (and `IOU_NONE`) when this kernel's BTF has no
+/// io_uring requests or no tracepoints for them: then io_uring calls are seen only by
+/// kernel-function hooks.
+pub(super) fn offsets(types: &KernelTypes, base: KernelOffsets) -> Result<KernelOffsets> {
     let none = KernelOffsets {
         iou_complete: IOU_NONE,
         req_opcode: ABSENT,
@@ -25,7 +26,7 @@ pub(super) fn offsets(types: &KernelTypes) -> Result<KernelOffsets> {
         accept_file_slot: ABSENT,
         msghdr_addr: ABSENT,
         cqe_res: ABSENT,
-        ..KernelOffsets::default()
+        ..base
     };
     let btf = types.btf();
     let layout = |e: BtfError| Error::Layout(e.to_string());

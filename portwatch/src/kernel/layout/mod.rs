@@ -189,7 +189,9 @@ impl KernelTypes {
 pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffsets> {
     let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     let sk = |path: &str, size: usize| f("sock", path, size);
-
+    // The tracepoints first: a kernel without one is told so before any BTF complaint.
+    let mut tracepoints = KernelOffsets::default();
+    tracepoint_fields(&mut tracepoints, tracefs)?;
     // Without CONFIG_AUDIT there is no login uid: records then say so instead of guessing.
     let loginuid = match types.field("task_struct", "loginuid") {
         Ok(field) if field.size == 4 => field.offset,
@@ -202,7 +204,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         Err(_) => ABSENT,
     };
 
-    let mut o = KernelOffsets {
+    Ok(KernelOffsets {
         valid: 1,
         task_files: f("task_struct", "files", 8)?,
         task_tgid: f("task_struct", "tgid", 4)?,
@@ -264,10 +266,8 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         sk_state: sk("__sk_common.skc_state", 1)?,
         pt_regs_orig_ax: f("pt_regs", "orig_ax", 8)?,
         pt_regs_di: f("pt_regs", "di", 8)?,
-        ..io_uring::offsets(types)?
-    };
-    tracepoint_fields(&mut o, tracefs)?;
-    Ok(o)
+        ..io_uring::offsets(types, tracepoints)?
+    })
 }
 
 /// Where the tracepoints' fields are, from their tracefs `format` files: the syscalls'

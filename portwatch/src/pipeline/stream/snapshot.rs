@@ -58,7 +58,11 @@ impl<S: Sink> Stream<S> {
         r.reason = reason;
         let uid = owner.task.as_ref().map_or(s.uid, |t| t.uid);
         let pid = owner.task.as_ref().map_or(0, |t| t.pid);
-        let caps = enrich::capabilities(pid, Some(uid), Some(s.local.port()));
+        let caps = self
+            .judge
+            .needs_caps()
+            .then(|| enrich::capabilities(pid, Some(uid), Some(s.local.port())))
+            .flatten();
         let found = self
             .judge
             .new_listener(&NewListener::listed(l), &Who::owner(&owner, caps));
