@@ -55,9 +55,10 @@ pub fn run(args: &LsArgs) -> Result<()> {
     let verdicts: Vec<Verdicts> = listeners
         .iter_mut()
         .map(|(l, owner)| {
-            let uid = owner.task.as_ref().map_or(l.socket.uid, |t| t.uid);
-            let pid = owner.task.as_ref().map_or(0, |t| t.pid);
-            let caps = enrich::capabilities(pid, Some(uid), Some(l.socket.local.port()));
+            let caps = judge
+                .needs_caps()
+                .then(|| enrich::listed_capabilities(l, owner))
+                .flatten();
             let v = judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps));
             l.reachability.clone_from(&v.reachability);
             v

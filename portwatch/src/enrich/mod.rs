@@ -387,5 +387,14 @@ pub fn capabilities(pid: u32, uid: Option<u32>, port: Option<u16>) -> Option<u64
     crate::host::caps::of(pid)
 }
 
+/// `capabilities` of the owner of a listener found by listing: the socket's uid stands for an
+/// owner that is not known (pid 0: nothing to read).
+pub fn listed_capabilities(l: &Listener, owner: &ListenerOwner) -> Option<u64> {
+    let task = owner.task.as_ref();
+    let uid = task.map_or(l.socket.uid, |t| t.uid);
+    let pid = task.map_or(0, |t| t.pid);
+    capabilities(pid, Some(uid), Some(l.socket.local.port()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -205,10 +205,11 @@ impl<S: Sink> Stream<S> {
         let io_uring = matches!(e.via, Via::IoUring(_));
         let verdicts = match (e.kind, update.new_listener) {
             (SockKind::Accept, _) => {
+                let shown = e.shown();
                 let at = Place {
                     protocol: e.socket.as_ref().map(|s| s.protocol),
-                    ip: e.shown().map(|a| a.ip()),
-                    port: e.shown().map(|a| a.port()),
+                    ip: shown.map(|a| a.ip()),
+                    port: shown.map(|a| a.port()),
                 };
                 Some(self.judge.accept(&at, io_uring, &who))
             }

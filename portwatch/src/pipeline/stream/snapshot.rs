@@ -56,12 +56,10 @@ impl<S: Sink> Stream<S> {
         }
         let mut r = ListenerRecord::new(l, &owner, None, clock.timestamp(now));
         r.reason = reason;
-        let uid = owner.task.as_ref().map_or(s.uid, |t| t.uid);
-        let pid = owner.task.as_ref().map_or(0, |t| t.pid);
         let caps = self
             .judge
             .needs_caps()
-            .then(|| enrich::capabilities(pid, Some(uid), Some(s.local.port())))
+            .then(|| enrich::listed_capabilities(l, &owner))
             .flatten();
         let found = self
             .judge
