@@ -203,7 +203,7 @@ fn quiet(d: &mut Daemon) {
     let marker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = marker.local_addr().unwrap().port();
     drop(marker);
-    let mine = crate::harness::ours("close");
+    let mine = crate::harness::our_close();
     d.expect("the marker's close", |v| mine(v) && v["port"] == port);
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     detections::free_port,
-    harness::{BIN, Daemon, ours},
+    harness::{BIN, Daemon, our_close},
 };
 
 #[test]
@@ -38,7 +38,7 @@ fn a_listeners_story_comes_back_whole_from_rotated_files() {
         let _ = c.read(&mut [0; 1]);
     }
     drop(listener);
-    d.expect("the close", |v| ours("close")(v) && v["port"] == port);
+    d.expect("the close", |v| our_close()(v) && v["port"] == port);
     let (status, _, _) = d.stop_with(libc::SIGTERM);
     assert!(status.success());
     let mut rotated = path.as_os_str().to_owned();

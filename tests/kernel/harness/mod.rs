@@ -448,6 +448,20 @@ pub fn ours(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v["event"] == kind && v["pid"] == pid && v["tid"] == tid
 }
 
+/// A matcher for the close of a socket this thread made. Its last reference may be dropped by
+/// a child another test spawned meanwhile: the fork copies every descriptor and holds it until
+/// its exec closes the close-on-exec ones, so the release (and its record) is the child's.
+pub fn our_close() -> impl Fn(&Value) -> bool {
+    let pid = u64::from(std::process::id());
+    let mine = ours("close");
+    move |v: &Value| mine(v) || (v["event"] == "close" && v["ppid"] == pid)
+}
+
+/// Whether this thread released the socket `close` is about (else a child did, see `our_close`).
+pub fn released_here(close: &Value) -> bool {
+    close["pid"] == u64::from(std::process::id())
+}
+
 /// Runs a command to completion (bounded) and returns (exit code, stdout, stderr). Output is
 /// read while the command runs, so a large output cannot fill the pipe and stall it.
 pub fn run_to_exit(cmd: &mut Command) -> (i32, String, String) {
