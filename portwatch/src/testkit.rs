@@ -83,6 +83,11 @@ impl Sockets for FixedSockets {
             .map(|l| (l.socket.inode, l.owners.clone()))
             .collect()
     }
+
+    fn health(&mut self) -> io::Result<(Vec<BoundSocket>, crate::model::source::Unlisted)> {
+        let sockets = self.1.borrow().iter().map(|l| l.socket.clone()).collect();
+        Ok((sockets, Vec::new()))
+    }
 }
 
 /// The one network namespace of the test stream's records, the daemon's own.

@@ -17,6 +17,7 @@ use crate::{
     host::{Host, OsRelease},
     judge::baseline::Baseline,
     model::{
+        health::{Connections, Health},
         listener::Listener,
         loss::{KindCounts, LossCounts},
         net::Proto,
@@ -267,32 +268,59 @@ fn snapshot() -> Vec<Listener> {
     vec![listener(Proto::Tcp, "0.0.0.0:22", 900, &[]), udp]
 }
 
+/// A listener whose owner is unknown, with the health sock_diag gives.
+fn unowned_listener() -> Listener {
+    let mut l = listener(Proto::Tcp, "[::1]:9000", 950, &[]);
+    l.socket.uid = 4_000_000;
+    l.socket.health = Some(Health {
+        accept_queue: Some(1),
+        accept_queue_max: Some(128),
+        connections: Some(Connections {
+            established: 3,
+            close_wait: 1,
+            syn_recv: 0,
+        }),
+        drops: Some(2),
+        ..Health::default()
+    });
+    l
+}
+
 fn run(format: Format) -> Vec<u8> {
     let filters = watch_filters(&[]);
     let baseline = Baseline::parse("tcp 22 all root /usr/sbin/sshd\n", "golden.baseline").unwrap();
     let counters = FixedCounters::default();
+    let sockets = FixedSockets::new(&[901]);
     let mut sink = Vec::new();
     {
         let mut stream = Stream::new(
             Output::new(format.encoder_on(&host()), Writer(&mut sink)),
             Enricher::new(Some(0)),
             Box::new(counters.clone()),
-            Box::new(FixedSockets::new(&[901])),
+            Box::new(sockets.clone()),
             Some(baseline),
             filters,
             ListenerTable::new(false),
         );
         stream.snapshot(&snapshot(), &AT_START).unwrap();
         stream.drain(&mut records(), &LATER).unwrap();
+        // A listen lost to a full ring: the listing after it finds the listener, whose owner no
+        // /proc/PID/fd shows; then `--stats` writes its health and that of the server's.
+        sockets.1.borrow_mut().extend([
+            unowned_listener(),
+            listener(Proto::Tcp, "127.0.0.1:9000", 1003, &[SERVER]),
+        ]);
         counters.0.set(LossCounts {
             ring_buffer_full: KindCounts {
                 accept: 2,
+                listen: 1,
                 ..KindCounts::default()
             },
             socket_read_errors: 1,
             ..LossCounts::default()
         });
         stream.tick(&LATER).unwrap();
+        stream.stats(&LATER).unwrap();
         stream.finish("SIGTERM", &LATER).unwrap();
     }
     sink
