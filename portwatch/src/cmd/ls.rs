@@ -11,7 +11,7 @@ use crate::{
     output::{
         Output,
         format::Format,
-        record::{ListenerRecord, Record},
+        record::{Record, SocketRecord},
         sink::Writer,
     },
     state::{firewall::Firewall, inventory},
@@ -69,7 +69,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     if args.json || !terminal || args.format != Format::Native {
         let mut out = Output::new(args.format.encoder(), Writer(io::stdout().lock()));
         for ((l, owner), v) in listeners.iter().zip(verdicts) {
-            let mut r = ListenerRecord::new(l, owner, None, clock.stamp_now());
+            let mut r = SocketRecord::listed(l, owner, clock.stamp_now());
             r.judged(v);
             out.write(&Record::Listener(r))?;
         }

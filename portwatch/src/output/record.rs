@@ -7,7 +7,6 @@ use std::{
 };
 
 use portwatch_common::EventKind;
-use serde::Serialize;
 
 use super::sink::Worth;
 use crate::model::verdict::{Detection, Level, Verdicts};
@@ -40,10 +39,11 @@ pub enum Record {
     Close(SocketRecord),
     /// A program started with IP sockets as standard streams (`stdio`), with its detection.
     Exec(SocketRecord),
-    /// A socket that was already listening (or bound, for UDP) when portwatch started.
-    Listener(ListenerRecord),
+    /// A socket that was already listening (or bound, for UDP) when portwatch started, or
+    /// found by listing after a loss (`listed`).
+    Listener(SocketRecord),
     /// `watch --stats`: a listener's health at one moment, with what it gained since the last.
-    ListenerStats(ListenerRecord),
+    ListenerStats(SocketRecord),
     /// Every pre-existing listener has been reported; live events follow.
     SnapshotComplete(SnapshotRecord),
     /// A process whose listener births the kernel shed, past the flood limit.
@@ -52,112 +52,50 @@ pub enum Record {
     Stop(StopRecord),
 }
 
-#[derive(Debug, Serialize)]
-pub struct ListenerRecord {
-    pub time: Timestamp,
-    /// Why a listener record comes now, not at start-up: `listen not seen` when events were lost
-    /// (ring buffer, flood limit, an output's queue) and listing the sockets again found it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    pub protocol: Proto,
-    pub family: Family,
-    pub address: IpAddr,
-    pub port: u16,
-    pub scope: Scope,
-    /// IPv6 sockets: whether it refuses IPv4 (false on a `::` socket means IPv4 reaches it too).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub v6only: Option<bool>,
-    pub inode: u64,
-    /// How many other sockets serve the same protocol and port on overlapping addresses.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub shared: usize,
-    /// Every process holding the socket.
-    pub owners: Vec<u32>,
-    /// Why the baseline (`watch --baseline`) does not allow this listener.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alert: Option<String>,
-    /// What the built-in detections found (`detect`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub detections: Vec<Detection>,
-    /// Its queues, connections by state and drops (sock_diag).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<Health>,
-    /// Whether the firewall lets a new connection reach it (`state::firewall`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reachability: Option<Reachability>,
-    /// The first owner: pid, tid, uid, gid, comm and its process context.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comm: Option<String>,
-    /// Written after the other fields (by the encoder).
-    #[serde(skip)]
-    pub process: Arc<Process>,
-}
-
-impl ListenerRecord {
-    /// Takes what the judge found.
-    pub fn judged(&mut self, v: Verdicts) {
-        self.alert = v.alert;
-        self.detections = v.detections;
-        self.reachability = v.reachability;
-    }
-
-    /// The record of a listener found by the inventory, owned by `owner`, at `time`.
-    pub fn new(
-        l: &Listener,
-        owner: &ListenerOwner,
-        alert: Option<String>,
-        time: Timestamp,
-    ) -> Self {
-        let s = &l.socket;
-        let task = owner.task.as_ref();
-        Self {
-            time,
-            reason: None,
-            protocol: s.proto,
-            family: Family::of(&s.local),
-            address: s.local.ip(),
-            port: s.local.port(),
-            scope: l.scope,
-            v6only: s.v6only,
-            inode: s.inode,
-            shared: l.shared,
-            owners: l.owners.clone(),
-            alert,
-            detections: Vec::new(),
-            health: s.health,
-            reachability: l.reachability.clone(),
-            pid: task.map(|t| t.pid),
-            tid: task.map(|t| t.tid),
-            uid: task.map(|t| t.uid),
-            gid: task.map(|t| t.gid),
-            comm: task.map(|t| t.comm.text().into_owned()),
-            process: Arc::clone(&owner.process),
-        }
-    }
-}
-
-const fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// A bind, listen, accept or close, written member by member (`write_members`): the one
-/// record written per event.
-#[derive(Debug, Default, PartialEq)]
-pub struct SocketRecord {
-    pub time: Timestamp,
+/// The task a record is about: who made the event, or the first owner of a listed socket
+/// (unknown when no readable /proc/PID/fd holds it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Actor {
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
     pub comm: Comm,
+}
+
+impl Actor {
+    pub const fn of(t: &Task) -> Self {
+        Self {
+            pid: t.pid,
+            tid: t.tid,
+            uid: t.uid,
+            gid: t.gid,
+            comm: t.comm,
+        }
+    }
+}
+
+/// What listing a socket (sock_diag, /proc) tells that an event does not: the `listener` and
+/// `listener_stats` records.
+#[derive(Debug, Default, PartialEq)]
+pub struct Listed {
+    /// IPv6 sockets: whether it refuses IPv4 (false on a `::` socket means IPv4 reaches it too).
+    pub v6only: Option<bool>,
+    /// How many other sockets serve the same protocol and port on overlapping addresses.
+    pub shared: usize,
+    /// Every process holding the socket.
+    pub owners: Vec<u32>,
+    /// Its queues, connections by state and drops (sock_diag).
+    pub health: Option<Health>,
+}
+
+/// One socket, as every record about one has it: a bind, listen, accept or close (one per
+/// event), an exec on sockets, a listener found by listing and its stats.
+#[derive(Debug, Default, PartialEq)]
+pub struct SocketRecord {
+    pub time: Timestamp,
+    /// Always known for an event; a listed socket's owner may not be.
+    pub actor: Option<Actor>,
     /// The IP protocol number.
     pub protocol: Option<u16>,
     pub family: Option<Family>,
@@ -188,8 +126,12 @@ pub struct SocketRecord {
     pub detections: Vec<Detection>,
     /// A new listener: whether the firewall lets a new connection reach it.
     pub reachability: Option<Reachability>,
-    /// close: why portwatch reports it (a UDP socket gone with its exited owner).
+    /// close: why portwatch reports it (a UDP socket gone with its exited owner); listener:
+    /// why it comes now, not at start-up (`listen not seen`: events were lost and listing the
+    /// sockets again found it).
     pub reason: Option<&'static str>,
+    /// A socket found by listing, not by an event.
+    pub listed: Option<Listed>,
     /// close: how long the listener lived and how many connections it accepted.
     pub ended: Option<Ended>,
     /// exec: the standard streams that are sockets ("stdin", "stdout", "stderr").
@@ -211,8 +153,30 @@ impl SocketRecord {
         self.reachability = v.reachability;
     }
 
-    /// The close of UDP socket `inode` on `local`, gone with its exited holder (UDP has no
-    /// close hook: sock_diag no longer lists it).
+    /// A listener found by the inventory, owned by `owner`, at `time`.
+    pub fn listed(l: &Listener, owner: &ListenerOwner, time: Timestamp) -> Self {
+        let s = &l.socket;
+        Self {
+            time,
+            actor: owner.task.as_ref().map(Actor::of),
+            protocol: Some(s.proto.number()),
+            family: Some(Family::of(&s.local)),
+            address: Some(s.local.ip()),
+            port: Some(s.local.port()),
+            scope: Some(l.scope),
+            inode: Some(s.inode),
+            reachability: l.reachability.clone(),
+            listed: Some(Listed {
+                v6only: s.v6only,
+                shared: l.shared,
+                owners: l.owners.clone(),
+                health: s.health,
+            }),
+            process: Arc::clone(&owner.process),
+            ..Self::default()
+        }
+    }
+
     /// The close of a listener whose close record was not seen, found gone by sock_diag: with
     /// its owner's exit, or else (the record was lost) at an unknown moment by an unknown task.
     pub fn departed(
@@ -247,11 +211,13 @@ impl SocketRecord {
         }
         Self {
             time,
-            pid: holder.pid,
-            tid: holder.tid,
-            uid: holder.uid,
-            gid: holder.gid,
-            comm: holder.comm,
+            actor: Some(Actor {
+                pid: holder.pid,
+                tid: holder.tid,
+                uid: holder.uid,
+                gid: holder.gid,
+                comm: holder.comm,
+            }),
             protocol: Some(proto.number()),
             family: Some(Family::of(&local)),
             address: Some(local.ip()),
@@ -269,11 +235,7 @@ impl SocketRecord {
     fn from_task(t: &Task, process: Arc<Process>, clock: &Clock) -> Self {
         Self {
             time: clock.timestamp(t.boot_ns),
-            pid: t.pid,
-            tid: t.tid,
-            uid: t.uid,
-            gid: t.gid,
-            comm: t.comm,
+            actor: Some(Actor::of(t)),
             process,
             ..Self::default()
         }
@@ -373,12 +335,13 @@ impl Record {
     /// How much it asks of its reader (`Level`): every format's severity and syslog's priority.
     pub fn level(&self) -> Level {
         match self {
-            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) | Self::Exec(r) => {
-                Level::judged(r.alert.is_some(), &r.detections)
-            }
-            Self::Listener(r) | Self::ListenerStats(r) => {
-                Level::judged(r.alert.is_some(), &r.detections)
-            }
+            Self::Bind(r)
+            | Self::Listen(r)
+            | Self::Accept(r)
+            | Self::Close(r)
+            | Self::Exec(r)
+            | Self::Listener(r)
+            | Self::ListenerStats(r) => Level::judged(r.alert.is_some(), &r.detections),
             Self::Loss(_) | Self::Flood(_) => Level::Notable,
             Self::Stop(r) if r.counts.lost_total > 0 => Level::Notable,
             Self::Stop(_) | Self::Start(_) | Self::SnapshotComplete(_) => Level::Info,
@@ -397,16 +360,32 @@ impl Record {
         };
         match self {
             Self::Listen(r) | Self::Bind(r) if r.birth => (Worth::Urgent, r.inode.unwrap_or(0)),
-            Self::Bind(r) | Self::Listen(r) | Self::Accept(r) | Self::Close(r) | Self::Exec(r) => {
-                (judged(&r.alert, &r.detections), 0)
-            }
-            Self::Listener(r) => (Worth::Vital, r.inode),
-            Self::ListenerStats(r) => (judged(&r.alert, &r.detections), 0),
+            Self::Listener(r) => (Worth::Vital, r.inode.unwrap_or(0)),
+            Self::Bind(r)
+            | Self::Listen(r)
+            | Self::Accept(r)
+            | Self::Close(r)
+            | Self::Exec(r)
+            | Self::ListenerStats(r) => (judged(&r.alert, &r.detections), 0),
             Self::Start(_)
             | Self::SnapshotComplete(_)
             | Self::Flood(_)
             | Self::Loss(_)
             | Self::Stop(_) => (Worth::Vital, 0),
+        }
+    }
+
+    /// The socket the record is about (none for portwatch's own records).
+    pub const fn about_socket(&self) -> Option<&SocketRecord> {
+        match self {
+            Self::Bind(r)
+            | Self::Listen(r)
+            | Self::Accept(r)
+            | Self::Close(r)
+            | Self::Exec(r)
+            | Self::Listener(r)
+            | Self::ListenerStats(r) => Some(r),
+            _ => None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! portwatch's own JSON lines (`schema/portwatch.schema.json`; the README documents every
 //! field): `seq` and `event` first, then the record's fields, then its process context. Socket
-//! records, one per event, are written member by member (`json::Members`); the rarer ones
-//! through serde.
+//! records (events and listed listeners, one shape) are written member by member
+//! (`json::Members`); portwatch's own records through serde.
 use std::borrow::Cow;
 
 use super::{Encoder, json::Members};
@@ -11,7 +11,7 @@ use crate::{
         process::{Process, ProcessContext},
         socket::Via,
     },
-    output::record::{Record, SocketRecord},
+    output::record::{Actor, Record, SocketRecord},
 };
 
 /// The native encoder.
@@ -37,7 +37,7 @@ impl Encoder for Native {
                 m.raw(&process_members(&r.process)[0]);
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
-                m.flatten(r);
+                listed_members(r, &mut m);
                 m.raw(&process_members(&r.process)[0]);
             }
             Record::Flood(r) => {
@@ -65,25 +65,11 @@ fn process_members(p: &Process) -> Cow<'_, [Box<str>]> {
     })
 }
 
+/// An event's socket: who did it first, then where, then what happened to it.
 fn socket_members(r: &SocketRecord, m: &mut Members) {
     m.plain("time", r.time);
-    m.int("pid", r.pid);
-    m.int("tid", r.tid);
-    m.int("uid", r.uid);
-    m.int("gid", r.gid);
-    m.str("comm", &r.comm.text());
-    if let Some(p) = r.protocol {
-        m.plain("protocol", protocol_name(p).as_bytes());
-    }
-    if let Some(f) = r.family {
-        m.plain("family", f.name());
-    }
-    if let Some(a) = r.address {
-        m.ip("address", a);
-    }
-    if let Some(p) = r.port {
-        m.int("port", p);
-    }
+    actor_members(r.actor.as_ref(), m);
+    place_members(r, m);
     if let Some(a) = r.remote_address {
         m.ip("remote_address", a);
     }
@@ -112,6 +98,76 @@ fn socket_members(r: &SocketRecord, m: &mut Members) {
         m.int("errno_code", e);
     }
     later_members(r, m);
+}
+
+/// A listed socket: where it is and what listing told first, then its owner.
+fn listed_members(r: &SocketRecord, m: &mut Members) {
+    m.plain("time", r.time);
+    if let Some(why) = r.reason {
+        m.plain("reason", why);
+    }
+    place_members(r, m);
+    listed_later_members(r, m);
+    actor_members(r.actor.as_ref(), m);
+}
+
+/// A listed socket's members from `scope` to `reachability`: written alike in every format,
+/// the SIEM ones under `portwatch.*`.
+pub(super) fn listed_later_members(r: &SocketRecord, m: &mut Members) {
+    if let Some(s) = r.scope {
+        m.plain("scope", s.name());
+    }
+    let listed = r.listed.as_ref();
+    if let Some(v) = listed.and_then(|l| l.v6only) {
+        m.bool("v6only", v);
+    }
+    if let Some(i) = r.inode {
+        m.int("inode", i);
+    }
+    if let Some(l) = listed {
+        if l.shared > 0 {
+            m.int("shared", l.shared);
+        }
+        m.value("owners", &l.owners);
+    }
+    if let Some(a) = &r.alert {
+        m.str("alert", a);
+    }
+    if !r.detections.is_empty() {
+        m.value("detections", &r.detections);
+    }
+    if let Some(h) = listed.and_then(|l| l.health.as_ref()) {
+        m.value("health", h);
+    }
+    if let Some(reach) = &r.reachability {
+        m.value("reachability", reach);
+    }
+}
+
+fn actor_members(actor: Option<&Actor>, m: &mut Members) {
+    if let Some(a) = actor {
+        m.int("pid", a.pid);
+        m.int("tid", a.tid);
+        m.int("uid", a.uid);
+        m.int("gid", a.gid);
+        m.str("comm", &a.comm.text());
+    }
+}
+
+/// Protocol, family, local address and port.
+pub(super) fn place_members(r: &SocketRecord, m: &mut Members) {
+    if let Some(p) = r.protocol {
+        m.plain("protocol", protocol_name(p).as_bytes());
+    }
+    if let Some(f) = r.family {
+        m.plain("family", f.name());
+    }
+    if let Some(a) = r.address {
+        m.ip("address", a);
+    }
+    if let Some(p) = r.port {
+        m.int("port", p);
+    }
 }
 
 /// A socket record's members from `scope` on (its socket's identity, how it was made, what was

@@ -8,7 +8,7 @@ use super::json::{self, Members};
 use crate::{
     clock::Timestamp,
     model::{net::protocol_name, process::ProcessContext},
-    output::record::{ListenerRecord, Record, SocketRecord},
+    output::record::{Record, SocketRecord},
 };
 
 /// An address and port.
@@ -75,7 +75,10 @@ pub fn message(record: &Record, r: &SocketRecord) -> String {
         }
         _ => format!("stopped serving {proto} {at}"),
     };
-    format!("{}[{}] {what}", r.comm.text(), r.pid)
+    match &r.actor {
+        Some(a) => format!("{}[{}] {what}", a.comm.text(), a.pid),
+        None => what,
+    }
 }
 
 fn shown(e: &Endpoint) -> String {
@@ -94,8 +97,10 @@ pub fn socket_extras(record: &Record, r: &SocketRecord, m: &mut Members) {
 /// `socket_extras` from `time` on.
 pub fn socket_extras_after_record(r: &SocketRecord, m: &mut Members) {
     m.plain("time", r.time);
-    m.str("comm", &r.comm.text());
-    m.int("gid", r.gid);
+    if let Some(a) = &r.actor {
+        m.str("comm", &a.comm.text());
+        m.int("gid", a.gid);
+    }
     if let Some(fd) = r.fd {
         m.int("fd", fd);
     }
@@ -115,35 +120,17 @@ pub fn socket_extras_after_record(r: &SocketRecord, m: &mut Members) {
 }
 
 /// A listener (or listener_stats) record's own fields that the schemas have no place for.
-pub fn listener_extras(record: &Record, r: &ListenerRecord, m: &mut Members) {
+pub fn listener_extras(record: &Record, r: &SocketRecord, m: &mut Members) {
     m.plain("record", record.event());
     m.plain("time", r.time);
-    if let Some(c) = &r.comm {
-        m.str("comm", c);
+    if let Some(a) = &r.actor {
+        m.str("comm", &a.comm.text());
+        m.int("gid", a.gid);
     }
-    if let Some(g) = r.gid {
-        m.int("gid", g);
-    }
-    m.plain("scope", r.scope.name());
-    if let Some(v) = r.v6only {
-        m.bool("v6only", v);
-    }
-    m.int("inode", r.inode);
-    if r.shared > 0 {
-        m.int("shared", r.shared);
-    }
-    m.value("owners", &r.owners);
-    if let Some(a) = &r.alert {
-        m.str("alert", a);
-    }
-    if !r.detections.is_empty() {
-        m.value("detections", &r.detections);
-    }
-    if let Some(h) = &r.health {
-        m.value("health", h);
-    }
-    if let Some(reach) = &r.reachability {
-        m.value("reachability", reach);
+    super::native::listed_later_members(r, m);
+    // Why it comes now, not at start-up (events were lost): a SIEM query needs it too.
+    if let Some(why) = r.reason {
+        m.plain("reason", why);
     }
 }
 
@@ -204,15 +191,7 @@ pub fn own_extras(record: &Record, m: &mut Members) {
 
 /// A record's detections (none for portwatch's own records).
 pub fn detections(record: &Record) -> &[crate::model::verdict::Detection] {
-    match record {
-        Record::Bind(r)
-        | Record::Listen(r)
-        | Record::Accept(r)
-        | Record::Close(r)
-        | Record::Exec(r) => &r.detections,
-        Record::Listener(r) | Record::ListenerStats(r) => &r.detections,
-        _ => &[],
-    }
+    record.about_socket().map_or(&[], |r| &r.detections)
 }
 
 /// A record's time.
@@ -222,8 +201,9 @@ pub const fn record_time(record: &Record) -> Timestamp {
         | Record::Listen(r)
         | Record::Accept(r)
         | Record::Close(r)
-        | Record::Exec(r) => r.time,
-        Record::Listener(r) | Record::ListenerStats(r) => r.time,
+        | Record::Exec(r)
+        | Record::Listener(r)
+        | Record::ListenerStats(r) => r.time,
         Record::Start(r) => r.time,
         Record::Stop(r) => r.time,
         Record::Loss(r) => r.time,
@@ -247,14 +227,15 @@ pub struct Task<'a> {
 }
 
 impl<'a> Task<'a> {
-    pub fn of_socket(r: &'a SocketRecord) -> Self {
-        Self {
-            pid: r.pid,
-            tid: Some(r.tid),
-            uid: Some(r.uid),
-            gid: Some(r.gid),
-            comm: Some(r.comm.text()),
-        }
+    /// The socket record's actor, if known.
+    pub fn of_socket(r: &'a SocketRecord) -> Option<Self> {
+        r.actor.as_ref().map(|a| Self {
+            pid: a.pid,
+            tid: Some(a.tid),
+            uid: Some(a.uid),
+            gid: Some(a.gid),
+            comm: Some(a.comm.text()),
+        })
     }
 
     pub fn of_flood(r: &'a crate::output::record::FloodRecord) -> Self {
@@ -265,16 +246,6 @@ impl<'a> Task<'a> {
             gid: Some(r.gid),
             comm: Some(std::borrow::Cow::Borrowed(&r.comm)),
         }
-    }
-
-    pub fn of_listener(r: &'a ListenerRecord) -> Option<Self> {
-        Some(Self {
-            pid: r.pid?,
-            tid: r.tid,
-            uid: r.uid,
-            gid: r.gid,
-            comm: r.comm.as_deref().map(std::borrow::Cow::Borrowed),
-        })
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
         process::{Container, Parent, Pod, Process, ProcessContext},
         task::Comm,
     },
-    output::record::{LossRecord, Record, SocketRecord},
+    output::record::{Actor, LossRecord, Record, SocketRecord},
 };
 
 const CLOCK: Clock = Clock::fixed(1_767_225_600 * 1_000_000_000);
@@ -75,11 +75,13 @@ fn socket(container: bool) -> SocketRecord {
     };
     SocketRecord {
         time: CLOCK.timestamp(5_000_000_000),
-        pid: 42,
-        tid: 43,
-        uid: 33,
-        gid: 33,
-        comm: Comm::new(b"nc"),
+        actor: Some(Actor {
+            pid: 42,
+            tid: 43,
+            uid: 33,
+            gid: 33,
+            comm: Comm::new(b"nc"),
+        }),
         protocol: Some(6),
         family: Some(crate::model::net::Family::Ipv4),
         address: Some("0.0.0.0".parse().unwrap()),

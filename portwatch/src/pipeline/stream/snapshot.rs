@@ -11,7 +11,7 @@ use crate::{
     judge::{NewListener, Who},
     model::listener::{Holder, Listener},
     output::{
-        record::{ListenerRecord, Record, SnapshotRecord},
+        record::{Record, SnapshotRecord, SocketRecord},
         sink::Sink,
     },
 };
@@ -54,7 +54,7 @@ impl<S: Sink> Stream<S> {
             let holder = Holder::new(owner.task.as_ref(), &owner.process);
             self.known.listeners.insert_snapshot(s, holder, now);
         }
-        let mut r = ListenerRecord::new(l, &owner, None, clock.timestamp(now));
+        let mut r = SocketRecord::listed(l, &owner, clock.timestamp(now));
         r.reason = reason;
         let caps = self
             .judge

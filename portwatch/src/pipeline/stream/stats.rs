@@ -15,7 +15,7 @@ use crate::{
         process::{ListenerOwner, Process, ProcessContext},
     },
     output::{
-        record::{ListenerRecord, Record},
+        record::{Record, SocketRecord},
         sink::Sink,
     },
 };
@@ -68,8 +68,10 @@ impl<S: Sink> Stream<S> {
                 .known
                 .trends
                 .update(inode, netns, &mut health, made_while_watched);
-            let mut r = ListenerRecord::new(&l, &owner, None, time);
-            r.health = Some(health);
+            let mut r = SocketRecord::listed(&l, &owner, time);
+            if let Some(listed) = &mut r.listed {
+                listed.health = Some(health);
+            }
             let who = Who::owner(&owner, None);
             let found = self
                 .judge

@@ -237,7 +237,8 @@ impl Ecs {
         }
         m.str("message", &siem::message(record, r));
         let pieces = r.process.encoded("ecs", |p| self.context(p));
-        let extras = self.who(m, &Task::of_socket(r), &r.process, &pieces);
+        let task = Task::of_socket(r);
+        let extras = task.map_or(&*pieces[EXTRAS], |t| self.who(m, &t, &r.process, &pieces));
         let (local, peer) = (siem::local(r), siem::remote(r));
         // A program started on a socket: whether it was accepted or connected is not known,
         // so its own end is the source and the peer the destination, with no client or server.
@@ -318,17 +319,17 @@ impl Ecs {
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r.process.encoded("ecs", |p| self.context(p));
-                let extras = Task::of_listener(r).map(|t| self.who(m, &t, &r.process, &pieces));
-                let local = Endpoint {
-                    ip: r.address,
-                    port: r.port,
-                };
-                endpoint(m, "server", local);
-                endpoint(m, "destination", local);
-                network(m, Some(r.protocol.number()), Some(r.family), "ingress");
+                let task = Task::of_socket(r);
+                let extras =
+                    task.map_or(&*pieces[EXTRAS], |t| self.who(m, &t, &r.process, &pieces));
+                if let Some(local) = siem::local(r) {
+                    endpoint(m, "server", local);
+                    endpoint(m, "destination", local);
+                }
+                network(m, r.protocol, r.family, "ingress");
                 m.object("portwatch", |o| {
                     siem::listener_extras(record, r, o);
-                    o.append(extras.unwrap_or(&pieces[EXTRAS]));
+                    o.append(extras);
                 });
                 r.alert.as_deref()
             }

@@ -172,11 +172,15 @@ impl Ocsf {
         m.str("message", &siem::message(record, r));
         let pieces = r.process.encoded("ocsf", |p| self.context(p));
         let task = Task::of_socket(r);
-        let extras = self.actor(m, &task, &r.process, &pieces);
+        let extras = task
+            .as_ref()
+            .map_or(&*pieces[EXTRAS], |t| self.actor(m, t, &r.process, &pieces));
         if let Record::Exec(_) = record {
             // Process Activity has no endpoints: they stay under unmapped.portwatch, by their
             // native names. execve replaces the image in place: actor and process are one.
-            self.process(m, &task, &r.process, &pieces);
+            if let Some(t) = &task {
+                self.process(m, t, &r.process, &pieces);
+            }
             m.int("launch_type_id", 3);
             m.plain("launch_type", "Exec");
             status(m, true);
@@ -266,19 +270,19 @@ impl Ocsf {
             }
             Record::Listener(r) | Record::ListenerStats(r) => {
                 let pieces = r.process.encoded("ocsf", |p| self.context(p));
-                let task = Task::of_listener(r);
-                let extras = task.as_ref().map(|t| self.actor(m, t, &r.process, &pieces));
-                let local = Endpoint {
-                    ip: r.address,
-                    port: r.port,
-                };
-                endpoint(m, "dst_endpoint", local);
-                connection(m, Some(r.protocol.number()), Some(r.family));
+                let task = Task::of_socket(r);
+                let extras = task
+                    .as_ref()
+                    .map_or(&*pieces[EXTRAS], |t| self.actor(m, t, &r.process, &pieces));
+                if let Some(local) = siem::local(r) {
+                    endpoint(m, "dst_endpoint", local);
+                }
+                connection(m, r.protocol, r.family);
                 status(m, true);
                 m.object("unmapped", |u| {
                     u.object("portwatch", |o| {
                         siem::listener_extras(record, r, o);
-                        o.append(extras.unwrap_or(&pieces[EXTRAS]));
+                        o.append(extras);
                     });
                 });
                 task.is_some() && r.process.container.is_some()
