@@ -12,14 +12,11 @@ pub mod spec;
 use portwatch_common::EventKind;
 use serde::Serialize;
 
-use crate::{
-    error::{Error, Result},
-    model::verdict::Level,
-};
+use crate::error::{Error, Result};
 use format::{Encoder, Format};
 use record::{LossRecord, Record, StopRecord};
 use route::Route;
-use sink::{Dropped, Lines, Mark, Sink};
+use sink::{Dropped, Heading, Lines, Mark, Sink};
 
 /// Lines are formatted straight into the output buffer, which is written out when it holds this
 /// much (or at `flush`).
@@ -176,7 +173,7 @@ impl<S: Sink> Output<S> {
         }
         let (worth, birth) = record.worth();
         let event = record.is_event();
-        let level = record.level();
+        let heading = record.heading();
         let mut full = false;
         for e in &mut self.encodings {
             e.encoder.encode(seq, record, &mut e.buffer);
@@ -185,7 +182,7 @@ impl<S: Sink> Output<S> {
                 worth,
                 event,
                 birth,
-                level,
+                heading,
             });
             full |= e.buffer.len() >= BUFFER_BYTES;
         }
@@ -211,7 +208,7 @@ impl<S: Sink> Output<S> {
             self.encodings[route.encoding]
                 .encoder
                 .encode(seq, &record, &mut line);
-            route.hand_over(Lines::copied(&line, record.level()))?;
+            route.hand_over(Lines::copied(&line, record.heading()))?;
         }
         Ok(())
     }
@@ -328,7 +325,7 @@ impl<S: Sink> Output<S> {
                     count,
                     held: e.buffer.len(),
                     marks: Some(marks),
-                    level: Level::Info,
+                    heading: Heading::default(),
                 };
                 e.buffer.clear();
                 lines
@@ -341,7 +338,7 @@ impl<S: Sink> Output<S> {
                     count,
                     held,
                     marks: Some(marks),
-                    level: Level::Info,
+                    heading: Heading::default(),
                 }
             };
             let mut refused = Dropped::default();

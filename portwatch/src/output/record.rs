@@ -8,7 +8,7 @@ use std::{
 
 use portwatch_common::EventKind;
 
-use super::sink::Worth;
+use super::sink::{Heading, Worth};
 use crate::model::verdict::{Detection, Level, Verdicts};
 
 use crate::{
@@ -345,6 +345,14 @@ impl Record {
             Self::Loss(_) | Self::Flood(_) => Level::Notable,
             Self::Stop(r) if r.counts.lost_total > 0 => Level::Notable,
             Self::Stop(_) | Self::Start(_) | Self::SnapshotComplete(_) => Level::Info,
+        }
+    }
+
+    /// Its severity and kind, for receivers that want them before the text (syslog).
+    pub fn heading(&self) -> Heading {
+        Heading {
+            level: self.level(),
+            kind: self.event(),
         }
     }
 

@@ -46,8 +46,7 @@ pub(super) fn open(args: &WatchArgs) -> Result<Vec<NamedSink>> {
                 Box::new(Queued::new(dest, QUEUE_BYTES, "output-file").map_err(thread)?)
             }
             OutputKind::Syslog { target, framing } => {
-                let format = spec.format.unwrap_or(args.format);
-                let dest = Syslog::new(target.clone(), *framing, format);
+                let dest = Syslog::new(target.clone(), *framing);
                 Box::new(Queued::new(dest, QUEUE_BYTES, "output-syslog").map_err(thread)?)
             }
         };

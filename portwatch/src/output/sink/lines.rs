@@ -17,8 +17,27 @@ pub struct Lines {
     /// Each line, in order (None: loss and stop records, every line `Vital`, none an event or
     /// a birth; a queue drops nothing it took before them, which counted what was dropped).
     pub marks: Option<Arc<[Mark]>>,
-    /// Every line's level when there are no marks (a loss or stop record).
+    /// Every line's heading when there are no marks (a loss or stop record).
+    pub heading: Heading,
+}
+
+/// What a line says before its text where a receiver wants it (syslog's severity and MSGID):
+/// taken from the record, never parsed back out of the encoded line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heading {
+    /// How much it asks of its reader.
     pub level: Level,
+    /// The record's `event` (`Record::event`).
+    pub kind: &'static str,
+}
+
+impl Default for Heading {
+    fn default() -> Self {
+        Self {
+            level: Level::Info,
+            kind: "-",
+        }
+    }
 }
 
 /// What a full queue keeps longest, least first.
@@ -45,8 +64,7 @@ pub struct Mark {
     /// The socket inode of a listener this line reports the birth of (0: none): one that is
     /// dropped is reported again while the listener lives.
     pub birth: u64,
-    /// How much it asks of its reader (syslog's severity).
-    pub level: Level,
+    pub heading: Heading,
 }
 
 /// What a sink did not take of some lines.
@@ -67,30 +85,30 @@ impl Dropped {
 }
 
 impl Lines {
-    /// Lines copied into a buffer of their size, each at `level`.
-    pub fn copied(bytes: &[u8], level: Level) -> Self {
+    /// Lines copied into a buffer of their size, each with `heading`.
+    pub fn copied(bytes: &[u8], heading: Heading) -> Self {
         Self {
             bytes: Bytes::copy_from_slice(bytes),
             count: super::lines(bytes),
             held: bytes.len(),
             marks: None,
-            level,
+            heading,
         }
     }
 
-    /// Each line (its newline included) with its level.
-    pub fn each(&self) -> impl Iterator<Item = (&[u8], Level)> {
+    /// Each line (its newline included) with its heading.
+    pub fn each(&self) -> impl Iterator<Item = (&[u8], Heading)> {
         let mut start = 0;
         let mut marks = self.marks.as_deref().unwrap_or_default().iter();
         self.bytes
             .split_inclusive(|&b| b == b'\n')
             .map(move |line| {
                 start += line.len();
-                let level = marks.next().map_or(self.level, |m| {
+                let heading = marks.next().map_or(self.heading, |m| {
                     debug_assert_eq!(m.end as usize, start);
-                    m.level
+                    m.heading
                 });
-                (line, level)
+                (line, heading)
             })
     }
 
@@ -168,7 +186,7 @@ impl Lines {
             held: bytes.len(),
             bytes: bytes.into(),
             marks: Some(kept.into()),
-            level: self.level,
+            heading: self.heading,
         };
         (lines, dropped)
     }

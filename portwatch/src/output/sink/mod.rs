@@ -12,7 +12,7 @@ mod syslog;
 use std::{io, time::Duration};
 
 pub use file::{File, Rotation};
-pub use lines::{Dropped, Lines, Mark, Worth};
+pub use lines::{Dropped, Heading, Lines, Mark, Worth};
 pub use queued::{Destination, Progress, QUEUE_BYTES, Queued};
 pub use stdout::{Stdout, widen_pipe};
 pub use syslog::{Framing, Syslog, Target};

@@ -124,9 +124,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (mut last, mut still) = (usize::MAX, 0);
         while Instant::now() < deadline && still < 100 {
-            if q.take(Lines::copied(&chunk, crate::model::verdict::Level::Info))
-                .unwrap()
-                .records
+            if q.take(Lines::copied(
+                &chunk,
+                crate::output::sink::Heading::default(),
+            ))
+            .unwrap()
+            .records
                 == 0
             {
                 taken += 100;

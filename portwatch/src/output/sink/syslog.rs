@@ -13,11 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::Heading;
 use super::{
     Lines,
     queued::{Destination, Progress},
 };
-use crate::{clock::Clock, model::verdict::Level, output::format::Format};
+use crate::clock::Clock;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -47,8 +48,6 @@ pub struct Syslog {
     conn: Option<Conn>,
     /// No new connection is tried before then (after a failed one).
     retry_at: Option<Instant>,
-    /// The key whose string value is the record kind, in the lines of this format.
-    kind_key: &'static [u8],
     hostname: String,
     pid: u32,
     /// Whether the receiver is failing: a warning once per episode.
@@ -60,18 +59,12 @@ const RETRY: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Syslog {
-    pub fn new(target: Target, framing: Framing, format: Format) -> Self {
-        let kind_key: &[u8] = match format {
-            Format::Native => b"\"event\":\"",
-            Format::Ecs => b"\"record\":\"",
-            Format::Ocsf => b"\"event_code\":\"",
-        };
+    pub fn new(target: Target, framing: Framing) -> Self {
         Self {
             target,
             framing,
             conn: None,
             retry_at: None,
-            kind_key,
             hostname: crate::host::Host::read()
                 .hostname
                 .unwrap_or_else(|| "-".into()),
@@ -146,16 +139,15 @@ impl Syslog {
 
     /// The RFC 5424 message for one record line (without its newline) at `level`, into
     /// `self.message`; true when its strings had to be shortened to fit.
-    fn frame(&mut self, line: &[u8], level: Level) -> bool {
-        let kind = string_after(line, self.kind_key).unwrap_or(b"-");
-        let pri = u32::from(self.framing.facility) * 8 + level.syslog();
+    fn frame(&mut self, line: &[u8], heading: Heading) -> bool {
+        let pri = u32::from(self.framing.facility) * 8 + heading.level.syslog();
         let now = Clock::now().format_now();
         // RFC 5424 allows six digits of the second's fraction.
         let time = format!("{}Z", &now[..26]);
         let header = format!("<{pri}>1 {time} {} portwatch {} ", self.hostname, self.pid);
         self.message.clear();
         self.message.extend_from_slice(header.as_bytes());
-        self.message.extend_from_slice(kind);
+        self.message.extend_from_slice(heading.kind.as_bytes());
         self.message.extend_from_slice(b" - ");
         let room = self.framing.max_line.saturating_sub(self.message.len());
         if line.len() <= room {
@@ -187,7 +179,7 @@ impl Syslog {
 impl Destination for Syslog {
     fn write(&mut self, lines: &Lines, progress: &Progress) -> io::Result<()> {
         let mut connected = self.ready().is_some();
-        for (line, level) in lines.each() {
+        for (line, heading) in lines.each() {
             // Checked before every record: a receiver that closed since is found before a
             // record goes into a connection nobody reads.
             if connected && matches!(&self.conn, Some(Conn::Tcp(s)) if closed_by_peer(s)) {
@@ -197,7 +189,7 @@ impl Destination for Syslog {
                 progress.lost(line);
                 continue;
             }
-            if self.frame(line.strip_suffix(b"\n").unwrap_or(line), level) {
+            if self.frame(line.strip_suffix(b"\n").unwrap_or(line), heading) {
                 progress.truncated();
             }
             match self.send() {
@@ -244,13 +236,6 @@ fn resolve(addr: &str) -> io::Result<std::net::SocketAddr> {
     addr.to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::other(format!("{addr}: no address")))
-}
-
-/// The string value after `key` (which ends with the opening quote), up to its closing quote.
-fn string_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let start = memchr::memmem::find(line, key)? + key.len();
-    let len = memchr::memchr(b'"', &line[start..])?;
-    Some(&line[start..start + len]).filter(|k| k.len() <= 32 && k.iter().all(u8::is_ascii_graphic))
 }
 
 /// `line` (a JSON object) with its longest strings cut, each marked, until it takes at most
@@ -302,14 +287,14 @@ fn longest_string(v: &mut serde_json::Value) -> Option<&mut String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::verdict::Level;
 
     #[test]
-    fn the_kind_is_found_by_format_and_a_long_record_is_shortened_to_valid_json() {
+    fn a_long_record_is_shortened_to_valid_json() {
         let line = br#"{"seq":3,"event":"listen","args":["python3","-c",""#;
         let mut long = line.to_vec();
         long.extend(std::iter::repeat_n(b'x', 10_000));
         long.extend_from_slice(br#""],"exe":"/usr/bin/python3"}"#);
-        assert_eq!(string_after(&long, b"\"event\":\""), Some(&b"listen"[..]));
         let short = shorten(&long, 2000);
         assert!(short.len() <= 2000, "{}", short.len());
         let v: serde_json::Value = serde_json::from_slice(&short).unwrap();
@@ -324,10 +309,13 @@ mod tests {
             facility: 3,
             max_line: 8192,
         };
-        let mut s = Syslog::new(Target::Udp("127.0.0.1:9".into()), framing, Format::Native);
+        let mut s = Syslog::new(Target::Udp("127.0.0.1:9".into()), framing);
         s.frame(
             br#"{"seq":0,"event":"loss","lost_total":1}"#,
-            Level::Notable,
+            Heading {
+                level: Level::Notable,
+                kind: "loss",
+            },
         );
         let m = String::from_utf8(s.message.clone()).unwrap();
         // <daemon.warning>1 TIME HOST portwatch PID loss - MSG

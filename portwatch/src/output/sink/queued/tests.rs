@@ -2,7 +2,7 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::*;
-use crate::{model::verdict::Level, output::sink::Mark};
+use crate::output::sink::{Heading, Mark};
 
 /// A destination that writes only when the test lets it, one message at a time.
 struct Gated {
@@ -41,7 +41,7 @@ fn lines_worth(n: usize, worth: Worth, first: u64) -> Lines {
             worth,
             event: true,
             birth: if urgent { first + i as u64 } else { 0 },
-            level: Level::Info,
+            heading: Heading::default(),
         });
     }
     Lines {
@@ -49,7 +49,7 @@ fn lines_worth(n: usize, worth: Worth, first: u64) -> Lines {
         held: bytes.len(),
         bytes: bytes.into(),
         marks: Some(marks.into()),
-        level: Level::Info,
+        heading: Heading::default(),
     }
 }
 
@@ -74,7 +74,7 @@ fn a_full_queue_drops_bulk_lines_for_urgent_ones_and_refuses_only_when_none_are_
         worth: Worth::Bulk,
         event: true,
         birth: 0,
-        level: Level::Info,
+        heading: Heading::default(),
     });
     let refused = q
         .take(Lines {
@@ -82,7 +82,7 @@ fn a_full_queue_drops_bulk_lines_for_urgent_ones_and_refuses_only_when_none_are_
             held: 400,
             bytes: mixed.into(),
             marks: Some(marks.into()),
-            level: Level::Info,
+            heading: Heading::default(),
         })
         .unwrap();
     assert_eq!((refused.records, refused.births.len()), (1, 0));
@@ -127,7 +127,7 @@ fn vital_lines_push_out_urgent_ones_but_not_past_a_loss_record() {
     assert_eq!(q.take(lines(2, false, 0)).unwrap(), Dropped::default());
     let loss = [&[b'l'; 99][..], b"\n"].concat();
     assert_eq!(
-        q.take(Lines::copied(&loss, Level::Notable)).unwrap(),
+        q.take(Lines::copied(&loss, Heading::default())).unwrap(),
         Dropped::default()
     );
     assert_eq!(q.take(lines(3, true, 10)).unwrap(), Dropped::default());
