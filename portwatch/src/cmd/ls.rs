@@ -4,9 +4,9 @@ use std::io::{self, Write};
 use crate::{
     cli::LsArgs,
     clock::Clock,
-    enrich::{self, Enricher},
+    cmd::session,
     error::{Error, Result},
-    judge::{Judge, NewListener, Verdicts, Who, rules::Rules},
+    judge::{Judge, Verdicts, rules::Rules},
     model::{health::Health, listener::Listener, process::ListenerOwner},
     output::{
         Output,
@@ -14,7 +14,8 @@ use crate::{
         record::{Record, SocketRecord},
         sink::Writer,
     },
-    state::{firewall::Firewall, inventory},
+    pipeline::stream::judge_listed,
+    state::firewall::Firewall,
 };
 
 /// A listener and its first owner.
@@ -23,10 +24,8 @@ type Entry = (Listener, ListenerOwner);
 /// The current listeners, each with its owner's context; what a missing capability hides is
 /// said on stderr first, as `watch` says it.
 fn current(clock: &Clock) -> Result<Vec<Entry>> {
-    crate::cmd::session::warn_missing_privileges();
-    let listeners = inventory::listed()?;
-    let mut enricher = Enricher::new(None);
-    enricher.seed_from_proc();
+    session::warn_missing_privileges();
+    let (mut enricher, listeners) = session::survey(None, false)?;
     Ok(listeners
         .into_iter()
         .map(|l| {
@@ -55,11 +54,7 @@ pub fn run(args: &LsArgs) -> Result<()> {
     let verdicts: Vec<Verdicts> = listeners
         .iter_mut()
         .map(|(l, owner)| {
-            let caps = judge
-                .needs_caps()
-                .then(|| enrich::listed_capabilities(l, owner))
-                .flatten();
-            let v = judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps));
+            let v = judge_listed(&mut judge, l, owner);
             l.reachability.clone_from(&v.reachability);
             v
         })

@@ -22,6 +22,7 @@ use crate::{
         hooks::{self, Chosen},
         layout, loader, preflight,
     },
+    model::listener::Listener,
     output::{Output, sink::Sink},
     pipeline::stream::Stream,
     state::{inventory, listeners::ListenerTable, sockdiag::SockDiag},
@@ -178,10 +179,7 @@ pub fn snapshot_stream<S: Sink>(
     plan: Plan,
     clock: &Clock,
 ) -> Result<Stream<S>> {
-    let mut enricher = Enricher::new(tracing.exec_since);
-    enricher.set_ancestry(plan.ancestry);
-    enricher.seed_from_proc();
-    let listeners = inventory::listed()?;
+    let (enricher, listeners) = survey(tracing.exec_since, plan.ancestry)?;
     let mut stream = Stream::new(
         out,
         enricher,
@@ -203,6 +201,15 @@ pub fn snapshot_stream<S: Sink>(
     }
     stream.snapshot(&listeners, clock)?;
     Ok(stream)
+}
+
+/// What exists now, as `watch`, `doctor` and `ls` start from: the processes, read from /proc
+/// (`exec_since`: when the exec hook began tracing, if it did), and every listener.
+pub fn survey(exec_since: Option<u64>, ancestry: bool) -> Result<(Enricher, Vec<Listener>)> {
+    let mut enricher = Enricher::new(exec_since);
+    enricher.set_ancestry(ancestry);
+    enricher.seed_from_proc();
+    Ok((enricher, inventory::listed()?))
 }
 
 /// Each hook's attach type, in one line for stderr.

@@ -29,6 +29,7 @@ mod exec;
 mod flood;
 mod reconcile;
 mod snapshot;
+pub use snapshot::judge_listed;
 mod stats;
 mod totals;
 

@@ -8,8 +8,12 @@ use crate::{
     clock::Clock,
     enrich,
     error::Result,
-    judge::{NewListener, Who},
-    model::listener::{Holder, Listener},
+    judge::{Judge, NewListener, Who},
+    model::{
+        listener::{Holder, Listener},
+        process::ListenerOwner,
+        verdict::Verdicts,
+    },
     output::{
         record::{Record, SnapshotRecord, SocketRecord},
         sink::Sink,
@@ -56,16 +60,18 @@ impl<S: Sink> Stream<S> {
         }
         let mut r = SocketRecord::listed(l, &owner, clock.timestamp(now));
         r.reason = reason;
-        let caps = self
-            .judge
-            .needs_caps()
-            .then(|| enrich::listed_capabilities(l, &owner))
-            .flatten();
-        let found = self
-            .judge
-            .new_listener(&NewListener::listed(l), &Who::owner(&owner, caps));
-        r.judged(found);
+        r.judged(judge_listed(&mut self.judge, l, &owner));
         self.out.write(&Record::Listener(r))?;
         Ok(true)
     }
+}
+
+/// The verdicts on listener `l`, found by listing and held by `owner` (its capabilities read
+/// only when a rule needs them): the snapshot's, a reconciliation's and `ls`'s.
+pub fn judge_listed(judge: &mut Judge, l: &Listener, owner: &ListenerOwner) -> Verdicts {
+    let caps = judge
+        .needs_caps()
+        .then(|| enrich::listed_capabilities(l, owner))
+        .flatten();
+    judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps))
 }
