@@ -134,26 +134,7 @@ fn run(cli: Cli) -> Result<()> {
             setup::ensure()?;
             schemas::ensure(&root)
         }
-        Task::Run { args } => {
-            setup::ensure()?;
-            cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            let args = if args.is_empty() {
-                vec!["watch".to_owned()]
-            } else {
-                args
-            };
-            let bin = root.join("target/release/portwatch");
-            eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
-            // The daemon handles SIGINT itself; xtask waits and passes its exit status on.
-            let status = Command::new(&bin)
-                .args(&args)
-                .status()
-                .with_context(|| format!("starting {}", bin.display()))?;
-            if !status.success() {
-                bail!("portwatch exited with {status}");
-            }
-            Ok(())
-        }
+        Task::Run { args } => run_portwatch(&root, args),
         Task::Bench {
             seconds,
             only,
@@ -161,26 +142,14 @@ fn run(cli: Cli) -> Result<()> {
             long,
             default_only,
         } => {
-            setup::ensure()?;
-            setup::require_root("the benchmark loads eBPF programs")?;
-            if only.as_deref().is_none_or(|o| "enrich".contains(o)) {
-                cargo(
-                    &root,
-                    &["bench", "--package", "portwatch", "--bench", "enrich"],
-                )?;
-            }
-            cargo(&root, &["build", "--release", "--package", "portwatch"])?;
-            bench::run(
-                &root,
-                &bench::Options {
-                    seconds,
-                    pairs: pairs.max(1),
-                    only: only.as_deref(),
-                    long,
-                    default_only,
-                },
-            )?;
-            memory::run(&root, only.as_deref())
+            let options = bench::Options {
+                seconds,
+                pairs: pairs.max(1),
+                only: only.as_deref(),
+                long,
+                default_only,
+            };
+            run_bench(&root, &options)
         }
         Task::Loadgen {
             load,
@@ -201,26 +170,67 @@ fn run(cli: Cli) -> Result<()> {
             setup::require_root("the guests' tests load eBPF programs")?;
             vm::run_all(&root, kernel.as_deref(), run.as_deref())
         }
-        Task::Test { host_only, args } => {
-            setup::ensure()?;
-            setup::require_root("the integration tests load eBPF programs")?;
-            schemas::ensure(&root)?;
-            // The real receivers the sink tests write to.
-            setup::apt_install(TEST_PACKAGES)?;
-            let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
-            test.extend(args.iter().map(String::as_str));
-            cargo(&root, &test)?;
-            // The binary the kernel tests just ran, in the unit that `verify` checks.
-            deploy::check(&root, &root.join("target/debug/portwatch"))?;
-            if args.is_empty() {
-                capabilities_run(&root)?;
-            }
-            if host_only {
-                return Ok(());
-            }
-            vm::run_all(&root, None, None)
-        }
+        Task::Test { host_only, args } => run_tests(&root, host_only, &args),
     }
+}
+
+/// `cargo xtask run`: the release daemon, `watch` unless told otherwise.
+fn run_portwatch(root: &Path, args: Vec<String>) -> Result<()> {
+    setup::ensure()?;
+    cargo(root, &["build", "--release", "--package", "portwatch"])?;
+    let args = if args.is_empty() {
+        vec!["watch".to_owned()]
+    } else {
+        args
+    };
+    let bin = root.join("target/release/portwatch");
+    eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
+    // The daemon handles SIGINT itself; xtask waits and passes its exit status on.
+    let status = Command::new(&bin)
+        .args(&args)
+        .status()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !status.success() {
+        bail!("portwatch exited with {status}");
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`: the enrichment micro-benchmark, the paired rounds, then memory.
+fn run_bench(root: &Path, options: &bench::Options) -> Result<()> {
+    setup::ensure()?;
+    setup::require_root("the benchmark loads eBPF programs")?;
+    if options.only.is_none_or(|o| "enrich".contains(o)) {
+        cargo(
+            root,
+            &["bench", "--package", "portwatch", "--bench", "enrich"],
+        )?;
+    }
+    cargo(root, &["build", "--release", "--package", "portwatch"])?;
+    bench::run(root, options)?;
+    memory::run(root, options.only)
+}
+
+/// `cargo xtask test`: unit and kernel tests on this kernel, the deployment check, the run
+/// without privileges, then the guests (unless `host_only`).
+fn run_tests(root: &Path, host_only: bool, args: &[String]) -> Result<()> {
+    setup::ensure()?;
+    setup::require_root("the integration tests load eBPF programs")?;
+    schemas::ensure(root)?;
+    // The real receivers the sink tests write to.
+    setup::apt_install(TEST_PACKAGES)?;
+    let mut test = vec!["test", "--workspace", "--exclude", "portwatch-ebpf"];
+    test.extend(args.iter().map(String::as_str));
+    cargo(root, &test)?;
+    // The binary the kernel tests just ran, in the unit that `verify` checks.
+    deploy::check(root, &root.join("target/debug/portwatch"))?;
+    if args.is_empty() {
+        capabilities_run(root)?;
+    }
+    if host_only {
+        return Ok(());
+    }
+    vm::run_all(root, None, None)
 }
 
 /// Debian packages the tests run: logrotate rotates a file sink's files, rsyslog receives the

@@ -333,6 +333,12 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
         );
         costs.push((case.name, pw.stats, bt.stats));
     }
+    kernel_costs(costs);
+    Ok(())
+}
+
+/// Each tracer's BPF programs: runs, time per run and per event written.
+fn kernel_costs(costs: Vec<(&str, Traced, Traced)>) {
     println!("\nkernel cost per program (the run with the kernel's BPF statistics on):");
     for (name, pw, bt) in costs {
         for (tracer, t) in [("portwatch", pw), ("bpftrace", bt)] {
@@ -348,5 +354,4 @@ fn section(cases: &[&Case], o: &Options, portwatch: &Path, only_kind: bool) -> R
             }
         }
     }
-    Ok(())
 }

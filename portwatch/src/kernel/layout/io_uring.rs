@@ -12,22 +12,9 @@ use crate::{
 /// `base` with the io_uring offsets, or all ABSENT (and `IOU_NONE`) when this kernel's BTF has no
 /// io_uring requests or no tracepoints for them: then io_uring calls are seen only by
 /// kernel-function hooks.
-pub(super) fn offsets(types: &KernelTypes, base: KernelOffsets) -> Result<KernelOffsets> {
-    let none = KernelOffsets {
-        iou_complete: IOU_NONE,
-        req_opcode: ABSENT,
-        req_flags: ABSENT,
-        req_fixed_file_bit: ABSENT,
-        req_file: ABSENT,
-        req_cqe_fd: ABSENT,
-        req_async_data: ABSENT,
-        bind_addr_len: ABSENT,
-        listen_backlog: ABSENT,
-        accept_file_slot: ABSENT,
-        msghdr_addr: ABSENT,
-        cqe_res: ABSENT,
-        ..base
-    };
+/// The form of io_uring's completion tracepoint (`IOU_CQE`, `IOU_RES_ARG`), None when the
+/// kernel lacks it or a submission tracepoint portwatch knows.
+fn tracepoints(types: &KernelTypes) -> Result<Option<u32>> {
     let btf = types.btf();
     let layout = |e: BtfError| Error::Layout(e.to_string());
     let complete = match btf
@@ -44,7 +31,7 @@ pub(super) fn offsets(types: &KernelTypes, base: KernelOffsets) -> Result<Kernel
                 n - 1
             )));
         }
-        None => return Ok(none),
+        None => return Ok(None),
     };
     // (void *data, req), or before 6.3 io_uring_submit_sqe (void *data, req, force_nonblock):
     // the request is the first argument either way.
@@ -54,9 +41,30 @@ pub(super) fn offsets(types: &KernelTypes, base: KernelOffsets) -> Result<Kernel
     let submit_sqe = btf
         .typedef_params("btf_trace_io_uring_submit_sqe")
         .map_err(layout)?;
-    if submit != Some(2) && submit_sqe != Some(3) {
+    Ok((submit == Some(2) || submit_sqe == Some(3)).then_some(complete))
+}
+
+pub(super) fn offsets(types: &KernelTypes, base: KernelOffsets) -> Result<KernelOffsets> {
+    let none = KernelOffsets {
+        iou_complete: IOU_NONE,
+        req_opcode: ABSENT,
+        req_flags: ABSENT,
+        req_fixed_file_bit: ABSENT,
+        req_file: ABSENT,
+        req_cqe_fd: ABSENT,
+        req_async_data: ABSENT,
+        bind_addr_len: ABSENT,
+        listen_backlog: ABSENT,
+        accept_file_slot: ABSENT,
+        msghdr_addr: ABSENT,
+        cqe_res: ABSENT,
+        ..base
+    };
+    let Some(complete) = tracepoints(types)? else {
         return Ok(none);
-    }
+    };
+    let btf = types.btf();
+    let layout = |e: BtfError| Error::Layout(e.to_string());
     let sized = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     // Structs of one io_uring command each; a kernel without that command has none.
     let optional = |strukt: &str, path: &str, size: usize| -> Result<u32> {

@@ -187,11 +187,17 @@ impl KernelTypes {
 
 /// Reads every offset the kernel programs need, checking that each has the width they read.
 pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffsets> {
-    let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
-    let sk = |path: &str, size: usize| f("sock", path, size);
     // The tracepoints first: a kernel without one is told so before any BTF complaint.
     let mut tracepoints = KernelOffsets::default();
     tracepoint_fields(&mut tracepoints, tracefs)?;
+    let tasks = task_offsets(types, tracepoints)?;
+    let sockets = socket_offsets(types, tasks)?;
+    io_uring::offsets(types, sockets)
+}
+
+/// Tasks, their files, paths and mounts, on top of `base`.
+fn task_offsets(types: &KernelTypes, base: KernelOffsets) -> Result<KernelOffsets> {
+    let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
     // Without CONFIG_AUDIT there is no login uid: records then say so instead of guessing.
     let loginuid = match types.field("task_struct", "loginuid") {
         Ok(field) if field.size == 4 => field.offset,
@@ -203,7 +209,6 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         }
         Err(_) => ABSENT,
     };
-
     Ok(KernelOffsets {
         valid: 1,
         task_files: f("task_struct", "files", 8)?,
@@ -238,6 +243,15 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         files_fdt: f("files_struct", "fdt", 8)?,
         fdtable_max_fds: f("fdtable", "max_fds", 4)?,
         fdtable_fd: f("fdtable", "fd", 8)?,
+        ..base
+    })
+}
+
+/// Sockets, from a file to its `struct sock`, and the syscall registers, on top of `base`.
+fn socket_offsets(types: &KernelTypes, base: KernelOffsets) -> Result<KernelOffsets> {
+    let f = |strukt: &str, path: &str, size: usize| types.sized(strukt, path, size);
+    let sk = |path: &str, size: usize| f("sock", path, size);
+    Ok(KernelOffsets {
         file_private_data: f("file", "private_data", 8)?,
         socket_file: f("socket", "file", 8)?,
         socket_sk: f("socket", "sk", 8)?,
@@ -266,7 +280,7 @@ pub fn kernel_offsets(types: &KernelTypes, tracefs: &Path) -> Result<KernelOffse
         sk_state: sk("__sk_common.skc_state", 1)?,
         pt_regs_orig_ax: f("pt_regs", "orig_ax", 8)?,
         pt_regs_di: f("pt_regs", "di", 8)?,
-        ..io_uring::offsets(types, tracepoints)?
+        ..base
     })
 }
 
