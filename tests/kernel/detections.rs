@@ -8,7 +8,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, hold_sockets_named};
+use crate::harness::{Daemon, findings_but_own_place, hold_sockets_named};
 
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -191,7 +191,7 @@ fn each_detection_fires_on_its_real_trigger_and_not_on_the_look_alike() {
         let v = d.expect("the backdoor-port listen", |v| {
             v["event"] == "listen" && v["inode"] == inode
         });
-        assert_eq!(names(&v), ["backdoor-port"], "{v}");
+        assert_eq!(findings_but_own_place(&v), ["backdoor-port"], "{v}");
     }
 }
 

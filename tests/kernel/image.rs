@@ -157,6 +157,18 @@ fn rewriting_its_arguments_hides_no_finding() {
         })
         .unwrap_or_else(|| panic!("the inline program went unjudged: {v}"));
     assert!(found["reason"].as_str().unwrap().contains("-e"), "{v}");
+    // And the disguise itself is a finding.
+    let masquerade = v["detections"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "masquerade"))
+        .unwrap_or_else(|| panic!("the disguise went unjudged: {v}"));
+    assert!(
+        masquerade["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the program is perl"),
+        "{v}"
+    );
 }
 
 /// A service whose binary an upgrade replaced (a new file at its path, the old one running):

@@ -4,6 +4,7 @@
 mod ancestry;
 mod baseline;
 mod containers;
+mod corpus;
 mod daemon;
 mod detections;
 mod doctor;

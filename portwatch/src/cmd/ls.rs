@@ -7,7 +7,11 @@ use crate::{
     cmd::session,
     error::{Error, Result},
     judge::{Judge, Verdicts, rules::Rules},
-    model::{health::Health, listener::Listener, process::ListenerOwner},
+    model::{
+        health::Health,
+        listener::Listener,
+        process::{Identity, ListenerOwner},
+    },
     output::{
         Output,
         format::Format,
@@ -30,6 +34,10 @@ fn current(clock: &Clock) -> Result<Vec<Entry>> {
         .into_iter()
         .map(|l| {
             let owner = enricher.listener_owner(&l, clock);
+            if let Some(t) = &owner.task {
+                // Examined now, while the owner runs; kept in its process for the judge.
+                enricher.identity(t.pid, &owner.process, None);
+            }
             (l, owner)
         })
         .collect())
@@ -54,7 +62,8 @@ pub fn run(args: &LsArgs) -> Result<()> {
     let verdicts: Vec<Verdicts> = listeners
         .iter_mut()
         .map(|(l, owner)| {
-            let v = judge_listed(&mut judge, l, owner);
+            let identity = owner.process.identity(Identity::default);
+            let v = judge_listed(&mut judge, l, owner, Some(identity));
             l.reachability.clone_from(&v.reachability);
             v
         })

@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use crate::{
     cli::WatchArgs,
     clock::{self, Clock},
-    enrich::Enricher,
+    enrich::{Enricher, identify::Catalog},
     error::{Error, Result},
     filter::Filters,
     judge::{baseline::Baseline, rules::Rules},
@@ -203,11 +203,16 @@ pub fn snapshot_stream<S: Sink>(
     Ok(stream)
 }
 
-/// What exists now, as `watch`, `doctor` and `ls` start from: the processes, read from /proc
-/// (`exec_since`: when the exec hook began tracing, if it did), and every listener.
+/// What exists now, as `watch`, `doctor` and `ls` start from: the host's tools that the rules
+/// know (fingerprinted), the processes, read from /proc (`exec_since`: when the exec hook began
+/// tracing, if it did), and every listener.
 pub fn survey(exec_since: Option<u64>, ancestry: bool) -> Result<(Enricher, Vec<Listener>)> {
     let mut enricher = Enricher::new(exec_since);
     enricher.set_ancestry(ancestry);
+    enricher.examine_with(
+        Catalog::of_host(&crate::judge::rules::is_tool),
+        crate::judge::rules::script,
+    );
     enricher.seed_from_proc();
     Ok((enricher, inventory::listed()?))
 }

@@ -2,6 +2,8 @@
 //! fields of a record, saying for each field it cannot fill why not.
 pub mod cgroup;
 pub mod container;
+mod fingerprint;
+pub mod identify;
 pub mod procfs;
 pub mod proctable;
 mod running;
@@ -21,7 +23,7 @@ use crate::{
     clock::Clock,
     model::{
         listener::Listener,
-        process::{Ancestor, ListenerOwner, Parent, Process, ProcessContext},
+        process::{Ancestor, Identity, ListenerOwner, Parent, Process, ProcessContext},
         task::{ExecRecord, Task},
     },
 };
@@ -42,6 +44,8 @@ pub struct Enricher {
     contexts: FxHashMap<u32, Cached>,
     /// `--ancestry`: contexts carry the chain of ancestors.
     ancestry: bool,
+    /// What executables are by content (`identity`).
+    identifier: identify::Identifier,
 }
 
 /// A built context and everything it was built from.
@@ -90,7 +94,26 @@ impl Enricher {
             containers: Containers::new(HostFs::host()),
             contexts: FxHashMap::default(),
             ancestry: false,
+            identifier: identify::Identifier::default(),
         }
+    }
+
+    /// Executables are examined from now on: compared with the host's tools in `catalog`,
+    /// an interpreter's script found by `script_of` (without: nothing is examined).
+    pub fn examine_with(&mut self, catalog: identify::Catalog, script_of: identify::ScriptOf) {
+        self.identifier = identify::Identifier::new(catalog, script_of);
+    }
+
+    /// What process `pid`, running `process` (whose executable had inode `exe_ino` at the
+    /// event, when the kernel read it), has as its executable and script: examined once per
+    /// process state, for the rules.
+    pub fn identity<'p>(
+        &mut self,
+        pid: u32,
+        process: &'p Process,
+        exe_ino: Option<u64>,
+    ) -> &'p Identity {
+        process.identity(|| self.identifier.examine(pid, process, exe_ino))
     }
 
     /// Whether records carry their process's ancestry (`--ancestry`).

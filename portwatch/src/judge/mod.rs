@@ -24,7 +24,7 @@ use crate::{
         health::{Health, Rising},
         listener::{Listener, Neighbour},
         net::{Proto, protocol_name},
-        process::{ListenerOwner, ProcessContext},
+        process::{Identity, ListenerOwner, ProcessContext},
         socket::StdioSocket,
     },
     state::firewall::Firewall,
@@ -51,11 +51,17 @@ pub struct Who<'a> {
     pub process: &'a ProcessContext,
     /// Its effective capabilities, read while it ran (`enrich::capabilities`).
     pub caps: Option<u64>,
+    /// What its executable is by content (`Enricher::identity`), when examined.
+    pub identity: Option<&'a Identity>,
 }
 
 impl<'a> Who<'a> {
     /// The owner of a listener found by listing (none known: pid 0, comm "?").
-    pub fn owner(owner: &'a ListenerOwner, caps: Option<u64>) -> Self {
+    pub fn owner(
+        owner: &'a ListenerOwner,
+        caps: Option<u64>,
+        identity: Option<&'a Identity>,
+    ) -> Self {
         let task = owner.task.as_ref();
         Self {
             pid: task.map_or(0, |t| t.pid),
@@ -64,6 +70,7 @@ impl<'a> Who<'a> {
             comm: task.map_or(Cow::Borrowed("?"), |t| t.comm.text()),
             process: &owner.process,
             caps,
+            identity,
         }
     }
 }
@@ -248,6 +255,10 @@ fn subject<'a>(doing: &'a str, who: &'a Who) -> Subject<'a> {
         pid: who.pid,
         comm: &who.comm,
         exe: p.exe.as_deref(),
+        known_as: who.identity.and_then(|i| i.known_as.as_deref()),
+        exe_at: who.identity.and_then(|i| i.exe_at.as_ref()),
+        script_at: who.identity.and_then(|i| i.script_at.as_ref()),
+        aliases: who.identity.map_or(&[], |i| &i.aliases),
         exe_deleted: p.exe_deleted,
         args: p.args.as_deref(),
         exec_args: p.exec_args.as_deref(),

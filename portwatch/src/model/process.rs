@@ -80,6 +80,30 @@ pub struct Process {
     /// The context as output formats encode it, each keyed by its format's name and made on
     /// first use (`encoded`). The formats are `output`'s business: this knows none of them.
     encoded: [OnceLock<(&'static str, Encoded)>; ENCODINGS],
+    /// What its executable is by content, examined the first time a rule needs it.
+    identity: OnceLock<Identity>,
+}
+
+/// What a program's executable is, beyond its name (`enrich::identify`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The host tool whose content it has (that tool's real path), when it is one of them.
+    pub known_as: Option<Arc<str>>,
+    /// Where its executable lives.
+    pub exe_at: Option<Location>,
+    /// An interpreter's script, where it lives.
+    pub script_at: Option<Location>,
+    /// The other names its executable goes by on the host (links to it in the tool
+    /// directories: `redis-server` for `redis-check-rdb`).
+    pub aliases: Arc<[Arc<str>]>,
+}
+
+/// A file's absolute path, and whether anyone may write in its directory (as its process sees
+/// the file system: a container's root is its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub path: Arc<str>,
+    pub world_writable: bool,
 }
 
 /// Encodings cached per process; a format beyond them encodes the context for each record.
@@ -94,7 +118,13 @@ impl Process {
         Arc::new(Self {
             context,
             encoded: Default::default(),
+            identity: OnceLock::new(),
         })
+    }
+
+    /// What its executable is, `examine`d once per process state.
+    pub fn identity(&self, examine: impl FnOnce() -> Identity) -> &Identity {
+        self.identity.get_or_init(examine)
     }
 
     /// The context encoded by `encode` for the format named `format`, which runs once per

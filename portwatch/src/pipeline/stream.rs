@@ -195,6 +195,12 @@ impl<S: Sink> Stream<S> {
         if update.already_closed {
             return Ok(());
         }
+        // What the program is by content, for the rules on what runs: once per process state.
+        let judged = e.kind == SockKind::Accept || update.new_listener.is_some();
+        let identity = judged.then(|| {
+            self.enricher
+                .identity(e.task.pid, &process, e.task.running.exe_ino)
+        });
         let mut who = Who {
             pid: e.task.pid,
             holder: Some((e.task.pid, e.task.tid)),
@@ -202,6 +208,7 @@ impl<S: Sink> Stream<S> {
             comm: e.task.comm.text(),
             process: &process,
             caps: None,
+            identity,
         };
         let io_uring = matches!(e.via, Via::IoUring(_));
         let verdicts = match (e.kind, update.new_listener) {

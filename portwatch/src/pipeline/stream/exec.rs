@@ -35,6 +35,9 @@ impl<S: Sink> Stream<S> {
         if !self.filters.allows(&process) || !self.filters.allows_ports(&ports) {
             return Ok(());
         }
+        let identity = self
+            .enricher
+            .identity(e.task.pid, &process, e.task.running.exe_ino);
         let who = Who {
             pid: e.task.pid,
             holder: None,
@@ -42,6 +45,7 @@ impl<S: Sink> Stream<S> {
             comm: e.task.comm.text(),
             process: &process,
             caps: None,
+            identity: Some(identity),
         };
         let found = self.judge.exec(stdio, &who).detections;
         let mut record = SocketRecord::exec(e, stdio, process, clock);

@@ -11,7 +11,7 @@ use crate::{
     judge::{Judge, NewListener, Who},
     model::{
         listener::{Holder, Listener},
-        process::ListenerOwner,
+        process::{Identity, ListenerOwner},
         verdict::Verdicts,
     },
     output::{
@@ -60,18 +60,28 @@ impl<S: Sink> Stream<S> {
         }
         let mut r = SocketRecord::listed(l, &owner, clock.timestamp(now));
         r.reason = reason;
-        r.judged(judge_listed(&mut self.judge, l, &owner));
+        let identity = owner
+            .task
+            .as_ref()
+            .map(|t| self.enricher.identity(t.pid, &owner.process, None));
+        r.judged(judge_listed(&mut self.judge, l, &owner, identity));
         self.out.write(&Record::Listener(r))?;
         Ok(true)
     }
 }
 
 /// The verdicts on listener `l`, found by listing and held by `owner` (its capabilities read
-/// only when a rule needs them): the snapshot's, a reconciliation's and `ls`'s.
-pub fn judge_listed(judge: &mut Judge, l: &Listener, owner: &ListenerOwner) -> Verdicts {
+/// only when a rule needs them), whose executable is `identity`: the snapshot's, a
+/// reconciliation's and `ls`'s.
+pub fn judge_listed(
+    judge: &mut Judge,
+    l: &Listener,
+    owner: &ListenerOwner,
+    identity: Option<&Identity>,
+) -> Verdicts {
     let caps = judge
         .needs_caps()
         .then(|| enrich::listed_capabilities(l, owner))
         .flatten();
-    judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps))
+    judge.new_listener(&NewListener::listed(l), &Who::owner(owner, caps, identity))
 }

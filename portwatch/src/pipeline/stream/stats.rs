@@ -72,7 +72,7 @@ impl<S: Sink> Stream<S> {
             if let Some(listed) = &mut r.listed {
                 listed.health = Some(health);
             }
-            let who = Who::owner(&owner, None);
+            let who = Who::owner(&owner, None, None);
             let found = self
                 .judge
                 .stats(&NewListener::listed(&l), &health, rising, &who);

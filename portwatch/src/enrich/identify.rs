@@ -1,0 +1,231 @@
+//! What a program's executable is, by content: the host's own tools that the rules know by name
+//! (shells, netcats, interpreters, busybox; the judge says which names) are fingerprinted once
+//! at start-up (`Catalog`), and a program's executable, read through `/proc/PID/exe` (so a
+//! deleted file and another mount namespace's file are read too), is looked up there. A copy of
+//! `nc.openbsd` named `~/.cache/httpd` is still known as netcat.
+//!
+//! Each executable is read once per (device, inode), and once per process state
+//! (`Process::identity`). The cache is bounded: it is emptied when full.
+use std::{
+    fs::{self, File},
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use rustc_hash::FxHashMap;
+
+use super::fingerprint::{self, Fingerprint};
+use crate::model::process::{Identity, Location, ProcessContext};
+
+/// Where the host's tools are looked for.
+const DIRS: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Executables remembered at most (by device and inode).
+const CACHE_MAX: usize = 4096;
+
+/// The host's tools by fingerprint: each one's real path (symlinks resolved: `nc` is
+/// `/usr/bin/nc.openbsd`); and the other names each program in those directories goes by
+/// (`redis-server` is a link to `redis-check-rdb`, which acts on the name it is called by).
+#[derive(Default)]
+pub struct Catalog {
+    by_print: FxHashMap<Fingerprint, Arc<str>>,
+    aliases: FxHashMap<PathBuf, Vec<Arc<str>>>,
+}
+
+impl Catalog {
+    /// Fingerprints every file in the tool directories whose name `is_tool` (or whose real
+    /// file's name) accepts.
+    pub fn of_host(is_tool: &dyn Fn(&str) -> bool) -> Self {
+        let mut by_print = FxHashMap::default();
+        let mut aliases: FxHashMap<PathBuf, Vec<Arc<str>>> = FxHashMap::default();
+        let mut seen = Vec::new();
+        for dir in DIRS {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            names.sort();
+            for path in names {
+                let Ok(real) = fs::canonicalize(&path) else {
+                    continue;
+                };
+                let name = path.file_name().and_then(|n| n.to_str());
+                if let Some(name) = name.filter(|_| real != path) {
+                    let names = aliases.entry(real.clone()).or_default();
+                    if !names.iter().any(|n| &**n == name) {
+                        names.push(Arc::from(name));
+                    }
+                }
+                let named = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(is_tool);
+                if seen.contains(&real) || !(named(&path) || named(&real)) {
+                    continue;
+                }
+                let print = File::open(&real).and_then(|mut f| fingerprint::of(&mut f));
+                if let (Ok(Some(print)), Some(text)) = (print, real.to_str()) {
+                    by_print.entry(print).or_insert_with(|| Arc::from(text));
+                }
+                seen.push(real);
+            }
+        }
+        Self { by_print, aliases }
+    }
+}
+
+/// The script an interpreter named `program` runs, from its arguments (the judge knows how
+/// each interpreter reads them: `judge::rules::script`).
+pub type ScriptOf = for<'a> fn(&str, &'a [String]) -> Option<&'a str>;
+
+/// Executables examined so far, and the catalog they are compared with. The default examines
+/// nothing (tests, and tools that judge nothing).
+#[derive(Default)]
+pub struct Identifier {
+    catalog: Catalog,
+    script_of: Option<ScriptOf>,
+    /// What each executable (device, inode) is known as.
+    by_file: FxHashMap<(u64, u64), Option<Arc<str>>>,
+}
+
+impl Identifier {
+    pub fn new(catalog: Catalog, script_of: ScriptOf) -> Self {
+        Self {
+            catalog,
+            script_of: Some(script_of),
+            by_file: FxHashMap::default(),
+        }
+    }
+
+    /// What process `pid`, running `p` (its executable's inode `exe_ino` at the event, when the
+    /// kernel read it), has as its executable and script, and where they live (nothing known
+    /// when it is gone or unreadable).
+    pub fn examine(&mut self, pid: u32, p: &ProcessContext, exe_ino: Option<u64>) -> Identity {
+        let Some(script_of) = self.script_of.filter(|_| pid != 0) else {
+            return Identity::default();
+        };
+        let known_as = self.known_as(pid, p.exe.as_deref(), exe_ino);
+        let exe = p.exe.as_deref().map(|e| e.trim_end_matches(" (deleted)"));
+        let exe_at = exe.filter(|e| e.starts_with('/')).map(|e| located(pid, e));
+        let program = known_as.as_deref().or(exe).map(file_name);
+        let script = program
+            .zip(p.args.as_deref())
+            .and_then(|(prog, args)| script_of(prog, args));
+        let script_at = script
+            .and_then(|s| absolute(pid, s))
+            .map(|s| located(pid, &s));
+        let aliases = exe
+            .and_then(|e| self.catalog.aliases.get(Path::new(e)))
+            .map(|a| Arc::from(a.as_slice()))
+            .unwrap_or_default();
+        Identity {
+            known_as,
+            exe_at,
+            script_at,
+            aliases,
+        }
+    }
+
+    /// The host tool whose content process `pid`'s executable at the event has.
+    fn known_as(&mut self, pid: u32, exe: Option<&str>, exe_ino: Option<u64>) -> Option<Arc<str>> {
+        let (mut file, meta) = open_exe(pid, exe, exe_ino)?;
+        let key = (meta.dev(), meta.ino());
+        if let Some(known) = self.by_file.get(&key) {
+            return known.clone();
+        }
+        let known = fingerprint::of(&mut file)
+            .ok()
+            .flatten()
+            .and_then(|p| self.catalog.by_print.get(&p).cloned());
+        if self.by_file.len() >= CACHE_MAX {
+            self.by_file.clear();
+        }
+        self.by_file.insert(key, known.clone());
+        known
+    }
+}
+
+/// The executable process `pid` ran at the event (inode `ino`, when known): its current one, or,
+/// when it has run another program since (a shell's last command is exec'd in its place), the
+/// file at the event's path in its root, if that is still the same file.
+fn open_exe(pid: u32, exe: Option<&str>, ino: Option<u64>) -> Option<(File, fs::Metadata)> {
+    let same = |m: &fs::Metadata| ino.is_none_or(|i| m.ino() == i);
+    if let Ok(f) = File::open(format!("/proc/{pid}/exe")) {
+        let m = f.metadata().ok()?;
+        if same(&m) {
+            return Some((f, m));
+        }
+    }
+    let path = exe?.trim_end_matches(" (deleted)");
+    let f = File::open(format!("/proc/{pid}/root{path}")).ok()?;
+    let m = f.metadata().ok()?;
+    (ino.is_some() && same(&m)).then_some((f, m))
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `path` made absolute against process `pid`'s working directory.
+fn absolute(pid: u32, path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return Some(path.to_owned());
+    }
+    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    Some(cwd.join(path).to_str()?.to_owned())
+}
+
+/// Where `path` is, as process `pid` sees it (its root may be a container's): whether anyone
+/// may write in its directory.
+fn located(pid: u32, path: &str) -> Location {
+    let dir = path
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let writable =
+        fs::metadata(format!("/proc/{pid}/root{dir}")).is_ok_and(|m| m.mode() & 0o002 != 0);
+    Location {
+        path: Arc::from(path),
+        world_writable: writable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_of_a_catalogued_tool_is_known_by_the_tools_real_path_and_places_are_read() {
+        let me = std::env::current_exe().unwrap();
+        let name = me.file_name().unwrap().to_str().unwrap().to_owned();
+        // The catalog of one directory, this test binary's, with this binary as its tool.
+        let print = fingerprint::of(&mut File::open(&me).unwrap())
+            .unwrap()
+            .unwrap();
+        let real: Arc<str> = Arc::from(me.to_str().unwrap());
+        let mut catalog = Catalog::default();
+        catalog.by_print.insert(print, Arc::clone(&real));
+        let mut identifier = Identifier::new(catalog, |_, args| args.get(1).map(String::as_str));
+        let me_running = ProcessContext {
+            exe: Some(Arc::clone(&real)),
+            args: Some(Arc::from(vec![name.clone(), "srv.py".to_owned()])),
+            ..ProcessContext::default()
+        };
+        let mine = identifier.examine(std::process::id(), &me_running, None);
+        assert_eq!(mine.known_as.as_deref(), Some(&*real), "{name}");
+        let exe_at = mine.exe_at.unwrap();
+        assert_eq!(exe_at.path, real);
+        // A relative script is found in the working directory.
+        let cwd = std::env::current_dir().unwrap();
+        let script = mine.script_at.unwrap();
+        assert_eq!(&*script.path, cwd.join("srv.py").to_str().unwrap());
+        // Nothing else is known: pid 1 runs another program.
+        let init = identifier.examine(1, &ProcessContext::default(), None);
+        assert_eq!(init.known_as, None);
+        assert_eq!(init.exe_at, None);
+    }
+}

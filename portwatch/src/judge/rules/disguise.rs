@@ -1,0 +1,132 @@
+//! Names that claim to be what the program is not. Its command name and its argv[0] (as it is
+//! now and as it was started: `exec -a`, `$0`, setproctitle) are compared with what the
+//! program is (by content first, `program`): a kernel thread's name, in any form `ps` shows
+//! (`[kworker/0:1]`, `kworker/0:1`), on a process that has an executable; a well-known daemon's
+//! name or process title (`sshd: root@pts/0`, `nginx: worker process`) on another program.
+use super::{
+    Findings, Severity, Subject, file_name, program,
+    table::{KERNEL_THREAD_NAME, MASQUERADE},
+    who,
+};
+
+pub(super) const KERNEL_THREADS: [&str; 8] = [
+    "kworker",
+    "ksoftirqd",
+    "kthreadd",
+    "migration/",
+    "rcu_",
+    "kswapd",
+    "kauditd",
+    "watchdog/",
+];
+
+/// Daemons whose names and process titles a disguise borrows. A program is the daemon when
+/// its name is the daemon's, or the daemon's followed by a version or a part (`php-fpm8.2`,
+/// `sshd-session`).
+pub(super) const DAEMONS: [&str; 22] = [
+    "sshd",
+    "systemd",
+    "cron",
+    "crond",
+    "atd",
+    "nginx",
+    "apache2",
+    "httpd",
+    "lighttpd",
+    "php-fpm",
+    "rsyslogd",
+    "syslogd",
+    "dbus-daemon",
+    "containerd",
+    "dockerd",
+    "postgres",
+    "mysqld",
+    "mariadbd",
+    "redis-server",
+    "chronyd",
+    "ntpd",
+    "polkitd",
+];
+
+/// The program a name claims: `sshd: root@pts/0` → `sshd`, `/usr/sbin/nginx` → `nginx`,
+/// `-bash` (a login shell) → `bash`.
+fn claimed(name: &str) -> &str {
+    let name = name.trim_start_matches('-');
+    let word = name.split([':', ' ']).next().unwrap_or(name);
+    file_name(word)
+}
+
+fn is_version_or_part(rest: &str) -> bool {
+    rest.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+/// A kernel thread's name: in the brackets ps shows them in, or one of theirs.
+fn kernel_thread(name: &str) -> bool {
+    let bare = name.trim();
+    if bare.starts_with('[') && bare.ends_with(']') && bare.len() > 2 {
+        return true;
+    }
+    KERNEL_THREADS.iter().any(|k| bare.starts_with(k))
+}
+
+pub(super) fn judge(s: &Subject, f: &mut Findings) {
+    let argv0 = s.args.and_then(|a| a.first()).map(String::as_str);
+    let names = [("command name", Some(s.comm)), ("argv[0]", argv0)];
+    if s.exe.is_some() {
+        if let Some((what, name)) = names
+            .iter()
+            .find_map(|(what, n)| n.filter(|n| kernel_thread(n)).map(|n| (what, n)))
+        {
+            f.add(
+                &KERNEL_THREAD_NAME,
+                Severity::High,
+                "T1036.004",
+                format!(
+                    "{} {}: a user process whose {what} `{name}` is a kernel thread's",
+                    who(s),
+                    s.doing
+                ),
+            );
+        }
+    }
+    let prog = program(s);
+    for (what, name) in names {
+        let Some(name) = name else { continue };
+        let claim = claimed(name);
+        let daemon = DAEMONS.contains(&claim);
+        let is_it = prog == claim
+            || prog.strip_prefix(claim).is_some_and(is_version_or_part)
+            || s.aliases.iter().any(|a| &**a == claim);
+        if daemon && !is_it {
+            f.add(
+                &MASQUERADE,
+                Severity::High,
+                "T1036.005",
+                format!(
+                    "{} {}: its {what} `{name}` claims to be {claim}, but the program is {prog}",
+                    who(s),
+                    s.doing
+                ),
+            );
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_read_as_ps_shows_them() {
+        assert_eq!(claimed("sshd: root@pts/0"), "sshd");
+        assert_eq!(claimed("/usr/sbin/nginx"), "nginx");
+        assert_eq!(claimed("nginx: worker process"), "nginx");
+        assert_eq!(claimed("-bash"), "bash");
+        assert!(kernel_thread("[kworker/1:2]"));
+        assert!(kernel_thread("kworker/1:2"));
+        assert!(kernel_thread("[jbd2/sda1-8]"));
+        assert!(!kernel_thread("[]"));
+        assert!(!kernel_thread("python3"));
+    }
+}

@@ -1,0 +1,203 @@
+//! The files the corpus's cases run: copies of Debian's tools under other names, small servers
+//! in Python, Perl, Tcl and JavaScript, in packaged-looking places (`/opt`) and in the places
+//! an intruder drops them (/tmp, /var/tmp, /dev/shm, a directory anyone may write to, a hidden
+//! one), and what the real services need (an ssh host key, a TLS certificate). Removed at drop.
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Where the fixture's files are; every other place is below one of these.
+pub const OPT: &str = "/opt/portwatch-corpus";
+const PLACES: [&str; 6] = [
+    OPT,
+    "/tmp/portwatch-corpus",
+    "/var/tmp/portwatch-corpus",
+    "/srv/portwatch-corpus-upload",
+    "/root/.cache/portwatch-corpus",
+    "/root/.local/share/.portwatch-corpus",
+];
+const SHM_SCRIPT: &str = "/dev/shm/portwatch-corpus-srv.py";
+
+/// A Python server: listens on 127.0.0.1:$PORT (its last argument, else $PORT) and waits.
+const SRV_PY: &str = "import os, socket, sys, time
+port = int(sys.argv[-1]) if sys.argv[-1].isdigit() else int(os.environ['PORT'])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', port))
+s.listen()
+time.sleep(60)
+";
+
+/// The same, after naming itself like a kernel thread (prctl PR_SET_NAME, as ps shows one).
+const COMM_PY: &str = "import ctypes, os, socket, time
+ctypes.CDLL(None).prctl(15, b'[kworker/2:0]', 0, 0, 0)
+s = socket.socket()
+s.bind(('127.0.0.1', int(os.environ['PORT'])))
+s.listen()
+time.sleep(60)
+";
+
+/// The same, after deleting its own executable.
+const UNLINK_PY: &str = "import os, socket, time
+os.unlink(os.readlink('/proc/self/exe'))
+s = socket.socket()
+s.bind(('127.0.0.1', int(os.environ['PORT'])))
+s.listen()
+time.sleep(60)
+";
+
+/// netcat run from memory: its content in a memfd, exec'd by descriptor under another name.
+const MEMFD_PY: &str = "import os
+fd = os.memfd_create('kworker')
+os.write(fd, open('/usr/bin/nc.openbsd', 'rb').read())
+os.execv(f'/proc/self/fd/{fd}', ['kworker', '-l', '127.0.0.1', os.environ['PORT']])
+";
+
+/// A reverse shell: connects to $PORT, its socket as the shell's standard streams.
+const REVERSE_PY: &str = "import os, socket
+s = socket.create_connection(('127.0.0.1', int(os.environ['PORT'])))
+for fd in (0, 1, 2):
+    os.dup2(s.fileno(), fd)
+os.execv('/bin/sh', ['sh', '-c', 'sleep 30'])
+";
+
+/// A Perl server that renames itself like nginx's worker.
+const NGINX_PL: &str = "$0 = 'nginx: worker process';
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(Listen => 5, LocalAddr => \"127.0.0.1:$ENV{PORT}\", ReuseAddr => 1) or die;
+sleep 60;
+";
+
+/// A plain Perl server.
+const PLAIN_PL: &str = "use IO::Socket::INET;
+my $s = IO::Socket::INET->new(Listen => 5, LocalAddr => \"127.0.0.1:$ENV{PORT}\", ReuseAddr => 1) or die;
+sleep 60;
+";
+
+const SRV_TCL: &str = "proc accept {c a p} { close $c }
+socket -server accept -myaddr 127.0.0.1 $env(PORT)
+vwait forever
+";
+
+const SRV_JS: &str =
+    "require('net').createServer((c) => c.end()).listen(+process.env.PORT, '127.0.0.1');\n";
+const PRE_JS: &str = "process.title = process.title;\n";
+
+pub struct Fixture;
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self::remove();
+        for dir in PLACES {
+            fs::create_dir_all(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(PLACES[3], fs::Permissions::from_mode(0o1777)).unwrap();
+        let opt = Path::new(OPT);
+        for (name, text) in [
+            ("srv.py", SRV_PY),
+            ("comm.py", COMM_PY),
+            ("unlink.py", UNLINK_PY),
+            ("memfd.py", MEMFD_PY),
+            ("reverse.py", REVERSE_PY),
+            ("nginx.pl", NGINX_PL),
+            ("plain.pl", PLAIN_PL),
+            ("srv.tcl", SRV_TCL),
+            ("srv.js", SRV_JS),
+            ("pre.js", PRE_JS),
+        ] {
+            write(&opt.join(name), text, 0o644);
+        }
+        write(Path::new(SHM_SCRIPT), SRV_PY, 0o644);
+        write(&Path::new(PLACES[5]).join("srv.py"), SRV_PY, 0o644);
+        // Debian's tools under other names, in other places.
+        let python = fs::canonicalize("/usr/bin/python3").unwrap();
+        for (tool, copy) in [
+            (
+                Path::new("/usr/bin/nc.openbsd"),
+                format!("{}/httpd", PLACES[4]),
+            ),
+            (Path::new("/usr/bin/nc.openbsd"), format!("{OPT}/apache2")),
+            (Path::new("/usr/bin/socat"), format!("{OPT}/dbus-helper")),
+            (Path::new("/usr/bin/dash"), format!("{OPT}/kthelper")),
+            (Path::new("/usr/bin/bash"), format!("{OPT}/apache-worker")),
+            (Path::new("/usr/bin/zsh"), format!("{OPT}/update-agent")),
+            (&python, format!("{OPT}/sysmon")),
+            (Path::new("/usr/bin/perl"), format!("{OPT}/logrotate-d")),
+            (&python, format!("{OPT}/gone/python3")),
+            (&python, format!("{}/python3", PLACES[1])),
+            (&python, format!("{}/python3", PLACES[2])),
+            (&python, format!("{}/python3", PLACES[3])),
+        ] {
+            let copy = PathBuf::from(copy);
+            fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            fs::copy(tool, &copy).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", ""])
+            .arg("-f")
+            .arg(opt.join("hostkey")));
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=corpus",
+            ])
+            .arg("-keyout")
+            .arg(opt.join("key.pem"))
+            .arg("-out")
+            .arg(opt.join("cert.pem")));
+        fs::create_dir_all("/run/sshd").unwrap();
+        Self
+    }
+
+    fn remove() {
+        for dir in PLACES {
+            let _ = fs::remove_dir_all(dir);
+        }
+        let _ = fs::remove_file(SHM_SCRIPT);
+    }
+
+    /// An nginx configuration serving 127.0.0.1:`port`, in the foreground.
+    pub fn nginx_conf(port: u16) -> String {
+        let path = format!("{OPT}/nginx-{port}.conf");
+        let conf = format!(
+            "daemon off; pid {OPT}/nginx-{port}.pid; error_log stderr; events {{}}
+http {{ access_log off; client_body_temp_path {OPT}; proxy_temp_path {OPT};
+  fastcgi_temp_path {OPT}; uwsgi_temp_path {OPT}; scgi_temp_path {OPT};
+  server {{ listen 127.0.0.1:{port}; }} }}\n"
+        );
+        write(Path::new(&path), &conf, 0o644);
+        path
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        Self::remove();
+    }
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
