@@ -158,6 +158,21 @@ fn cases() -> Vec<Case> {
             "inline-interpreter-listener",
         ),
         attack(
+            "ruby -rsocket -e",
+            "exec ruby -rsocket -e \"$(cat {opt}/srv.rb)\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "ruby -we",
+            "exec ruby -we \"$(cat {opt}/srv.rb)\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "php -r",
+            "exec php -r '$s = stream_socket_server(\"tcp://127.0.0.1:'$PORT'\"); sleep(60);'",
+            "inline-interpreter-listener",
+        ),
+        attack(
             "node --eval=",
             "exec node --eval=\"$(cat {opt}/srv.js)\"",
             "inline-interpreter-listener",
@@ -288,6 +303,16 @@ fn cases() -> Vec<Case> {
         service("node --require with a script", "exec node --require {opt}/pre.js {opt}/srv.js"),
         service("a perl script in /opt", "exec perl {opt}/plain.pl"),
         service("a tcl script in /opt", "exec tclsh {opt}/srv.tcl"),
+        service("a ruby script in /opt", "exec ruby {opt}/srv.rb"),
+        service("php -S (its built-in web server)", "exec php -S 127.0.0.1:$PORT -t {opt}"),
+        service(
+            "postgres",
+            "exec setpriv --reuid=postgres --regid=postgres --init-groups \"$PG_BIN/postgres\" -D {opt}/pg -k {opt}/pg -h 127.0.0.1 -p $PORT",
+        ),
+        Case {
+            shows: Shows::Bind,
+            ..service("chronyd (an NTP server)", "exec chronyd -d -x -f \"$CHRONY_CONF\"")
+        },
         service("busybox httpd", "exec busybox httpd -f -p 127.0.0.1:$PORT -h {opt}"),
         service("busybox httpd, run by nobody", "exec AS_NOBODY busybox httpd -f -p 127.0.0.1:$PORT -h {opt}"),
         service("perl -w with a script", "exec perl -w {opt}/plain.pl"),
@@ -343,6 +368,8 @@ fn start(case: &Case, port: u16) -> Group {
         // Debian's own programs, whatever else a machine has first on its PATH.
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("NGINX_CONF", Fixture::nginx_conf(port))
+        .env("CHRONY_CONF", Fixture::chrony_conf(port))
+        .env("PG_BIN", fixture::pg_bin())
         .current_dir("/")
         .process_group(0)
         .stdin(Stdio::null())

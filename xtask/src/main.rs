@@ -265,6 +265,10 @@ const TEST_PACKAGES: &[&str] = &[
     "nginx-light",
     "redis-server",
     "dnsmasq-base",
+    "postgresql",
+    "chrony",
+    "ruby",
+    "php-cli",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with

@@ -17,7 +17,9 @@ pub enum Fingerprint {
 }
 
 /// Files hashed whole at most this big; a larger one without a build-id has no fingerprint.
-const HASH_MAX: u64 = 64 << 20;
+/// Small, so that a stream of large new executables costs the daemon little: each is read once
+/// (cached by device and inode), and tools without a build-id are small.
+const HASH_MAX: u64 = 8 << 20;
 /// Program headers read at most.
 const PHDRS_MAX: usize = 64;
 

@@ -15,7 +15,10 @@ use std::{
 
 use rustc_hash::FxHashMap;
 
-use super::fingerprint::{self, Fingerprint};
+use super::{
+    fingerprint::{self, Fingerprint},
+    mounts,
+};
 use crate::model::process::{Identity, Location, ProcessContext};
 
 /// Where the host's tools are looked for.
@@ -109,16 +112,23 @@ impl Identifier {
         let Some(script_of) = self.script_of.filter(|_| pid != 0) else {
             return Identity::default();
         };
-        let known_as = self.known_as(pid, p.exe.as_deref(), exe_ino);
+        // Nothing on a file system a server answers for is touched (`mounts`).
+        let mounts = mounts::of(pid).unwrap_or_default();
+        let local = |path: &str| path.starts_with("/memfd:") || mounts::is_local(&mounts, path);
         let exe = p.exe.as_deref().map(|e| e.trim_end_matches(" (deleted)"));
-        let exe_at = exe.filter(|e| e.starts_with('/')).map(|e| located(pid, e));
+        let known_as = exe
+            .filter(|e| local(e))
+            .and_then(|e| self.known_as(pid, Some(e), exe_ino));
+        let exe_at = exe
+            .filter(|e| e.starts_with('/'))
+            .map(|e| located(pid, e, local(e)));
         let program = known_as.as_deref().or(exe).map(file_name);
         let script = program
             .zip(p.args.as_deref())
             .and_then(|(prog, args)| script_of(prog, args));
         let script_at = script
             .and_then(|s| absolute(pid, s))
-            .map(|s| located(pid, &s));
+            .map(|s| located(pid, &s, local(&s)));
         let aliases = exe
             .and_then(|e| self.catalog.aliases.get(Path::new(e)))
             .map(|a| Arc::from(a.as_slice()))
@@ -182,12 +192,12 @@ fn absolute(pid: u32, path: &str) -> Option<String> {
 
 /// Where `path` is, as process `pid` sees it (its root may be a container's): whether anyone
 /// may write in its directory.
-fn located(pid: u32, path: &str) -> Location {
+fn located(pid: u32, path: &str, readable: bool) -> Location {
     let dir = path
         .rsplit_once('/')
         .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
-    let writable =
-        fs::metadata(format!("/proc/{pid}/root{dir}")).is_ok_and(|m| m.mode() & 0o002 != 0);
+    let writable = readable
+        && fs::metadata(format!("/proc/{pid}/root{dir}")).is_ok_and(|m| m.mode() & 0o002 != 0);
     Location {
         path: Arc::from(path),
         world_writable: writable,

@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod container;
 mod fingerprint;
 pub mod identify;
+mod mounts;
 pub mod procfs;
 pub mod proctable;
 mod running;

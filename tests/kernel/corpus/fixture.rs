@@ -82,6 +82,11 @@ socket -server accept -myaddr 127.0.0.1 $env(PORT)
 vwait forever
 ";
 
+const SRV_RB: &str = "require 'socket'
+s = TCPServer.new('127.0.0.1', ENV['PORT'].to_i)
+sleep 60
+";
+
 const SRV_JS: &str =
     "require('net').createServer((c) => c.end()).listen(+process.env.PORT, '127.0.0.1');\n";
 const PRE_JS: &str = "process.title = process.title;\n";
@@ -107,6 +112,8 @@ impl Fixture {
             ("plain.pl", PLAIN_PL),
             ("srv.tcl", SRV_TCL),
             ("srv.js", SRV_JS),
+            ("srv.rb", SRV_RB),
+            ("index.php", "<?php echo 'ok';\n"),
             ("pre.js", PRE_JS),
         ] {
             write(&opt.join(name), text, 0o644);
@@ -158,7 +165,29 @@ impl Fixture {
             .arg("-out")
             .arg(opt.join("cert.pem")));
         fs::create_dir_all("/run/sshd").unwrap();
+        // A PostgreSQL cluster of its own, owned by Debian's postgres user.
+        let pg = opt.join("pg");
+        run(Command::new("install")
+            .args(["-d", "-o", "postgres", "-g", "postgres"])
+            .arg(&pg));
+        run(Command::new("setpriv")
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(format!("{}/initdb", pg_bin()))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&pg));
         Self
+    }
+
+    /// chronyd's configuration: an NTP server on 127.0.0.1:`port`, no command port, no clock
+    /// to set.
+    pub fn chrony_conf(port: u16) -> String {
+        let path = format!("{OPT}/chrony-{port}.conf");
+        let conf = format!(
+            "port {port}\nbindaddress 127.0.0.1\ncmdport 0\nallow 127.0.0.1\nlocal stratum 10\n\
+             pidfile {OPT}/chrony-{port}.pid\n"
+        );
+        write(Path::new(&path), &conf, 0o644);
+        path
     }
 
     fn remove() {
@@ -186,6 +215,18 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         Self::remove();
     }
+}
+
+/// The newest installed PostgreSQL's programs.
+pub fn pg_bin() -> String {
+    let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL (Debian's postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    found.sort();
+    found.pop().unwrap().to_string_lossy().into_owned()
 }
 
 fn write(path: &Path, text: &str, mode: u32) {

@@ -20,6 +20,65 @@ pub struct Rule {
     /// `{close_wait_rises}` stand for the code's lists.
     pub fires_on: &'static str,
     pub forms: &'static [(Severity, Technique)],
+    /// How it knows what it judges (the README's "recognised by").
+    pub by: By,
+}
+
+/// How a rule knows the program (or the socket) it judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// The program: by content, else by name.
+    Program,
+    /// The program, and the arguments it was started with.
+    ProgramAndArgs,
+    /// The names a process gives itself, against the program.
+    Names,
+    /// The executable file itself.
+    Executable,
+    /// Where the executable and the script are.
+    Place,
+    /// The socket: its port, address, other listeners, the owner's user and capabilities.
+    Socket,
+    /// The ancestors' programs.
+    Ancestry,
+    /// The standard streams of a new program, and the program.
+    Stdio,
+    /// The listener's health from sock_diag.
+    Health,
+    /// How the call was made, and the executable.
+    Call,
+}
+
+impl By {
+    /// The README's words for it.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::Program => {
+                "the program: by content (a copy of a host tool under any name is that tool), else its executable's file name, else its command name; busybox by its applet"
+            }
+            Self::ProgramAndArgs => {
+                "the program (by content, else by name; busybox by its applet) and the arguments it was started with, read as the program reads them"
+            }
+            Self::Names => {
+                "its command name and argv[0], as they are and as started, against the program (by content, else by name) and the names the host links to its executable"
+            }
+            Self::Executable => {
+                "the executable as the kernel holds it at the event (a memfd, no links left)"
+            }
+            Self::Place => {
+                "the absolute paths of its executable and (an interpreter's) script, resolved in its own root and working directory, and the directory's mode there"
+            }
+            Self::Socket => {
+                "the socket (port, address, the other listeners in its network namespace) and its owner's user and capabilities"
+            }
+            Self::Ancestry => "its ancestors' programs, from the process table",
+            Self::Stdio => {
+                "descriptors 0-2 of the new image (the exec hook), the program (by content, else by name) and its parent's"
+            }
+            Self::Health => "the listener's queues and connections (sock_diag)",
+            Self::Call => "how the call was made (io_uring) and the executable's path",
+        }
+    }
 }
 
 /// A finding's MITRE ATT&CK technique.
@@ -52,12 +111,14 @@ pub const SHELL_LISTENER: Rule = Rule {
     name: "shell-listener",
     fires_on: "a shell ({shells}) listening or accepting",
     forms: &[(Severity::High, Technique::Id("T1059.004"))],
+    by: By::Program,
 };
 
 pub const INLINE_INTERPRETER: Rule = Rule {
     name: "inline-interpreter-listener",
     fires_on: "{interpreters} listening or accepting from a program given on its command line ({inline_flags}, or awk's first operand) or on standard input (`-`, or no script: a program piped in from a download), not from a script or a module. The command line is read as the interpreter reads it: combined short options (`python3 -Ic`, `perl -we`), values attached or apart (`-Wignore`, `-W ignore`), `--`; `python3 -m http.server`, `php -S` and `python3 app.py -c conf` stay quiet",
     forms: &[(Severity::High, Technique::Interpreter)],
+    by: By::ProgramAndArgs,
 };
 
 pub const NETCAT_LISTENER: Rule = Rule {
@@ -67,12 +128,14 @@ pub const NETCAT_LISTENER: Rule = Rule {
         (Severity::High, Technique::Id("T1571")),
         (Severity::Critical, Technique::Id("T1059")),
     ],
+    by: By::ProgramAndArgs,
 };
 
 pub const RELAY_LISTENER: Rule = Rule {
     name: "relay-listener",
     fires_on: "socat listening to relay connections to another network address (`socat TCP-LISTEN:8080,fork TCP:10.0.0.5:80`), running no program: a proxy, which may carry an attacker's traffic past the network's rules",
     forms: &[(Severity::Medium, Technique::Id("T1090"))],
+    by: By::ProgramAndArgs,
 };
 
 pub const REMOTE_SHELL_TOOL: Rule = Rule {
@@ -83,6 +146,7 @@ pub const REMOTE_SHELL_TOOL: Rule = Rule {
         (Severity::High, Technique::Id("T1021")),
         (Severity::Critical, Technique::Id("T1059.004")),
     ],
+    by: By::ProgramAndArgs,
 };
 
 pub const FILELESS: Rule = Rule {
@@ -92,18 +156,21 @@ pub const FILELESS: Rule = Rule {
         (Severity::Critical, Technique::Id("T1620")),
         (Severity::Critical, Technique::Id("T1070.004")),
     ],
+    by: By::Executable,
 };
 
 pub const KERNEL_THREAD_NAME: Rule = Rule {
     name: "kernel-thread-name",
     fires_on: "a user process (it has an executable) whose command name or argv[0] (as it is and as it was started) looks like a kernel thread's: in brackets as ps shows them (`[kworker/1:2]`), or starting {kernel_threads}",
     forms: &[(Severity::High, Technique::Id("T1036.004"))],
+    by: By::Names,
 };
 
 pub const MASQUERADE: Rule = Rule {
     name: "masquerade",
     fires_on: "a listener whose command name or argv[0] (as it is and as it was started: `exec -a`, `$0`, setproctitle) claims a well-known daemon ({daemons}; a process title such as `sshd: root@pts/0` claims `sshd`) while the program, known by content first, is another (a daemon's own versions and parts, `php-fpm8.2`, `sshd-session`, are itself)",
     forms: &[(Severity::High, Technique::Id("T1036.005"))],
+    by: By::Names,
 };
 
 pub const SUSPICIOUS_LOCATION: Rule = Rule {
@@ -115,30 +182,35 @@ pub const SUSPICIOUS_LOCATION: Rule = Rule {
         (Severity::Medium, Technique::Id("T1564.001")),
         (Severity::High, Technique::Id("T1564.001")),
     ],
+    by: By::Place,
 };
 
 pub const BACKDOOR_PORT: Rule = Rule {
     name: "backdoor-port",
     fires_on: "a listener on a port backdoors and C2 commonly use: {backdoor_ports} (`--backdoor-port` or `[detections] backdoor_ports` sets the list)",
     forms: &[(Severity::Medium, Technique::Id("T1571"))],
+    by: By::Socket,
 };
 
 pub const PRIVILEGED_PORT: Rule = Rule {
     name: "privileged-port",
     fires_on: "a non-root user (the real uid) listening or binding UDP below port 1024; the reason says how it could: `through CAP_NET_BIND_SERVICE` (its effective capabilities, read from `/proc/PID/status` as the record is made), else through its network namespace's `net.ipv4.ip_unprivileged_port_start` (container runtimes lower it), or that it is unknown because the process was already gone",
     forms: &[(Severity::Medium, Technique::Id("T1548"))],
+    by: By::Socket,
 };
 
 pub const REUSEPORT_HIJACK: Rule = Rule {
     name: "reuseport-hijack",
     fires_on: "a TCP listener on an address and port that another executable, or another user, already listens on: only SO_REUSEPORT lets a second socket listen there, and the kernel then hands it a share of the connections. Workers of one server (same executable, same user) stay quiet. Not judged for UDP, where SO_REUSEADDR also shares a port (mDNS, DHCP clients): a record cannot tell those from a hijack, so UDP sharing is only named in `shared_with`",
     forms: &[(Severity::High, Technique::Id("T1557"))],
+    by: By::Socket,
 };
 
 pub const WEBSHELL: Rule = Rule {
     name: "webshell",
     fires_on: "a shell, or an interpreter running an inline program, listening, accepting or started on a socket, with a web server among its ancestors ({web_servers}; a version suffix such as `php-fpm8.2` counts), named with its pid in the reason. The ancestors come from the process table, so they are judged whether or not `--ancestry` writes them. A service the web server runs (`python3 -m http.server` under nginx) stays quiet",
     forms: &[(Severity::Critical, Technique::Id("T1505.003"))],
+    by: By::Ancestry,
 };
 
 pub const SOCKET_STDIO: Rule = Rule {
@@ -149,24 +221,28 @@ pub const SOCKET_STDIO: Rule = Rule {
         (Severity::High, Technique::Interpreter),
         (Severity::Medium, Technique::Id("T1059")),
     ],
+    by: By::Stdio,
 };
 
 pub const ACCEPT_QUEUE_OVERFLOW: Rule = Rule {
     name: "accept-queue-overflow",
     fires_on: "with `watch --stats`: a TCP listener dropped connection attempts since its last stats record (its `drops`, the kernel's sk_drops, rose) because its accept queue was full: a program that does not accept(2) as fast as connections come, or a SYN or connection flood. On every interval with new drops",
     forms: &[(Severity::Medium, Technique::Id("T1499.002"))],
+    by: By::Health,
 };
 
 pub const CLOSE_WAIT_GROWING: Rule = Rule {
     name: "close-wait-growing",
     fires_on: "with `watch --stats`: a TCP listener's connections in CLOSE_WAIT (peer closed, program did not) rose at {close_wait_rises} stats records without a fall in between (equal counts do not break the run): a descriptor leak, the quiet way a service runs out of files. Once per run; a fall re-arms it",
     forms: &[(Severity::Medium, Technique::None)],
+    by: By::Health,
 };
 
 pub const IO_URING_LISTENER: Rule = Rule {
     name: "io-uring-listener",
     fires_on: "a listen, UDP bind or accept made through io_uring (`via: io_uring`), which monitors hooking syscalls do not see, by an executable not on the allowlist (`--uring-allow EXE`, repeatable, or `[detections] uring_allow`: a path names one executable, a file name any path). The allowlist is empty by default: on a host where nothing serves through io_uring, the first one is news",
     forms: &[(Severity::Medium, Technique::Id("T1562.006"))],
+    by: By::Call,
 };
 
 /// Every rule, in the README's order.
@@ -267,7 +343,9 @@ fn techniques(rule: &Rule) -> String {
 
 /// The README's table of rules.
 pub fn readme_table() -> String {
-    let mut t = String::from("| name | fires on | severity | technique |\n|---|---|---|---|\n");
+    let mut t = String::from(
+        "| name | fires on | recognised by | severity | technique |\n|---|---|---|---|---|\n",
+    );
     for rule in RULES {
         let mut severities: Vec<&str> = Vec::new();
         for (s, _) in rule.forms {
@@ -278,9 +356,10 @@ pub fn readme_table() -> String {
         }
         let _ = writeln!(
             t,
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} |",
             rule.name,
             fires_on(rule),
+            rule.by.text(),
             severities.join(" / "),
             techniques(rule)
         );
