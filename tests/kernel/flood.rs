@@ -74,16 +74,25 @@ fn a_process_past_the_flood_limit_is_named_and_its_live_listeners_found() {
     let held: Vec<std::net::TcpListener> = (0..200)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    let last = held.last().unwrap().local_addr().unwrap().port();
     let pid = std::process::id();
     let flood = d.expect("a flood record naming this process", |v| {
         record_kind(v) == "flood" && v["pid"] == pid && v["kind"] == "listen"
     });
     assert!(flood["count"].as_u64().unwrap() > 0, "{flood}");
     assert_eq!(flood["uid"], 0);
-    let found = d.expect("the last listener, listed", |v| {
-        record_kind(v) == "listener" && v["port"] == last
-    });
+    // Every listener is named, by its listen record or, shed, by the listing. Which ones were
+    // shed depends on the CPUs the loop ran on and on how slowly (the allowance refills).
+    let mut listed = Vec::new();
+    for l in &held {
+        let port = l.local_addr().unwrap().port();
+        let v = d.expect("each listener, by its listen or listed", |v| {
+            v["port"] == port && matches!(record_kind(v), "listen" | "listener")
+        });
+        if record_kind(&v) == "listener" {
+            listed.push(v);
+        }
+    }
+    let found = listed.first().expect("a shed listener, listed");
     assert_eq!(found["reason"], "listen not seen", "{found}");
     assert_eq!(found["pid"], pid, "its owner: {found}");
     let (status, records, _) = d.stop_with(libc::SIGTERM);
