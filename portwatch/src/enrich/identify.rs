@@ -92,8 +92,18 @@ pub type ScriptOf = for<'a> fn(&str, &'a [String]) -> Option<&'a str>;
 pub struct Identifier {
     catalog: Catalog,
     script_of: Option<ScriptOf>,
-    /// What each executable (device, inode) is known as.
-    by_file: FxHashMap<(u64, u64), Option<Arc<str>>>,
+    /// What each executable is known as.
+    by_file: FxHashMap<FileKey, Option<Arc<str>>>,
+}
+
+/// One version of one file.
+#[derive(Clone, Copy, Hash, PartialEq, Eq)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl Identifier {
@@ -126,9 +136,12 @@ impl Identifier {
         let script = program
             .zip(p.args.as_deref())
             .and_then(|(prog, args)| script_of(prog, args));
+        // A script's directory is not stat'ed: its path, unlike the executable's, may go
+        // through symbolic links into a mount a server answers for. Its place is judged by
+        // its text.
         let script_at = script
             .and_then(|s| absolute(pid, s))
-            .map(|s| located(pid, &s, local(&s)));
+            .map(|s| located(pid, &s, false));
         let aliases = exe
             .and_then(|e| self.catalog.aliases.get(Path::new(e)))
             .map(|a| Arc::from(a.as_slice()))
@@ -144,7 +157,15 @@ impl Identifier {
     /// The host tool whose content process `pid`'s executable at the event has.
     fn known_as(&mut self, pid: u32, exe: Option<&str>, exe_ino: Option<u64>) -> Option<Arc<str>> {
         let (mut file, meta) = open_exe(pid, exe, exe_ino)?;
-        let key = (meta.dev(), meta.ino());
+        // Not the inode alone: a file rewritten in place, or a new file given a freed inode
+        // number, is another program.
+        let key = FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        };
         if let Some(known) = self.by_file.get(&key) {
             return known.clone();
         }

@@ -34,18 +34,48 @@ pub fn of(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()
 }
 
-/// Whether `path` (absolute, in the process's root) is on a file system the kernel serves.
+/// Whether `path` (absolute, in the process's root) is on a file system the kernel serves. A
+/// path with a backslash (how portwatch writes bytes that are not printable text) is not
+/// compared: it is taken for one that is not.
 pub fn is_local(mountinfo: &str, path: &str) -> bool {
-    fs_type(mountinfo, path).is_some_and(|t| LOCAL.contains(&t))
+    !path.contains('\\') && fs_type(mountinfo, path).is_some_and(|t| LOCAL.contains(&t))
+}
+
+/// A mount point as mountinfo writes it, its space, tab, newline and backslash octal-escaped.
+fn unescape(point: &str) -> std::borrow::Cow<'_, str> {
+    if !point.contains('\\') {
+        return std::borrow::Cow::Borrowed(point);
+    }
+    let mut out = String::with_capacity(point.len());
+    let mut rest = point;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(char::from(byte));
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The type of the file system mounted last on the longest mount point above `path`.
 fn fs_type<'a>(mountinfo: &'a str, path: &str) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for line in mountinfo.lines() {
-        let Some(point) = line.split(' ').nth(4) else {
+        let Some(point) = line.split(' ').nth(4).map(unescape) else {
             continue;
         };
+        let point = &*point;
         let Some(kind) = line
             .split_once(" - ")
             .and_then(|(_, r)| r.split(' ').next())
@@ -72,6 +102,7 @@ mod tests {
 41 22 0:40 / /home/u/mnt rw,nosuid,nodev - fuse.sshfs host:/ rw,user_id=1000
 42 22 0:41 / /srv/nfs rw - nfs4 server:/export rw
 43 30 0:42 / /tmp/f rw - fuse /dev/fuse rw
+44 22 0:43 / /home/u/a\\040b rw - fuse /dev/fuse rw
 ";
 
     #[test]
@@ -85,6 +116,14 @@ mod tests {
         assert!(
             !is_local("", "/usr/bin/x"),
             "an unreadable table: nothing is read"
+        );
+        assert!(
+            !is_local(MOUNTS, "/home/u/a b/x"),
+            "a mount point with a space"
+        );
+        assert!(
+            !is_local(MOUNTS, "/home/u/a\\x09b/x"),
+            "a path with escaped bytes"
         );
     }
 }

@@ -51,7 +51,7 @@ pub(super) const DAEMONS: [&str; 22] = [
 /// The program a name claims: `sshd: root@pts/0` → `sshd`, `/usr/sbin/nginx` → `nginx`,
 /// `-bash` (a login shell) → `bash`.
 fn claimed(name: &str) -> &str {
-    let name = name.trim_start_matches('-');
+    let name = name.trim().trim_start_matches('-');
     let word = name.split([':', ' ']).next().unwrap_or(name);
     file_name(word)
 }
@@ -123,6 +123,7 @@ mod tests {
         assert_eq!(claimed("/usr/sbin/nginx"), "nginx");
         assert_eq!(claimed("nginx: worker process"), "nginx");
         assert_eq!(claimed("-bash"), "bash");
+        assert_eq!(claimed(" sshd: root@pts/0"), "sshd", "leading space");
         assert!(kernel_thread("[kworker/1:2]"));
         assert!(kernel_thread("kworker/1:2"));
         assert!(kernel_thread("[jbd2/sda1-8]"));

@@ -175,7 +175,7 @@ pub const MASQUERADE: Rule = Rule {
 
 pub const SUSPICIOUS_LOCATION: Rule = Rule {
     name: "suspicious-location",
-    fires_on: "a new listener whose executable, or whose interpreter's script, lives in /tmp, /var/tmp, /dev/shm, /run/user or any directory anyone may write to as the process sees it (its container's own), **high**; or in a hidden directory, **medium** (not the toolchains' {toolchain_dirs}). One level more (critical, high) when the user is root or a system account (uid below 1000, nobody)",
+    fires_on: "a new listener whose executable, or whose interpreter's script, lives in /tmp, /var/tmp, /dev/shm or /run/user, or whose executable lives in any directory anyone may write to as the process sees it (its container's own), **high**; or in a hidden directory, **medium** (not the toolchains' {toolchain_dirs}). One level more (critical, high) when the user is root or a system account (uid below 1000, nobody)",
     forms: &[
         (Severity::High, Technique::Id("T1105")),
         (Severity::Critical, Technique::Id("T1105")),
