@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, fs, path::Path};
 
 /// Bottom first. A stage may import its own layer and those before it.
 const LAYERS: [&[&str]; 12] = [
-    &["error", "clock", "trusted"],
+    &["error", "clock", "files", "trusted"],
     &["model"],
     &["host"],
     &["kernel"],

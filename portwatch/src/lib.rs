@@ -22,6 +22,7 @@ pub mod config;
 
 pub mod enrich;
 pub mod error;
+pub mod files;
 pub mod filter;
 pub mod host;
 pub mod judge;

@@ -3,11 +3,12 @@
 //! bounded size, owned by root or portwatch's own user and writable by no one else (the rule
 //! sshd's StrictModes applies to authorized_keys), and UTF-8.
 use std::{
-    fs::OpenOptions,
     io::{self, Read},
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    os::unix::fs::MetadataExt,
     path::Path,
 };
+
+use crate::files::open_regular;
 
 /// Why a file was not read.
 pub enum Refused {
@@ -24,18 +25,15 @@ pub enum Refused {
 /// write it could do ("silence every alert").
 pub fn read(path: &Path, max: u64, kind: &str, risk: &str) -> Result<String, Refused> {
     let shown = path.display();
-    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(Refused::Io)?;
+    let mut file = match open_regular(path) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Err(Refused::Problem(format!(
+                "not a regular file (a FIFO, device or directory cannot be a {kind})"
+            )));
+        }
+        opened => opened.map_err(Refused::Io)?,
+    };
     let meta = file.metadata().map_err(Refused::Io)?;
-    if !meta.is_file() {
-        return Err(Refused::Problem(format!(
-            "not a regular file (a FIFO, device or directory cannot be a {kind})"
-        )));
-    }
     if meta.len() > max {
         return Err(Refused::Problem(format!(
             "{} bytes, more than the {max} a {kind} may have",

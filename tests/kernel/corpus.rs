@@ -270,6 +270,85 @@ fn cases() -> Vec<Case> {
             "exec busybox nc -l -p $PORT -e /bin/sh",
             "netcat-listener",
         ),
+        // The dynamic loader running the program (the kernel's executable is the loader).
+        attack(
+            "python3 run by the dynamic loader, -c",
+            "exec $LDSO /usr/bin/python3 -c \"$(cat {opt}/srv.py)\" $PORT",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "netcat run by a copy of the loader",
+            "exec {opt}/sys-helper /usr/bin/nc.openbsd -l 127.0.0.1 $PORT",
+            "netcat-listener",
+        ),
+        attack(
+            "a python copy in /tmp run by the loader, --argv0 cron",
+            "exec $LDSO --argv0 cron /tmp/portwatch-corpus/python3 {opt}/srv.py",
+            "suspicious-location",
+        ),
+        // Named after a daemon: a program no package has, in a toolchain's directory.
+        attack(
+            "an unknown program named sshd in ~/.local/bin",
+            "exec /root/.local/bin/portwatch-corpus/sshd {opt}/srv.py",
+            "masquerade",
+        ),
+        // Command lines a reader that does not know every option misreads.
+        attack(
+            "perl -FI -e (an option with its value attached)",
+            "exec perl -FI -e \"BEGIN { $(cat {opt}/plain.pl) }\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "perl code in -M",
+            "exec perl -M\"IO::Socket::INET;$(cat {opt}/plain.pl)\" /dev/null",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "python3 /dev/stdin",
+            "exec python3 /dev/stdin < {opt}/srv.py",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "node with an option it takes a value for, then -e",
+            "exec node --max-http-header-size 16384 -e \"$(cat {opt}/srv.js)\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "node --import of a data: URL",
+            "exec node --import \"data:text/javascript;base64,$(echo \"$SRV_MJS\" | base64 -w0)\" /dev/null",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "tclsh -q decoy.tcl (reads standard input)",
+            "exec tclsh -q {opt}/decoy.tcl < {opt}/srv.tcl",
+            "inline-interpreter-listener",
+        ),
+        // Places named so that they do not look like themselves.
+        attack(
+            "a script in /dev/shm named through /opt/..",
+            "exec python3 /opt/../dev//shm/portwatch-corpus-srv.py",
+            "suspicious-location",
+        ),
+        attack(
+            "a script in /dev/shm through a symlink in /opt",
+            "exec python3 {opt}/shm/portwatch-corpus-srv.py",
+            "suspicious-location",
+        ),
+        attack(
+            "a hidden program file in /opt",
+            "exec {opt}/.sysd {opt}/srv.py",
+            "suspicious-location",
+        ),
+        attack(
+            "a program below a directory anyone may write to",
+            "exec /srv/portwatch-corpus-upload/sub/python3 {opt}/srv.py",
+            "suspicious-location",
+        ),
+        attack(
+            "a toolchain's directory inside another hidden one",
+            "exec /root/.cache/portwatch-corpus/.cargo/bin/python3 {opt}/srv.py",
+            "suspicious-location",
+        ),
         attack(
             "socat EXEC of bash copied as apache-worker",
             "exec socat TCP-LISTEN:$PORT,bind=127.0.0.1 EXEC:{opt}/apache-worker,nofork",
@@ -315,6 +394,8 @@ fn cases() -> Vec<Case> {
         },
         service("busybox httpd", "exec busybox httpd -f -p 127.0.0.1:$PORT -h {opt}"),
         service("busybox httpd, run by nobody", "exec AS_NOBODY busybox httpd -f -p 127.0.0.1:$PORT -h {opt}"),
+        service("python3 run by the dynamic loader with a script", "exec $LDSO /usr/bin/python3 {opt}/srv.py"),
+        service("a pipx program (~/.local/share/pipx)", "exec /root/.local/share/pipx/portwatch-corpus/python3 {opt}/srv.py"),
         service("perl -w with a script", "exec perl -w {opt}/plain.pl"),
         service("python3 -X dev with a script", "exec python3 -X dev {opt}/srv.py"),
         service("a node script in /opt, run by nobody", "exec AS_NOBODY node {opt}/srv.js"),
@@ -370,6 +451,8 @@ fn start(case: &Case, port: u16) -> Group {
         .env("NGINX_CONF", Fixture::nginx_conf(port))
         .env("CHRONY_CONF", Fixture::chrony_conf(port))
         .env("PG_BIN", fixture::pg_bin())
+        .env("LDSO", fixture::ldso())
+        .env("SRV_MJS", fixture::SRV_MJS)
         .current_dir("/")
         .process_group(0)
         .stdin(Stdio::null())

@@ -17,9 +17,12 @@ use rustc_hash::FxHashMap;
 
 use super::{
     fingerprint::{self, Fingerprint},
-    mounts,
+    loader, mounts, resolve,
 };
-use crate::model::process::{Identity, Location, ProcessContext};
+use crate::{
+    files::open_regular,
+    model::process::{Identity, Loaded, Location, ProcessContext},
+};
 
 /// Where the host's tools are looked for.
 const DIRS: [&str; 6] = [
@@ -47,38 +50,62 @@ impl Catalog {
     /// Fingerprints every file in the tool directories whose name `is_tool` (or whose real
     /// file's name) accepts.
     pub fn of_host(is_tool: &dyn Fn(&str) -> bool) -> Self {
-        let mut by_print = FxHashMap::default();
-        let mut aliases: FxHashMap<PathBuf, Vec<Arc<str>>> = FxHashMap::default();
+        let mut catalog = Self::default();
         let mut seen = Vec::new();
-        for dir in DIRS {
-            let Ok(entries) = fs::read_dir(dir) else {
+        // On a merged-/usr host /bin is /usr/bin: each directory is read once.
+        let mut dirs: Vec<PathBuf> = DIRS
+            .iter()
+            .filter_map(|d| fs::canonicalize(d).ok())
+            .collect();
+        dirs.dedup_by(|a, b| a == b);
+        let mut read = Vec::new();
+        for dir in dirs {
+            if read.contains(&dir) {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
             let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             names.sort();
             for path in names {
-                let Ok(real) = fs::canonicalize(&path) else {
-                    continue;
-                };
-                let name = path.file_name().and_then(|n| n.to_str());
-                if let Some(name) = name.filter(|_| real != path) {
-                    let names = aliases.entry(real.clone()).or_default();
-                    if !names.iter().any(|n| &**n == name) {
-                        names.push(Arc::from(name));
-                    }
-                }
-                let named = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(is_tool);
-                if seen.contains(&real) || !(named(&path) || named(&real)) {
-                    continue;
-                }
-                let print = File::open(&real).and_then(|mut f| fingerprint::of(&mut f));
-                if let (Ok(Some(print)), Some(text)) = (print, real.to_str()) {
-                    by_print.entry(print).or_insert_with(|| Arc::from(text));
-                }
-                seen.push(real);
+                catalog.add(&path, is_tool, &mut seen);
+            }
+            read.push(dir);
+        }
+        // The dynamic loaders, which run any program named to them (`enrich::loader`).
+        for dir in loader::PLACES {
+            for name in loader::NAMES {
+                catalog.add(&Path::new(dir).join(name), &|_| true, &mut seen);
             }
         }
-        Self { by_print, aliases }
+        catalog
+    }
+
+    /// `path` in the catalog if `is_tool` accepts its name or its real file's, and as an
+    /// alias of its real file when it is a link.
+    fn add(&mut self, path: &Path, is_tool: &dyn Fn(&str) -> bool, seen: &mut Vec<PathBuf>) {
+        let Ok(real) = fs::canonicalize(path) else {
+            return;
+        };
+        let name = path.file_name().and_then(|n| n.to_str());
+        if let Some(name) = name.filter(|_| real != path) {
+            let names = self.aliases.entry(real.clone()).or_default();
+            if !names.iter().any(|n| &**n == name) {
+                names.push(Arc::from(name));
+            }
+        }
+        let named = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(is_tool);
+        if seen.contains(&real) || !(named(path) || named(&real)) {
+            return;
+        }
+        let print = open_regular(&real).and_then(|mut f| fingerprint::of(&mut f));
+        if let (Ok(Some(print)), Some(text)) = (print, real.to_str()) {
+            self.by_print
+                .entry(print)
+                .or_insert_with(|| Arc::from(text));
+        }
+        seen.push(real);
     }
 }
 
@@ -126,22 +153,48 @@ impl Identifier {
         let mounts = mounts::of(pid).unwrap_or_default();
         let local = |path: &str| path.starts_with("/memfd:") || mounts::is_local(&mounts, path);
         let exe = p.exe.as_deref().map(|e| e.trim_end_matches(" (deleted)"));
-        let known_as = exe
+        let mut known_as = exe
             .filter(|e| local(e))
             .and_then(|e| self.known_as(pid, Some(e), exe_ino));
-        let exe_at = exe
+        let mut exe_at = exe
             .filter(|e| e.starts_with('/'))
-            .map(|e| located(pid, e, local(e)));
-        let program = known_as.as_deref().or(exe).map(file_name);
+            .map(|e| located(pid, &mounts, e));
+        // The arguments as started: what the program was told to run.
+        let mut args = p.exec_args.as_deref().or(p.args.as_deref());
+        let name = known_as.as_deref().or(exe).map(file_name);
+        let loaded = name
+            .filter(|n| loader::is_loader(n))
+            .zip(args)
+            .and_then(|(_, a)| Some((loader::program_at(a)?, a)))
+            .map(|(at, a)| {
+                let path = resolve::resolve(pid, &mounts, &a[at]);
+                known_as = path
+                    .as_deref()
+                    .and_then(|p| open_regular(format!("/proc/{pid}/root{p}")).ok())
+                    .and_then(|f| self.known_file(f));
+                exe_at = path.as_deref().map(|p| located(pid, &mounts, p));
+                args = Some(&a[at..]);
+                Loaded {
+                    program: Arc::from(path.unwrap_or_else(|| resolve::lexical(pid, &a[at]))),
+                    at,
+                }
+            });
+        let program = known_as
+            .as_deref()
+            .or(loaded.as_ref().map(|l| &*l.program))
+            .or(exe)
+            .map(file_name);
         let script = program
-            .zip(p.args.as_deref())
+            .zip(args)
             .and_then(|(prog, args)| script_of(prog, args));
-        // A script's directory is not stat'ed: its path, unlike the executable's, may go
-        // through symbolic links into a mount a server answers for. Its place is judged by
-        // its text.
-        let script_at = script
-            .and_then(|s| absolute(pid, s))
-            .map(|s| located(pid, &s, false));
+        let script_at = script.map(|s| match resolve::resolve(pid, &mounts, s) {
+            Some(real) => located(pid, &mounts, &real),
+            // Gone, or somewhere not to be touched: judged by its text.
+            None => Location {
+                path: Arc::from(resolve::lexical(pid, s)),
+                world_writable: false,
+            },
+        });
         let aliases = exe
             .and_then(|e| self.catalog.aliases.get(Path::new(e)))
             .map(|a| Arc::from(a.as_slice()))
@@ -151,12 +204,19 @@ impl Identifier {
             exe_at,
             script_at,
             aliases,
+            loaded,
         }
     }
 
     /// The host tool whose content process `pid`'s executable at the event has.
     fn known_as(&mut self, pid: u32, exe: Option<&str>, exe_ino: Option<u64>) -> Option<Arc<str>> {
-        let (mut file, meta) = open_exe(pid, exe, exe_ino)?;
+        let (file, _) = open_exe(pid, exe, exe_ino)?;
+        self.known_file(file)
+    }
+
+    /// The host tool whose content `file` has.
+    fn known_file(&mut self, mut file: File) -> Option<Arc<str>> {
+        let meta = file.metadata().ok()?;
         // Not the inode alone: a file rewritten in place, or a new file given a freed inode
         // number, is another program.
         let key = FileKey {
@@ -186,14 +246,14 @@ impl Identifier {
 /// file at the event's path in its root, if that is still the same file.
 fn open_exe(pid: u32, exe: Option<&str>, ino: Option<u64>) -> Option<(File, fs::Metadata)> {
     let same = |m: &fs::Metadata| ino.is_none_or(|i| m.ino() == i);
-    if let Ok(f) = File::open(format!("/proc/{pid}/exe")) {
+    if let Ok(f) = open_regular(format!("/proc/{pid}/exe")) {
         let m = f.metadata().ok()?;
         if same(&m) {
             return Some((f, m));
         }
     }
     let path = exe?.trim_end_matches(" (deleted)");
-    let f = File::open(format!("/proc/{pid}/root{path}")).ok()?;
+    let f = open_regular(format!("/proc/{pid}/root{path}")).ok()?;
     let m = f.metadata().ok()?;
     (ino.is_some() && same(&m)).then_some((f, m))
 }
@@ -202,23 +262,24 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// `path` made absolute against process `pid`'s working directory.
-fn absolute(pid: u32, path: &str) -> Option<String> {
-    if path.starts_with('/') {
-        return Some(path.to_owned());
+/// Where `path` (canonical, as process `pid` sees it: its root may be a container's) is:
+/// whether anyone may write in its directory or in one above it (so anyone could have made
+/// the directories below). Directories on a mount a server answers for are not looked at.
+fn located(pid: u32, mountinfo: &str, path: &str) -> Location {
+    let mut writable = false;
+    let mut dir = path;
+    while let Some((up, _)) = dir.rsplit_once('/') {
+        dir = up;
+        let shown = if up.is_empty() { "/" } else { up };
+        if !mounts::is_local(mountinfo, shown) {
+            break;
+        }
+        let mode = fs::metadata(format!("/proc/{pid}/root{shown}")).map_or(0, |m| m.mode());
+        if mode & 0o002 != 0 {
+            writable = true;
+            break;
+        }
     }
-    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    Some(cwd.join(path).to_str()?.to_owned())
-}
-
-/// Where `path` is, as process `pid` sees it (its root may be a container's): whether anyone
-/// may write in its directory.
-fn located(pid: u32, path: &str, readable: bool) -> Location {
-    let dir = path
-        .rsplit_once('/')
-        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
-    let writable = readable
-        && fs::metadata(format!("/proc/{pid}/root{dir}")).is_ok_and(|m| m.mode() & 0o002 != 0);
     Location {
         path: Arc::from(path),
         world_writable: writable,

@@ -4,9 +4,11 @@ pub mod cgroup;
 pub mod container;
 mod fingerprint;
 pub mod identify;
+mod loader;
 mod mounts;
 pub mod procfs;
 pub mod proctable;
+mod resolve;
 mod running;
 pub mod users;
 

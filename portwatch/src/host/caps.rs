@@ -42,7 +42,7 @@ const OPTIONAL: [(u32, Missing); 2] = [
         CAP_SYS_PTRACE,
         Missing {
             capability: "CAP_SYS_PTRACE",
-            without: "the owners of other users' sockets cannot be named: their /proc/PID/fd cannot be read",
+            without: "the owners of other users' sockets cannot be named: their /proc/PID/fd cannot be read; and the detections know other users' programs by name only (a renamed copy of netcat is not netcat): their /proc/PID/exe cannot be read",
         },
     ),
     (

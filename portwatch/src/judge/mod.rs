@@ -259,6 +259,7 @@ fn subject<'a>(doing: &'a str, who: &'a Who) -> Subject<'a> {
         exe_at: who.identity.and_then(|i| i.exe_at.as_ref()),
         script_at: who.identity.and_then(|i| i.script_at.as_ref()),
         aliases: who.identity.map_or(&[], |i| &i.aliases),
+        loaded: who.identity.and_then(|i| i.loaded.as_ref()),
         exe_deleted: p.exe_deleted,
         args: p.args.as_deref(),
         exec_args: p.exec_args.as_deref(),

@@ -96,6 +96,18 @@ pub struct Identity {
     /// The other names its executable goes by on the host (links to it in the tool
     /// directories: `redis-server` for `redis-check-rdb`).
     pub aliases: Arc<[Arc<str>]>,
+    /// The program a dynamic loader run as the executable loads (`ld.so /usr/bin/python3`):
+    /// then `known_as` and `exe_at` are that program's.
+    pub loaded: Option<Loaded>,
+}
+
+/// The program named to a dynamic loader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// Its path (resolved in the process's root when it could be).
+    pub program: Arc<str>,
+    /// Where it is named in the arguments as started: they are its own from there.
+    pub at: usize,
 }
 
 /// A file's absolute path, and whether anyone may write in its directory (as its process sees

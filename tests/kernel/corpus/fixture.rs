@@ -11,15 +11,21 @@ use std::{
 
 /// Where the fixture's files are; every other place is below one of these.
 pub const OPT: &str = "/opt/portwatch-corpus";
-const PLACES: [&str; 6] = [
+const PLACES: [&str; 8] = [
     OPT,
     "/tmp/portwatch-corpus",
     "/var/tmp/portwatch-corpus",
     "/srv/portwatch-corpus-upload",
     "/root/.cache/portwatch-corpus",
     "/root/.local/share/.portwatch-corpus",
+    "/root/.local/bin/portwatch-corpus",
+    "/root/.local/share/pipx/portwatch-corpus",
 ];
 const SHM_SCRIPT: &str = "/dev/shm/portwatch-corpus-srv.py";
+
+/// A JavaScript module (for `--import data:...`) serving 127.0.0.1:$PORT.
+pub const SRV_MJS: &str = "import net from 'node:net'; \
+    net.createServer((c) => c.end()).listen(+process.env.PORT, '127.0.0.1');";
 
 /// A Python server: listens on 127.0.0.1:$PORT (its last argument, else $PORT) and waits.
 const SRV_PY: &str = "import os, socket, sys, time
@@ -115,6 +121,7 @@ impl Fixture {
             ("srv.rb", SRV_RB),
             ("index.php", "<?php echo 'ok';\n"),
             ("pre.js", PRE_JS),
+            ("decoy.tcl", "exit 0\n"),
         ] {
             write(&opt.join(name), text, 0o644);
         }
@@ -122,7 +129,13 @@ impl Fixture {
         write(&Path::new(PLACES[5]).join("srv.py"), SRV_PY, 0o644);
         // Debian's tools under other names, in other places.
         let python = fs::canonicalize("/usr/bin/python3").unwrap();
+        let ldso = fs::canonicalize(ldso()).unwrap();
         for (tool, copy) in [
+            (ldso.as_path(), format!("{OPT}/sys-helper")),
+            (&python, format!("{OPT}/.sysd")),
+            (&python, format!("{}/sub/python3", PLACES[3])),
+            (&python, format!("{}/.cargo/bin/python3", PLACES[4])),
+            (&python, format!("{}/python3", PLACES[7])),
             (
                 Path::new("/usr/bin/nc.openbsd"),
                 format!("{}/httpd", PLACES[4]),
@@ -144,6 +157,17 @@ impl Fixture {
             fs::copy(tool, &copy).unwrap();
             fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
         }
+        // A program of nobody's: python with one byte of its build-id changed.
+        let sshd = format!("{}/sshd", PLACES[6]);
+        let mut bytes = fs::read(&python).unwrap();
+        let note = b"GNU\0";
+        let at = bytes
+            .windows(16)
+            .position(|w| w[4..8] == [20, 0, 0, 0] && w[8..12] == [3, 0, 0, 0] && &w[12..] == note)
+            .expect("python3's build-id note");
+        bytes[at + 16] ^= 0xff;
+        write_bytes(Path::new(&sshd), &bytes, 0o755);
+        std::os::unix::fs::symlink("/dev/shm", opt.join("shm")).unwrap();
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", ""])
             .arg("-f")
@@ -230,8 +254,21 @@ pub fn pg_bin() -> String {
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap();
+    write_bytes(path, text.as_bytes(), mode);
+}
+
+fn write_bytes(path: &Path, bytes: &[u8], mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// This machine's dynamic loader.
+pub fn ldso() -> &'static str {
+    ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a dynamic loader")
 }
 
 fn run(cmd: &mut Command) {

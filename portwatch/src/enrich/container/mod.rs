@@ -90,18 +90,10 @@ impl HostFs {
     /// a regular file: a rootless runtime's files are its user's, who could put a FIFO there
     /// (opened without waiting for a writer, then refused) to stall the stream.
     pub fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        use std::os::unix::fs::OpenOptionsExt;
         let mut last = io::Error::from(io::ErrorKind::NotFound);
         for p in self.candidates(path) {
-            let opened = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&p);
-            match opened {
+            match crate::files::open_regular(&p) {
                 Ok(f) => {
-                    if !f.metadata()?.is_file() {
-                        return Err(io::Error::other("not a regular file"));
-                    }
                     let mut bytes = Vec::new();
                     f.take(MAX_STATE + 1).read_to_end(&mut bytes)?;
                     if bytes.len() as u64 > MAX_STATE {

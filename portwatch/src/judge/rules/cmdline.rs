@@ -1,15 +1,17 @@
 //! Interpreters' command lines, read the way the interpreters read them: short options combined
 //! in one argument (`python3 -Ic`, `perl -we`), options with their value attached or next
 //! (`-Wignore`, `-W ignore`), `--` and `-`, and the first operand (a script, or awk's program).
-//! What matters to the rules is what the interpreter was told to run.
+//! What matters to the rules is what the interpreter was told to run. Where the reading is
+//! unsure (a long option it does not know, which may take the next argument), it takes the
+//! reading that runs code rather than the one that hides it.
 
 /// What an interpreter was told to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runs<'a> {
-    /// A program given on the command line, by this argument (`-c`, `-Ic`, `--eval`, or awk's
-    /// first operand).
+    /// A program given on the command line, by this argument (`-c`, `-Ic`, `--eval`, awk's
+    /// first operand, or code in a module's name: `-M'strict;system ...'`).
     Inline(&'a str),
-    /// Its program on standard input: `-`, or no script at all.
+    /// Its program on standard input: `-`, `/dev/stdin`, `/dev/fd/N`, or no script at all.
     Stdin(&'a str),
     /// A script file.
     Script(&'a str),
@@ -29,18 +31,58 @@ pub struct Syntax {
     pub attached: &'static [char],
     /// Long options that take a value (`--require x`; `--require=x` is one argument anyway).
     pub valued_long: &'static [&'static str],
+    /// Short and long options naming a module loaded before the program: code when the value
+    /// is code rather than a name (`data:` URLs, statements).
+    pub loads: &'static [char],
+    pub loads_long: &'static [&'static str],
     /// Short options naming a module or server to run, which ends the interpreter's options.
     pub module: &'static [char],
     /// Short options naming the script file (`awk -f`, `php -f`).
     pub script: &'static [char],
     /// The first operand is the program itself, not a script's name (awk).
     pub program_operand: bool,
+    /// tclsh: `[-encoding NAME] [SCRIPT]`, and any other first argument starting with `-`
+    /// leaves it reading standard input.
+    pub tcl: bool,
+}
+
+/// A module's name that is code: a `data:` URL, or statements.
+fn is_code(value: &str) -> bool {
+    value.starts_with("data:") || value.contains([';', '{', '}', '`', '\n'])
+}
+
+/// A script path that is the interpreter's own standard input or an inherited descriptor.
+fn is_stdin(path: &str) -> bool {
+    path == "-"
+        || path == "/dev/stdin"
+        || path.starts_with("/dev/fd/")
+        || (path.starts_with("/proc/") && path.contains("/fd/"))
 }
 
 impl Syntax {
+    /// No options of any kind.
+    pub const PLAIN: Syntax = Syntax {
+        inline: &[],
+        inline_long: &[],
+        valued: &[],
+        attached: &[],
+        valued_long: &[],
+        loads: &[],
+        loads_long: &[],
+        module: &[],
+        script: &[],
+        program_operand: false,
+        tcl: false,
+    };
+
     /// What `args` (argv, the interpreter's own name first) tell it to run.
     pub fn runs<'a>(&self, args: &'a [String]) -> Runs<'a> {
+        if self.tcl {
+            return tcl(args);
+        }
         let mut i = 1;
+        // The previous argument was a long option this does not know.
+        let mut unknown_long = false;
         while let Some(a) = args.get(i) {
             if a == "--" {
                 i += 1;
@@ -49,15 +91,20 @@ impl Syntax {
             if a == "-" || !a.starts_with('-') {
                 break;
             }
+            unknown_long = false;
             if let Some(long) = a.strip_prefix("--") {
-                let name = long.split('=').next().unwrap_or(long);
+                let (name, value) = long.split_once('=').unwrap_or((long, ""));
+                let next = args.get(i + 1).map_or("", String::as_str);
                 if self.inline_long.contains(&name) {
                     return Runs::Inline(a);
                 }
-                if self.valued_long.contains(&name) && !long.contains('=') {
-                    i += 1;
+                let takes_next = self.valued_long.contains(&name) && !long.contains('=');
+                let loaded = if takes_next { next } else { value };
+                if self.loads_long.contains(&name) && is_code(loaded) {
+                    return Runs::Inline(a);
                 }
-                i += 1;
+                unknown_long = !self.valued_long.contains(&name);
+                i += 1 + usize::from(takes_next);
                 continue;
             }
             match self.short(a, args.get(i + 1)) {
@@ -66,12 +113,22 @@ impl Syntax {
                 Short::Found(runs) => return runs,
             }
         }
-        match args.get(i) {
+        let runs = match args.get(i) {
             None => Runs::Stdin("(no script)"),
-            Some(op) if op == "-" => Runs::Stdin(op),
+            Some(op) if is_stdin(op) => Runs::Stdin(op),
             Some(op) if self.program_operand => Runs::Inline(op),
             Some(op) => Runs::Script(op),
+        };
+        // `node --some-option VALUE -e CODE`: if the option took the operand as its value,
+        // the options go on; when what follows runs code, that is the reading taken.
+        if unknown_long && matches!(runs, Runs::Script(_)) {
+            let rest = &args[i..];
+            match self.runs(rest) {
+                found @ (Runs::Inline(_) | Runs::Stdin(_)) if rest.len() > 1 => return found,
+                _ => {}
+            }
         }
+        runs
     }
 
     /// One argument of short options (`-Ic`), `next` the argument after it.
@@ -92,7 +149,16 @@ impl Syntax {
                 return Short::Found(Runs::Module(value()));
             }
             if self.script.contains(&c) {
-                return Short::Found(Runs::Script(value()));
+                let path = value();
+                return Short::Found(if is_stdin(path) {
+                    Runs::Stdin(path)
+                } else {
+                    Runs::Script(path)
+                });
+            }
+            let attached_only = self.attached.contains(&c);
+            if self.loads.contains(&c) && is_code(if attached_only { rest } else { value() }) {
+                return Short::Found(Runs::Inline(a));
             }
             if self.valued.contains(&c) {
                 return if rest.is_empty() {
@@ -101,11 +167,24 @@ impl Syntax {
                     Short::Flags
                 };
             }
-            if self.attached.contains(&c) {
+            if attached_only {
                 return Short::Flags;
             }
         }
         Short::Flags
+    }
+}
+
+/// tclsh's command line: `tclsh [-encoding NAME] [SCRIPT [ARG ...]]`.
+fn tcl(args: &[String]) -> Runs<'_> {
+    let first = match args.get(1).map(String::as_str) {
+        Some("-encoding") => 3,
+        _ => 1,
+    };
+    match args.get(first) {
+        None => Runs::Stdin("(no script)"),
+        Some(a) if a.starts_with('-') || is_stdin(a) => Runs::Stdin(a),
+        Some(script) => Runs::Script(script),
     }
 }
 
@@ -119,7 +198,7 @@ enum Short<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::judge::rules::program::INTERPRETERS;
+    use crate::judge::rules::interpreters::INTERPRETERS;
 
     fn runs(family: &str, line: &str) -> String {
         let i = INTERPRETERS.iter().find(|i| i.family == family).unwrap();
@@ -149,7 +228,59 @@ mod tests {
             ("python", "python3 -X dev app.py", "Script(\"app.py\")"),
             ("perl", "perl -we x", "Inline(\"-we\")"),
             ("perl", "perl -MIO::Socket -e x", "Inline(\"-e\")"),
-            ("perl", "perl -M IO::Socket -e x", "Inline(\"-e\")"),
+            ("perl", "perl -MIO::Socket -e x", "Inline(\"-e\")"),
+            // An option this does not know, with an attached value: -F's is `I`, not -I.
+            ("perl", "perl -FI -e x", "Inline(\"-e\")"),
+            ("perl", "perl -C7 -e x", "Inline(\"-e\")"),
+            (
+                "perl",
+                "perl -Mstrict;system(1) srv.pl",
+                "Inline(\"-Mstrict;system(1)\")",
+            ),
+            ("perl", "perl -Mstrict srv.pl", "Script(\"srv.pl\")"),
+            ("python", "python3 /dev/stdin", "Stdin(\"/dev/stdin\")"),
+            ("python", "python3 -u /dev/fd/3", "Stdin(\"/dev/fd/3\")"),
+            (
+                "python",
+                "python3 /proc/self/fd/0",
+                "Stdin(\"/proc/self/fd/0\")",
+            ),
+            ("awk", "gawk -f /dev/stdin", "Stdin(\"/dev/stdin\")"),
+            ("awk", "gawk -W posix BEGIN{x}", "Inline(\"BEGIN{x}\")"),
+            ("node", "node --inspect-port 9229 -e x", "Inline(\"-e\")"),
+            ("node", "node --stack-trace-limit 50 -e x", "Inline(\"-e\")"),
+            ("node", "node --no-warnings app.js -e x", "Inline(\"-e\")"),
+            ("node", "node --trace-warnings app.js", "Script(\"app.js\")"),
+            (
+                "node",
+                "node --import data:text/javascript,x app.js",
+                "Inline(\"--import\")",
+            ),
+            (
+                "node",
+                "node --import=data:x app.js",
+                "Inline(\"--import=data:x\")",
+            ),
+            (
+                "node",
+                "node --import ./setup.mjs app.js",
+                "Script(\"app.js\")",
+            ),
+            (
+                "ruby",
+                "ruby --enable frozen-string-literal -e x",
+                "Inline(\"-e\")",
+            ),
+            ("ruby", "ruby -Fx -e x", "Inline(\"-e\")"),
+            ("tclsh", "tclsh", "Stdin(\"(no script)\")"),
+            ("tclsh", "tclsh -x", "Stdin(\"-x\")"),
+            (
+                "tclsh",
+                "tclsh -encoding utf-8 srv.tcl",
+                "Script(\"srv.tcl\")",
+            ),
+            ("tclsh", "tclsh srv.tcl -x", "Script(\"srv.tcl\")"),
+            ("php", "php -F /dev/stdin", "Stdin(\"/dev/stdin\")"),
             ("perl", "perl -l0 -ne x", "Inline(\"-ne\")"),
             ("perl", "perl -I lib server.pl", "Script(\"server.pl\")"),
             ("ruby", "ruby -rsocket -e x", "Inline(\"-e\")"),

@@ -2,7 +2,9 @@
 //! now and as it was started: `exec -a`, `$0`, setproctitle) are compared with what the
 //! program is (by content first, `program`): a kernel thread's name, in any form `ps` shows
 //! (`[kworker/0:1]`, `kworker/0:1`), on a process that has an executable; a well-known daemon's
-//! name or process title (`sshd: root@pts/0`, `nginx: worker process`) on another program.
+//! name or process title (`sshd: root@pts/0`, `nginx: worker process`) on another program; a
+//! program named after a daemon (`~/.local/bin/sshd`) that is not the host's daemon by content
+//! and does not live where installed programs live.
 use super::{
     Findings, Severity, Subject, file_name, program,
     table::{KERNEL_THREAD_NAME, MASQUERADE},
@@ -47,6 +49,27 @@ pub(super) const DAEMONS: [&str; 22] = [
     "ntpd",
     "polkitd",
 ];
+
+/// Where installed programs live, as the process sees its file system (a container's
+/// `/usr/sbin/sshd` is its image's).
+pub(super) const INSTALLED: [&str; 8] = [
+    "/usr/",
+    "/bin/",
+    "/sbin/",
+    "/lib/",
+    "/lib64/",
+    "/opt/",
+    "/snap/",
+    "/nix/store/",
+];
+
+/// The daemon `name` is, or is a version or part of.
+pub(super) fn daemon(name: &str) -> Option<&'static str> {
+    DAEMONS
+        .iter()
+        .copied()
+        .find(|d| name == *d || name.strip_prefix(d).is_some_and(is_version_or_part))
+}
 
 /// The program a name claims: `sshd: root@pts/0` → `sshd`, `/usr/sbin/nginx` → `nginx`,
 /// `-bash` (a login shell) → `bash`.
@@ -93,11 +116,8 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     for (what, name) in names {
         let Some(name) = name else { continue };
         let claim = claimed(name);
-        let daemon = DAEMONS.contains(&claim);
-        let is_it = prog == claim
-            || prog.strip_prefix(claim).is_some_and(is_version_or_part)
-            || s.aliases.iter().any(|a| &**a == claim);
-        if daemon && !is_it {
+        let is_it = daemon(prog) == Some(claim) || s.aliases.iter().any(|a| &**a == claim);
+        if DAEMONS.contains(&claim) && !is_it {
             f.add(
                 &MASQUERADE,
                 Severity::High,
@@ -109,6 +129,25 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
                 ),
             );
             return;
+        }
+    }
+    // Named after a daemon by its file name alone: not a copy of a host program, and not
+    // where packages install programs.
+    let at = s.exe_at.map(|a| &*a.path);
+    if let (Some(daemon), None, Some(at)) = (daemon(prog), s.known_as, at) {
+        if !INSTALLED.iter().any(|p| at.starts_with(p)) {
+            f.add(
+                &MASQUERADE,
+                Severity::High,
+                "T1036.005",
+                format!(
+                    "{} {}: named after {daemon}, but it is no program of the host's and lives in {}, \
+                     where packages do not install programs",
+                    who(s),
+                    s.doing,
+                    at.rsplit_once('/').map_or("/", |(d, _)| d)
+                ),
+            );
         }
     }
 }

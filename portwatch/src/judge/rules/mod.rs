@@ -9,12 +9,13 @@
 pub use crate::model::verdict::{Detection, Severity};
 use crate::model::{
     listener::Neighbour,
-    process::{Ancestor, Location},
+    process::{Ancestor, Loaded, Location},
 };
 
 mod cmdline;
 mod disguise;
 mod health;
+mod interpreters;
 mod place;
 mod program;
 mod socket;
@@ -41,6 +42,8 @@ pub struct Subject<'a> {
     /// Where the executable, and an interpreter's script, live.
     pub exe_at: Option<&'a Location>,
     pub script_at: Option<&'a Location>,
+    /// The program a dynamic loader run as the executable loads: the program judged.
+    pub loaded: Option<&'a Loaded>,
     /// Other names the executable goes by on the host (links to it).
     pub aliases: &'a [std::sync::Arc<str>],
     /// The executable had no links left (deleted, or a memfd).
@@ -127,11 +130,19 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The program's name: what its executable is by content (a copy of a host tool under any
-/// name is that tool), else the executable's file name, else the command name. busybox is the
-/// applet it runs.
+/// What the program is by name: what its executable is by content (a copy of a host tool under
+/// any name is that tool), else the file a loader loads, else the executable's file name, else
+/// the command name.
+fn by_name<'a>(s: &Subject<'a>) -> &'a str {
+    s.known_as
+        .or(s.loaded.map(|l| &*l.program))
+        .or(s.exe)
+        .map_or(s.comm, file_name)
+}
+
+/// The program's name: `by_name`, or the applet busybox runs.
 fn program<'a>(s: &Subject<'a>) -> &'a str {
-    let name = s.known_as.or(s.exe).map_or(s.comm, file_name);
+    let name = by_name(s);
     if name == "busybox" {
         applet(s).map_or(name, |(applet, _)| applet)
     } else {
@@ -139,10 +150,24 @@ fn program<'a>(s: &Subject<'a>) -> &'a str {
     }
 }
 
+/// The arguments as started (a rewritten argv is a name, not what it runs), from the program's
+/// own name on (past a loader's own).
+fn started_args<'a>(s: &Subject<'a>) -> Option<&'a [String]> {
+    let args = s.exec_args.or(s.args)?;
+    Some(
+        s.loaded
+            .map_or(args, |l| args.get(l.at..).unwrap_or_default()),
+    )
+}
+
 /// The applet busybox runs, and its arguments: busybox picks it by the name it was started
 /// under (argv[0], as started), or by the next argument when that name is busybox's own.
 fn applet<'a>(s: &Subject<'a>) -> Option<(&'a str, &'a [String])> {
-    let args = s.exec_args.or(s.args)?;
+    busybox_applet(started_args(s)?)
+}
+
+/// The applet a busybox started with `args` runs, and its arguments.
+pub(super) fn busybox_applet(args: &[String]) -> Option<(&str, &[String])> {
     let first = file_name(args.first()?).trim_start_matches('-');
     if first == "busybox" {
         let next = args.get(1)?;
@@ -152,26 +177,36 @@ fn applet<'a>(s: &Subject<'a>) -> Option<(&'a str, &'a [String])> {
     }
 }
 
-/// What the program was told to do: its arguments as it was started (a rewritten argv is a
-/// name, not what it runs), its own name first (busybox's applet's when it runs one).
+/// What the program was told to do: its arguments as started, its own name first (busybox's
+/// applet's when it runs one).
 fn program_args<'a>(s: &Subject<'a>) -> Option<&'a [String]> {
-    let by_name = s.known_as.or(s.exe).map_or(s.comm, file_name);
-    if by_name == "busybox" {
+    if by_name(s) == "busybox" {
         return applet(s).map(|(_, args)| args);
     }
-    s.exec_args.or(s.args)
+    started_args(s)
 }
 
-/// "nc (/usr/bin/nc.openbsd)", "httpd (/root/.cache/httpd, a copy of /usr/bin/nc.openbsd)":
-/// who, for the reasons, with how the program was known when not by its own path.
+/// "nc (/usr/bin/nc.openbsd)", "httpd (/root/.cache/httpd, a copy of /usr/bin/nc.openbsd)",
+/// "ld-linux-x86-64 (/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2, loading /tmp/x, a copy
+/// of /usr/bin/python3.11)": who, for the reasons, with how the program was known when not by
+/// its own path.
 fn who(s: &Subject) -> String {
-    match (s.exe, s.known_as) {
-        (Some(exe), Some(known)) if exe.trim_end_matches(" (deleted)") != known => {
-            format!("{} ({exe}, a copy of {known})", s.comm)
-        }
-        (Some(exe), _) => format!("{} ({exe})", s.comm),
-        (None, _) => s.comm.to_owned(),
+    let Some(exe) = s.exe else {
+        return s.comm.to_owned();
+    };
+    let mut text = format!("{} ({exe}", s.comm);
+    let mut program = exe.trim_end_matches(" (deleted)");
+    if let Some(l) = s.loaded {
+        text.push_str(", loading ");
+        text.push_str(&l.program);
+        program = &l.program;
     }
+    if let Some(known) = s.known_as.filter(|k| *k != program) {
+        text.push_str(", a copy of ");
+        text.push_str(known);
+    }
+    text.push(')');
+    text
 }
 
 impl Rules {

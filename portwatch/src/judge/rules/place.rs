@@ -1,23 +1,31 @@
 //! Where a listener's program lives: its executable, or an interpreter's script, in a
 //! directory anyone may write to (as the process sees it: a container's /tmp is its own), in
-//! shared memory, in a user's runtime directory, or in a hidden directory. Dropped tools run
+//! shared memory, in a user's runtime directory, or in a hidden directory or file. Dropped tools run
 //! from there; packaged services do not. Raised a level when the user is root or a system
 //! account, which services run as and people do not log in as.
 use super::{Findings, Severity, Subject, table::SUSPICIOUS_LOCATION, who};
 use crate::model::process::Location;
 
-/// Hidden directories of language toolchains and version managers, whose programs developers
-/// run as they are: not reported (an attacker may hide there too; the README says so).
-pub(super) const TOOLCHAIN_DIRS: [&str; 9] = [
+/// Hidden directories of language toolchains, version managers and remote editors, whose
+/// programs developers run as they are: not reported when the path's first hidden directory is
+/// one of them (an attacker may hide there too; the README says so).
+pub(super) const TOOLCHAIN_DIRS: [&str; 16] = [
     ".local/bin/",
+    ".local/share/pipx/",
+    ".local/pipx/",
     ".cargo/bin/",
+    ".rustup/",
     ".nvm/",
+    ".npm/_npx/",
     ".pyenv/",
     ".rbenv/",
+    ".asdf/",
     ".sdkman/",
     ".volta/",
     ".bun/",
     ".deno/",
+    ".vscode-server/",
+    ".cursor-server/",
 ];
 
 /// Places where anyone may write, whatever their mode looks like from here.
@@ -43,18 +51,30 @@ fn unusual(at: &Location) -> Option<(String, Severity, &'static str)> {
             "T1105",
         ));
     }
-    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-    let hidden = dir
-        .split('/')
-        .find(|c| c.starts_with('.') && *c != "." && *c != "..")?;
-    if TOOLCHAIN_DIRS.iter().any(|t| path.contains(t)) {
-        return None;
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    // The first hidden directory, and the path from it on.
+    let hidden = dir.match_indices("/.").find_map(|(at, _)| {
+        let from = &path[at + 1..];
+        let name = from.split('/').next().unwrap_or(from);
+        (name != "." && name != "..").then_some((name, from))
+    });
+    if let Some((name, from)) = hidden {
+        if TOOLCHAIN_DIRS.iter().any(|t| from.starts_with(t)) {
+            return None;
+        }
+        return Some((
+            format!("a hidden directory ({name})"),
+            Severity::Medium,
+            "T1564.001",
+        ));
     }
-    Some((
-        format!("a hidden directory ({hidden})"),
-        Severity::Medium,
-        "T1564.001",
-    ))
+    file.starts_with('.').then(|| {
+        (
+            format!("a hidden file ({file})"),
+            Severity::Medium,
+            "T1564.001",
+        )
+    })
 }
 
 /// Root, or an account below the first regular user's uid, or nobody.

@@ -2,7 +2,8 @@
 //! from memory or deleted, a fake kernel thread.
 use super::{
     Findings, Severity, Subject,
-    cmdline::{Runs, Syntax},
+    cmdline::Runs,
+    interpreters::{INTERPRETERS, family},
     program, program_args,
     table::{
         FILELESS, INLINE_INTERPRETER, NETCAT_LISTENER, RELAY_LISTENER, SHELL_LISTENER, WEBSHELL,
@@ -13,140 +14,6 @@ use super::{
 /// Shells, busybox's among them (`ash`, `hush`: busybox is judged by its applet).
 pub(super) const SHELLS: [&str; 9] = [
     "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "hush",
-];
-
-/// An interpreter: how it reads its command line (`cmdline::Syntax`) and its technique.
-pub(super) struct Interpreter {
-    pub family: &'static str,
-    pub syntax: Syntax,
-    pub technique: &'static str,
-}
-
-/// No options of that kind.
-const NONE: &[char] = &[];
-
-pub(super) const INTERPRETERS: [Interpreter; 8] = [
-    Interpreter {
-        family: "python",
-        syntax: Syntax {
-            inline: &['c'],
-            inline_long: &[],
-            valued: &['W', 'X'],
-            attached: NONE,
-            valued_long: &["check-hash-based-pycs"],
-            module: &['m'],
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059.006",
-    },
-    Interpreter {
-        family: "perl",
-        syntax: Syntax {
-            inline: &['e', 'E'],
-            inline_long: &[],
-            valued: &['I', 'M', 'm'],
-            attached: &['l', '0', 'x', 'i', 'C', 'd', 'D'],
-            valued_long: &[],
-            module: NONE,
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059",
-    },
-    Interpreter {
-        family: "ruby",
-        syntax: Syntax {
-            inline: &['e'],
-            inline_long: &[],
-            valued: &['I', 'r', 'C', 'E'],
-            attached: &['W', 'x', '0', 'l', 'T', 'K'],
-            valued_long: &["encoding", "external-encoding", "internal-encoding"],
-            module: NONE,
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059",
-    },
-    Interpreter {
-        family: "php",
-        syntax: Syntax {
-            inline: &['r', 'B', 'R', 'E'],
-            inline_long: &["process-begin", "process-code", "process-end"],
-            valued: &['c', 'd', 't', 'z', 'F'],
-            attached: NONE,
-            valued_long: &["php-ini", "define", "docroot", "zend-extension"],
-            module: &['S'],
-            script: &['f'],
-            program_operand: false,
-        },
-        technique: "T1059",
-    },
-    Interpreter {
-        family: "node",
-        syntax: Syntax {
-            inline: &['e', 'p'],
-            inline_long: &["eval", "print"],
-            valued: &['r', 'C'],
-            attached: NONE,
-            valued_long: &[
-                "require",
-                "import",
-                "loader",
-                "experimental-loader",
-                "input-type",
-                "conditions",
-                "title",
-                "env-file",
-            ],
-            module: NONE,
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059.007",
-    },
-    Interpreter {
-        family: "lua",
-        syntax: Syntax {
-            inline: &['e'],
-            inline_long: &[],
-            valued: &['l'],
-            attached: NONE,
-            valued_long: &[],
-            module: NONE,
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059",
-    },
-    Interpreter {
-        family: "awk",
-        syntax: Syntax {
-            inline: &['e'],
-            inline_long: &["source"],
-            valued: &['F', 'v', 'i', 'l'],
-            attached: NONE,
-            valued_long: &["assign", "field-separator", "include", "load"],
-            module: NONE,
-            script: &['f', 'E'],
-            program_operand: true,
-        },
-        technique: "T1059",
-    },
-    Interpreter {
-        family: "tclsh",
-        syntax: Syntax {
-            inline: NONE,
-            inline_long: &[],
-            valued: &['e'],
-            attached: NONE,
-            valued_long: &[],
-            module: NONE,
-            script: NONE,
-            program_operand: false,
-        },
-        technique: "T1059",
-    },
 ];
 
 pub(super) const NETCATS: [&str; 6] = [
@@ -173,27 +40,18 @@ pub(super) const WEB_SERVERS: [&str; 10] = [
     "h2o",
 ];
 
-/// Whether a file named `name` is one of the tools the rules know by name (what the host's
-/// catalog fingerprints, `enrich::identify`).
+/// Whether a file named `name` is one of the tools or daemons the rules know by name (what
+/// the host's catalog fingerprints, `enrich::identify`).
 pub fn is_tool(name: &str) -> bool {
     SHELLS.contains(&name)
         || NETCATS.contains(&name)
         || TOOLS.contains(&name)
+        || super::disguise::daemon(name).is_some()
         || INTERPRETERS.iter().any(|i| i.family == family(name))
 }
 
 /// Other programs a rule knows: busybox (judged by its applet), openssl.
 pub(super) const TOOLS: [&str; 3] = ["busybox", "openssl", "in.telnetd"];
-
-/// `python3.11` → `python`; `nodejs` → `node`; `gawk`, `mawk` → `awk`; `tclsh8.6` → `tclsh`.
-fn family(name: &str) -> &str {
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    match base {
-        "nodejs" => "node",
-        "gawk" | "mawk" | "nawk" | "original-awk" => "awk",
-        _ => base,
-    }
-}
 
 pub(super) fn is_shell(s: &Subject, prog: &str) -> bool {
     SHELLS.contains(&prog) || SHELLS.contains(&s.comm)

@@ -2,7 +2,7 @@
 //! shell (`nc -l -e /bin/sh`, `socat ...,nofork`) or a reverse shell (`bash -i >& /dev/tcp/...`,
 //! python's `os.dup2` onto 0-2) starts with. Read by the exec hook, so no extra syscall is traced.
 use super::{
-    Findings, Severity, Subject, file_name, program,
+    Findings, Severity, Subject, busybox_applet, file_name, program,
     program::{interpreter, is_shell},
     table::SOCKET_STDIO,
     who,
@@ -25,14 +25,8 @@ fn served_by(s: &Subject, prog: &str) -> Option<String> {
     let parent = s.ancestors.first()?;
     let mut name = parent.exe.as_deref().map_or(&*parent.comm, file_name);
     if name == "busybox" {
-        // busybox's applet: the name it was started under.
         let args = parent.args.as_deref().unwrap_or_default();
-        let first = args.first().map_or(name, |a| file_name(a));
-        name = if first == "busybox" {
-            args.get(1).map_or(name, |a| file_name(a))
-        } else {
-            first
-        };
+        name = busybox_applet(args).map_or(name, |(applet, _)| applet);
     }
     let own = prog == name || prog.strip_prefix(name).is_some_and(|r| r.starts_with('-'));
     let launcher = LAUNCHERS.contains(&name) || name.ends_with("-inetd");

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 
 use super::{
     BACKDOOR_PORTS, CLOSE_WAIT_RISES, Severity,
-    disguise::{DAEMONS, KERNEL_THREADS},
+    disguise::{DAEMONS, INSTALLED, KERNEL_THREADS},
+    interpreters::INTERPRETERS,
     place::TOOLCHAIN_DIRS,
-    program::{INTERPRETERS, NETCATS, SHELLS, WEB_SERVERS},
+    program::{NETCATS, SHELLS, WEB_SERVERS},
     stdio::LAUNCHERS,
 };
 
@@ -168,14 +169,14 @@ pub const KERNEL_THREAD_NAME: Rule = Rule {
 
 pub const MASQUERADE: Rule = Rule {
     name: "masquerade",
-    fires_on: "a listener whose command name or argv[0] (as it is and as it was started: `exec -a`, `$0`, setproctitle) claims a well-known daemon ({daemons}; a process title such as `sshd: root@pts/0` claims `sshd`) while the program, known by content first, is another (a daemon's own versions and parts, `php-fpm8.2`, `sshd-session`, are itself)",
+    fires_on: "a listener whose command name or argv[0] (as it is and as it was started: `exec -a`, `$0`, setproctitle) claims a well-known daemon ({daemons}; a process title such as `sshd: root@pts/0` claims `sshd`) while the program, known by content first, is another (a daemon's own versions and parts, `php-fpm8.2`, `sshd-session`, are itself); or a program named after one of those daemons (`~/.local/bin/sshd`) that is no copy of a program of the host's and lives outside {installed}, where packages install programs (a container's paths are its own)",
     forms: &[(Severity::High, Technique::Id("T1036.005"))],
     by: By::Names,
 };
 
 pub const SUSPICIOUS_LOCATION: Rule = Rule {
     name: "suspicious-location",
-    fires_on: "a new listener whose executable, or whose interpreter's script, lives in /tmp, /var/tmp, /dev/shm or /run/user, or whose executable lives in any directory anyone may write to as the process sees it (its container's own), **high**; or in a hidden directory, **medium** (not the toolchains' {toolchain_dirs}). One level more (critical, high) when the user is root or a system account (uid below 1000, nobody)",
+    fires_on: "a new listener whose executable, or whose interpreter's script, lives in /tmp, /var/tmp, /dev/shm or /run/user, or whose executable lives under any directory anyone may write to as the process sees it (its container's own), **high**; or in a hidden directory or is a hidden file, **medium** (not when the first hidden directory is a toolchain's: {toolchain_dirs}). Paths are read as the process resolves them (links followed, `..` undone). One level more (critical, high) when the user is root or a system account (uid below 1000, nobody)",
     forms: &[
         (Severity::High, Technique::Id("T1105")),
         (Severity::Critical, Technique::Id("T1105")),
@@ -304,6 +305,7 @@ fn fires_on(rule: &Rule) -> String {
         .replace("{web_servers}", &WEB_SERVERS.join(", "))
         .replace("{kernel_threads}", &either(&quoted(KERNEL_THREADS)))
         .replace("{daemons}", &DAEMONS.join(", "))
+        .replace("{installed}", &quoted(INSTALLED).join(", "))
         .replace("{launchers}", &either(&quoted(LAUNCHERS)))
         .replace("{toolchain_dirs}", &quoted(TOOLCHAIN_DIRS).join(", "))
         .replace("{backdoor_ports}", &ports.join(", "))

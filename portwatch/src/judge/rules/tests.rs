@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::process::{Ancestor, Location};
+use crate::model::process::{Ancestor, Loaded, Location};
 
 fn subject<'a>(comm: &'a str, exe: Option<&'a str>, args: &'a [String], port: u16) -> Subject<'a> {
     Subject {
@@ -318,6 +318,37 @@ fn names_that_claim_another_program_are_disguises() {
             found(&s)
         );
     }
+    // Named after a daemon, no program of the host's, where packages do not install: a
+    // disguise; a copy of the host's daemon, or the daemon where packages put it, is itself.
+    let own = Location {
+        path: "/root/.local/bin/sshd".into(),
+        world_writable: false,
+    };
+    let argv = args(&["/root/.local/bin/sshd", "-D"]);
+    let fake = Subject {
+        exe_at: Some(&own),
+        ..subject("sshd", Some("/root/.local/bin/sshd"), &argv, 8080)
+    };
+    assert_eq!(found(&fake), ["masquerade"]);
+    let reason = &Rules::default().judge(&fake)[0].reason;
+    assert!(
+        reason.contains("named after sshd") && reason.contains("/root/.local/bin"),
+        "{reason}"
+    );
+    let copy = Subject {
+        known_as: Some("/usr/sbin/sshd"),
+        ..fake
+    };
+    assert!(found(&copy).is_empty(), "{:?}", found(&copy));
+    let container = Location {
+        path: "/usr/sbin/sshd".into(),
+        world_writable: false,
+    };
+    let image = Subject {
+        exe_at: Some(&container),
+        ..subject("sshd", Some("/usr/sbin/sshd"), &argv, 8080)
+    };
+    assert!(found(&image).is_empty(), "{:?}", found(&image));
     // Rewritten after exec: the name it was started with is judged too.
     let now = args(&["worker", "/srv/x.py"]);
     let started = args(&["nginx: master process", "/srv/x.py"]);
@@ -384,10 +415,29 @@ fn programs_and_scripts_in_places_anyone_may_write_are_flagged_more_for_system_a
         ..subject("httpd", None, &[], 8080)
     };
     assert_eq!(judged(&dot).unwrap().0, Severity::Medium);
+    // A hidden file, and a toolchain's name below another hidden directory.
+    for (path, said) in [
+        ("/usr/local/bin/.sysd", "a hidden file (.sysd)"),
+        ("/srv/.x/.cargo/bin/srv", "a hidden directory (.x)"),
+        (
+            "/root/.cache/tools/.local/bin/srv",
+            "a hidden directory (.cache)",
+        ),
+    ] {
+        let l = at(path, false);
+        let s = Subject {
+            uid: Some(1000),
+            exe_at: Some(&l),
+            ..subject("srv", None, &[], 8080)
+        };
+        assert!(judged(&s).is_some_and(|(_, r)| r.contains(said)), "{path}");
+    }
     // Toolchains' hidden directories, and packaged places: quiet.
     for path in [
         "/home/u/.local/bin/jupyter",
         "/root/.cargo/bin/srv",
+        "/home/u/.vscode-server/bin/abc/node",
+        "/home/u/.local/share/pipx/venvs/x/bin/python",
         "/usr/sbin/nginx",
         "/opt/app/bin/srv",
     ] {
@@ -483,4 +533,58 @@ fn interpreters_are_read_as_they_read_their_options() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn a_program_run_by_the_dynamic_loader_is_judged_as_that_program() {
+    let line = args(&[
+        "/lib64/ld-linux-x86-64.so.2",
+        "--argv0",
+        "x",
+        "/tmp/py",
+        "-c",
+        "import socket",
+    ]);
+    let loaded = Loaded {
+        program: "/tmp/py".into(),
+        at: 3,
+    };
+    let tmp = Location {
+        path: "/tmp/py".into(),
+        world_writable: true,
+    };
+    let ldso = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let s = Subject {
+        known_as: Some("/usr/bin/python3.11"),
+        loaded: Some(&loaded),
+        exe_at: Some(&tmp),
+        ..subject("ld-linux-x86-64", Some(ldso), &line, 8080)
+    };
+    assert_eq!(
+        found(&s),
+        ["inline-interpreter-listener", "suspicious-location"]
+    );
+    let reason = &Rules::default().judge(&s)[0].reason;
+    assert!(
+        reason.contains(&format!(
+            "({ldso}, loading /tmp/py, a copy of /usr/bin/python3.11)"
+        )),
+        "{reason}"
+    );
+    // The same loader running a script: quiet.
+    let script = args(&[
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/bin/python3",
+        "/srv/app.py",
+    ]);
+    let app = Loaded {
+        program: "/usr/bin/python3.11".into(),
+        at: 1,
+    };
+    let s = Subject {
+        known_as: Some("/usr/bin/python3.11"),
+        loaded: Some(&app),
+        ..subject("ld-linux-x86-64", Some(ldso), &script, 8080)
+    };
+    assert!(found(&s).is_empty(), "{:?}", found(&s));
 }
