@@ -334,17 +334,13 @@ impl Record {
 
     /// How much it asks of its reader (`Level`): every format's severity and syslog's priority.
     pub fn level(&self) -> Level {
+        if let Some(r) = self.about_socket() {
+            return Level::judged(r.alert.is_some(), &r.detections);
+        }
         match self {
-            Self::Bind(r)
-            | Self::Listen(r)
-            | Self::Accept(r)
-            | Self::Close(r)
-            | Self::Exec(r)
-            | Self::Listener(r)
-            | Self::ListenerStats(r) => Level::judged(r.alert.is_some(), &r.detections),
             Self::Loss(_) | Self::Flood(_) => Level::Notable,
             Self::Stop(r) if r.counts.lost_total > 0 => Level::Notable,
-            Self::Stop(_) | Self::Start(_) | Self::SnapshotComplete(_) => Level::Info,
+            _ => Level::Info,
         }
     }
 
@@ -359,27 +355,16 @@ impl Record {
     /// What a full output queue keeps longest (`sink::Worth`), and the socket inode of the
     /// listener whose birth it reports (0: none).
     pub fn worth(&self) -> (Worth, u64) {
-        let judged = |alert: &Option<String>, detections: &[Detection]| {
-            if alert.is_some() || !detections.is_empty() {
-                Worth::Urgent
-            } else {
-                Worth::Bulk
+        match (self, self.about_socket()) {
+            (Self::Listen(r) | Self::Bind(r), _) if r.birth => {
+                (Worth::Urgent, r.inode.unwrap_or(0))
             }
-        };
-        match self {
-            Self::Listen(r) | Self::Bind(r) if r.birth => (Worth::Urgent, r.inode.unwrap_or(0)),
-            Self::Listener(r) => (Worth::Vital, r.inode.unwrap_or(0)),
-            Self::Bind(r)
-            | Self::Listen(r)
-            | Self::Accept(r)
-            | Self::Close(r)
-            | Self::Exec(r)
-            | Self::ListenerStats(r) => (judged(&r.alert, &r.detections), 0),
-            Self::Start(_)
-            | Self::SnapshotComplete(_)
-            | Self::Flood(_)
-            | Self::Loss(_)
-            | Self::Stop(_) => (Worth::Vital, 0),
+            (Self::Listener(r), _) => (Worth::Vital, r.inode.unwrap_or(0)),
+            // A record the judge found something in is worth more than the bulk.
+            (_, Some(_)) if self.level() > Level::Info => (Worth::Urgent, 0),
+            (_, Some(_)) => (Worth::Bulk, 0),
+            // portwatch's own.
+            (_, None) => (Worth::Vital, 0),
         }
     }
 
