@@ -286,6 +286,21 @@ fn cases() -> Vec<Case> {
             "exec $LDSO --argv0 cron /tmp/portwatch-corpus/python3 {opt}/srv.py",
             "suspicious-location",
         ),
+        attack(
+            "a python copy in /tmp run by the loader, deleted before it listens",
+            "DELETE=/tmp/portwatch-corpus/gone/python3 exec $LDSO /tmp/portwatch-corpus/gone/python3 {opt}/unlink_env.py",
+            "suspicious-location",
+        ),
+        attack(
+            "a python copy run by the loader from ~/.local/bin, deleted before it listens",
+            "DELETE=/root/.local/bin/portwatch-corpus/pyx exec $LDSO /root/.local/bin/portwatch-corpus/pyx {opt}/unlink_env.py",
+            "fileless-listener",
+        ),
+        attack(
+            "python from a memfd run by the loader, -c",
+            "exec python3 {opt}/loader_memfd.py $LDSO {opt}/srv.py",
+            "fileless-listener",
+        ),
         // Named after a daemon: a program no package has, in a toolchain's directory.
         attack(
             "an unknown program named sshd in ~/.local/bin",
@@ -321,6 +336,36 @@ fn cases() -> Vec<Case> {
         attack(
             "tclsh -q decoy.tcl (reads standard input)",
             "exec tclsh -q {opt}/decoy.tcl < {opt}/srv.tcl",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "perl -le (a number, then more options)",
+            "exec perl -le \"$(cat {opt}/plain.pl)\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "ruby -W2e",
+            "exec ruby -W2e \"$(cat {opt}/srv.rb)\"",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "php --run",
+            "exec php --run '$s = stream_socket_server(\"tcp://127.0.0.1:'$PORT'\"); sleep(60);'",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "python3 -i /dev/null (then standard input)",
+            "exec python3 -i /dev/null < {opt}/srv.py",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "python3 /dev//stdin",
+            "exec python3 /dev//stdin < {opt}/srv.py",
+            "inline-interpreter-listener",
+        ),
+        attack(
+            "python3 -m timeit CODE",
+            "exec python3 -m timeit -n 1 -r 1 \"$(cat {opt}/srv.py)\"",
             "inline-interpreter-listener",
         ),
         // Places named so that they do not look like themselves.
@@ -396,7 +441,9 @@ fn cases() -> Vec<Case> {
         service("busybox httpd, run by nobody", "exec AS_NOBODY busybox httpd -f -p 127.0.0.1:$PORT -h {opt}"),
         service("python3 run by the dynamic loader with a script", "exec $LDSO /usr/bin/python3 {opt}/srv.py"),
         service("a pipx program (~/.local/share/pipx)", "exec /root/.local/share/pipx/portwatch-corpus/python3 {opt}/srv.py"),
-        service("perl -w with a script", "exec perl -w {opt}/plain.pl"),
+        service("node --max-old-space-size=256 with a script given -p", "exec node --max-old-space-size=256 {opt}/srv.js -p 1"),
+        service("a python program in an app's .venv, run by nobody", "exec AS_NOBODY {opt}/app/.venv/bin/python3 {opt}/srv.py"),
+                service("perl -w with a script", "exec perl -w {opt}/plain.pl"),
         service("python3 -X dev with a script", "exec python3 -X dev {opt}/srv.py"),
         service("a node script in /opt, run by nobody", "exec AS_NOBODY node {opt}/srv.js"),
         service("nginx", "exec nginx -c \"$NGINX_CONF\""),

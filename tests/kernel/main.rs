@@ -13,6 +13,7 @@ mod events;
 mod filters;
 mod flood;
 mod formats;
+mod fuse;
 mod harness;
 mod health;
 mod image;

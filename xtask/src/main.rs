@@ -269,6 +269,8 @@ const TEST_PACKAGES: &[&str] = &[
     "chrony",
     "ruby",
     "php-cli",
+    // A FUSE server that stops answering (tests/kernel/fuse.rs).
+    "python3-fusepy",
 ];
 
 /// The capabilities the README documents as enough for everything, and the core cases run with

@@ -17,7 +17,8 @@ use rustc_hash::FxHashMap;
 
 use super::{
     fingerprint::{self, Fingerprint},
-    loader, mounts, resolve,
+    loader, mounts,
+    resolve::{self, Found},
 };
 use crate::{
     files::open_regular,
@@ -144,20 +145,17 @@ impl Identifier {
 
     /// What process `pid`, running `p` (its executable's inode `exe_ino` at the event, when the
     /// kernel read it), has as its executable and script, and where they live (nothing known
-    /// when it is gone or unreadable).
+    /// when it is gone or unreadable). Every file is reached by descriptor and never on a mount
+    /// a server answers for (`resolve`).
     pub fn examine(&mut self, pid: u32, p: &ProcessContext, exe_ino: Option<u64>) -> Identity {
         let Some(script_of) = self.script_of.filter(|_| pid != 0) else {
             return Identity::default();
         };
-        // Nothing on a file system a server answers for is touched (`mounts`).
         let mounts = mounts::of(pid).unwrap_or_default();
-        let local = |path: &str| path.starts_with("/memfd:") || mounts::is_local(&mounts, path);
         let exe = p.exe.as_deref().map(|e| e.trim_end_matches(" (deleted)"));
-        let mut known_as = exe
-            .filter(|e| local(e))
-            .and_then(|e| self.known_as(pid, Some(e), exe_ino));
+        let mut known_as = open_exe(pid, &mounts, exe, exe_ino).and_then(|f| self.known_file(f));
         let mut exe_at = exe
-            .filter(|e| e.starts_with('/'))
+            .filter(|e| e.starts_with('/') && !e.starts_with("/memfd:"))
             .map(|e| located(pid, &mounts, e));
         // The arguments as started: what the program was told to run.
         let mut args = p.exec_args.as_deref().or(p.args.as_deref());
@@ -167,16 +165,51 @@ impl Identifier {
             .zip(args)
             .and_then(|(_, a)| Some((loader::program_at(a)?, a)))
             .map(|(at, a)| {
-                let path = resolve::resolve(pid, &mounts, &a[at]);
-                known_as = path
-                    .as_deref()
-                    .and_then(|p| open_regular(format!("/proc/{pid}/root{p}")).ok())
-                    .and_then(|f| self.known_file(f));
-                exe_at = path.as_deref().map(|p| located(pid, &mounts, p));
                 args = Some(&a[at..]);
+                let named = &a[at];
+                // A descriptor (a memfd's) is read as the process holds it.
+                if let Some(fd) = loader::descriptor(pid, named) {
+                    known_as = resolve::open_path(None, &fd, true)
+                        .filter(|d| mounts::local_fd(&mounts, d))
+                        .and_then(|d| resolve::reopen(&d))
+                        .and_then(|f| self.known_file(f));
+                    let held = fs::read_link(&fd)
+                        .ok()
+                        .and_then(|t| t.to_str().map(str::to_owned));
+                    let program: Arc<str> = Arc::from(held.as_deref().unwrap_or(named));
+                    let deleted = loader::deleted(pid, &program);
+                    exe_at = None;
+                    return Loaded {
+                        program,
+                        at,
+                        deleted,
+                    };
+                }
+                let found = resolve::resolve(pid, &mounts, named);
+                known_as = found
+                    .as_ref()
+                    .and_then(Found::open)
+                    .and_then(|f| self.known_file(f));
+                let at_path = match found {
+                    Some(f) => Location {
+                        path: Arc::from(f.path),
+                        world_writable: f.writable_above,
+                    },
+                    // Gone (deleted once loaded), or somewhere not to be touched: placed by
+                    // its text.
+                    None => by_text(&resolve::lexical(pid, named)),
+                };
+                let program = Arc::clone(&at_path.path);
+                let deleted = loader::deleted(pid, &program);
+                if deleted {
+                    // What is at its path now is not what runs.
+                    known_as = None;
+                }
+                exe_at = Some(at_path);
                 Loaded {
-                    program: Arc::from(path.unwrap_or_else(|| resolve::lexical(pid, &a[at]))),
+                    program,
                     at,
+                    deleted,
                 }
             });
         let program = known_as
@@ -187,14 +220,7 @@ impl Identifier {
         let script = program
             .zip(args)
             .and_then(|(prog, args)| script_of(prog, args));
-        let script_at = script.map(|s| match resolve::resolve(pid, &mounts, s) {
-            Some(real) => located(pid, &mounts, &real),
-            // Gone, or somewhere not to be touched: judged by its text.
-            None => Location {
-                path: Arc::from(resolve::lexical(pid, s)),
-                world_writable: false,
-            },
-        });
+        let script_at = script.map(|s| located(pid, &mounts, s));
         let aliases = exe
             .and_then(|e| self.catalog.aliases.get(Path::new(e)))
             .map(|a| Arc::from(a.as_slice()))
@@ -206,12 +232,6 @@ impl Identifier {
             aliases,
             loaded,
         }
-    }
-
-    /// The host tool whose content process `pid`'s executable at the event has.
-    fn known_as(&mut self, pid: u32, exe: Option<&str>, exe_ino: Option<u64>) -> Option<Arc<str>> {
-        let (file, _) = open_exe(pid, exe, exe_ino)?;
-        self.known_file(file)
     }
 
     /// The host tool whose content `file` has.
@@ -241,48 +261,47 @@ impl Identifier {
     }
 }
 
-/// The executable process `pid` ran at the event (inode `ino`, when known): its current one, or,
-/// when it has run another program since (a shell's last command is exec'd in its place), the
-/// file at the event's path in its root, if that is still the same file.
-fn open_exe(pid: u32, exe: Option<&str>, ino: Option<u64>) -> Option<(File, fs::Metadata)> {
-    let same = |m: &fs::Metadata| ino.is_none_or(|i| m.ino() == i);
-    if let Ok(f) = open_regular(format!("/proc/{pid}/exe")) {
-        let m = f.metadata().ok()?;
-        if same(&m) {
-            return Some((f, m));
-        }
+/// The executable process `pid` ran at the event (inode `ino`, when known), opened for reading:
+/// its current one, or, when it has run another program since (a shell's last command is
+/// exec'd in its place), the file at the event's path in its root, if that is still the same
+/// file. Only on a local mount, by descriptor.
+fn open_exe(pid: u32, mounts: &str, exe: Option<&str>, ino: Option<u64>) -> Option<File> {
+    let same = |f: &File| f.metadata().is_ok_and(|m| ino.is_none_or(|i| m.ino() == i));
+    let running = resolve::open_path(None, &format!("/proc/{pid}/exe"), true)
+        .filter(|fd| mounts::local_fd(mounts, fd))
+        .and_then(|fd| resolve::reopen(&fd))
+        .filter(same);
+    if running.is_some() {
+        return running;
     }
-    let path = exe?.trim_end_matches(" (deleted)");
-    let f = open_regular(format!("/proc/{pid}/root{path}")).ok()?;
-    let m = f.metadata().ok()?;
-    (ino.is_some() && same(&m)).then_some((f, m))
+    let path = exe?;
+    ino?;
+    resolve::resolve(pid, mounts, path)?.open().filter(same)
 }
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Where `path` (canonical, as process `pid` sees it: its root may be a container's) is:
-/// whether anyone may write in its directory or in one above it (so anyone could have made
-/// the directories below). Directories on a mount a server answers for are not looked at.
-fn located(pid: u32, mountinfo: &str, path: &str) -> Location {
-    let mut writable = false;
-    let mut dir = path;
-    while let Some((up, _)) = dir.rsplit_once('/') {
-        dir = up;
-        let shown = if up.is_empty() { "/" } else { up };
-        if !mounts::is_local(mountinfo, shown) {
-            break;
-        }
-        let mode = fs::metadata(format!("/proc/{pid}/root{shown}")).map_or(0, |m| m.mode());
-        if mode & 0o002 != 0 {
-            writable = true;
-            break;
-        }
-    }
+/// A path that could not be resolved, placed by its text alone.
+fn by_text(path: &str) -> Location {
     Location {
         path: Arc::from(path),
-        world_writable: writable,
+        world_writable: false,
+    }
+}
+
+/// Where `path` is, as process `pid` resolves it (its root may be a container's): its
+/// canonical path and whether anyone may write in its directory or one above (so anyone could
+/// have made what is below). A path that cannot be resolved is placed by its text, made
+/// absolute and with `..` undone.
+fn located(pid: u32, mounts: &str, path: &str) -> Location {
+    match resolve::resolve(pid, mounts, path) {
+        Some(f) => Location {
+            path: Arc::from(f.path),
+            world_writable: f.writable_above,
+        },
+        None => by_text(&resolve::lexical(pid, path)),
     }
 }
 

@@ -2,7 +2,11 @@
 //! file system that a user-space or network server answers for (FUSE, which an unprivileged
 //! user may mount; NFS, SMB, 9p, ...) is never opened, read or stat'ed by portwatch: such a
 //! server could stall the one thread that reads the ring buffer, forever. Such a program is
-//! known by its name only, and its directory's mode is not read.
+//! known by its name only, and its directory's mode is not read. A descriptor's mount is known
+//! exactly, by the id the kernel gives it (`local_fd`): paths are walked by descriptor
+//! (`resolve`), never compared as text with mount points.
+
+use std::os::fd::{AsRawFd, FromRawFd};
 
 /// File systems whose files the kernel itself serves (disks, memory, images, overlays).
 const LOCAL: [&str; 21] = [
@@ -29,101 +33,80 @@ const LOCAL: [&str; 21] = [
     "hugetlbfs",
 ];
 
-/// Process `pid`'s mount table, if readable.
+/// The most of a mount table read: past it (a namespace made with tens of thousands of
+/// mounts to slow every lookup), the table is not known, and nothing is taken for local.
+const MAX_TABLE: u64 = 1 << 20;
+
+/// Process `pid`'s mount table, if readable and under 1 MiB.
 pub fn of(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()
+    use std::io::Read;
+    let file = std::fs::File::open(format!("/proc/{pid}/mountinfo")).ok()?;
+    let mut table = String::new();
+    file.take(MAX_TABLE + 1).read_to_string(&mut table).ok()?;
+    (table.len() as u64 <= MAX_TABLE).then_some(table)
 }
 
-/// Whether `path` (absolute, in the process's root) is on a file system the kernel serves. A
-/// path with a backslash (how portwatch writes bytes that are not printable text) is not
-/// compared: it is taken for one that is not.
-pub fn is_local(mountinfo: &str, path: &str) -> bool {
-    !path.contains('\\') && fs_type(mountinfo, path).is_some_and(|t| LOCAL.contains(&t))
-}
-
-/// A mount point as mountinfo writes it, its space, tab, newline and backslash octal-escaped.
-fn unescape(point: &str) -> std::borrow::Cow<'_, str> {
-    if !point.contains('\\') {
-        return std::borrow::Cow::Borrowed(point);
+/// Whether the file `fd` refers to (an `O_PATH` descriptor: nothing was asked of its file
+/// system) is on a mount of a local file system in `mountinfo`, or in memory (a memfd). A mount
+/// the table does not list (detached with `umount -l`, another namespace's) is not local.
+pub fn local_fd(mountinfo: &str, fd: &impl AsRawFd) -> bool {
+    let Some(id) = mount_id(fd.as_raw_fd()) else {
+        return false;
+    };
+    if memfd_mount() == Some(id) {
+        return true;
     }
-    let mut out = String::with_capacity(point.len());
-    let mut rest = point;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let code = rest
-            .get(at + 1..at + 4)
-            .and_then(|o| u8::from_str_radix(o, 8).ok());
-        match code {
-            Some(byte) => {
-                out.push(char::from(byte));
-                rest = &rest[at + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[at + 1..];
-            }
+    let id = id.to_string();
+    mountinfo
+        .lines()
+        .find(|line| line.split(' ').next() == Some(id.as_str()))
+        .and_then(|line| line.split_once(" - "))
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .is_some_and(|kind| LOCAL.contains(&kind))
+}
+
+/// The mount id of descriptor `fd` of this process (`/proc/self/fdinfo`).
+fn mount_id(fd: i32) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The kernel's own mount that every memfd is on, learnt from one of this process's.
+fn memfd_mount() -> Option<u64> {
+    static MOUNT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *MOUNT.get_or_init(|| {
+        // SAFETY: a valid C string and flags; the descriptor is owned and closed below.
+        let fd = unsafe { libc::memfd_create(c"portwatch-probe".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
         }
-    }
-    out.push_str(rest);
-    std::borrow::Cow::Owned(out)
-}
-
-/// The type of the file system mounted last on the longest mount point above `path`.
-fn fs_type<'a>(mountinfo: &'a str, path: &str) -> Option<&'a str> {
-    let mut best: Option<(usize, &str)> = None;
-    for line in mountinfo.lines() {
-        let Some(point) = line.split(' ').nth(4).map(unescape) else {
-            continue;
-        };
-        let point = &*point;
-        let Some(kind) = line
-            .split_once(" - ")
-            .and_then(|(_, r)| r.split(' ').next())
-        else {
-            continue;
-        };
-        let covers = point == "/"
-            || path == point
-            || path.strip_prefix(point).is_some_and(|r| r.starts_with('/'));
-        if covers && best.is_none_or(|(len, _)| point.len() >= len) {
-            best = Some((point.len(), kind));
-        }
-    }
-    best.map(|(_, kind)| kind)
+        // SAFETY: a descriptor memfd_create just returned, owned by nothing else.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        mount_id(owned.as_raw_fd())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MOUNTS: &str = "\
-22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
-30 22 0:25 / /tmp rw,nosuid - tmpfs tmpfs rw
-41 22 0:40 / /home/u/mnt rw,nosuid,nodev - fuse.sshfs host:/ rw,user_id=1000
-42 22 0:41 / /srv/nfs rw - nfs4 server:/export rw
-43 30 0:42 / /tmp/f rw - fuse /dev/fuse rw
-44 22 0:43 / /home/u/a\\040b rw - fuse /dev/fuse rw
-";
-
     #[test]
-    fn programs_on_servers_file_systems_are_not_local() {
-        assert!(is_local(MOUNTS, "/usr/bin/python3"));
-        assert!(is_local(MOUNTS, "/tmp/x"));
-        assert!(is_local(MOUNTS, "/home/u/mntx/y"), "not under /home/u/mnt");
-        assert!(!is_local(MOUNTS, "/home/u/mnt/httpd"));
-        assert!(!is_local(MOUNTS, "/srv/nfs/bin/x"));
-        assert!(!is_local(MOUNTS, "/tmp/f/x"), "the deeper mount wins");
-        assert!(
-            !is_local("", "/usr/bin/x"),
-            "an unreadable table: nothing is read"
-        );
-        assert!(
-            !is_local(MOUNTS, "/home/u/a b/x"),
-            "a mount point with a space"
-        );
-        assert!(
-            !is_local(MOUNTS, "/home/u/a\\x09b/x"),
-            "a path with escaped bytes"
-        );
+    fn a_descriptors_mount_is_known_by_its_id() {
+        let me = std::process::id();
+        let table = of(me).unwrap();
+        // The machine's own programs are on a disk; /proc is served by the kernel, but is no
+        // place for programs and not in the list.
+        let env = std::fs::File::open("/usr/bin/env").unwrap();
+        assert!(local_fd(&table, &env));
+        let proc = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(!local_fd(&table, &proc));
+        assert!(!local_fd("", &env), "a mount the table does not list");
+        // SAFETY: a valid C string; the descriptor is owned below.
+        let fd = unsafe { libc::memfd_create(c"t".as_ptr(), 0) };
+        // SAFETY: just returned, owned by nothing else.
+        let memfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        assert!(local_fd("", &memfd), "a memfd is in memory");
     }
 }

@@ -2,7 +2,6 @@
 //! processes the kernel hooks did not describe. Every read checks the process start time, so a
 //! pid that was reused in the meantime is never mistaken for the process asked about.
 use std::{
-    ffi::OsStr,
     fs,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
@@ -129,14 +128,7 @@ pub struct ExeFile {
 /// /proc/PID/exe as a path (without the " (deleted)" the kernel appends to a file with no
 /// links left: `ExeFile::links` says so), and the file itself.
 fn read_exe_file(d: &Path) -> (Option<String>, Option<ExeFile>) {
-    use std::os::unix::fs::MetadataExt;
-    let file = fs::metadata(d.join("exe")).ok().map(|m| ExeFile {
-        id: crate::model::task::FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-        },
-        links: m.nlink(),
-    });
+    let file = cached_stat(&d.join("exe"));
     let exe = read_exe(d).map(|p| match (file, p.strip_suffix(" (deleted)")) {
         (Some(f), Some(path)) if f.links == 0 => path.to_owned(),
         _ => p,
@@ -258,6 +250,34 @@ pub fn socket_owners() -> std::collections::HashMap<u64, Vec<u32>> {
     owners
 }
 
+/// What the kernel already knows of the file `path` names (its device, inode and links),
+/// without asking its file system: a FUSE or NFS server is not waited on (`statx` with
+/// `AT_STATX_DONT_SYNC`).
+fn cached_stat(path: &Path) -> Option<ExeFile> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: zeroes are a valid statx; the call fills it or fails.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_INO | libc::STATX_NLINK;
+    // SAFETY: a valid C string and a statx to fill.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            mask,
+            &raw mut st,
+        )
+    };
+    (r == 0).then(|| ExeFile {
+        id: crate::model::task::FileId {
+            dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+        },
+        links: u64::from(st.stx_nlink),
+    })
+}
+
 /// The exec'd file name with symlinks resolved, as /proc/PID/exe shows it (so a process seen
 /// at exec and one read from /proc name their executable the same way, e.g. for baselines).
 /// Resolved in portwatch's own mount namespace, hence only for processes that share it (or are
@@ -282,9 +302,21 @@ pub fn resolve_exe(pid: u32, filename: &[u8]) -> String {
             .map(|p| text::escape_os(p.as_os_str()).into_owned())
             .unwrap_or_else(|_| given());
     }
-    fs::canonicalize(OsStr::from_bytes(filename))
-        .map(|p| text::escape_os(p.as_os_str()).into_owned())
-        .unwrap_or_else(|_| given())
+    // Walked by descriptor, never into a mount a server answers for (`resolve`): from the
+    // process's working directory, or from this daemon's root when it is gone.
+    let Ok(name) = std::str::from_utf8(filename) else {
+        return given();
+    };
+    let walk = |p: u32| super::resolve::resolve(p, &super::mounts::of(p)?, name);
+    walk(pid)
+        .or_else(|| {
+            name.starts_with('/')
+                .then(|| walk(std::process::id()))
+                .flatten()
+        })
+        .map_or_else(given, |found| {
+            text::escape(found.path.as_bytes()).into_owned()
+        })
 }
 
 #[cfg(test)]

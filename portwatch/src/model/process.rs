@@ -108,6 +108,9 @@ pub struct Loaded {
     pub program: Arc<str>,
     /// Where it is named in the arguments as started: they are its own from there.
     pub at: usize,
+    /// What runs is no file on disk: a memfd, or a file deleted (or replaced) since it was
+    /// loaded.
+    pub deleted: bool,
 }
 
 /// A file's absolute path, and whether anyone may write in its directory (as its process sees

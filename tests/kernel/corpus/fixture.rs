@@ -55,6 +55,23 @@ s.listen()
 time.sleep(60)
 ";
 
+/// The same, after deleting the file $DELETE names (a program a loader ran).
+const UNLINK_ENV_PY: &str = "import os, socket, time
+os.unlink(os.environ['DELETE'])
+s = socket.socket()
+s.bind(('127.0.0.1', int(os.environ['PORT'])))
+s.listen()
+time.sleep(60)
+";
+
+/// python run from memory by the dynamic loader: its content in a memfd kept across exec.
+const LOADER_MEMFD_PY: &str = "import os, sys
+fd = os.memfd_create('x', 0)
+os.write(fd, open(os.path.realpath('/usr/bin/python3'), 'rb').read())
+code = open(sys.argv[2]).read()
+os.execv(sys.argv[1], [sys.argv[1], f'/proc/self/fd/{fd}', '-c', code])
+";
+
 /// netcat run from memory: its content in a memfd, exec'd by descriptor under another name.
 const MEMFD_PY: &str = "import os
 fd = os.memfd_create('kworker')
@@ -112,6 +129,8 @@ impl Fixture {
             ("srv.py", SRV_PY),
             ("comm.py", COMM_PY),
             ("unlink.py", UNLINK_PY),
+            ("unlink_env.py", UNLINK_ENV_PY),
+            ("loader_memfd.py", LOADER_MEMFD_PY),
             ("memfd.py", MEMFD_PY),
             ("reverse.py", REVERSE_PY),
             ("nginx.pl", NGINX_PL),
@@ -136,6 +155,9 @@ impl Fixture {
             (&python, format!("{}/sub/python3", PLACES[3])),
             (&python, format!("{}/.cargo/bin/python3", PLACES[4])),
             (&python, format!("{}/python3", PLACES[7])),
+            (&python, format!("{}/gone/python3", PLACES[1])),
+            (&python, format!("{}/pyx", PLACES[6])),
+            (&python, format!("{OPT}/app/.venv/bin/python3")),
             (
                 Path::new("/usr/bin/nc.openbsd"),
                 format!("{}/httpd", PLACES[4]),

@@ -143,3 +143,8 @@ pub fn churn_helper() -> &'static Path {
 pub fn image_tricks_helper() -> &'static Path {
     c_helper("image_tricks")
 }
+
+/// tests/helpers/listen_on_line.c: waits for a line on stdin, then listens on 127.0.0.1:PORT.
+pub fn listen_on_line_helper() -> &'static Path {
+    c_helper("listen_on_line")
+}

@@ -27,8 +27,17 @@ pub struct Syntax {
     pub inline_long: &'static [&'static str],
     /// Short options that take a value, attached or as the next argument.
     pub valued: &'static [char],
-    /// Short options whose optional value can only be attached (`perl -l0`, `ruby -W2`).
+    /// Short options whose optional value can only be attached, and is the rest of the
+    /// argument (`perl -Mstrict`, `perl -F:`).
     pub attached: &'static [char],
+    /// Short options followed by an optional number, after which more options may follow in
+    /// the same argument (`perl -l012e`, `perl -0e`, `ruby -W2e`).
+    pub numbered: &'static [char],
+    /// Short options that leave it reading standard input after its script (`python3 -i`).
+    pub interactive: &'static [char],
+    /// Modules whose argument, or standard input, is code (`python3 -m timeit CODE`,
+    /// `python3 -m code`).
+    pub code_modules: &'static [&'static str],
     /// Long options that take a value (`--require x`; `--require=x` is one argument anyway).
     pub valued_long: &'static [&'static str],
     /// Short and long options naming a module loaded before the program: code when the value
@@ -46,17 +55,38 @@ pub struct Syntax {
     pub tcl: bool,
 }
 
-/// A module's name that is code: a `data:` URL, or statements.
+/// A module's name that is code: a `data:` URL, or statements (`-M'if EXPR, strict'`).
 fn is_code(value: &str) -> bool {
-    value.starts_with("data:") || value.contains([';', '{', '}', '`', '\n'])
+    value.starts_with("data:") || value.contains([';', '{', '}', '(', ')', '`', '\n', ' '])
 }
 
-/// A script path that is the interpreter's own standard input or an inherited descriptor.
-fn is_stdin(path: &str) -> bool {
+/// A script path that is the interpreter's own standard input or an inherited descriptor,
+/// however it is spelt (`/dev//stdin`, `/dev/./fd/0`).
+pub fn is_stdin(path: &str) -> bool {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     path == "-"
-        || path == "/dev/stdin"
-        || path.starts_with("/dev/fd/")
-        || (path.starts_with("/proc/") && path.contains("/fd/"))
+        || (path.starts_with('/')
+            && matches!(
+                parts.as_slice(),
+                ["dev", "stdin"] | ["dev", "fd", _] | ["proc", _, "fd", _]
+            ))
+}
+
+/// What follows a numbered option's number: octal digits, or `x` and hex digits after `0`.
+fn past_number(option: char, rest: &str) -> &str {
+    let hex = option == '0' && rest.starts_with(['x', 'X']);
+    let body = if hex { &rest[1..] } else { rest };
+    let digit = |d: char| {
+        if hex {
+            d.is_ascii_hexdigit()
+        } else {
+            ('0'..='7').contains(&d)
+        }
+    };
+    body.trim_start_matches(digit)
 }
 
 impl Syntax {
@@ -66,6 +96,9 @@ impl Syntax {
         inline_long: &[],
         valued: &[],
         attached: &[],
+        numbered: &[],
+        interactive: &[],
+        code_modules: &[],
         valued_long: &[],
         loads: &[],
         loads_long: &[],
@@ -77,11 +110,16 @@ impl Syntax {
 
     /// What `args` (argv, the interpreter's own name first) tell it to run.
     pub fn runs<'a>(&self, args: &'a [String]) -> Runs<'a> {
+        self.read(args, true)
+    }
+
+    /// `runs`, reading again once past an unknown option's possible value when `may_retry`.
+    fn read<'a>(&self, args: &'a [String], may_retry: bool) -> Runs<'a> {
         if self.tcl {
             return tcl(args);
         }
         let mut i = 1;
-        // The previous argument was a long option this does not know.
+        // The previous argument was a long option this does not know, without `=VALUE`.
         let mut unknown_long = false;
         while let Some(a) = args.get(i) {
             if a == "--" {
@@ -103,13 +141,16 @@ impl Syntax {
                 if self.loads_long.contains(&name) && is_code(loaded) {
                     return Runs::Inline(a);
                 }
-                unknown_long = !self.valued_long.contains(&name);
+                unknown_long = !self.valued_long.contains(&name) && !long.contains('=');
                 i += 1 + usize::from(takes_next);
                 continue;
             }
             match self.short(a, args.get(i + 1)) {
                 Short::Flags => i += 1,
                 Short::TookNext => i += 2,
+                Short::Found(Runs::Module(m)) if self.code_modules.contains(&m) => {
+                    return Runs::Inline(a);
+                }
                 Short::Found(runs) => return runs,
             }
         }
@@ -120,10 +161,11 @@ impl Syntax {
             Some(op) => Runs::Script(op),
         };
         // `node --some-option VALUE -e CODE`: if the option took the operand as its value,
-        // the options go on; when what follows runs code, that is the reading taken.
-        if unknown_long && matches!(runs, Runs::Script(_)) {
+        // the options go on; when what follows runs code, that is the reading taken (once:
+        // a command line of a thousand such pairs costs one more reading, not a thousand).
+        if may_retry && unknown_long && matches!(runs, Runs::Script(_)) {
             let rest = &args[i..];
-            match self.runs(rest) {
+            match self.read(rest, false) {
                 found @ (Runs::Inline(_) | Runs::Stdin(_)) if rest.len() > 1 => return found,
                 _ => {}
             }
@@ -133,8 +175,9 @@ impl Syntax {
 
     /// One argument of short options (`-Ic`), `next` the argument after it.
     fn short<'a>(&self, a: &'a str, next: Option<&'a String>) -> Short<'a> {
-        for (at, c) in a.char_indices().skip(1) {
-            let rest = &a[at + c.len_utf8()..];
+        let mut rest = &a[1..];
+        while let Some(c) = rest.chars().next() {
+            rest = &rest[c.len_utf8()..];
             let value = || {
                 if rest.is_empty() {
                     next.map_or("", String::as_str)
@@ -144,6 +187,9 @@ impl Syntax {
             };
             if self.inline.contains(&c) {
                 return Short::Found(Runs::Inline(a));
+            }
+            if self.interactive.contains(&c) {
+                return Short::Found(Runs::Stdin(a));
             }
             if self.module.contains(&c) {
                 return Short::Found(Runs::Module(value()));
@@ -155,6 +201,14 @@ impl Syntax {
                 } else {
                     Runs::Script(path)
                 });
+            }
+            if self.numbered.contains(&c) {
+                rest = past_number(c, rest);
+                // `ruby -W:no-deprecated`: the rest is its value.
+                if rest.starts_with(':') {
+                    return Short::Flags;
+                }
+                continue;
             }
             let attached_only = self.attached.contains(&c);
             if self.loads.contains(&c) && is_code(if attached_only { rest } else { value() }) {
@@ -281,6 +335,30 @@ mod tests {
             ),
             ("tclsh", "tclsh srv.tcl -x", "Script(\"srv.tcl\")"),
             ("php", "php -F /dev/stdin", "Stdin(\"/dev/stdin\")"),
+            ("php", "php --run x", "Inline(\"--run\")"),
+            ("perl", "perl -le x", "Inline(\"-le\")"),
+            ("perl", "perl -0e x", "Inline(\"-0e\")"),
+            ("perl", "perl -l012e x", "Inline(\"-l012e\")"),
+            // Hex digits take the e, as perl reads it.
+            ("perl", "perl -0x1Fe x", "Script(\"x\")"),
+            ("perl", "perl -0x1F -e x", "Inline(\"-e\")"),
+            (
+                "perl",
+                "perl -Mif(1),strict srv.pl",
+                "Inline(\"-Mif(1),strict\")",
+            ),
+            ("ruby", "ruby -le x", "Inline(\"-le\")"),
+            ("ruby", "ruby -W2e x", "Inline(\"-W2e\")"),
+            ("ruby", "ruby -W:no-deprecated app.rb", "Script(\"app.rb\")"),
+            ("python", "python3 /dev//stdin", "Stdin(\"/dev//stdin\")"),
+            ("python", "python3 -i /dev/null", "Stdin(\"-i\")"),
+            ("python", "python3 -m timeit x", "Inline(\"-m\")"),
+            ("python", "python3 -mcode", "Inline(\"-mcode\")"),
+            (
+                "node",
+                "node --max-old-space-size=4096 srv.js -p 3000",
+                "Script(\"srv.js\")",
+            ),
             ("perl", "perl -l0 -ne x", "Inline(\"-ne\")"),
             ("perl", "perl -I lib server.pl", "Script(\"server.pl\")"),
             ("ruby", "ruby -rsocket -e x", "Inline(\"-e\")"),

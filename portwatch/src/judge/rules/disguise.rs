@@ -63,12 +63,23 @@ pub(super) const INSTALLED: [&str; 8] = [
     "/nix/store/",
 ];
 
-/// The daemon `name` is, or is a version or part of.
+/// The daemon `name` is, or is a version or part of (`php-fpm8.2`, `sshd-session`).
 pub(super) fn daemon(name: &str) -> Option<&'static str> {
     DAEMONS
         .iter()
         .copied()
         .find(|d| name == *d || name.strip_prefix(d).is_some_and(is_version_or_part))
+}
+
+/// The daemon `name` is, or a version of (`php-fpm8.2`), but not a part of: a file named
+/// `nginx-ingress-controller` is another program, not nginx under a disguise.
+fn daemon_itself(name: &str) -> Option<&'static str> {
+    DAEMONS.iter().copied().find(|d| {
+        name == *d
+            || name
+                .strip_prefix(d)
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+    })
 }
 
 /// The program a name claims: `sshd: root@pts/0` → `sshd`, `/usr/sbin/nginx` → `nginx`,
@@ -115,9 +126,13 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     let prog = program(s);
     for (what, name) in names {
         let Some(name) = name else { continue };
-        let claim = claimed(name);
-        let is_it = daemon(prog) == Some(claim) || s.aliases.iter().any(|a| &**a == claim);
-        if DAEMONS.contains(&claim) && !is_it {
+        // `sshd-session: root [priv]` and `systemd-journald` claim sshd and systemd.
+        let Some(claim) = daemon(claimed(name)) else {
+            continue;
+        };
+        let is_it =
+            daemon(prog) == Some(claim) || s.aliases.iter().any(|a| daemon(a) == Some(claim));
+        if !is_it {
             f.add(
                 &MASQUERADE,
                 Severity::High,
@@ -134,7 +149,7 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
     // Named after a daemon by its file name alone: not a copy of a host program, and not
     // where packages install programs.
     let at = s.exe_at.map(|a| &*a.path);
-    if let (Some(daemon), None, Some(at)) = (daemon(prog), s.known_as, at) {
+    if let (Some(daemon), None, Some(at)) = (daemon_itself(prog), s.known_as, at) {
         if !INSTALLED.iter().any(|p| at.starts_with(p)) {
             f.add(
                 &MASQUERADE,

@@ -1,7 +1,7 @@
 //! The interpreters the rules know, and how each reads its command line (checked against the
 //! real ones: `perl -M strict` is refused, so perl's `-M` takes its value attached only;
 //! `node --inspect-port 9229` takes the next argument; `tclsh -x` reads its program from
-//! standard input).
+//! standard input; `perl -le CODE` and `ruby -W2e CODE` run CODE).
 use super::cmdline::Syntax;
 
 /// An interpreter: how it reads its command line (`cmdline::Syntax`) and its technique.
@@ -16,6 +16,8 @@ pub(super) const INTERPRETERS: [Interpreter; 8] = [
         family: "python",
         syntax: Syntax {
             inline: &['c'],
+            interactive: &['i'],
+            code_modules: &["code", "timeit", "pdb"],
             valued: &['W', 'X'],
             valued_long: &["check-hash-based-pycs"],
             module: &['m'],
@@ -28,7 +30,8 @@ pub(super) const INTERPRETERS: [Interpreter; 8] = [
         syntax: Syntax {
             inline: &['e', 'E'],
             valued: &['I'],
-            attached: &['l', '0', 'x', 'i', 'C', 'd', 'D', 'F', 'M', 'm'],
+            attached: &['x', 'i', 'C', 'd', 'D', 'F', 'M', 'm'],
+            numbered: &['l', '0'],
             // `-M'strict;system ...'` is `use strict;system ...;`.
             loads: &['M', 'm'],
             ..Syntax::PLAIN
@@ -40,7 +43,8 @@ pub(super) const INTERPRETERS: [Interpreter; 8] = [
         syntax: Syntax {
             inline: &['e'],
             valued: &['I', 'r', 'C', 'E'],
-            attached: &['W', 'x', '0', 'l', 'T', 'K', 'F', 'i'],
+            attached: &['x', 'T', 'K', 'F', 'i'],
+            numbered: &['W', '0'],
             valued_long: &[
                 "encoding",
                 "external-encoding",
@@ -57,7 +61,7 @@ pub(super) const INTERPRETERS: [Interpreter; 8] = [
         family: "php",
         syntax: Syntax {
             inline: &['r', 'B', 'R', 'E'],
-            inline_long: &["process-begin", "process-code", "process-end"],
+            inline_long: &["run", "process-begin", "process-code", "process-end"],
             valued: &['c', 'd', 't', 'z'],
             valued_long: &["php-ini", "define", "docroot", "zend-extension"],
             module: &['S'],
@@ -94,6 +98,7 @@ pub(super) const INTERPRETERS: [Interpreter; 8] = [
         family: "lua",
         syntax: Syntax {
             inline: &['e'],
+            interactive: &['i'],
             valued: &['l'],
             ..Syntax::PLAIN
         },

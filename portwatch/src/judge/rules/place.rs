@@ -9,9 +9,14 @@ use crate::model::process::Location;
 /// Hidden directories of language toolchains, version managers and remote editors, whose
 /// programs developers run as they are: not reported when the path's first hidden directory is
 /// one of them (an attacker may hide there too; the README says so).
-pub(super) const TOOLCHAIN_DIRS: [&str; 16] = [
+pub(super) const TOOLCHAIN_DIRS: [&str; 21] = [
     ".local/bin/",
     ".local/share/pipx/",
+    ".local/share/virtualenvs/",
+    ".local/share/gem/",
+    ".venv/",
+    ".virtualenvs/",
+    ".cache/pypoetry/virtualenvs/",
     ".local/pipx/",
     ".cargo/bin/",
     ".rustup/",

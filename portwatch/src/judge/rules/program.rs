@@ -173,6 +173,22 @@ pub(super) fn judge(s: &Subject, f: &mut Findings) {
             );
         }
     }
+    if let Some(l) = s.loaded.filter(|l| l.deleted) {
+        let (technique, what) = if l.program.starts_with("/memfd:") {
+            ("T1620", "a memfd, in memory only")
+        } else {
+            ("T1070.004", "deleted since it was loaded")
+        };
+        f.add(
+            &FILELESS,
+            Severity::Critical,
+            technique,
+            format!(
+                "{who} {}: the program its loader runs, {}, is {what}",
+                s.doing, l.program
+            ),
+        );
+    }
     super::disguise::judge(s, f);
 }
 

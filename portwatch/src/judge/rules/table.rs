@@ -152,7 +152,7 @@ pub const REMOTE_SHELL_TOOL: Rule = Rule {
 
 pub const FILELESS: Rule = Rule {
     name: "fileless-listener",
-    fires_on: "a listener whose executable is a memfd (in memory only) or deleted (no links left at the event: `exe_deleted`)",
+    fires_on: "a listener whose executable is a memfd (in memory only) or deleted (no links left at the event: `exe_deleted`), or whose dynamic loader runs a program from a memfd or from a file deleted or replaced since it was loaded (its executable mappings say so)",
     forms: &[
         (Severity::Critical, Technique::Id("T1620")),
         (Severity::Critical, Technique::Id("T1070.004")),

@@ -349,6 +349,32 @@ fn names_that_claim_another_program_are_disguises() {
         ..subject("sshd", Some("/usr/sbin/sshd"), &argv, 8080)
     };
     assert!(found(&image).is_empty(), "{:?}", found(&image));
+    // A daemon's part claims the daemon; a program named after a part of one is another.
+    let session = args(&["sshd-session: root [priv]", "/srv/x.py"]);
+    assert_eq!(
+        found(&subject(
+            "python3",
+            Some("/usr/bin/python3.11"),
+            &session,
+            8080
+        )),
+        ["masquerade"]
+    );
+    let root = Location {
+        path: "/nginx-ingress-controller".into(),
+        world_writable: false,
+    };
+    let ingress = args(&["/nginx-ingress-controller"]);
+    let controller = Subject {
+        exe_at: Some(&root),
+        ..subject(
+            "nginx-ingress-c",
+            Some("/nginx-ingress-controller"),
+            &ingress,
+            8080,
+        )
+    };
+    assert!(found(&controller).is_empty(), "{:?}", found(&controller));
     // Rewritten after exec: the name it was started with is judged too.
     let now = args(&["worker", "/srv/x.py"]);
     let started = args(&["nginx: master process", "/srv/x.py"]);
@@ -438,6 +464,7 @@ fn programs_and_scripts_in_places_anyone_may_write_are_flagged_more_for_system_a
         "/root/.cargo/bin/srv",
         "/home/u/.vscode-server/bin/abc/node",
         "/home/u/.local/share/pipx/venvs/x/bin/python",
+        "/srv/app/.venv/bin/gunicorn",
         "/usr/sbin/nginx",
         "/opt/app/bin/srv",
     ] {
@@ -548,6 +575,7 @@ fn a_program_run_by_the_dynamic_loader_is_judged_as_that_program() {
     let loaded = Loaded {
         program: "/tmp/py".into(),
         at: 3,
+        deleted: false,
     };
     let tmp = Location {
         path: "/tmp/py".into(),
@@ -580,6 +608,7 @@ fn a_program_run_by_the_dynamic_loader_is_judged_as_that_program() {
     let app = Loaded {
         program: "/usr/bin/python3.11".into(),
         at: 1,
+        deleted: false,
     };
     let s = Subject {
         known_as: Some("/usr/bin/python3.11"),
@@ -587,4 +616,14 @@ fn a_program_run_by_the_dynamic_loader_is_judged_as_that_program() {
         ..subject("ld-linux-x86-64", Some(ldso), &script, 8080)
     };
     assert!(found(&s).is_empty(), "{:?}", found(&s));
+    // What the loader runs was deleted since, or is a memfd: fileless.
+    let gone = Loaded {
+        deleted: true,
+        ..app.clone()
+    };
+    let s = Subject {
+        loaded: Some(&gone),
+        ..s
+    };
+    assert_eq!(found(&s), ["fileless-listener"]);
 }
