@@ -43,6 +43,11 @@ impl Found {
 /// An `O_PATH` descriptor opened for reading, if it is a regular file on a local mount: through
 /// `/proc/self/fd`, which reaches the same file without looking up any path.
 pub fn reopen(fd: &OwnedFd) -> Option<File> {
+    // Nothing but a regular file is opened: a device may act on being opened (a watchdog
+    // arms), and a FIFO's writer would be let through.
+    if mode(fd)? & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
     open_regular(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
 }
 
